@@ -1,0 +1,42 @@
+"""Optional dependencies, imported in one place with an install hint (uproot's pattern)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+_HINTS = {
+    "pyarrow": "pip install 'balerc[parquet]'",
+    "matplotlib": "pip install 'balerc[plot]'",
+    "torch": "pip install torch==2.13.0 'balerc[train]'",
+    "onnx": "pip install 'balerc[train]'",
+    "pysz": "pip install 'balerc[bench]'",
+    "zfpy": "pip install 'balerc[bench]'",
+    "pcodec": "pip install 'balerc[bench]'",
+    "uproot": "pip install uproot",
+    "awkward": "pip install awkward",
+    "tqdm": "pip install tqdm",
+}
+
+
+def require(name: str, why: str = "") -> ModuleType:
+    """Import `name` or raise MissingDependencyError with the command that installs it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        hint = _HINTS.get(name, f"pip install {name}")
+        what = f" ({why})" if why else ""
+        raise MissingDependencyError(
+            f"the optional package '{name}' is needed{what}; install it with: {hint}"
+        ) from exc
+
+
+def available(name: str) -> bool:
+    """True when `name` imports; never raises."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True

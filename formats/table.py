@@ -1,0 +1,185 @@
+"""The in-memory table every reader returns and every writer takes.
+
+A `Table` is an ordered set of named 1-D numpy columns of equal length, each with a kind
+(float, int, bool, string), plus `source` metadata that lets a writer rebuild the input
+faithfully (format, tree name, original dtypes, the CSV header text, jagged layout).
+Strings are numpy object arrays of Python `str`, so their lengths are unbounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+KINDS = ("float", "int", "bool", "string")
+
+
+def kind_of(array: np.ndarray) -> str:
+    """Classify a numpy array into one of KINDS (raises for shapes/dtypes we cannot store)."""
+    if array.ndim != 1:
+        raise InputError(f"columns must be 1-D, got shape {array.shape}")
+    k = array.dtype.kind
+    if k == "f":
+        return "float"
+    if k in "iu":
+        return "int"
+    if k == "b":
+        return "bool"
+    if k in "OUS":
+        return "string"
+    raise InputError(f"unsupported column dtype {array.dtype} (use float, int, bool or string)")
+
+
+def _as_column(values: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype.kind in "US":
+        arr = arr.astype(object)
+    if arr.dtype.kind == "O":
+        bad = [v for v in arr[:1000] if not isinstance(v, str)]
+        if bad:
+            raise InputError(f"object columns must hold str values, found {type(bad[0]).__name__}")
+    return arr
+
+
+@dataclass
+class Table:
+    """Ordered named columns of equal length plus source metadata.
+
+    `source` keys used by the readers/writers: ``format`` (root, csv, tsv, npy, npz,
+    parquet, generated), ``path``, ``size`` (source file bytes), ``tree``, ``dtypes``
+    (name -> original dtype string), ``header_text`` / ``newline`` (CSV), ``jagged``
+    (ROOT collection layout), ``shape`` (N-D numpy inputs).
+    """
+
+    columns: dict[str, np.ndarray]
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        cols: dict[str, np.ndarray] = {}
+        n = None
+        for name, values in self.columns.items():
+            arr = _as_column(values)
+            kind_of(arr)
+            if n is None:
+                n = len(arr)
+            elif len(arr) != n:
+                raise InputError(
+                    f"column '{name}' has {len(arr)} rows but earlier columns have {n}"
+                )
+            cols[str(name)] = arr
+        self.columns = cols
+
+    # -- shape -------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.columns)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def kind(self, name: str) -> str:
+        return kind_of(self.columns[name])
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {n: kind_of(a) for n, a in self.columns.items()}
+
+    def names_of_kind(self, kind: str) -> list[str]:
+        return [n for n, a in self.columns.items() if kind_of(a) == kind]
+
+    @property
+    def nbytes(self) -> int:
+        """Raw size: numeric bytes plus UTF-8 bytes of strings (the ratio's denominator)."""
+        total = 0
+        for arr in self.columns.values():
+            if arr.dtype.kind == "O":
+                total += sum(len(s.encode("utf-8")) for s in arr)
+            else:
+                total += arr.nbytes
+        return total
+
+    # -- derived tables ----------------------------------------------------------------
+    def select(self, names: Iterable[str]) -> Table:
+        names = list(names)
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise InputError(f"no column(s) {missing}; the table has {self.names}")
+        return Table({n: self.columns[n] for n in names}, dict(self.source))
+
+    def slice(self, start: int, stop: int) -> Table:
+        return Table({n: a[start:stop] for n, a in self.columns.items()}, self.source)
+
+    def to_numpy(self, names: Iterable[str] | None = None, dtype: Any = np.float64) -> np.ndarray:
+        """Stack numeric columns into an (N, F) array (float columns by default)."""
+        names = self.names_of_kind("float") if names is None else list(names)
+        out = np.empty((self.n_rows, len(names)), dtype=dtype)
+        for j, n in enumerate(names):
+            out[:, j] = self.columns[n]
+        return out
+
+    @classmethod
+    def from_numpy(
+        cls, array: np.ndarray, names: Iterable[str] | None = None, source: dict | None = None
+    ) -> Table:
+        array = np.asarray(array)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise InputError(f"expected a 1-D or 2-D array, got shape {array.shape}")
+        names = [f"c{j}" for j in range(array.shape[1])] if names is None else list(names)
+        if len(names) != array.shape[1]:
+            raise InputError(f"{len(names)} names for {array.shape[1]} columns")
+        return cls({n: np.ascontiguousarray(array[:, j]) for j, n in enumerate(names)}, source or {})
+
+    def equals(self, other: Table) -> bool:
+        """Bit-exact equality of names, order, dtypes and values (NaN payloads included)."""
+        if self.names != other.names:
+            return False
+        for n in self.names:
+            a, b = self.columns[n], other.columns[n]
+            if a.dtype != b.dtype or a.shape != b.shape:
+                return False
+            if a.dtype.kind == "O":
+                if not all(x == y for x, y in zip(a, b)):
+                    return False
+            elif a.tobytes() != b.tobytes():
+                return False
+        return True
+
+    def describe(self) -> str:
+        cols = ", ".join(f"{n}:{self.kind(n)}" for n in self.names[:12])
+        more = f", ... ({self.n_columns} in all)" if self.n_columns > 12 else ""
+        return f"Table({self.n_rows} rows; {cols}{more})"
+
+    __repr__ = describe
+
+
+def concat(tables: list[Table]) -> Table:
+    """Row-wise concatenation of tables with identical names and dtypes."""
+    if not tables:
+        raise InputError("nothing to concatenate")
+    first = tables[0]
+    cols = {n: np.concatenate([t.columns[n] for t in tables]) for n in first.names}
+    return Table(cols, dict(first.source))

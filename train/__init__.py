@@ -1,0 +1,1 @@
+"""balerc.train"""
