@@ -1,0 +1,176 @@
+"""The `balerc` command line: thin click commands over formats/, codec/ and train/.
+
+Every deliberate error (bad input, damaged file, missing optional package) is printed as
+one line `balerc: error: ...` with exit status 2; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+from balerc.formats.errors import BalercError
+
+from .info import info_command
+from .options import columns_option, force_option, split_patterns, threads_option
+
+
+class BalercGroup(click.Group):
+    """Turns BalercError (and file errors) into one clean line and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
+        except BalercError as exc:
+            click.echo(f"balerc: error: {exc}", err=True)
+            sys.exit(2)
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            click.echo(f"balerc: error: {exc.strerror}: {exc.filename}", err=True)
+            sys.exit(2)
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    click.echo(f"balerc: warning: {message}", err=True)
+
+
+@click.group(cls=BalercGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="balerc")
+def cli() -> None:
+    """balerc: compress scientific tables with autoencoders and a guaranteed error bound.
+
+    \b
+    Everyday use:
+      balerc compress events.root -m model/ -o events.balerc --error-bound rel:1e-3
+      balerc decompress events.balerc -o events.root
+      balerc info events.balerc
+    Start with `balerc demo` to see the whole chain on generated dimuon events.
+    """
+
+
+@cli.command("compress")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Output .balerc file.")
+@click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
+              help="Model directory from `balerc train` (encoder.onnx, decoder.onnx, model.json).")
+@click.option("--lossless", is_flag=True, help="Store every column losslessly (bit-exact).")
+@click.option("--error-bound", "bound", default=None, metavar="MODE:E",
+              help="abs:E (|y-y'|<=E), rel:E (E x column range) or pwrel:E (E x |y|). "
+                   "Without it the autoencoder's reconstruction alone is stored.")
+@click.option("--latent-bits", type=click.IntRange(1, 16), default=None,
+              help="Latent quantization bits (default: what the model was trained for).")
+@click.option("--tree", default=None, help="ROOT: the TTree/RNTuple to read (default: the only one).")
+@columns_option
+@click.option("--chunk-rows", type=click.IntRange(1), default=65536, show_default=True,
+              help="Rows per independent chunk.")
+@threads_option
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where ONNX Runtime runs the encoder.")
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True)
+@click.option("--no-embed-model", is_flag=True,
+              help="Do not embed the decoder; decompress then needs -m MODEL_DIR (hash-checked).")
+@force_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
+def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: bool,
+                 bound: str | None, latent_bits: int | None, tree: str | None,
+                 columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
+                 zstd_level: int, no_embed_model: bool, force: bool, quiet: bool) -> None:
+    """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet) into a .balerc file."""
+    from balerc.codec import api
+    from balerc.formats.fileio import check_output
+    from balerc.formats.tableio import read_table
+
+    check_output(output, force)
+    table = read_table(data, tree=tree, columns=split_patterns(columns))
+    result = api.compress_file(
+        table, output, model_dir=model_dir, lossless=lossless, bound=bound,
+        latent_bits=latent_bits, chunk_rows=chunk_rows, threads=threads, device=device,
+        zstd_level=zstd_level, embed_model=not no_embed_model, force=force,
+        show_progress=not quiet,
+    )
+    if not quiet:
+        click.echo(api.format_summary(result))
+
+
+@cli.command("decompress")
+@click.argument("src", metavar="IN", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Output table: .root, .csv, .tsv, .npy, .npz or .parquet.")
+@click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
+              help="Model directory, needed only for files written with --no-embed-model.")
+@columns_option
+@threads_option
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
+              show_default=True, help="Where ONNX Runtime runs the decoder.")
+@force_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def decompress_cmd(src: Path, output: Path, model_dir: Path | None, columns: tuple[str, ...],
+                   threads: int | None, device: str, force: bool, quiet: bool) -> None:
+    """Restore a table from a .balerc file (only the file is needed)."""
+    from balerc.codec import api
+
+    api.decompress_file(src, output, model_dir=model_dir, columns=split_patterns(columns),
+                        threads=threads, device=device, force=force, show_progress=not quiet)
+    if not quiet:
+        click.echo(f"wrote {output}")
+
+
+@cli.command("generate")
+@click.option("--kind", type=click.Choice(["dimuon", "jets", "gene"]), default="dimuon",
+              show_default=True, help="Toy table to generate.")
+@click.option("--rows", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Output file; the extension picks the format (.root, .csv, .npz, ...).")
+@force_option
+def generate_cmd(kind: str, rows: int, seed: int, output: Path, force: bool) -> None:
+    """Generate realistic toy collider tables (no download needed)."""
+    from balerc.formats import toy
+    from balerc.formats.fileio import atomic_output
+    from balerc.formats.tableio import write_table
+
+    table = toy.generate(kind, rows, seed)
+    with atomic_output(output, force) as tmp:
+        write_table(table, tmp, fmt=output.suffix.lstrip(".").lower())
+    click.echo(f"wrote {output}: {table.n_rows} rows x {table.n_columns} columns ({kind}, seed {seed})")
+
+
+cli.add_command(info_command)
+
+
+def _add_optional_commands() -> None:
+    """Commands whose modules need extras register lazily, so `--help` always works."""
+    try:
+        from balerc.train.cli_command import train_command
+    except ImportError:
+        @cli.command("train", context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        def train_missing(args: tuple[str, ...]) -> None:
+            """Train a model (needs the `train` extra)."""
+            raise BalercError("training needs PyTorch: pip install torch==2.13.0 'balerc[train]'")
+    else:
+        cli.add_command(train_command)
+    try:
+        from .demo import demo_command
+    except ImportError:
+        pass
+    else:
+        cli.add_command(demo_command)
+
+
+_add_optional_commands()
+
+
+def main() -> None:
+    cli(prog_name="balerc")
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

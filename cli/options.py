@@ -1,0 +1,21 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+import click
+
+columns_option = click.option(
+    "--columns", "columns", multiple=True, metavar="PATTERNS",
+    help="Columns to keep: glob patterns, comma-separated or repeated (e.g. 'Jet_*,MET_pt').",
+)
+threads_option = click.option(
+    "--threads", type=click.IntRange(1, 256), default=None,
+    help="Worker threads (default: the machine's cores, at most 8).",
+)
+force_option = click.option("--force", is_flag=True, help="Overwrite the output if it exists.")
+
+
+def split_patterns(values: tuple[str, ...]) -> list[str] | None:
+    """('a*,b', 'c') -> ['a*', 'b', 'c']; no patterns -> None (every column)."""
+    out = [p.strip() for v in values for p in v.split(",") if p.strip()]
+    return out or None

@@ -1,0 +1,480 @@
+"""The lossy coder: anchors, quantized latents, and a residual that guarantees the bound.
+
+Per chunk, for the float columns it covers (docs/FORMAT.md, "autoencoder coder"):
+
+* anchor columns: codes round(y / 2e), decoded exactly to within e;
+* latents: z = encoder(x), codes round(z / step), one stream;
+* predicted columns: p = denorm(decoder(z', anchors')); residual codes round((y - p) / 2e')
+  with e' = e - margin, where the margin absorbs the last-bit differences between ONNX
+  Runtime providers and thread counts, so the bound holds wherever the file is decoded;
+* per column and chunk the coder keeps whichever of "predicted" and "plain quantization"
+  packs smaller, and drops the latents when no column gains: never worse than
+  quantization + zstd, by construction;
+* pwrel bounds quantize log2|y| (sign in its own stream), zero prediction;
+* every value whose reconstruction (after the cast to the column dtype) misses the bound,
+  NaN and Inf included, is stored verbatim in an exception stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from balerc.formats.errors import ContainerError, InputError
+from balerc.formats.table import Table
+
+from . import lossless
+from .bound import Bound
+from .model import ModelBundle, sha256
+from .packing import pack_codes, pack_exceptions, unpack_codes, unpack_exceptions
+from .pipeline import (
+    DEFAULT_CHUNK_ROWS,
+    CompressResult,
+    LosslessCoder,
+    dtype_str,
+    write_table_container,
+)
+from .runtime import session
+
+# Allowed drift of the decoder output between runtimes, in normalized units (x = (y-o)/s).
+# Measured drift CPU 1 vs 2 threads vs CUDA (TF32 off) is < 1e-6; see docs/FORMAT.md.
+MARGIN = 2.0**-16
+_MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
+_LOG_SLACK = 1.0 - 1e-9
+
+
+@dataclass
+class _Stats:
+    max: np.ndarray
+    sumsq: np.ndarray
+    n: int = 0
+    modes: dict[str, int] = field(default_factory=dict)
+
+
+class AECoder:
+    """Codes a group of float columns with an optional model and an optional bound."""
+
+    def __init__(
+        self,
+        columns: list[str],
+        index: dict[str, int],
+        dtypes: dict[str, str],
+        bound: Bound | None,
+        abs_bounds: list[float] | None,
+        model: ModelBundle | None,
+        *,
+        latent_step: float | None = None,
+        margin: float = MARGIN,
+        level: int = 3,
+        device: str = "cpu",
+        threads: int = 1,
+        embed_model: bool = True,
+    ):
+        self.columns = columns
+        self.index = index
+        self.dtypes = dtypes
+        self.bound = bound
+        self.abs_bounds = np.asarray(abs_bounds, dtype=np.float64) if abs_bounds is not None else None
+        self.model = model
+        self.margin = margin
+        self.level = level
+        self.device = device
+        self.threads = threads
+        self.embed_model = embed_model
+        self.latent_step = latent_step
+        if model is not None:
+            pos = {c: j for j, c in enumerate(columns)}
+            self.anchor_idx = [pos[c] for c in model.anchors]
+            self.pred_idx = [pos[c] for c in model.predicted]
+            off, sc = model.norm()
+            self.offset = np.asarray(off, dtype=np.float64)
+            self.scale = np.asarray(sc, dtype=np.float64)
+            if latent_step is None:
+                self.latent_step = 2.0 / 2 ** model.latent_bits
+        else:
+            self.anchor_idx, self.pred_idx = [], []
+        self._stats = _Stats(np.zeros(len(columns)), np.zeros(len(columns)))
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ description
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": "autoencoder",
+            "features": ["quantized", "residual"] + (["autoencoder"] if self.model else []),
+            "columns": self.columns,
+            "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
+            "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
+            "margin": self.margin,
+            "zstd_level": self.level,
+        }
+        if self.model is not None:
+            m = self.model.manifest
+            d["latent_step"] = self.latent_step
+            d["model"] = {
+                k: m.get(k)
+                for k in ("columns", "anchors", "predicted", "latent_dim", "latent_bits", "normalization", "opset")
+            }
+            d["model"]["model_format_version"] = m.get("model_format_version")
+            d["decoder_sha256"] = sha256(self.model.decoder)
+            d["encoder_sha256"] = sha256(self.model.encoder) if self.model.encoder else None
+            d["decoder_onnx"] = base64.b64encode(self.model.decoder).decode() if self.embed_model else None
+        return d
+
+    @classmethod
+    def from_header(
+        cls,
+        desc: dict[str, Any],
+        index: dict[str, int],
+        dtypes: dict[str, str],
+        *,
+        device: str = "cpu",
+        model_dir: str | os.PathLike | None = None,
+        threads: int = 1,
+        **_: Any,
+    ) -> AECoder:
+        model = None
+        if desc.get("model") is not None:
+            if desc.get("decoder_onnx"):
+                decoder = base64.b64decode(desc["decoder_onnx"])
+                if sha256(decoder) != desc["decoder_sha256"]:
+                    raise ContainerError("the embedded decoder does not match its recorded sha256")
+                manifest = dict(desc["model"], format="balerc-model")
+                model = ModelBundle(manifest, None, decoder)
+            else:
+                if model_dir is None:
+                    raise InputError(
+                        "this file was written with --no-embed-model: pass -m MODEL_DIR with the "
+                        f"model it was compressed with (decoder sha256 {desc['decoder_sha256'][:16]}...)"
+                    )
+                model = ModelBundle.load(model_dir)
+                if sha256(model.decoder) != desc["decoder_sha256"]:
+                    raise InputError(
+                        f"{model_dir}: this model's decoder (sha256 {sha256(model.decoder)[:16]}...) is "
+                        f"not the one the file was compressed with ({desc['decoder_sha256'][:16]}...)"
+                    )
+        b = desc.get("bound")
+        return cls(
+            desc["columns"], index, dtypes, Bound(b["mode"], b["value"]) if b else None,
+            desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
+            margin=desc.get("margin", MARGIN), level=desc.get("zstd_level", 3), device=device,
+            threads=threads,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _col_bound(self, j: int) -> float:
+        assert self.abs_bounds is not None
+        return float(self.abs_bounds[j])
+
+    def _sid(self, role: str, j: int) -> str:
+        return f"{role}/{self.index[self.columns[j]]}"
+
+    def _predict(self, latents: np.ndarray | None, anchors: np.ndarray) -> np.ndarray:
+        """Decoder output in column units (float64) for the predicted columns."""
+        assert self.model is not None
+        dec = session(self.model.decoder, self.device, self.threads)
+        inputs: dict[str, np.ndarray] = {}
+        if latents is not None:
+            inputs["z"] = latents
+        if self.anchor_idx:
+            a = (anchors - self.offset[self.anchor_idx]) / self.scale[self.anchor_idx]
+            inputs["a"] = a.astype(np.float32)
+        out = dec.run(**inputs).astype(np.float64)
+        return out * self.scale[self.pred_idx] + self.offset[self.pred_idx]
+
+    def _pred_margin(self, j: int) -> float:
+        """Absolute slack for runtime drift of column j's prediction (margin x scale)."""
+        return self.margin * float(self.scale[j])
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, chunk: Table, index: int) -> tuple[dict[str, bytes], dict[str, Any]]:
+        n = chunk.n_rows
+        F = len(self.columns)
+        Y = chunk.to_numpy(self.columns, np.float64)
+        finite = np.isfinite(Y)
+        recon = np.zeros_like(Y)
+        streams: dict[str, bytes] = {}
+        modes = ["q"] * F
+        plain: dict[int, bytes] = {}
+
+        if self.bound is not None and self.bound.mode == "pwrel":
+            for j in range(F):
+                streams.update(self._encode_log(j, Y[:, j], finite[:, j], recon))
+                modes[j] = "l"
+        else:
+            ebounds = self._effective_bounds(Y)
+            for j in range(F):
+                codes, r = _quantize(Y[:, j], 0.0, ebounds[j], finite[:, j])
+                plain[j] = pack_codes(codes, self.level)
+                recon[:, j] = r
+            if self.model is not None:
+                self._encode_model(Y, finite, ebounds, recon, plain, modes, streams)
+            for j in range(F):
+                if modes[j] in ("q",):
+                    streams[self._sid("res", j)] = plain[j]
+
+        # exceptions: anything the decoder would not reproduce within the bound
+        for j in range(F):
+            dt = np.dtype(self.dtypes[self.columns[j]])
+            cast = recon[:, j].astype(dt).astype(np.float64)
+            err = np.abs(Y[:, j] - cast)
+            limit = self._limit(j, Y[:, j])
+            bad = ~finite[:, j] | ~(err <= limit)
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[rows, j], self.level)
+                cast[rows] = Y[rows, j]
+                err[rows] = 0.0
+            recon[:, j] = cast
+            self._account(j, err)
+        with self._lock:
+            self._stats.n += n
+            for m in modes:
+                self._stats.modes[m] = self._stats.modes.get(m, 0) + 1
+        return streams, {"modes": "".join(modes)}
+
+    def _effective_bounds(self, Y: np.ndarray) -> np.ndarray:
+        """Per-column absolute bound; without a user bound the model's training bound."""
+        assert self.abs_bounds is not None
+        return self.abs_bounds
+
+    def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
+        if self.bound is None:
+            return np.inf if j in self.pred_idx else self._col_bound(j)
+        if self.bound.mode == "pwrel":
+            return self.bound.value * np.abs(y)
+        return self._col_bound(j)
+
+    def _encode_model(
+        self,
+        Y: np.ndarray,
+        finite: np.ndarray,
+        ebounds: np.ndarray,
+        recon: np.ndarray,
+        plain: dict[int, bytes],
+        modes: list[str],
+        streams: dict[str, bytes],
+    ) -> None:
+        assert self.model is not None
+        n = len(Y)
+        latents = None
+        lat_stream = b""
+        if self.model.latent_dim > 0:
+            assert self.model.encoder is not None and self.latent_step is not None
+            Yc = np.where(finite, Y, self.offset)
+            x = ((Yc - self.offset) / self.scale).astype(np.float32)
+            z = session(self.model.encoder, self.device, self.threads).run(x=x)
+            qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
+            lat_stream = pack_codes(qz.T.ravel(), self.level)
+            latents = (qz * self.latent_step).astype(np.float32)
+        p = self._predict(latents, recon[:, self.anchor_idx])
+        candidates: dict[int, tuple[bytes, np.ndarray]] = {}
+        for k, j in enumerate(self.pred_idx):
+            if self.bound is None:
+                candidates[j] = (b"", p[:, k])
+                continue
+            e = ebounds[j] - self._pred_margin(j)
+            if e <= 0.75 * ebounds[j]:  # bound too tight for the margin: no prediction
+                continue
+            pk = np.where(np.isfinite(p[:, k]), p[:, k], 0.0)
+            codes, r = _quantize(Y[:, j], pk, e, finite[:, j])
+            data = pack_codes(codes, self.level)
+            if len(data) < len(plain[j]):
+                candidates[j] = (data, r)
+        gain = sum(len(plain[j]) - len(d) for j, (d, _) in candidates.items())
+        if self.bound is not None and gain <= len(lat_stream):
+            return  # the model does not pay in this chunk: plain quantization everywhere
+        if lat_stream:
+            streams["latents"] = lat_stream
+        for j, (data, r) in candidates.items():
+            modes[j] = "a" if self.bound is None else "p"
+            recon[:, j] = r
+            if data:
+                streams[self._sid("res", j)] = data
+
+    def _encode_log(
+        self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray
+    ) -> dict[str, bytes]:
+        assert self.bound is not None
+        delta = 2.0 * math.log2(1.0 + self.bound.value) * _LOG_SLACK
+        sign = np.where(y > 0, 1, np.where(y < 0, 2, 0)).astype(np.uint8)
+        sign[~finite] = 0
+        mag = np.abs(np.where(finite & (sign > 0), y, 1.0))
+        codes_f = np.rint(np.log2(mag) / delta)
+        codes = codes_f.astype(np.int64)
+        r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
+        r[sign == 0] = 0.0
+        recon[:, j] = r
+        return {
+            self._sid("res", j): pack_codes(codes, self.level),
+            self._sid("sign", j): lossless.encode_column(sign, self.level),
+        }
+
+    def _account(self, j: int, err: np.ndarray) -> None:
+        with self._lock:
+            if err.size:
+                self._stats.max[j] = max(self._stats.max[j], float(np.max(err)))
+                self._stats.sumsq[j] += float(np.dot(err, err))
+
+    # ------------------------------------------------------------------ decode
+    def streams_for(self, names: list[str]) -> list[str]:
+        idx = [self.index[c] for c in self.columns]
+        roles = ("res", "exc", "sign")
+        return [f"{r}/{i}" for i in idx for r in roles] + ["latents"]
+
+    def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        modes = meta.get("modes", "q" * len(self.columns))
+        F = len(self.columns)
+        recon = np.zeros((rows, F))
+        for j in range(F):
+            m = modes[j]
+            if m == "q":
+                codes = unpack_codes(streams[self._sid("res", j)], rows)
+                recon[:, j] = codes * (2.0 * self._col_bound(j))
+            elif m == "l":
+                recon[:, j] = self._decode_log(j, streams, rows)
+        if "p" in modes or "a" in modes:
+            latents = None
+            if self.model is not None and self.model.latent_dim > 0:
+                assert self.latent_step is not None
+                L = self.model.latent_dim
+                qz = unpack_codes(streams["latents"], rows * L).reshape(L, rows).T
+                latents = (qz * self.latent_step).astype(np.float32)
+            p = self._predict(latents, recon[:, self.anchor_idx])
+            for k, j in enumerate(self.pred_idx):
+                pk = np.where(np.isfinite(p[:, k]), p[:, k], 0.0)
+                if modes[j] == "p":
+                    e = self._col_bound(j) - self._pred_margin(j)
+                    codes = unpack_codes(streams[self._sid("res", j)], rows)
+                    recon[:, j] = pk + codes * (2.0 * e)
+                elif modes[j] == "a":
+                    recon[:, j] = p[:, k]
+        out = {}
+        for j, name in enumerate(self.columns):
+            col = recon[:, j]
+            exc = streams.get(self._sid("exc", j))
+            if exc is not None:
+                r, v = unpack_exceptions(exc)
+                col[r] = v
+            out[name] = col.astype(np.dtype(self.dtypes[name]))
+        return out
+
+    def _decode_log(self, j: int, streams: dict[str, bytes], rows: int) -> np.ndarray:
+        assert self.bound is not None
+        delta = 2.0 * math.log2(1.0 + self.bound.value) * _LOG_SLACK
+        codes = unpack_codes(streams[self._sid("res", j)], rows)
+        sign = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
+        r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
+        r[sign == 0] = 0.0
+        return r
+
+    # ------------------------------------------------------------------ report
+    def error_report(self) -> list[dict[str, Any]]:
+        s = self._stats
+        out = []
+        for j, name in enumerate(self.columns):
+            b = None
+            if self.bound is not None and self.bound.mode != "pwrel":
+                b = self._col_bound(j)
+            mode = "pwrel" if self.bound is not None and self.bound.mode == "pwrel" else (
+                "autoencoder" if j in self.pred_idx and self.bound is None else
+                ("predicted" if j in self.pred_idx else ("anchor" if j in self.anchor_idx else "quantized"))
+            )
+            out.append({
+                "name": name,
+                "bound": b,
+                "max": float(s.max[j]),
+                "rms": math.sqrt(s.sumsq[j] / s.n) if s.n else 0.0,
+                "max_over_bound": float(s.max[j]) / b if b else None,
+                "mode": mode,
+            })
+        return out
+
+
+def _quantize(
+    y: np.ndarray, p: np.ndarray | float, e: float, finite: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """codes = round((y - p) / 2e) and the reconstruction p + 2e*codes (non-finite -> 0)."""
+    step = 2.0 * e
+    c = np.rint((np.where(finite, y, 0.0) - p) / step)
+    c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
+    codes = c.astype(np.int64)
+    return codes, p + c * step
+
+
+# ---------------------------------------------------------------------- file level
+def compress_with_model(
+    table: Table,
+    output: Any,
+    *,
+    model_dir: str | os.PathLike | None,
+    bound: str | Bound | None,
+    latent_bits: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    threads: int = 1,
+    device: str = "auto",
+    zstd_level: int = 3,
+    embed_model: bool = True,
+    force: bool = False,
+    show_progress: bool = False,
+) -> CompressResult:
+    """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless."""
+    b = Bound.parse(bound) if bound is not None else None
+    model = ModelBundle.load(model_dir) if model_dir is not None else None
+    if model is not None:
+        check_model_columns(table, model)
+        cols = model.columns
+    else:
+        cols = table.names_of_kind("float")
+        if not cols:
+            raise InputError(f"the table has no float columns to compress lossily; kinds: {table.kinds}")
+    index = {n: i for i, n in enumerate(table.names)}
+    dtypes = {n: dtype_str(a) for n, a in table.columns.items()}
+    abs_bounds = None
+    if b is None and model is not None:
+        tb = Bound.parse(model.manifest.get("train_bound", "rel:1e-3"))
+        abs_bounds = [tb.absolute(table[c].astype(np.float64)) for c in cols]
+    elif b is not None and b.mode != "pwrel":
+        abs_bounds = [b.absolute(table[c].astype(np.float64)) for c in cols]
+    step = 2.0 / 2**latent_bits if latent_bits else None
+    n_workers = max(1, threads)
+    ae = AECoder(cols, index, dtypes, b, abs_bounds, model, latent_step=step, level=zstd_level,
+                 device=device, threads=1, embed_model=embed_model)
+    rest = [n for n in table.names if n not in cols]
+    coders: list[Any] = [ae]
+    if rest:
+        coders.append(LosslessCoder(rest, index, dtypes, zstd_level))
+
+    def summary() -> dict[str, Any]:
+        return {"errors": ae.error_report(), "modes": ae._stats.modes}
+
+    result = write_table_container(
+        table, output, coders, chunk_rows=chunk_rows, threads=n_workers, force=force,
+        show_progress=show_progress, summary=summary,
+    )
+    result.extra["errors"] = ae.error_report()
+    notes = []
+    if model is not None:
+        from .runtime import session as _s
+
+        notes.append(f"ONNX Runtime provider: {_s(model.decoder, device, 1).provider}")
+        used = ae._stats.modes.get("p", 0) + ae._stats.modes.get("a", 0)
+        if b is not None and used == 0:
+            notes.append("the model did not pay on this table: stored with plain quantization")
+    result.extra["notes"] = notes
+    return result
+
+
+def check_model_columns(table: Table, model: ModelBundle) -> None:
+    missing = [c for c in model.columns if c not in table]
+    if missing:
+        raise InputError(
+            f"the model's column(s) {missing} are not in the data; the data has {table.names}"
+        )
+    wrong = {c: table.kind(c) for c in model.columns if table.kind(c) != "float"}
+    if wrong:
+        raise InputError(f"the model needs float columns, but these are not: {wrong}")

@@ -1,0 +1,131 @@
+"""File-level entry points used by the CLI: compress a Table to a file, decompress to a file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from balerc.formats.errors import InputError
+from balerc.formats.fileio import atomic_output, check_output
+from balerc.formats.table import Table
+
+from .pipeline import CompressResult, compress_lossless, default_threads
+
+
+def compress_file(
+    table: Table,
+    output: str | os.PathLike,
+    *,
+    model_dir: str | os.PathLike | None = None,
+    lossless: bool = False,
+    bound: str | None = None,
+    latent_bits: int | None = None,
+    chunk_rows: int = 65536,
+    threads: int | None = None,
+    device: str = "auto",
+    zstd_level: int = 3,
+    embed_model: bool = True,
+    force: bool = False,
+    show_progress: bool = False,
+) -> CompressResult:
+    """Compress `table` into `output`: lossless, or with a model and/or an error bound."""
+    threads = threads or default_threads()
+    if lossless:
+        if model_dir is not None or bound is not None:
+            raise InputError("--lossless cannot be combined with -m/--model or --error-bound")
+        return compress_lossless(
+            table, output, chunk_rows=chunk_rows, threads=threads, zstd_level=zstd_level,
+            force=force, show_progress=show_progress,
+        )
+    if model_dir is None and bound is None:
+        raise InputError(
+            "say how to compress: --lossless, or --error-bound MODE:E (e.g. rel:1e-3), "
+            "or -m MODEL_DIR from `balerc train`"
+        )
+    from .ae import compress_with_model
+
+    return compress_with_model(
+        table, output, model_dir=model_dir, bound=bound, latent_bits=latent_bits,
+        chunk_rows=chunk_rows, threads=threads, device=device, zstd_level=zstd_level,
+        embed_model=embed_model, force=force, show_progress=show_progress,
+    )
+
+
+def decompress_file(
+    src: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    model_dir: str | os.PathLike | None = None,
+    columns: list[str] | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
+    force: bool = False,
+    show_progress: bool = False,
+) -> Table:
+    """Decode `src` and write the table to `output` in the format its extension names."""
+    from balerc.formats.tableio import SUPPORTED_OUTPUT, write_table
+
+    out = check_output(output, force)
+    ext = out.suffix.lower()
+    if ext not in SUPPORTED_OUTPUT:
+        raise InputError(
+            f"cannot write {out}: unsupported extension '{ext or '(none)'}'; "
+            f"use one of {', '.join(SUPPORTED_OUTPUT)}"
+        )
+    table = decompress(src, columns=columns, threads=threads, device=device,
+                       model_dir=model_dir, show_progress=show_progress)
+    with atomic_output(out, force) as tmp:
+        write_table(table, tmp, fmt=ext.lstrip("."))
+    return table
+
+
+def decompress(
+    src: str | os.PathLike | bytes,
+    *,
+    columns: list[str] | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
+    model_dir: str | os.PathLike | None = None,
+    show_progress: bool = False,
+) -> Table:
+    """Decode a .balerc file or bytes into a Table (column globs select columns)."""
+    from fnmatch import fnmatchcase
+
+    from balerc.formats.container import ContainerReader
+
+    from .pipeline import decode_with
+
+    with ContainerReader(src if isinstance(src, (bytes, bytearray)) else Path(src)) as reader:
+        names = [c["name"] for c in reader.header["schema"]["columns"]]
+        wanted = None
+        if columns:
+            wanted = [n for n in names if any(fnmatchcase(n, p) for p in columns)]
+            if not wanted:
+                raise InputError(f"--columns {columns} matches no column of {reader.path}; it has {names}")
+        return decode_with(reader, columns=wanted, threads=threads or default_threads(),
+                           show_progress=show_progress, device=device, model_dir=model_dir)
+
+
+def format_summary(result: CompressResult) -> str:
+    """The one summary `compress` ends with."""
+    lines = [
+        f"wrote {result.path}: {result.rows:,} rows in {result.chunks} chunk(s), "
+        f"{result.file_bytes:,} bytes",
+        f"  ratio {result.ratio:.2f}x vs raw ({result.raw_bytes:,} bytes)"
+        + (f", {result.ratio_vs_source:.2f}x vs the input file" if result.ratio_vs_source else "")
+        + f"; {result.mbps:.0f} MB/s",
+    ]
+    report: list[dict[str, Any]] = result.extra.get("errors", [])
+    if report:
+        w = max(len(r["name"]) for r in report)
+        lines.append(f"  {'column':<{w}}  {'bound':>10} {'max err':>10} {'rms err':>10} {'max/bound':>9}  mode")
+        for r in report:
+            b = f"{r['bound']:.3g}" if r.get("bound") is not None else "-"
+            frac = f"{r['max_over_bound']:.3f}" if r.get("max_over_bound") is not None else "-"
+            lines.append(
+                f"  {r['name']:<{w}}  {b:>10} {r['max']:>10.3g} {r['rms']:>10.3g} {frac:>9}  {r['mode']}"
+            )
+    for note in result.extra.get("notes", []):
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,115 @@
+"""Describe a .balerc file for `balerc info` (also usable from Python)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from balerc.formats.container import ContainerReader
+
+from . import lossless
+
+
+def _stream_column(name: str) -> int | None:
+    """Streams named '<role>/<schema index>' belong to one column (docs/FORMAT.md)."""
+    _, sep, idx = name.rpartition("/")
+    return int(idx) if sep and idx.isdigit() else None
+
+
+def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
+    """Everything `info` prints, as a JSON-ready dict."""
+    with ContainerReader(path) as r:
+        header = r.header
+        schema = header["schema"]["columns"]
+        per_col = [0] * len(schema)
+        filters: list[set[str]] = [set() for _ in schema]
+        shared: dict[str, int] = {}
+        for c in r.chunks:
+            for name, s in c.streams.items():
+                j = _stream_column(name)
+                if j is None or j >= len(schema):
+                    shared[name] = shared.get(name, 0) + s.size
+                else:
+                    per_col[j] += s.size
+                    if name.startswith("col/"):
+                        head = r.read_stream(c.index, name, verify=False)[:1]
+                        filters[j].add(lossless.filter_name(head))
+        problems = r.verify() if verify else []
+        raw = 0
+        columns = []
+        for j, col in enumerate(schema):
+            width = _itemsize(col["dtype"])
+            raw_j = width * r.n_rows if width else None
+            raw += raw_j or 0
+            columns.append({
+                "name": col["name"], "kind": col["kind"], "dtype": col["dtype"],
+                "codec": col.get("codec", "lossless"),
+                "filters": sorted(filters[j]), "stored_bytes": per_col[j], "raw_bytes": raw_j,
+            })
+        source = header["schema"].get("source", {})
+        summary = r.footer.get("summary", {})
+        raw = summary.get("raw_bytes", raw)
+        desc = {
+            "file": str(path),
+            "format_version": ".".join(map(str, r.format_version)),
+            "producer": header.get("producer", {}),
+            "created": header.get("created"),
+            "rows": r.n_rows,
+            "n_columns": len(schema),
+            "chunks": r.n_chunks,
+            "chunk_rows": header.get("chunk_rows"),
+            "file_bytes": r.file_size,
+            "raw_bytes": raw,
+            "ratio_vs_raw": raw / r.file_size if r.file_size else None,
+            "source": {k: source.get(k) for k in ("format", "path", "size", "tree") if k in source},
+            "ratio_vs_source": source["size"] / r.file_size if source.get("size") else None,
+            "coders": header.get("coders", []),
+            "shared_streams": shared,
+            "columns": columns,
+            "complete": not r.recovered,
+            "checksums": "not checked" if not verify else ("damaged" if problems else "ok"),
+            "problems": problems,
+            "summary": summary,
+        }
+    return desc
+
+
+def _itemsize(dtype: str) -> int | None:
+    if dtype == "str":
+        return None
+    import numpy as np
+
+    return np.dtype(dtype).itemsize
+
+
+def format_description(d: dict[str, Any]) -> str:
+    """Human-readable text of describe_file's dict."""
+    lines = [
+        f"{d['file']}: balerc format {d['format_version']}, written by balerc "
+        f"{d['producer'].get('balerc', '?')} on {d.get('created') or '?'}",
+        f"  rows {d['rows']:,} in {d['chunks']} chunk(s) of up to {d['chunk_rows']:,}; "
+        f"{d['n_columns']} columns",
+        f"  size {d['file_bytes']:,} bytes; raw {d['raw_bytes']:,} bytes; "
+        f"ratio {d['ratio_vs_raw']:.2f}x vs raw"
+        + (f", {d['ratio_vs_source']:.2f}x vs the source file" if d.get("ratio_vs_source") else ""),
+    ]
+    src = d.get("source") or {}
+    if src:
+        lines.append("  source " + ", ".join(f"{k}={v}" for k, v in src.items()))
+    for c in d.get("coders", []):
+        extra = {k: v for k, v in c.items() if k not in ("columns", "id", "model", "decoder_onnx", "abs_bounds", "features")}
+        lines.append(f"  coder {c['id']} over {len(c.get('columns', []))} column(s) {extra if extra else ''}".rstrip())
+    lines.append(f"  checksums {d['checksums']}" + ("" if d["complete"] else " (file has no footer: recovered)"))
+    for p in d.get("problems", []):
+        lines.append(f"    {p}")
+    w = max([len(c["name"]) for c in d["columns"]] + [6])
+    lines.append(f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} {'ratio':>7}  filters")
+    for c in d["columns"]:
+        ratio = f"{c['raw_bytes'] / c['stored_bytes']:.2f}x" if c["raw_bytes"] and c["stored_bytes"] else "-"
+        lines.append(
+            f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} {c['codec']:<12} "
+            f"{c['stored_bytes']:>10,} {ratio:>7}  {','.join(c['filters'])}"
+        )
+    for name, size in d.get("shared_streams", {}).items():
+        lines.append(f"  {'[' + name + ']':<{w}}  shared stream {size:>26,}")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Loading an exported model directory (docs/MODEL.md) without torch, hash-checked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from balerc.formats.errors import InputError
+
+MODEL_FORMAT_VERSION = 1
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class ModelBundle:
+    """The manifest plus the ONNX bytes of the encoder (may be absent) and the decoder."""
+
+    manifest: dict[str, Any]
+    encoder: bytes | None
+    decoder: bytes
+    path: str = "<embedded>"
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.manifest["columns"])
+
+    @property
+    def anchors(self) -> list[str]:
+        return list(self.manifest.get("anchors", []))
+
+    @property
+    def predicted(self) -> list[str]:
+        return list(self.manifest["predicted"])
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.manifest.get("latent_dim", 0))
+
+    @property
+    def latent_bits(self) -> int:
+        return int(self.manifest.get("latent_bits", 6))
+
+    def norm(self) -> tuple[list[float], list[float]]:
+        """(offsets, scales) in manifest column order."""
+        by_name = {n["name"]: n for n in self.manifest["normalization"]}
+        return (
+            [float(by_name[c]["offset"]) for c in self.columns],
+            [float(by_name[c]["scale"]) for c in self.columns],
+        )
+
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike) -> ModelBundle:
+        """Read MODEL_DIR/model.json and the ONNX files, refusing tampered or foreign files."""
+        d = Path(model_dir)
+        mpath = d / "model.json"
+        if not d.is_dir():
+            raise InputError(f"model directory {d} does not exist (make one with `balerc train`)")
+        if not mpath.is_file():
+            raise InputError(f"{d} has no model.json: not a balerc model directory")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{mpath} is not valid JSON ({exc})") from None
+        if manifest.get("format") != "balerc-model":
+            raise InputError(f"{mpath} is not a balerc model manifest")
+        version = manifest.get("model_format_version")
+        if version != MODEL_FORMAT_VERSION:
+            raise InputError(
+                f"{mpath}: model format version {version} is not supported "
+                f"(this balerc reads {MODEL_FORMAT_VERSION}); re-export or upgrade balerc"
+            )
+        blobs: dict[str, bytes | None] = {}
+        for role in ("encoder", "decoder"):
+            entry = manifest.get(role)
+            if entry is None:
+                blobs[role] = None
+                continue
+            f = d / entry["file"]
+            if not f.is_file():
+                raise InputError(f"{d}: {entry['file']} is missing")
+            data = f.read_bytes()
+            if sha256(data) != entry["sha256"]:
+                raise InputError(
+                    f"{f}: sha256 does not match model.json (the file was modified or replaced); "
+                    f"re-export the model"
+                )
+            blobs[role] = data
+        if blobs["decoder"] is None:
+            raise InputError(f"{mpath}: the manifest names no decoder")
+        return cls(manifest, blobs["encoder"], blobs["decoder"], str(d))

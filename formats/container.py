@@ -1,0 +1,406 @@
+"""The .balerc container, version 1 (specification: docs/FORMAT.md).
+
+Layout, all integers little-endian::
+
+    preamble  MAGIC_START(8) major:u16 minor:u16 flags:u32 header_len:u32 header_xxh64:u64
+    header    JSON, UTF-8 (header_len bytes)
+    chunk*    b"BCHK" desc_len:u32 desc_xxh64:u64 desc JSON | stream payloads in desc order
+    footer    b"BFTR" foot_len:u32 foot_xxh64:u64 foot JSON
+    trailer   footer_offset:u64 MAGIC_END(8)
+
+Chunks are independent and self-describing, so a file whose writer died before the
+footer is still readable up to its last complete chunk (found by a forward scan), and
+every stream carries an xxh64 so damage is reported by chunk number and stream name.
+The container knows nothing about what the streams mean: codec/ decides that.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import xxhash
+
+from .errors import ChecksumError, ContainerError, FormatVersionError, UnsupportedFeatureError
+
+MAGIC_START = b"\x89BLR\r\n\x1a\n"
+MAGIC_END = b"\x89BLRCEND"
+CHUNK_MARK = b"BCHK"
+FOOTER_MARK = b"BFTR"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+_PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
+_RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
+_TRAILER = struct.Struct("<Q8s")  # footer_offset, MAGIC_END
+# Features a v1 reader understands; a file listing anything else in
+# header["required_features"] is refused with the names (rule 5 of DESIGN.md).
+KNOWN_FEATURES = frozenset({"lossless", "autoencoder", "residual", "quantized"})
+
+
+class RecoveryWarning(UserWarning):
+    """Issued when a file without a valid footer is read up to its last complete chunk."""
+
+
+def xxh64_hex(data: bytes | memoryview) -> str:
+    return xxhash.xxh64_hexdigest(data)
+
+
+def _xxh64_int(data: bytes | memoryview) -> int:
+    return xxhash.xxh64_intdigest(data)
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=False, allow_nan=False).encode()
+
+
+@dataclass
+class StreamInfo:
+    name: str
+    offset: int  # absolute file offset of the payload
+    size: int
+    xxh64: str
+
+
+@dataclass
+class ChunkInfo:
+    index: int
+    offset: int  # absolute offset of the chunk record (its b"BCHK")
+    end: int  # absolute offset just past its last payload
+    rows: int
+    streams: dict[str, StreamInfo] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.end - self.offset
+
+
+# ----------------------------------------------------------------------------- writer
+class ContainerWriter:
+    """Appends independent chunks to a .balerc stream; `close()` writes the footer.
+
+    Each chunk is flushed as written, so a pipeline that dies leaves a readable file.
+    """
+
+    def __init__(self, fileobj: BinaryIO, header: Mapping[str, Any]):
+        self._f = fileobj
+        self._chunks: list[dict[str, int]] = []
+        self._rows = 0
+        self._closed = False
+        header = dict(header)
+        header.setdefault("format", "balerc")
+        header["format_version"] = [FORMAT_MAJOR, FORMAT_MINOR]
+        hbytes = _dump(header)
+        self._f.write(
+            _PREAMBLE.pack(MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, 0, len(hbytes), _xxh64_int(hbytes))
+        )
+        self._f.write(hbytes)
+        self._pos = _PREAMBLE.size + len(hbytes)
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self._chunks)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._pos
+
+    def write_chunk(
+        self, streams: Mapping[str, bytes], rows: int, meta: Mapping[str, Any] | None = None
+    ) -> int:
+        """Write one chunk of named streams holding `rows` rows; returns its index."""
+        if self._closed:
+            raise ContainerError("cannot write a chunk after close()")
+        index = len(self._chunks)
+        desc: dict[str, Any] = {
+            "index": index,
+            "rows": int(rows),
+            "streams": [[name, len(data), xxh64_hex(data)] for name, data in streams.items()],
+        }
+        if meta:
+            desc["meta"] = dict(meta)
+        dbytes = _dump(desc)
+        start = self._pos
+        self._f.write(_RECORD.pack(CHUNK_MARK, len(dbytes), _xxh64_int(dbytes)))
+        self._f.write(dbytes)
+        size = _RECORD.size + len(dbytes)
+        for data in streams.values():
+            self._f.write(data)
+            size += len(data)
+        self._f.flush()
+        self._pos += size
+        self._chunks.append({"offset": start, "size": size, "rows": int(rows)})
+        self._rows += int(rows)
+        return index
+
+    def close(self, summary: Mapping[str, Any] | None = None) -> None:
+        """Write the footer (chunk index + optional summary) and the trailer."""
+        if self._closed:
+            return
+        footer = {"rows": self._rows, "chunks": self._chunks, "summary": dict(summary or {})}
+        fbytes = _dump(footer)
+        foot_off = self._pos
+        self._f.write(_RECORD.pack(FOOTER_MARK, len(fbytes), _xxh64_int(fbytes)))
+        self._f.write(fbytes)
+        self._f.write(_TRAILER.pack(foot_off, MAGIC_END))
+        self._f.flush()
+        self._pos += _RECORD.size + len(fbytes) + _TRAILER.size
+        self._closed = True
+
+
+# ----------------------------------------------------------------------------- reader
+class ContainerReader:
+    """Random-access reader over a file (memory-mapped) or a bytes object.
+
+    Opening parses the preamble, header and chunk index (from the footer, or by a forward
+    scan when the footer is missing or damaged). Payloads are read and verified lazily,
+    per chunk and per stream, so one column of one chunk costs only its own bytes.
+    Reads are thread-safe: chunks may be decoded in parallel.
+    """
+
+    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview):
+        self.path: str = "<bytes>"
+        self._mmap: mmap.mmap | None = None
+        self._file: BinaryIO | None = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._buf = memoryview(source)
+        else:
+            self.path = str(source)
+            try:
+                self._file = open(self.path, "rb")
+            except FileNotFoundError:
+                raise ContainerError(f"no such file: {self.path}") from None
+            except IsADirectoryError:
+                raise ContainerError(f"{self.path} is a directory, not a .balerc file") from None
+            size = os.fstat(self._file.fileno()).st_size
+            if size == 0:
+                self._file.close()
+                raise ContainerError(f"{self.path} is empty (0 bytes), not a .balerc file")
+            self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._buf = memoryview(self._mmap)
+        try:
+            self._parse()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None:
+        buf = getattr(self, "_buf", None)
+        if buf is not None:
+            buf.release()
+        if self._mmap is not None:
+            self._mmap.close()
+            self._mmap = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> ContainerReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- parsing -----------------------------------------------------------------------
+    def _fail(self, what: str) -> ContainerError:
+        return ContainerError(f"{self.path}: {what}")
+
+    def _parse(self) -> None:
+        buf = self._buf
+        n = len(buf)
+        if n < _PREAMBLE.size or bytes(buf[:8]) != MAGIC_START:
+            raise self._fail(
+                f"not a .balerc file (starts with {bytes(buf[:8])!r}, expected {MAGIC_START!r}); "
+                f"{_sniff(bytes(buf[:16]))}"
+            )
+        _, major, minor, _flags, hlen, hxx = _PREAMBLE.unpack_from(buf, 0)
+        if major != FORMAT_MAJOR:
+            raise FormatVersionError(
+                f"{self.path}: container format version {major}.{minor} is not supported by this "
+                f"balerc (reads {FORMAT_MAJOR}.x); upgrade balerc to read it"
+            )
+        self.format_version = (major, minor)
+        hend = _PREAMBLE.size + hlen
+        if hend > n:
+            raise self._fail("truncated inside the header; nothing can be recovered")
+        hbytes = bytes(buf[_PREAMBLE.size : hend])
+        if _xxh64_int(hbytes) != hxx:
+            raise ChecksumError(f"{self.path}: the header is damaged (checksum mismatch)")
+        self.header: dict[str, Any] = json.loads(hbytes)
+        missing = sorted(set(self.header.get("required_features", [])) - KNOWN_FEATURES)
+        if missing:
+            raise UnsupportedFeatureError(
+                f"{self.path}: needs feature(s) {missing} that this balerc does not implement; "
+                f"upgrade balerc"
+            )
+        self._data_start = hend
+        self.recovered = False
+        self.footer: dict[str, Any] = {}
+        problem = self._read_footer()
+        self._damaged: dict[int, ContainerError] = {}
+        if problem is None:
+            self.chunks = []
+            for i, c in enumerate(self.footer["chunks"]):
+                try:
+                    self.chunks.append(self._read_chunk_record(c["offset"], i))
+                except ContainerError as exc:  # keep the others readable; report on access
+                    self._damaged[i] = exc
+                    self.chunks.append(ChunkInfo(i, c["offset"], c["offset"] + c["size"], c["rows"]))
+        else:
+            self.chunks = self._scan()
+            self.recovered = True
+            rows = sum(c.rows for c in self.chunks)
+            warnings.warn(
+                RecoveryWarning(
+                    f"{self.path}: {problem}; recovered {rows} rows in {len(self.chunks)} "
+                    f"complete chunk(s) (the writer probably stopped before closing the file)"
+                ),
+                stacklevel=3,
+            )
+
+    def _read_footer(self) -> str | None:
+        """Load the footer; return None if fine, else a description of what is wrong."""
+        buf, n = self._buf, len(self._buf)
+        if n < self._data_start + _TRAILER.size or bytes(buf[n - 8 :]) != MAGIC_END:
+            return "no footer"
+        foot_off, _ = _TRAILER.unpack_from(buf, n - _TRAILER.size)
+        if not self._data_start <= foot_off <= n - _TRAILER.size - _RECORD.size:
+            return "the footer offset is invalid"
+        mark, flen, fxx = _RECORD.unpack_from(buf, foot_off)
+        fstart = foot_off + _RECORD.size
+        if mark != FOOTER_MARK or fstart + flen != n - _TRAILER.size:
+            return "the footer is malformed"
+        fbytes = bytes(buf[fstart : fstart + flen])
+        if _xxh64_int(fbytes) != fxx:
+            return "the footer is damaged (checksum mismatch)"
+        self.footer = json.loads(fbytes)
+        self._data_end = foot_off
+        return None
+
+    def _read_chunk_record(self, offset: int, expect_index: int) -> ChunkInfo:
+        buf = self._buf
+        limit = getattr(self, "_data_end", len(buf))
+        if offset + _RECORD.size > limit:
+            raise self._fail(f"chunk {expect_index} lies outside the file")
+        mark, dlen, dxx = _RECORD.unpack_from(buf, offset)
+        if mark != CHUNK_MARK:
+            raise self._fail(f"chunk {expect_index}: no chunk marker at offset {offset}")
+        dstart = offset + _RECORD.size
+        if dstart + dlen > limit:
+            raise self._fail(f"chunk {expect_index}: descriptor runs past the end of the file")
+        dbytes = bytes(buf[dstart : dstart + dlen])
+        if _xxh64_int(dbytes) != dxx:
+            raise ChecksumError(
+                f"{self.path}: chunk {expect_index} is damaged (its descriptor checksum does not "
+                f"match)",
+                chunk=expect_index,
+            )
+        desc = json.loads(dbytes)
+        pos = dstart + dlen
+        streams: dict[str, StreamInfo] = {}
+        for name, size, xx in desc["streams"]:
+            streams[name] = StreamInfo(name, pos, int(size), xx)
+            pos += int(size)
+        if pos > limit:
+            raise self._fail(f"chunk {expect_index}: payload runs past the end of the file")
+        return ChunkInfo(desc["index"], offset, pos, int(desc["rows"]), streams, desc.get("meta", {}))
+
+    def _scan(self) -> list[ChunkInfo]:
+        """Walk chunk records from the header on; stop at the first incomplete one."""
+        chunks: list[ChunkInfo] = []
+        pos = self._data_start
+        self._data_end = len(self._buf)
+        while pos + _RECORD.size <= self._data_end:
+            if bytes(self._buf[pos : pos + 4]) != CHUNK_MARK:
+                break
+            try:
+                info = self._read_chunk_record(pos, len(chunks))
+            except ContainerError:
+                break
+            chunks.append(info)
+            pos = info.end
+        self._data_end = pos
+        return chunks
+
+    # -- access ------------------------------------------------------------------------
+    @property
+    def n_rows(self) -> int:
+        return sum(c.rows for c in self.chunks)
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def file_size(self) -> int:
+        return len(self._buf)
+
+    def chunk(self, i: int) -> ChunkInfo:
+        if not 0 <= i < len(self.chunks):
+            raise IndexError(f"{self.path} has {len(self.chunks)} chunk(s); chunk {i} does not exist")
+        if i in self._damaged:
+            raise self._damaged[i]
+        return self.chunks[i]
+
+    def read_stream(self, i: int, name: str, verify: bool = True) -> bytes:
+        """One stream of chunk i, checksum-verified."""
+        info = self.chunk(i).streams.get(name)
+        if info is None:
+            raise self._fail(f"chunk {i} has no stream '{name}'")
+        data = bytes(self._buf[info.offset : info.offset + info.size])
+        if verify and xxh64_hex(data) != info.xxh64:
+            raise ChecksumError(
+                f"{self.path}: chunk {i}, stream '{name}' is damaged (checksum mismatch); "
+                f"the other chunks are intact",
+                chunk=i,
+                stream=name,
+            )
+        return data
+
+    def read_chunk(self, i: int, names: Iterable[str] | None = None, verify: bool = True) -> dict[str, bytes]:
+        """The named streams of chunk i (all when `names` is None), checksum-verified."""
+        info = self.chunk(i)
+        wanted = list(info.streams) if names is None else list(names)
+        return {n: self.read_stream(i, n, verify) for n in wanted if n in info.streams}
+
+    def verify(self) -> list[str]:
+        """Check every stream's checksum; returns one message per damaged stream."""
+        problems = [str(exc) for exc in self._damaged.values()]
+        for c in self.chunks:
+            if c.index in self._damaged:
+                continue
+            for name in c.streams:
+                try:
+                    self.read_stream(c.index, name)
+                except ChecksumError as exc:
+                    problems.append(str(exc))
+        return problems
+
+
+def _sniff(head: bytes) -> str:
+    """Say what a non-balerc file looks like, so the error tells the user what they gave."""
+    known = {
+        b"root": "it looks like a ROOT file; compress it with `balerc compress`",
+        b"PAR1": "it looks like a Parquet file",
+        b"\x93NUMPY": "it looks like a NumPy .npy file",
+        b"PK\x03\x04": "it looks like a zip archive (.npz?)",
+        b"\x28\xb5\x2f\xfd": "it looks like a raw zstd frame",
+        b"\x89HDF": "it looks like an HDF5 file",
+    }
+    for magic, text in known.items():
+        if head.startswith(magic):
+            return text
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "it looks like a text file (CSV?)"
+    return "the file is not recognised"
