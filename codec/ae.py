@@ -192,6 +192,10 @@ class AECoder:
 
     # ------------------------------------------------------------------ encode
     def encode(self, chunk: Table, index: int) -> tuple[dict[str, bytes], dict[str, Any]]:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._encode(chunk)
+
+    def _encode(self, chunk: Table) -> tuple[dict[str, bytes], dict[str, Any]]:
         n = chunk.n_rows
         F = len(self.columns)
         Y = chunk.to_numpy(self.columns, np.float64)
@@ -260,7 +264,6 @@ class AECoder:
         streams: dict[str, bytes],
     ) -> None:
         assert self.model is not None
-        n = len(Y)
         latents = None
         lat_stream = b""
         if self.model.latent_dim > 0:
@@ -327,6 +330,10 @@ class AECoder:
         return [f"{r}/{i}" for i in idx for r in roles] + ["latents"]
 
     def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._decode(streams, rows, meta)
+
+    def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
         modes = meta.get("modes", "q" * len(self.columns))
         F = len(self.columns)
         recon = np.zeros((rows, F))
@@ -386,13 +393,18 @@ class AECoder:
             )
             out.append({
                 "name": name,
-                "bound": b,
-                "max": float(s.max[j]),
-                "rms": math.sqrt(s.sumsq[j] / s.n) if s.n else 0.0,
-                "max_over_bound": float(s.max[j]) / b if b else None,
+                "bound": _finite_or_none(b),
+                "max": _finite_or_none(float(s.max[j])),
+                "rms": _finite_or_none(math.sqrt(s.sumsq[j] / s.n) if s.n else 0.0),
+                "max_over_bound": _finite_or_none(float(s.max[j]) / b) if b else None,
                 "mode": mode,
             })
         return out
+
+
+def _finite_or_none(v: float | None) -> float | None:
+    """JSON has no inf/NaN: report them as null (the summary is stored in the footer)."""
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _quantize(
@@ -421,10 +433,14 @@ def compress_with_model(
     embed_model: bool = True,
     force: bool = False,
     show_progress: bool = False,
+    model: ModelBundle | None = None,
 ) -> CompressResult:
     """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless."""
     b = Bound.parse(bound) if bound is not None else None
-    model = ModelBundle.load(model_dir) if model_dir is not None else None
+    if model is None and model_dir is not None:
+        model = ModelBundle.load(model_dir)
+    if model is None and b is None:
+        raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
     if model is not None:
         check_model_columns(table, model)
         cols = model.columns

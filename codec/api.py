@@ -121,11 +121,13 @@ def format_summary(result: CompressResult) -> str:
         w = max(len(r["name"]) for r in report)
         lines.append(f"  {'column':<{w}}  {'bound':>10} {'max err':>10} {'rms err':>10} {'max/bound':>9}  mode")
         for r in report:
-            b = f"{r['bound']:.3g}" if r.get("bound") is not None else "-"
-            frac = f"{r['max_over_bound']:.3f}" if r.get("max_over_bound") is not None else "-"
-            lines.append(
-                f"  {r['name']:<{w}}  {b:>10} {r['max']:>10.3g} {r['rms']:>10.3g} {frac:>9}  {r['mode']}"
-            )
+            b, mx, rms = (_num(r.get(k), ".3g") for k in ("bound", "max", "rms"))
+            frac = _num(r.get("max_over_bound"), ".3f")
+            lines.append(f"  {r['name']:<{w}}  {b:>10} {mx:>10} {rms:>10} {frac:>9}  {r['mode']}")
     for note in result.extra.get("notes", []):
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)

@@ -40,3 +40,8 @@ def available(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def hint(name: str) -> str:
+    """The pip command that installs optional package `name`."""
+    return _HINTS.get(name, f"pip install {name}")

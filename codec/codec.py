@@ -1,0 +1,75 @@
+"""`Codec`: the Python API for pipelines (model loaded and sessions created once)."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import numpy as np
+
+from balerc.formats.table import Table
+
+from .bound import Bound
+from .model import ModelBundle
+from .pipeline import DEFAULT_CHUNK_ROWS, CompressResult, default_threads
+
+
+class Codec:
+    """Compress tables or 2-D arrays to .balerc bytes/files and back.
+
+    >>> codec = Codec("model/")               # or Codec() for the model-free path
+    >>> blob = codec.compress(array, bound="rel:1e-3")
+    >>> back = codec.decompress(blob, as_array=True)
+    """
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike | None = None,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        zstd_level: int = 3,
+    ):
+        self.model_dir = model_dir
+        self.model = ModelBundle.load(model_dir) if model_dir is not None else None
+        self.device = device
+        self.threads = threads or default_threads()
+        self.chunk_rows = chunk_rows
+        self.zstd_level = zstd_level
+        self.last_result: CompressResult | None = None
+
+    def _table(self, data: Table | np.ndarray) -> Table:
+        if isinstance(data, Table):
+            return data
+        names = self.model.columns if self.model is not None else None
+        return Table.from_numpy(np.asarray(data), names)
+
+    def compress(
+        self,
+        data: Table | np.ndarray,
+        bound: str | Bound | None = "rel:1e-3",
+        out: str | os.PathLike | None = None,
+        force: bool = False,
+    ) -> bytes | CompressResult:
+        """Bytes of a .balerc file, or write it to `out` and return the result summary."""
+        from .ae import compress_with_model
+
+        target: Any = io.BytesIO() if out is None else out
+        self.last_result = compress_with_model(
+            self._table(data), target, model_dir=None, bound=bound, chunk_rows=self.chunk_rows,
+            threads=self.threads, device=self.device, zstd_level=self.zstd_level, force=force,
+            model=self.model,
+        )
+        return target.getvalue() if out is None else self.last_result
+
+    def decompress(
+        self, src: str | os.PathLike | bytes, as_array: bool = False, columns: list[str] | None = None
+    ) -> Table | np.ndarray:
+        """A Table (or the float columns as an (N, F) float64 array with as_array=True)."""
+        from .api import decompress
+
+        table = decompress(src, columns=columns, threads=self.threads, device="cpu",
+                           model_dir=self.model_dir)
+        return table.to_numpy() if as_array else table

@@ -1,0 +1,96 @@
+"""The bounded codec without a model (plain quantization path): the bound on every value."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from balerc.codec.ae import compress_with_model
+from balerc.codec.bound import Bound
+from balerc.codec.pipeline import read_container
+from balerc.formats.errors import InputError
+from balerc.formats.table import Table
+
+
+def assert_within(orig: Table, back: Table, bound: Bound) -> None:
+    """Exact float64 check of the bound on every value; non-float columns bit-exact."""
+    assert back.names == orig.names
+    for name in orig.names:
+        y, r = orig[name], back[name]
+        assert r.dtype == y.dtype, name
+        if orig.kind(name) != "float":
+            assert orig.select([name]).equals(back.select([name])), name
+            continue
+        y64, r64 = y.astype(np.float64), r.astype(np.float64)
+        fin = np.isfinite(y64)
+        # non-finite values come back bit-exact
+        assert np.array_equal(y[~fin].view(np.uint8), r[~fin].view(np.uint8)), name
+        if bound.mode == "pwrel":
+            limit = bound.value * np.abs(y64[fin])
+        else:
+            limit = bound.absolute(y64)
+        err = np.abs(y64[fin] - r64[fin])
+        assert np.all(err <= limit), (name, float(np.max(err - limit)))
+
+
+def roundtrip(table: Table, bound: str, **kw) -> tuple[Table, int]:
+    buf = io.BytesIO()
+    res = compress_with_model(table, buf, model_dir=None, bound=bound, **kw)
+    return read_container(buf.getvalue(), threads=kw.get("threads", 1)), res.file_bytes
+
+
+@pytest.mark.parametrize("bound", ["abs:0.01", "rel:1e-3", "rel:1e-5", "pwrel:1e-3", "pwrel:5e-4"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bound_holds_every_mode(mixed_table, bound, threads):
+    back, _ = roundtrip(mixed_table, bound, chunk_rows=700, threads=threads)
+    assert_within(mixed_table, back, Bound.parse(bound))
+
+
+def test_real_zmumu_every_bound():
+    from conftest import shared_file
+
+    from balerc.formats.tableio import read_table
+
+    t = read_table(shared_file("uproot-Zmumu.root"))
+    for b in ("rel:1e-2", "rel:1e-4", "abs:0.5", "pwrel:1e-3"):
+        back, size = roundtrip(t, b, chunk_rows=1000)
+        assert_within(t, back, Bound.parse(b))
+        assert size < t.nbytes / 2
+
+
+finite_or_not = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.floats(min_value=-1e300, max_value=1e300),
+    st.floats(min_value=-1e-300, max_value=1e-300),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    col=arrays(np.float64, st.integers(1, 300), elements=finite_or_not),
+    col32=arrays(np.float32, 300, elements=st.floats(width=32, allow_nan=True)),
+    const=st.floats(-1e6, 1e6),
+    bound=st.sampled_from(["abs:1e-3", "rel:1e-3", "rel:1e-7", "pwrel:1e-3", "abs:1e-300"]),
+)
+def test_bound_holds_on_extreme_tables(col, col32, const, bound):
+    n = len(col)
+    t = Table({"a": col, "b": col32[:n], "c": np.full(n, const)})
+    back, _ = roundtrip(t, bound, chunk_rows=64)
+    assert_within(t, back, Bound.parse(bound))
+
+
+@pytest.mark.parametrize("text", ["rel:0", "abs:-1", "rel:abc", "foo:1e-3", "rel:nan", "pwrel:2"])
+def test_bad_bounds_are_refused(text):
+    with pytest.raises(InputError):
+        Bound.parse(text)
+
+
+def test_table_without_floats_is_refused():
+    t = Table({"i": np.arange(10)})
+    with pytest.raises(InputError, match="no float columns"):
+        compress_with_model(t, io.BytesIO(), model_dir=None, bound="rel:1e-3")

@@ -1,0 +1,153 @@
+"""The .balerc container: round trips, checksums, truncation recovery, versions, features."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import numpy as np
+import pytest
+
+from balerc.codec.pipeline import compress_lossless, read_container
+from balerc.formats.container import (
+    MAGIC_END,
+    MAGIC_START,
+    ContainerReader,
+    ContainerWriter,
+    RecoveryWarning,
+)
+from balerc.formats.errors import (
+    ChecksumError,
+    ContainerError,
+    FormatVersionError,
+    UnsupportedFeatureError,
+)
+
+
+def _write(chunks: list[dict[str, bytes]], close: bool = True) -> bytes:
+    buf = io.BytesIO()
+    w = ContainerWriter(buf, {"schema": {"columns": []}, "note": "test"})
+    for streams in chunks:
+        w.write_chunk(streams, rows=len(next(iter(streams.values()))))
+    if close:
+        w.close({"hello": 1})
+    return buf.getvalue()
+
+
+CHUNKS = [{"a": b"abc", "b": b"0123456789"}, {"a": b"defg", "b": b"xy"}, {"a": b"h", "b": b""}]
+
+
+def test_write_then_read_equals():
+    data = _write(CHUNKS)
+    assert data.startswith(MAGIC_START) and data.endswith(MAGIC_END)
+    with ContainerReader(data) as r:
+        assert r.header["note"] == "test"
+        assert r.header["format_version"] == [1, 0]
+        assert r.n_chunks == 3 and not r.recovered
+        assert r.footer["summary"] == {"hello": 1}
+        for i, streams in enumerate(CHUNKS):
+            assert r.read_chunk(i) == streams
+        assert r.read_chunk(1, ["b"]) == {"b": b"xy"}  # one stream alone
+        assert r.verify() == []
+
+
+def test_flipped_byte_names_chunk_and_stream():
+    data = bytearray(_write(CHUNKS))
+    with ContainerReader(bytes(data)) as r:
+        off = r.chunk(1).streams["b"].offset
+    data[off] ^= 0x40
+    with ContainerReader(bytes(data)) as r:
+        assert r.read_chunk(0) == CHUNKS[0]  # other chunks intact
+        with pytest.raises(ChecksumError, match=r"chunk 1, stream 'b'") as exc:
+            r.read_chunk(1)
+        assert exc.value.chunk == 1 and exc.value.stream == "b"
+        assert len(r.verify()) == 1
+
+
+def test_flipped_byte_in_descriptor_names_chunk():
+    data = bytearray(_write(CHUNKS))
+    with ContainerReader(bytes(data)) as r:
+        off = r.chunk(2).offset + 20
+    data[off] ^= 0x01
+    with ContainerReader(bytes(data)) as r:
+        assert r.read_chunk(0) == CHUNKS[0]
+        with pytest.raises(ChecksumError, match="chunk 2"):
+            r.read_chunk(2)
+
+
+@pytest.mark.parametrize("cut", [1, 10, 40])
+def test_truncated_file_recovers_complete_chunks(cut):
+    full = _write(CHUNKS)
+    with ContainerReader(full) as r:
+        end_of_chunk1 = r.chunk(1).end
+    data = full[: end_of_chunk1 + cut]  # chunk 2 incomplete, no footer
+    with pytest.warns(RecoveryWarning, match=r"recovered 7 rows in 2 complete chunk"):
+        r = ContainerReader(data)
+    assert r.recovered and r.n_chunks == 2
+    assert r.read_chunk(1) == CHUNKS[1]
+
+
+def test_writer_that_never_closed_is_readable():
+    data = _write(CHUNKS, close=False)
+    with pytest.warns(RecoveryWarning, match="recovered 8 rows in 3"):
+        with ContainerReader(data) as r:
+            assert r.read_chunk(2) == CHUNKS[2]
+
+
+def test_not_a_balerc_file_says_what_it_is(tmp_path):
+    p = tmp_path / "x.balerc"
+    p.write_bytes(b"E1,px1,py1\n1,2,3\n")
+    with pytest.raises(ContainerError, match=r"not a \.balerc file.*text file"):
+        ContainerReader(p)
+    p.write_bytes(b"root\x00\x00\xf4\x1e" + bytes(100))
+    with pytest.raises(ContainerError, match="ROOT file"):
+        ContainerReader(p)
+    p.write_bytes(b"")
+    with pytest.raises(ContainerError, match="empty"):
+        ContainerReader(p)
+    with pytest.raises(ContainerError, match="no such file"):
+        ContainerReader(tmp_path / "missing.balerc")
+
+
+def test_unknown_version_is_refused():
+    data = bytearray(_write(CHUNKS))
+    struct.pack_into("<H", data, 8, 7)  # major version 7
+    with pytest.raises(FormatVersionError, match=r"version 7\.0 is not supported.*reads 1\.x"):
+        ContainerReader(bytes(data))
+
+
+def test_unknown_required_feature_is_refused():
+    buf = io.BytesIO()
+    w = ContainerWriter(buf, {"required_features": ["lossless", "quantum-entanglement"]})
+    w.close()
+    with pytest.raises(UnsupportedFeatureError, match="quantum-entanglement"):
+        ContainerReader(buf.getvalue())
+
+
+def test_lossless_roundtrip_bit_exact_with_nan_payloads(mixed_table):
+    t = mixed_table
+    x = t["x"].copy()
+    x[[3, 50]] = [np.nan, np.inf]
+    x.view(np.uint64)[7] = 0x7FF8DEADBEEF0001  # a NaN with a payload
+    t.columns["x"] = x
+    buf = io.BytesIO()
+    res = compress_lossless(t, buf, chunk_rows=1000, threads=2)
+    assert res.chunks == 3
+    back = read_container(buf.getvalue(), threads=2)
+    assert back.equals(t)
+    assert back.names == t.names
+    part = read_container(buf.getvalue(), columns=["label", "idx"], chunks=[2])
+    assert part.names == ["label", "idx"]
+    assert list(part["idx"]) == list(range(2000, 3000))
+
+
+def test_lossless_on_real_zmumu(tmp_path):
+    from conftest import shared_file
+
+    from balerc.formats.tableio import read_table
+
+    t = read_table(shared_file("uproot-Zmumu.root"))
+    out = tmp_path / "z.balerc"
+    res = compress_lossless(t, out, chunk_rows=500)
+    assert res.ratio > 1.5
+    assert read_container(out).equals(t)
