@@ -1,0 +1,124 @@
+"""The command line: round trips through every output format, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from balerc.cli.main import cli
+from balerc.formats.tableio import read_table
+
+
+def run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, list(args))
+    return res.exit_code, res.output
+
+
+@pytest.fixture
+def dimuon_csv(tmp_path: Path) -> Path:
+    out = tmp_path / "mu.csv"
+    code, text = run("generate", "--kind", "dimuon", "--rows", "2000", "-o", str(out))
+    assert code == 0, text
+    return out
+
+
+@pytest.mark.parametrize("ext", ["csv", "tsv", "npz", "parquet", "root"])
+def test_lossless_roundtrip_every_output_format(tmp_path, dimuon_csv, ext):
+    blc = tmp_path / "mu.balerc"
+    assert run("compress", str(dimuon_csv), "-o", str(blc), "--lossless", "-q")[0] == 0
+    out = tmp_path / f"back.{ext}"
+    code, text = run("decompress", str(blc), "-o", str(out), "-q")
+    assert code == 0, text
+    orig, back = read_table(dimuon_csv), read_table(out)
+    assert back.names == orig.names
+    for n in orig.names:
+        assert np.array_equal(orig[n], back[n]), n
+    if ext == "csv":
+        assert out.read_bytes() == dimuon_csv.read_bytes()  # header and values identical
+
+
+def test_info_text_and_json(tmp_path, dimuon_csv):
+    blc = tmp_path / "mu.balerc"
+    run("compress", str(dimuon_csv), "-o", str(blc), "--error-bound", "rel:1e-3", "-q")
+    code, text = run("info", str(blc))
+    assert code == 0 and "checksums ok" in text and "ratio" in text and "E1" in text
+    code, text = run("info", str(blc), "--json")
+    d = json.loads(text)
+    assert d["rows"] == 2000 and d["checksums"] == "ok" and d["format_version"] == "1.0"
+    assert {c["name"] for c in d["columns"]} >= {"E1", "M", "Q1"}
+
+
+def test_info_reports_damage(tmp_path, dimuon_csv):
+    blc = tmp_path / "mu.balerc"
+    run("compress", str(dimuon_csv), "-o", str(blc), "--lossless", "-q", "--chunk-rows", "500")
+    data = bytearray(blc.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blc.write_bytes(bytes(data))
+    code, text = run("info", str(blc))
+    assert code == 1 and "damaged" in text and "chunk" in text
+
+
+def test_refuses_to_overwrite_and_leaves_nothing(tmp_path, dimuon_csv):
+    blc = tmp_path / "mu.balerc"
+    blc.write_text("keep me")
+    code, text = run("compress", str(dimuon_csv), "-o", str(blc), "--lossless")
+    assert code == 2 and "already exists" in text and "--force" in text
+    assert blc.read_text() == "keep me"
+    code, text = run("compress", str(dimuon_csv), "-o", str(blc), "--lossless", "--force", "-q")
+    assert code == 0
+    # a failing run (bad bound) leaves no temporary file behind
+    bad = tmp_path / "bad.balerc"
+    code, text = run("compress", str(dimuon_csv), "-o", str(bad), "--error-bound", "rel:-1")
+    assert code == 2 and not bad.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mu.balerc", "mu.csv"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compress", "nope.root", "-o", "x.balerc", "--lossless"], "no such file"),
+        (["compress", "{csv}", "-o", "x.balerc"], "--lossless"),
+        (["compress", "{csv}", "-o", "x.balerc", "--error-bound", "rel:0"], "positive"),
+        (["compress", "{csv}", "-o", "x.balerc", "--error-bound", "wat:1"], "unknown bound mode"),
+        (["compress", "{csv}", "-o", "x.balerc", "--lossless", "--columns", "zzz*"], "E1"),
+        (["compress", "{txt}", "-o", "x.balerc", "--lossless"], "unsupported"),
+        (["decompress", "{csv}", "-o", "x.csv"], "not a .balerc file"),
+        (["decompress", "{blc}", "-o", "x.xlsx"], "unsupported extension"),
+        (["compress", "{ragged}", "-o", "x.balerc", "--lossless"], "line 3"),
+        (["compress", "{empty}", "-o", "x.balerc", "--lossless"], "empty"),
+    ],
+)
+def test_bad_input_one_line(tmp_path, dimuon_csv, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt2").write_text("a\n1\n")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
+    (tmp_path / "empty.csv").write_text("a,b\n")
+    blc = tmp_path / "ok.balerc"
+    run("compress", str(dimuon_csv), "-o", str(blc), "--lossless", "-q")
+    subs = {"{csv}": str(dimuon_csv), "{txt}": "t.txt2", "{blc}": str(blc),
+            "{ragged}": "ragged.csv", "{empty}": "empty.csv"}
+    code, text = run(*[subs.get(a, a) for a in args])
+    assert code == 2, text
+    assert "Traceback" not in text
+    lines = [ln for ln in text.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("balerc: error:"), text
+    assert message in text
+
+
+def test_root_tree_errors(tmp_path):
+    from conftest import shared_file
+
+    f = shared_file("uproot-Zmumu.root")
+    code, text = run("compress", str(f), "--tree", "nope", "-o", str(tmp_path / "x.balerc"), "--lossless")
+    assert code == 2 and "events" in text
+
+
+def test_module_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "balerc.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "compress" in out.stdout
