@@ -162,7 +162,7 @@ class Table:
             if a.dtype != b.dtype or a.shape != b.shape:
                 return False
             if a.dtype.kind == "O":
-                if not all(x == y for x, y in zip(a, b)):
+                if not all(x == y for x, y in zip(a, b, strict=False)):
                     return False
             elif a.tobytes() != b.tobytes():
                 return False

@@ -1,0 +1,354 @@
+"""ROOT TTree and RNTuple tables through uproot and awkward (imported only when used).
+
+A Table is one row per entry, so a selection holds either flat numeric branches (one
+row per event) or the jagged branches of ONE collection such as ``Jet_*`` (one row per
+object, with an int64 ``__event__`` column giving the event index). The jagged layout is
+recorded in ``source["jagged"]`` so the writer can rebuild the per-event counts,
+events without objects included.
+
+Output is always a TTree, also for RNTuple input: TTrees are readable by every ROOT
+version and by uproot, while RNTuple writing in uproot is recent (uproot 5.7 has
+``mkrntuple``, and ``file[name] = dict`` now makes an RNTuple, so ``mktree`` is used
+explicitly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .optional import require
+from .table import Table
+
+EVENT_COLUMN = "__event__"
+_TREE_CLASSES = {"TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple", "ROOT::Experimental::RNTuple"}
+_CHUNK_ROWS = 100_000  # entries per extend() call, i.e. per basket when writing
+
+
+@dataclass
+class _Field:
+    """How one branch/field maps to a table: flat, jagged, string or unusable."""
+
+    name: str
+    kind: str  # "flat" | "jagged" | "string" | "other"
+    dtype: np.dtype | None = None
+    counter: str | None = None
+    detail: str = ""
+
+
+def _modules() -> tuple[Any, Any]:
+    return require("uproot", "ROOT I/O"), require("awkward", "ROOT I/O")
+
+
+def _numeric(dtype: np.dtype) -> bool:
+    return dtype.shape == () and dtype.kind in "biuf"
+
+
+def _classify_ttree(tree: Any, uproot: Any) -> list[_Field]:
+    out = []
+    for name, branch in tree.items():
+        interp = branch.interpretation
+        if isinstance(interp, uproot.AsDtype):
+            dt = np.dtype(interp.to_dtype)
+            if _numeric(dt):
+                out.append(_Field(name, "flat", dt))
+            else:
+                out.append(_Field(name, "other", detail=f"fixed-size array {branch.typename}"))
+        elif isinstance(interp, uproot.AsJagged) and isinstance(interp.content, uproot.AsDtype):
+            dt = np.dtype(interp.content.to_dtype)
+            if _numeric(dt):
+                cb = getattr(branch, "count_branch", None)
+                out.append(_Field(name, "jagged", dt, cb.name if cb is not None else None))
+            else:
+                out.append(_Field(name, "other", detail=branch.typename))
+        elif isinstance(interp, uproot.AsStrings):
+            out.append(_Field(name, "string", np.dtype(object)))
+        else:
+            out.append(_Field(name, "other", detail=branch.typename or str(interp)))
+    return out
+
+
+def _classify_form(name: str, form: Any, ak: Any) -> _Field:
+    forms = ak.forms
+    if form.parameter("__array__") == "string":
+        return _Field(name, "string", np.dtype(object))
+    if isinstance(form, forms.NumpyForm) and not form.inner_shape:
+        return _Field(name, "flat", np.dtype(ak.types.numpytype.primitive_to_dtype(form.primitive)))
+    if isinstance(form, (forms.ListOffsetForm, forms.ListForm)):
+        content = form.content
+        if isinstance(content, forms.NumpyForm) and not content.inner_shape:
+            dt = np.dtype(ak.types.numpytype.primitive_to_dtype(content.primitive))
+            return _Field(name, "jagged", dt)
+    return _Field(name, "other", detail=str(form.type))
+
+
+def _classify_rntuple(ntuple: Any, ak: Any) -> list[_Field]:
+    probe = ntuple.arrays(entry_stop=0)
+    names = [n for n in ntuple.keys(recursive=False) if n in probe.fields]
+    return [_classify_form(n, probe[n].layout.form, ak) for n in names]
+
+
+def _prefix(name: str) -> str:
+    return name.split("_", 1)[0] if "_" in name else name
+
+
+def _collections_text(fields: list[_Field]) -> tuple[str, str]:
+    """A readable list of jagged collections and an example pattern for messages."""
+    groups: dict[str, int] = {}
+    for f in fields:
+        if f.kind == "jagged":
+            groups[_prefix(f.name)] = groups.get(_prefix(f.name), 0) + 1
+    if not groups:
+        return "none", "'NAME_*'"
+    text = ", ".join(f"{p} ({n} branches)" for p, n in groups.items())
+    return text, f"'{next(iter(groups))}_*'"
+
+
+def _list_trees(file: Any) -> dict[str, str]:
+    trees: dict[str, str] = {}
+    for key, cls in file.classnames().items():
+        if cls in _TREE_CLASSES:
+            trees.setdefault(key.rsplit(";", 1)[0], cls)
+    return trees
+
+
+def read_root(
+    path: str | Path, *, tree: str | None = None, columns: list[str] | None = None
+) -> Table:
+    """Read flat branches, or one jagged collection flattened to one row per object."""
+    from .tableio import list_names, select_names
+
+    uproot, ak = _modules()
+    path = Path(path)
+    try:
+        file = uproot.open(path)
+    except Exception as exc:  # uproot raises many types for non-ROOT bytes
+        raise InputError(f"{path}: not a readable ROOT file ({exc})") from exc
+    with file:
+        trees = _list_trees(file)
+        if tree is None:
+            if len(trees) != 1:
+                found = list(trees) if trees else "none"
+                raise InputError(
+                    f"{path} has {len(trees)} trees; pick one with the tree option; trees: {found}"
+                )
+            tree = next(iter(trees))
+        elif tree not in trees:
+            raise InputError(f"{path} has no tree '{tree}'; trees: {list(trees)}")
+        obj = file[tree]
+        is_ntuple = "RNTuple" in trees[tree]
+        fields = _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, uproot)
+        by_name = {f.name: f for f in fields}
+        collections, example = _collections_text(fields)
+
+        if columns is None:
+            wanted = [f.name for f in fields if f.kind == "flat"]
+            if not wanted:
+                raise InputError(
+                    f"{path}: tree '{tree}' has no flat numeric branches; select one "
+                    f"collection of jagged branches with columns, e.g. {example}; "
+                    f"collections: {collections}"
+                )
+        else:
+            wanted = select_names([f.name for f in fields], columns, path)
+        chosen = [by_name[n] for n in wanted]
+        other = [f for f in chosen if f.kind == "other"]
+        if other:
+            desc = ", ".join(f"{f.name} ({f.detail})" for f in other[:10])
+            raise InputError(
+                f"{path}: branches {desc} cannot become table columns (only flat numbers, "
+                "strings, or variable-length lists of numbers can); leave them out of the "
+                "columns selection"
+            )
+        flat = [f.name for f in chosen if f.kind in ("flat", "string")]
+        jagged = [f for f in chosen if f.kind == "jagged"]
+        if flat and jagged:
+            raise InputError(
+                f"{path}: the selection mixes flat branches {list_names(flat, 10)} with jagged "
+                f"branches {list_names([f.name for f in jagged], 10)}; a table is one row per "
+                f"event or one row per object, not both. Select one collection, e.g. "
+                f"--columns {_suggest(jagged)}, or only flat branches"
+            )
+
+        wanted_set = set(wanted)
+        if is_ntuple:
+            arrays = obj.arrays(filter_name=lambda n: n in wanted_set)
+        elif jagged:
+            arrays = obj.arrays(filter_name=lambda n: n in wanted_set, library="ak")
+        else:
+            arrays = obj.arrays(filter_name=lambda n: n in wanted_set, library="np")
+        n_entries = int(obj.num_entries)
+
+        source: dict[str, Any] = {
+            "format": "root",
+            "tree": tree,
+            "tree_class": "RNTuple" if is_ntuple else "TTree",
+        }
+        if jagged:
+            cols, source["jagged"] = _flatten_collection(
+                path, jagged, arrays, n_entries, set(by_name), ak
+            )
+        else:
+            cols = {}
+            for n in wanted:
+                a = arrays[n]
+                if by_name[n].kind == "string":
+                    if not (isinstance(a, np.ndarray) and a.dtype.kind == "O"):
+                        values = a.tolist() if isinstance(a, np.ndarray) else ak.to_list(a)
+                        a = np.array([str(v) for v in values], dtype=object)
+                    cols[n] = a
+                else:
+                    cols[n] = _native(a if isinstance(a, np.ndarray) else ak.to_numpy(a))
+    source["dtypes"] = {n: str(a.dtype) for n, a in cols.items()}
+    return Table(cols, source)
+
+
+def _native(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _suggest(jagged: list[_Field]) -> str:
+    return f"'{_prefix(jagged[0].name)}_*'"
+
+
+def _flatten_collection(
+    path: Path,
+    jagged: list[_Field],
+    arrays: Any,
+    n_events: int,
+    all_names: set[str],
+    ak: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One row per object plus the event index; all branches must share their counts."""
+    groups: list[tuple[str | None, np.ndarray, list[str]]] = []
+    for f in jagged:
+        counts = np.asarray(ak.to_numpy(ak.num(arrays[f.name], axis=1)), dtype=np.int64)
+        for key, ref, members in groups:
+            if key is not None and f.counter is not None:
+                same = key == f.counter
+            else:
+                same = np.array_equal(ref, counts)
+            if same:
+                members.append(f.name)
+                break
+        else:
+            groups.append((f.counter, counts, [f.name]))
+    if len(groups) > 1:
+        parts = []
+        for key, _, members in groups:
+            shown = ", ".join(members[:3]) + (
+                f", ... ({len(members)} branches)" if len(members) > 3 else ""
+            )
+            parts.append(f"[{shown}]" + (f" counted by {key}" if key else ""))
+        raise InputError(
+            f"{path}: the selected jagged branches have different numbers of objects per "
+            f"event: {'; '.join(parts)}; select one collection at a time, e.g. "
+            f"--columns {_suggest(jagged)}"
+        )
+    counter, counts, _ = groups[0]
+    names = [f.name for f in jagged]
+    prefixes = {_prefix(n) for n in names}
+    if len(prefixes) == 1 and all("_" in n for n in names):
+        collection: str | None = prefixes.pop()
+    elif counter and counter[:1] in "nN":
+        collection = counter[1:]
+    else:
+        collection = None
+    if counter is None and collection is not None:
+        counter = next((c for c in ("n" + collection, "N" + collection) if c in all_names), None)
+
+    cols = {EVENT_COLUMN: np.repeat(np.arange(n_events, dtype=np.int64), counts)}
+    for n in names:
+        cols[n] = _native(ak.to_numpy(ak.flatten(arrays[n], axis=1)))
+    layout = {"counter": counter, "n_events": n_events, "collection": collection}
+    return cols, layout
+
+
+def write_root(table: Table, path: str | Path) -> None:
+    """Write a TTree: flat columns as branches, a jagged source as one collection.
+
+    The tree is named after the source tree (ROOT sources) or ``events``. RNTuple
+    sources are written as a TTree (see the module docstring).
+    """
+    uproot, ak = _modules()
+    path = Path(path)
+    strings = table.names_of_kind("string")
+    if strings:
+        raise InputError(
+            f"cannot write {path}: column(s) {strings} hold strings, which ROOT output does "
+            "not support; write .csv or .parquet instead, or leave those columns out"
+        )
+    half = [n for n, a in table.columns.items() if a.dtype.itemsize == 2 and a.dtype.kind == "f"]
+    if half:
+        raise InputError(
+            f"cannot write {path}: float16 column(s) {half} have no ROOT type; cast them to "
+            "float32 or write .parquet instead"
+        )
+    src = table.source
+    from_root = src.get("format") == "root"
+    tree = str(src.get("tree") or "events") if from_root else "events"
+    layout = src.get("jagged") if from_root else None
+    with uproot.recreate(path) as file:
+        if layout and EVENT_COLUMN in table and table.n_columns > 1:
+            _write_jagged(table, file, tree, layout, path, ak)
+        else:
+            _write_flat(table, file, tree)
+
+
+def _write_flat(table: Table, file: Any, tree: str) -> None:
+    cols = {n: _native(a) for n, a in table.columns.items()}
+    out = file.mktree(tree, {n: a.dtype for n, a in cols.items()})
+    for start in range(0, table.n_rows, _CHUNK_ROWS):
+        out.extend({n: a[start : start + _CHUNK_ROWS] for n, a in cols.items()})
+
+
+def _write_jagged(
+    table: Table, file: Any, tree: str, layout: dict[str, Any], path: Path, ak: Any
+) -> None:
+    """Rebuild per-event counts from the event index and write ``n<Coll>`` + branches."""
+    events = table[EVENT_COLUMN]
+    if events.dtype.kind not in "iu":
+        raise InputError(f"cannot write {path}: '{EVENT_COLUMN}' must hold integer event indices")
+    if events.size and events.min() < 0:
+        raise InputError(f"cannot write {path}: '{EVENT_COLUMN}' has negative event indices")
+    names = [n for n in table.names if n != EVENT_COLUMN]
+    cols = {n: _native(table[n]) for n in names}
+    events = events.astype(np.int64)
+    if events.size > 1 and np.any(events[1:] < events[:-1]):
+        order = np.argsort(events, kind="stable")
+        events = events[order]
+        cols = {n: a[order] for n, a in cols.items()}
+    n_events = int(layout.get("n_events") or 0)
+    if events.size:
+        n_events = max(n_events, int(events[-1]) + 1)
+    counts = np.bincount(events, minlength=n_events)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+
+    collection = str(layout.get("collection") or "Object")
+    counter = str(layout.get("counter") or "n" + collection)
+    if counter in cols:
+        counter += "_count"
+
+    def chunk(e0: int, e1: int) -> Any:
+        o0, o1 = int(offsets[e0]), int(offsets[e1])
+        c = counts[e0:e1]
+        return ak.zip({n: ak.unflatten(a[o0:o1], c) for n, a in cols.items()})
+
+    first = chunk(0, min(n_events, _CHUNK_ROWS))
+    out = file.mktree(
+        tree,
+        {collection: first.type.content},
+        counter_name=lambda _counted: counter,
+        field_name=lambda _outer, inner: inner,
+    )
+    if n_events:
+        out.extend({collection: first})
+    for e0 in range(_CHUNK_ROWS, n_events, _CHUNK_ROWS):
+        out.extend({collection: chunk(e0, min(n_events, e0 + _CHUNK_ROWS))})

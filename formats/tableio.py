@@ -1,0 +1,172 @@
+"""Read and write tables by file extension: one entry point for every supported format.
+
+`read_table` picks a reader from the extension (or `fmt`), applies the `columns` glob
+patterns, refuses empty tables, and records where the data came from in `Table.source`
+so that `write_table` can rebuild the same kind of file. The per-format modules
+(io_csv, io_root, io_numpy, io_parquet) are imported lazily so that importing this module
+never pulls in uproot, awkward or pyarrow.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import InputError
+from .table import Table
+
+# extension -> format name; .txt is read as CSV or TSV depending on its header line.
+_EXTENSIONS: dict[str, str] = {
+    ".root": "root",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "txt",
+    ".npy": "npy",
+    ".npz": "npz",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+FORMATS = ("root", "csv", "tsv", "txt", "npy", "npz", "parquet")
+
+SUPPORTED_INPUT: tuple[str, ...] = tuple(_EXTENSIONS)
+SUPPORTED_OUTPUT: tuple[str, ...] = tuple(_EXTENSIONS)
+
+_MAX_LISTED = 60
+
+
+def list_names(names: Sequence[str], limit: int = _MAX_LISTED) -> str:
+    """Render column names for an error message, shortened when there are very many."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    if len(names) > limit:
+        shown += f", ... ({len(names)} in all)"
+    return f"[{shown}]"
+
+
+def select_names(
+    available: Sequence[str], patterns: Sequence[str] | None, path: str | os.PathLike[str]
+) -> list[str]:
+    """Names in `available` (file order kept) matching any glob pattern (case-sensitive).
+
+    Every pattern must match at least one name, so a typo is reported rather than
+    silently dropping columns the user asked for.
+    """
+    if patterns is None:
+        return list(available)
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if not patterns:
+        raise InputError(f"{path}: the columns selection is empty; give at least one pattern")
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in available)]
+    if unmatched:
+        raise InputError(
+            f"{path}: no column matches {unmatched} (patterns are case-sensitive globs); "
+            f"available columns: {list_names(list(available))}"
+        )
+    return [n for n in available if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def _format_of(path: Path, fmt: str | None, supported: tuple[str, ...]) -> str:
+    if fmt is not None:
+        fmt = fmt.lower().lstrip(".")
+        fmt = _EXTENSIONS.get("." + fmt, fmt)
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
+        return fmt
+    ext = path.suffix.lower()
+    if ext not in _EXTENSIONS:
+        shown = ext or "(no extension)"
+        raise InputError(
+            f"{path}: unsupported file extension {shown}; supported: {', '.join(supported)} "
+            "(or pass the format explicitly)"
+        )
+    return _EXTENSIONS[ext]
+
+
+def read_table(
+    path: str | os.PathLike[str],
+    *,
+    tree: str | None = None,
+    columns: list[str] | None = None,
+    fmt: str | None = None,
+) -> Table:
+    """Read a table from `path`; `columns` are fnmatch patterns, `tree` is for ROOT only."""
+    p = Path(path)
+    kind = _format_of(p, fmt, SUPPORTED_INPUT)
+    if not p.exists():
+        raise InputError(f"no such file: {p}")
+    if p.is_dir():
+        raise InputError(f"{p} is a directory; give a file")
+    if tree is not None and kind != "root":
+        raise InputError(f"{p}: a tree name only applies to ROOT files (this is {kind})")
+
+    if kind == "root":
+        from .io_root import read_root
+
+        table = read_root(p, tree=tree, columns=columns)
+    elif kind in ("csv", "tsv", "txt"):
+        from .io_csv import read_csv
+
+        delimiter = {"csv": ",", "tsv": "\t", "txt": None}[kind]
+        table = read_csv(p, delimiter=delimiter, columns=columns)
+    elif kind == "npy":
+        from .io_numpy import read_npy
+
+        table = read_npy(p, columns=columns)
+    elif kind == "npz":
+        from .io_numpy import read_npz
+
+        table = read_npz(p, columns=columns)
+    else:
+        from .io_parquet import read_parquet
+
+        table = read_parquet(p, columns=columns)
+
+    if table.n_rows == 0 or table.n_columns == 0:
+        raise InputError(
+            f"{p}: the table is empty ({table.n_rows} rows, {table.n_columns} columns); "
+            "nothing to compress (check the file and the columns selection)"
+        )
+    table.source["path"] = str(p)
+    table.source["size"] = p.stat().st_size
+    return table
+
+
+def write_table(table: Table, path: str | os.PathLike[str], *, fmt: str | None = None) -> None:
+    """Write `table` to `path` in the format of its extension (or `fmt`).
+
+    Writes straight to `path`; callers wanting atomic replacement write to a temporary
+    name and rename. Metadata in `table.source` from the same format (CSV header text,
+    ROOT tree name and jagged layout, N-D numpy shape) is used to rebuild the original.
+    """
+    p = Path(path)
+    kind = _format_of(p, fmt, SUPPORTED_OUTPUT)
+    if not p.parent.is_dir():
+        raise InputError(f"cannot write {p}: the folder {p.parent} does not exist")
+    if kind == "root":
+        from .io_root import write_root
+
+        write_root(table, p)
+    elif kind in ("csv", "tsv", "txt"):
+        from .io_csv import write_csv
+
+        if kind == "txt":
+            same = table.source.get("format") in ("csv", "tsv")
+            delimiter = table.source.get("delimiter", "\t") if same else "\t"
+        else:
+            delimiter = "," if kind == "csv" else "\t"
+        write_csv(table, p, delimiter=delimiter)
+    elif kind == "npy":
+        from .io_numpy import write_npy
+
+        write_npy(table, p)
+    elif kind == "npz":
+        from .io_numpy import write_npz
+
+        write_npz(table, p)
+    else:
+        from .io_parquet import write_parquet
+
+        write_parquet(table, p)
