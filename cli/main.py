@@ -85,10 +85,10 @@ def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: boo
     """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet) into a .balerc file."""
     from balerc.codec import api
     from balerc.formats.fileio import check_output
-    from balerc.formats.tableio import read_table
+    from balerc.formats.stream import open_stream
 
     check_output(output, force)
-    table = read_table(data, tree=tree, columns=split_patterns(columns))
+    table = open_stream(data, tree=tree, columns=split_patterns(columns))
     result = api.compress_file(
         table, output, model_dir=model_dir, lossless=lossless, bound=bound,
         latent_bits=latent_bits, chunk_rows=chunk_rows, threads=threads, device=device,

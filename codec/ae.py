@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from balerc.formats.errors import ContainerError, InputError
+from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
 from . import lossless
@@ -420,7 +421,7 @@ def _quantize(
 
 # ---------------------------------------------------------------------- file level
 def compress_with_model(
-    table: Table,
+    data: Table | TableStream,
     output: Any,
     *,
     model_dir: str | os.PathLike | None,
@@ -436,6 +437,8 @@ def compress_with_model(
     model: ModelBundle | None = None,
 ) -> CompressResult:
     """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless."""
+    stream = data if isinstance(data, TableStream) else TableStream.from_table(data)
+    table = stream.first
     b = Bound.parse(bound) if bound is not None else None
     if model is None and model_dir is not None:
         model = ModelBundle.load(model_dir)
@@ -451,11 +454,10 @@ def compress_with_model(
     index = {n: i for i, n in enumerate(table.names)}
     dtypes = {n: dtype_str(a) for n, a in table.columns.items()}
     abs_bounds = None
-    if b is None and model is not None:
-        tb = Bound.parse(model.manifest.get("train_bound", "rel:1e-3"))
-        abs_bounds = [tb.absolute(table[c].astype(np.float64)) for c in cols]
-    elif b is not None and b.mode != "pwrel":
-        abs_bounds = [b.absolute(table[c].astype(np.float64)) for c in cols]
+    rule = Bound.parse(model.manifest.get("train_bound", "rel:1e-3")) if b is None and model else b
+    if rule is not None and rule.mode != "pwrel":
+        ranges = stream.column_ranges(cols) if rule.mode == "rel" else dict.fromkeys(cols, (0.0, 0.0))
+        abs_bounds = [rule.absolute_from_range(*ranges[c]) for c in cols]
     step = 2.0 / 2**latent_bits if latent_bits else None
     n_workers = max(1, threads)
     ae = AECoder(cols, index, dtypes, b, abs_bounds, model, latent_step=step, level=zstd_level,
@@ -469,7 +471,7 @@ def compress_with_model(
         return {"errors": ae.error_report(), "modes": ae._stats.modes}
 
     result = write_table_container(
-        table, output, coders, chunk_rows=chunk_rows, threads=n_workers, force=force,
+        stream, output, coders, chunk_rows=chunk_rows, threads=n_workers, force=force,
         show_progress=show_progress, summary=summary,
     )
     result.extra["errors"] = ae.error_report()

@@ -8,13 +8,14 @@ from typing import Any
 
 from balerc.formats.errors import InputError
 from balerc.formats.fileio import atomic_output, check_output
+from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
 from .pipeline import CompressResult, compress_lossless, default_threads
 
 
 def compress_file(
-    table: Table,
+    table: Table | TableStream,
     output: str | os.PathLike,
     *,
     model_dir: str | os.PathLike | None = None,

@@ -65,14 +65,20 @@ class Bound:
         A constant column in rel mode gets a bound of value * max(|y|, 1): a zero range
         would otherwise ask for lossless storage of every value.
         """
+        finite = column[np.isfinite(column)]
+        if finite.size == 0:
+            return self.absolute_from_range(math.nan, math.nan)
+        return self.absolute_from_range(float(finite.min()), float(finite.max()))
+
+    def absolute_from_range(self, lo: float, hi: float) -> float:
+        """Same as `absolute` from a column's finite (min, max); NaN when none is finite."""
         if self.mode == "abs":
             return self.value
         if self.mode == "rel":
-            finite = column[np.isfinite(column)]
-            if finite.size == 0:
+            if math.isnan(lo):
                 return self.value
-            rng = float(finite.max()) - float(finite.min())
+            rng = hi - lo
             if rng == 0.0 or not math.isfinite(rng):
-                return self.value * max(abs(float(finite[0])), 1.0)
+                return self.value * max(abs(lo), 1.0)
             return self.value * rng
         raise InputError("pointwise relative bounds have no single absolute value")

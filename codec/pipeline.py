@@ -25,6 +25,7 @@ import zstandard
 from balerc.formats.container import ContainerReader, ContainerWriter
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.fileio import atomic_output
+from balerc.formats.stream import TableStream
 from balerc.formats.table import Table, kind_of
 
 from . import lossless
@@ -153,11 +154,6 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
-def iter_chunks(table: Table, chunk_rows: int) -> Iterator[tuple[int, Table]]:
-    for i, start in enumerate(range(0, max(table.n_rows, 1), chunk_rows)):
-        yield i, table.slice(start, start + chunk_rows)
-
-
 def _parallel_ordered(
     func: Callable[[Any], Any], items: Iterable[Any], threads: int
 ) -> Iterator[Any]:
@@ -177,7 +173,7 @@ def _parallel_ordered(
 
 
 def write_table_container(
-    table: Table,
+    data: Table | TableStream,
     out: str | os.PathLike | Any,
     coders: list[GroupCoder],
     *,
@@ -188,8 +184,14 @@ def write_table_container(
     show_progress: bool = False,
     summary: Callable[[], dict[str, Any]] | None = None,
 ) -> CompressResult:
-    """Encode `table` chunk by chunk with `coders` into `out` (a path, or a binary file)."""
-    if table.n_rows == 0 or table.n_columns == 0:
+    """Encode a table or stream chunk by chunk with `coders` into `out` (path or binary file).
+
+    Memory is bounded by chunk_rows x threads: chunks are read, encoded and written one
+    window at a time.
+    """
+    stream = data if isinstance(data, TableStream) else TableStream.from_table(data)
+    table = stream.first
+    if stream.n_rows == 0 or table.n_columns == 0:
         raise InputError("the table is empty: nothing to compress")
     if chunk_rows < 1:
         raise InputError(f"--chunk-rows must be positive, got {chunk_rows}")
@@ -219,17 +221,24 @@ def write_table_container(
         return chunk.n_rows, streams, meta
 
     col_bytes: dict[str, int] = {}
+    raw = [0]
+
+    def counted() -> Iterator[tuple[int, Table]]:
+        """Chunks in order, adding up raw bytes as they are read (reader thread only)."""
+        for i, t in enumerate(stream.chunks(chunk_rows)):
+            raw[0] += t.nbytes
+            yield i, t
 
     def run(f: Any) -> ContainerWriter:
         writer = ContainerWriter(f, header)
-        n_chunks = -(-table.n_rows // chunk_rows)
+        n_chunks = -(-stream.n_rows // chunk_rows)
         with progress(n_chunks, "compress", "chunk", enabled=show_progress) as bar:
-            for rows, streams, meta in _parallel_ordered(encode, iter_chunks(table, chunk_rows), threads):
+            for rows, streams, meta in _parallel_ordered(encode, counted(), threads):
                 writer.write_chunk(streams, rows, meta)
-                for name, data in streams.items():
-                    col_bytes[name] = col_bytes.get(name, 0) + len(data)
+                for name, blob in streams.items():
+                    col_bytes[name] = col_bytes.get(name, 0) + len(blob)
                 bar.update(1)
-        writer.close({"raw_bytes": table.nbytes, **(summary() if summary else {})})
+        writer.close({"raw_bytes": raw[0], **(summary() if summary else {})})
         return writer
 
     path: Path | None = None
@@ -243,9 +252,9 @@ def write_table_container(
     seconds = time.perf_counter() - t0
     return CompressResult(
         path=path,
-        rows=table.n_rows,
+        rows=stream.n_rows,
         chunks=writer.n_chunks,
-        raw_bytes=table.nbytes,
+        raw_bytes=raw[0],
         file_bytes=writer.bytes_written,
         source_bytes=table.source.get("size"),
         seconds=seconds,
@@ -254,7 +263,7 @@ def write_table_container(
 
 
 def compress_lossless(
-    table: Table,
+    table: Table | TableStream,
     out: str | os.PathLike | Any,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -264,10 +273,11 @@ def compress_lossless(
     show_progress: bool = False,
 ) -> CompressResult:
     """Store every column losslessly (bit-exact floats, identical strings)."""
+    first = table.first if isinstance(table, TableStream) else table
     coder = LosslessCoder(
-        table.names,
-        {n: i for i, n in enumerate(table.names)},
-        {n: dtype_str(a) for n, a in table.columns.items()},
+        first.names,
+        {n: i for i, n in enumerate(first.names)},
+        {n: dtype_str(a) for n, a in first.columns.items()},
         zstd_level,
     )
     return write_table_container(

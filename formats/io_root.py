@@ -117,7 +117,12 @@ def _list_trees(file: Any) -> dict[str, str]:
 
 
 def read_root(
-    path: str | Path, *, tree: str | None = None, columns: list[str] | None = None
+    path: str | Path,
+    *,
+    tree: str | None = None,
+    columns: list[str] | None = None,
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
 ) -> Table:
     """Read flat branches, or one jagged collection flattened to one row per object."""
     from .tableio import list_names, select_names
@@ -176,15 +181,22 @@ def read_root(
 
         wanted_set = set(wanted)
         if is_ntuple:
-            arrays = obj.arrays(filter_name=lambda n: n in wanted_set)
+            arrays = obj.arrays(
+                filter_name=lambda n: n in wanted_set, entry_start=entry_start, entry_stop=entry_stop
+            )
         elif jagged:
-            arrays = obj.arrays(filter_name=lambda n: n in wanted_set, library="ak")
+            arrays = obj.arrays(
+                filter_name=lambda n: n in wanted_set, library="ak", entry_start=entry_start, entry_stop=entry_stop
+            )
         else:
-            arrays = obj.arrays(filter_name=lambda n: n in wanted_set, library="np")
+            arrays = obj.arrays(
+                filter_name=lambda n: n in wanted_set, library="np", entry_start=entry_start, entry_stop=entry_stop
+            )
         n_entries = int(obj.num_entries)
 
         source: dict[str, Any] = {
             "format": "root",
+            "n_entries": n_entries,
             "tree": tree,
             "tree_class": "RNTuple" if is_ntuple else "TTree",
         }

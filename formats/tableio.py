@@ -91,8 +91,12 @@ def read_table(
     tree: str | None = None,
     columns: list[str] | None = None,
     fmt: str | None = None,
+    entries: tuple[int, int] | None = None,
 ) -> Table:
-    """Read a table from `path`; `columns` are fnmatch patterns, `tree` is for ROOT only."""
+    """Read a table from `path`; `columns` are fnmatch patterns, `tree` is for ROOT only.
+
+    `entries=(start, stop)` reads only those ROOT entries (used for streaming).
+    """
     p = Path(path)
     kind = _format_of(p, fmt, SUPPORTED_INPUT)
     if not p.exists():
@@ -105,7 +109,8 @@ def read_table(
     if kind == "root":
         from .io_root import read_root
 
-        table = read_root(p, tree=tree, columns=columns)
+        start, stop = entries if entries is not None else (None, None)
+        table = read_root(p, tree=tree, columns=columns, entry_start=start, entry_stop=stop)
     elif kind in ("csv", "tsv", "txt"):
         from .io_csv import read_csv
 

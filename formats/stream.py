@@ -1,0 +1,88 @@
+"""Reading a table chunk by chunk, so compression memory is bounded by the chunk size.
+
+Flat ROOT trees are read entry range by entry range, NPY files through a memory map; the
+other formats (CSV type inference, zip-packed NPZ, jagged ROOT collections) are read whole
+and then sliced. `column_ranges` makes the one extra pass a `rel:` bound needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .table import Table
+
+
+@dataclass
+class TableStream:
+    """A table known by its first chunk and its row count, produced chunk by chunk."""
+
+    first: Table
+    n_rows: int
+    source: dict[str, Any]
+    _reader: Any = field(repr=False, default=None)
+
+    @property
+    def names(self) -> list[str]:
+        return self.first.names
+
+    def chunks(self, chunk_rows: int) -> Iterator[Table]:
+        for start in range(0, self.n_rows, chunk_rows):
+            t = self._reader(start, min(start + chunk_rows, self.n_rows))
+            t.source = self.source
+            yield t
+
+    def column_ranges(self, names: list[str], chunk_rows: int = 1 << 18) -> dict[str, tuple[float, float]]:
+        """Finite (min, max) of each column over the whole stream (NaN, NaN if none finite)."""
+        lo = dict.fromkeys(names, np.inf)
+        hi = dict.fromkeys(names, -np.inf)
+        for t in self.chunks(chunk_rows):
+            for n in names:
+                col = t[n]
+                fin = col[np.isfinite(col)]
+                if fin.size:
+                    lo[n] = min(lo[n], float(fin.min()))
+                    hi[n] = max(hi[n], float(fin.max()))
+        return {n: (lo[n], hi[n]) if lo[n] <= hi[n] else (np.nan, np.nan) for n in names}
+
+    @classmethod
+    def from_table(cls, table: Table) -> TableStream:
+        return cls(table, table.n_rows, table.source, lambda a, b: table.slice(a, b))
+
+
+def open_stream(
+    path: str | os.PathLike, *, tree: str | None = None, columns: list[str] | None = None
+) -> TableStream:
+    """A TableStream over `path`: streamed for flat ROOT trees and NPY, else read whole."""
+    from .tableio import read_table
+
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext == ".root":
+        head = read_table(p, tree=tree, columns=columns, entries=(0, 1))
+        n = int(head.source.get("n_entries", 0))
+        if "jagged" not in head.source and head.source.get("tree_class") == "TTree" and n > 0:
+            names = head.names
+
+            def read(a: int, b: int) -> Table:
+                return read_table(p, tree=head.source["tree"], columns=names, entries=(a, b))
+
+            return TableStream(head, n, head.source, read)
+    elif ext == ".npy" and p.exists():
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        if arr.ndim == 2 and arr.dtype.kind in "fiub" and columns is None:
+            names = [f"c{j}" for j in range(arr.shape[1])]
+            source = {"format": "npy", "path": str(p), "size": p.stat().st_size,
+                      "dtypes": {n: str(arr.dtype) for n in names}}
+
+            def read_npy(a: int, b: int) -> Table:
+                return Table.from_numpy(np.array(arr[a:b]), names, source)
+
+            return TableStream(read_npy(0, min(arr.shape[0], 1)), arr.shape[0], source, read_npy)
+    table = read_table(p, tree=tree, columns=columns)
+    return TableStream.from_table(table)
