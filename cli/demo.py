@@ -82,7 +82,7 @@ def demo_command(rows: int, bound: str, epochs: int, output_dir: Path, threads: 
     click.echo(f"[5/5] {len(floats)} float columns, {raw:,} raw bytes, bound {b}:")
     click.echo(f"      {'method':<24} {'ratio':>7}  bound held")
     for name, ratio, held in lines:
-        click.echo(f"      {name:<24} {('%.2fx' % ratio) if ratio else '-':>7}  {held}")
+        click.echo(f"      {name:<24} {(f'{ratio:.2f}x') if ratio else '-':>7}  {held}")
     click.echo(f"done in {time.perf_counter() - t0:.0f}s; files in {output_dir}/")
 
 
@@ -90,4 +90,4 @@ def _float_bytes(res: object) -> int:
     """Bytes of the file minus the lossless integer columns, to compare float-only peers."""
     col_bytes: dict[str, int] = getattr(res, "column_bytes", {})
     lossless = sum(v for k, v in col_bytes.items() if k.startswith("col/"))
-    return int(getattr(res, "file_bytes")) - lossless
+    return int(res.file_bytes) - lossless

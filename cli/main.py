@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from balerc.formats.errors import BalercError
 
 from .info import info_command

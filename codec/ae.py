@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table

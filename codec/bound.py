@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from balerc.formats.errors import InputError
 
 MODES = ("abs", "rel", "pwrel")

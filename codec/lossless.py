@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import zstandard
+
 from balerc.formats.errors import ContainerError
 
 RAW, SHUFFLE, DELTA_SHUFFLE, UTF8 = 0, 1, 2, 3

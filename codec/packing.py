@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import zstandard
+
 from balerc.formats.errors import ContainerError
 
 from .lossless import shuffle_bytes, unshuffle_bytes

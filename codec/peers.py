@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import zstandard
+
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.optional import available, hint, require
 

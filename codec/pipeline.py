@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import zstandard
+
 from balerc.formats.container import ContainerReader, ContainerWriter
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.fileio import atomic_output

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import numpy as np
+
 from balerc.formats.errors import InputError
 
 log = logging.getLogger("balerc.codec")

@@ -52,9 +52,8 @@ def test_bound_holds_every_mode(mixed_table, bound, threads):
 
 
 def test_real_zmumu_every_bound():
-    from conftest import shared_file
-
     from balerc.formats.tableio import read_table
+    from conftest import shared_file
 
     t = read_table(shared_file("uproot-Zmumu.root"))
     for b in ("rel:1e-2", "rel:1e-4", "abs:0.5", "pwrel:1e-3"):

@@ -142,9 +142,8 @@ def test_lossless_roundtrip_bit_exact_with_nan_payloads(mixed_table):
 
 
 def test_lossless_on_real_zmumu(tmp_path):
-    from conftest import shared_file
-
     from balerc.formats.tableio import read_table
+    from conftest import shared_file
 
     t = read_table(shared_file("uproot-Zmumu.root"))
     out = tmp_path / "z.balerc"
