@@ -1,0 +1,108 @@
+"""`balerc train DATA -o MODEL_DIR`: a thin click layer over fit() and export().
+
+Importing this module does not import torch, so attaching the command to the CLI group
+costs nothing for users who only compress; torch is loaded when the command runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from balerc.formats.errors import InputError
+
+from .config import DEVICES, LOSSES, TrainConfig
+from .normalization import NORMS
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    """Accept repeated options and comma-separated lists alike."""
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def _parse_widths(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        widths = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise InputError(f"--widths {text}: expected comma-separated integers like 128,64") from None
+    if not widths or min(widths) < 1:
+        raise InputError(f"--widths {text}: expected positive integers like 128,64")
+    return widths
+
+
+def _parse_anchors(text: str | None) -> list[str] | None:
+    if text is None or text.strip().lower() == "auto":
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [a.strip() for a in text.split(",") if a.strip()]
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="Model directory to write (encoder.onnx, decoder.onnx, model.json).")
+@click.option("--tree", default=None, help="ROOT tree (or RNTuple) name.")
+@click.option("--columns", multiple=True,
+              help="Glob patterns of float columns (repeat or comma-separate); default: all.")
+@click.option("--latent", type=int, default=None, help="Latent size L (default: searched).")
+@click.option("--ratio", type=float, default=None, help="Latent size = ceil(columns / R).")
+@click.option("--model", "model_name", default="dense", show_default=True,
+              help="Model name: dense, baler, dense-wide (see docs/MODEL.md).")
+@click.option("--widths", default=None, help="Hidden widths, e.g. 128,64 (encoder; mirrored).")
+@click.option("--norm", type=click.Choice(NORMS), default="auto", show_default=True)
+@click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=TrainConfig.batch_size, show_default=True)
+@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True)
+@click.option("--patience", type=int, default=TrainConfig.patience, show_default=True)
+@click.option("--min-delta", type=float, default=TrainConfig.min_delta, show_default=True,
+              help="Relative validation-loss gain that counts as progress.")
+@click.option("--val-fraction", type=float, default=TrainConfig.val_fraction, show_default=True)
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--no-qat", is_flag=True, help="Train without latent quantization noise.")
+@click.option("--anchors", default=None,
+              help="Anchor columns (comma-separated), 'none', or 'auto' (default: searched).")
+@click.option("--bound", default=TrainConfig.bound, show_default=True,
+              help="Target error bound the anchor/latent search optimizes for.")
+@click.option("--loss", type=click.Choice(LOSSES), default=TrainConfig.loss, show_default=True,
+              help="mse (even errors), bits (log-MSE per column: favours bytes), smooth_l1.")
+@click.option("--force", is_flag=True, help="Overwrite an existing model directory.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[str, ...],
+                  latent: int | None, ratio: float | None, model_name: str, widths: str | None,
+                  norm: str, epochs: int, batch_size: int, lr: float, patience: int,
+                  min_delta: float, val_fraction: float, seed: int, device: str,
+                  threads: int | None, no_qat: bool, anchors: str | None, bound: str,
+                  loss: str, force: bool, quiet: bool) -> None:
+    """Train an encoder/decoder for the float columns of DATA and export them to ONNX."""
+    from pathlib import Path
+
+    from balerc.formats.tableio import read_table
+
+    from . import export, fit
+
+    out = Path(model_dir)
+    if not force and (out / "model.json").exists():
+        raise InputError(f"{out} already holds a model; use --force to overwrite")
+    patterns = _split(columns) or None
+    cfg = TrainConfig(
+        columns=patterns, latent=latent, ratio=ratio, model=model_name,
+        widths=_parse_widths(widths), norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
+        patience=patience, min_delta=min_delta, val_fraction=val_fraction, seed=seed,
+        device=device, threads=threads, qat=not no_qat, anchors=_parse_anchors(anchors),
+        bound=bound, loss=loss, progress=not quiet,
+    )
+    cfg.validate()
+    table = read_table(data, tree=tree, columns=patterns)
+    model = fit(table, cfg)
+    path = export(model, out, force=force)
+    click.echo(model.summary())
+    click.echo(f"model written to {path}/ (encoder.onnx, decoder.onnx, model.json, loss_curve.*)")
+
+
+def register_cli(group: click.Group) -> None:
+    """Attach `train` to the balerc CLI group."""
+    group.add_command(train_command)

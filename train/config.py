@@ -1,0 +1,91 @@
+"""Every training option in one dataclass, shared by the Python API and `balerc train`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from balerc.formats.errors import InputError
+
+from .normalization import NORMS
+
+DEVICES = ("auto", "cpu", "cuda")
+LOSSES = ("mse", "smooth_l1", "bits")
+
+
+@dataclass
+class TrainConfig:
+    """Options of `fit`. None means "choose by measurement" where the field says so.
+
+    columns: glob patterns selecting float columns (None: every float column).
+    latent / ratio: latent size L, or L = ceil(F / ratio); both None: searched.
+    anchors: None searches the anchor set; [] means no anchors; else column names.
+    bound: the target error bound the search optimizes bytes for (abs:E or rel:E).
+    min_delta: relative improvement of the validation loss that resets patience.
+    threads: torch intra-op threads (None: 1 below 50k rows, else torch's default).
+    """
+
+    columns: list[str] | None = None
+    latent: int | None = None
+    ratio: float | None = None
+    model: str = "dense"
+    widths: list[int] | None = None
+    activation: str | None = None
+    norm: str = "auto"
+    epochs: int = 300
+    batch_size: int = 1024
+    lr: float = 1e-2
+    patience: int = 20
+    min_delta: float = 1e-3
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    qat: bool = True
+    latent_bits: int = 6
+    anchors: list[str] | None = None
+    bound: str = "rel:1e-3"
+    loss: str = "mse"
+    max_anchors: int = 6
+    search_rows: int = 16384
+    search_steps: int = 600
+    search_top: int = 3
+    progress: bool = False
+
+    def validate(self) -> None:
+        """Reject impossible option values early, naming the option and the fix."""
+        if self.latent is not None and self.ratio is not None:
+            raise InputError("give either --latent or --ratio, not both")
+        if self.latent is not None and self.latent < 0:
+            raise InputError(f"--latent must be >= 0, got {self.latent}")
+        if self.ratio is not None and not self.ratio > 1:
+            raise InputError(f"--ratio must be > 1 (latent size = ceil(columns / ratio)), got {self.ratio}")
+        if self.norm not in NORMS:
+            raise InputError(f"unknown --norm '{self.norm}'; use one of {', '.join(NORMS)}")
+        if self.device not in DEVICES:
+            raise InputError(f"unknown --device '{self.device}'; use one of {', '.join(DEVICES)}")
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown loss '{self.loss}'; use one of {', '.join(LOSSES)}")
+        for name, value, lo in (
+            ("--epochs", self.epochs, 1),
+            ("--batch-size", self.batch_size, 1),
+            ("--patience", self.patience, 1),
+            ("latent_bits", self.latent_bits, 1),
+        ):
+            if int(value) < lo:
+                raise InputError(f"{name} must be >= {lo}, got {value}")
+        if self.latent_bits > 16:
+            raise InputError(f"latent_bits must be <= 16, got {self.latent_bits}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InputError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if not self.lr > 0:
+            raise InputError(f"--lr must be > 0, got {self.lr}")
+        if self.min_delta < 0:
+            raise InputError(f"--min-delta must be >= 0, got {self.min_delta}")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {self.threads}")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("progress", None)
+        return d

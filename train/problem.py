@@ -1,0 +1,127 @@
+"""The data side of a training run: selected columns, split, normalization and bounds.
+
+Built once by `fit` and shared by the candidate search and the final training, so both
+see the same split, the same normalization (fitted on the training split only) and the
+same per-column bound.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from balerc.formats.errors import InputError
+from balerc.formats.table import Table
+
+from .estimate import column_bounds, parse_bound
+from .normalization import ColumnNorm, fit_normalization, offsets_scales
+
+MIN_ROWS = 20
+
+
+def select_columns(table: Table, patterns: Sequence[str] | None) -> list[str]:
+    """Float columns matching the glob patterns, in table order (all floats if None)."""
+    floats = table.names_of_kind("float")
+    if not patterns:
+        if not floats:
+            raise InputError(
+                f"the table has no float columns to train on (columns: {table.names}); "
+                f"balerc models cover float columns, others are stored losslessly"
+            )
+        return floats
+    pats = [p.strip() for p in patterns if p and p.strip()]
+    chosen = [n for n in floats if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+    if not chosen:
+        non_float = [n for n in table.names if n not in floats
+                     and any(fnmatch.fnmatchcase(n, p) for p in pats)]
+        why = (f"; {non_float} match but are not float columns" if non_float else "")
+        raise InputError(
+            f"--columns {','.join(pats)} matches no float column{why}; "
+            f"available float columns: {', '.join(floats) or '(none)'}"
+        )
+    return chosen
+
+
+def check_finite(y: np.ndarray, names: Sequence[str]) -> None:
+    """Refuse NaN/Inf with one message naming every bad column and its counts."""
+    bad = []
+    for j, n in enumerate(names):
+        col = y[:, j]
+        n_nan = int(np.isnan(col).sum())
+        n_inf = int(np.isinf(col).sum())
+        if n_nan or n_inf:
+            parts = [f"{n_nan} NaN"] if n_nan else []
+            parts += [f"{n_inf} Inf"] if n_inf else []
+            bad.append(f"'{n}' ({' and '.join(parts)})")
+    if bad:
+        raise InputError(
+            f"training data must be finite; column(s) {', '.join(bad)} of {len(y)} rows. "
+            f"Drop or fill those rows, or leave the column(s) out with --columns"
+        )
+
+
+def data_sha256(table: Table, names: Sequence[str]) -> str:
+    """sha256 over the training columns' raw bytes (original dtype, C order, manifest order)."""
+    h = hashlib.sha256()
+    for n in names:
+        h.update(np.ascontiguousarray(table[n]).tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class Problem:
+    names: list[str]
+    norms: list[ColumnNorm]
+    offset: np.ndarray
+    scale: np.ndarray
+    bound: str
+    e: np.ndarray  # per-column absolute bound, original units
+    e_n: np.ndarray  # the same in normalized units
+    y_train: np.ndarray
+    y_val: np.ndarray
+    total_rows: int
+    data_sha256: str
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+    def normalize(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.offset) / self.scale
+
+    def weights(self, predicted: Sequence[int]) -> np.ndarray:
+        """Loss weight per predicted column so the loss counts error in units of the bound.
+
+        Bytes depend on residual / e; with minmax and a rel bound all weights are 1.
+        Clipped so a constant column (tiny e) cannot swamp the others.
+        """
+        idx = list(predicted)
+        w = (self.scale[idx] / self.e[idx]) ** 2
+        w = w / np.median(w)
+        return np.clip(w, 1e-2, 1e2)
+
+
+def build_problem(table: Table, names: list[str], norm: str, bound: str, val_fraction: float,
+                  seed: int) -> Problem:
+    """Check the data, split it (shuffled, seeded), fit normalization on the training part."""
+    n = table.n_rows
+    if n < MIN_ROWS:
+        raise InputError(f"training needs at least {MIN_ROWS} rows, the table has {n}")
+    y = table.to_numpy(names, dtype=np.float64)
+    check_finite(y, names)
+    b = parse_bound(bound)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = min(n - MIN_ROWS // 2, max(1, round(n * val_fraction)))
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    y_train, y_val = y[train_idx], y[val_idx]
+    norms = fit_normalization(y_train, names, norm)
+    off, sc = offsets_scales(norms)
+    e = column_bounds(b, y_train)
+    return Problem(
+        names=list(names), norms=norms, offset=off, scale=sc, bound=str(b), e=e, e_n=e / sc,
+        y_train=y_train, y_val=y_val, total_rows=n, data_sha256=data_sha256(table, names),
+    )
