@@ -16,6 +16,8 @@ import click
 
 from balerc.formats.errors import BalercError
 
+from .compare_cmd import compare_command
+from .evaluate_cmd import evaluate_command
 from .info import info_command
 from .options import columns_option, force_option, split_patterns, threads_option
 
@@ -144,6 +146,8 @@ def generate_cmd(kind: str, rows: int, seed: int, output: Path, force: bool) -> 
 
 
 cli.add_command(info_command)
+cli.add_command(evaluate_command)
+cli.add_command(compare_command)
 
 
 def _add_optional_commands() -> None:

@@ -1,0 +1,9 @@
+"""Analysis behind `balerc evaluate` and `balerc compare`: metrics, fits, figures, reports.
+
+Kept out of the codec on purpose: it needs scipy and matplotlib, which a deployed codec
+does not. Modules import their heavy dependencies on first use.
+"""
+
+from __future__ import annotations
+
+__all__ = ["compare", "evaluate", "figures", "fourvec", "metrics", "peakfit", "report"]

@@ -1,0 +1,345 @@
+"""`balerc evaluate`: compare a table with its decompressed .balerc file, numbers and figures.
+
+The work is split so that the numbers (summary.json) never depend on plotting: `summarize`
+computes everything, `render` draws from those numbers, `write_reports` writes the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from balerc.formats.errors import InputError
+from balerc.formats.table import Table
+from balerc.formats.tableio import list_names
+
+from . import figures, fourvec, metrics, peakfit, report
+
+MAX_CORRELATION_JSON = 60  # matrices beyond this many columns are summarized, not listed
+MAX_OBJECTS = 8  # four-vectors whose masses are drawn (each is one figure)
+MAX_BOXES = 100  # columns drawn in the residual box plot (all are in summary.json)
+
+
+@dataclass
+class EvaluateOptions:
+    """Everything `evaluate` can be asked for; the CLI fills it from its options."""
+
+    fmt: str = "png"
+    model_dir: Path | None = None
+    four_vectors: list[str] | None = None
+    mass_window: tuple[float, float] | None = None
+    max_column_plots: int = 30
+    force: bool = False
+    labels: dict[str, str] = field(default_factory=dict)  # 'data' / 'file' names for messages
+
+
+# ------------------------------------------------------------------------ inputs
+
+
+def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
+    """The container's JSON header and its size in bytes (for the ratio)."""
+    from balerc.formats.container import ContainerReader
+
+    with ContainerReader(Path(path)) as reader:
+        return reader.header, int(reader.file_size)
+
+
+def check_pairing(data: Table, decoded: Table, data_name: str, file_name: str) -> None:
+    """Refuse a FILE that was not made from DATA, with one line saying what differs."""
+    what = f"{file_name} does not belong to {data_name}"
+    if decoded.n_rows != data.n_rows:
+        raise InputError(f"{what}: it has {decoded.n_rows:,} rows, DATA has {data.n_rows:,}")
+    missing = [n for n in decoded.names if n not in data]
+    if missing:
+        raise InputError(f"{what}: its column(s) {list_names(missing)} are not in DATA "
+                         f"(DATA has {list_names(data.names)})")
+    kinds = [f"'{n}' is {decoded.kind(n)} in the file but {data.kind(n)} in DATA"
+             for n in decoded.names if decoded.kind(n) != data.kind(n)]
+    if kinds:
+        raise InputError(f"{what}: column {'; '.join(kinds)}")
+    for n in decoded.names:
+        if decoded.kind(n) != "float":
+            differ = int(np.count_nonzero(np.asarray(decoded[n] != data[n])))
+            if differ:
+                raise InputError(f"{what}: column '{n}' (stored losslessly) differs in "
+                                 f"{differ:,} of {data.n_rows:,} rows")
+
+
+def column_bounds(header: dict[str, Any], decoded: Table) -> tuple[dict[str, metrics.ColumnBound], str | None]:
+    """Each float column's promise as recorded in the file, and the file's bound text."""
+    out = {n: metrics.ColumnBound(None, None) for n in decoded.names_of_kind("float")}
+    text = None
+    for coder in header.get("coders", []):
+        cols = coder.get("columns", [])
+        if coder.get("id") == "lossless":
+            out.update({c: metrics.ColumnBound("lossless", 0.0) for c in cols if c in out})
+            continue
+        b = coder.get("bound")
+        absb = coder.get("abs_bounds") or [None] * len(cols)
+        if b:
+            text = f"{b['mode']}:{b['value']:g}"
+            for c, e in zip(cols, absb, strict=True):
+                if c in out:
+                    out[c] = metrics.ColumnBound(
+                        "pwrel", float(b["value"])) if b["mode"] == "pwrel" else metrics.ColumnBound(
+                        b["mode"], None if e is None else float(e))
+        else:  # pure autoencoder: only the anchors were quantized, at the training bound
+            anchors = set((coder.get("model") or {}).get("anchors", []))
+            for c, e in zip(cols, absb, strict=True):
+                if c in out and c in anchors and e is not None:
+                    out[c] = metrics.ColumnBound("abs", float(e))
+    return out, text
+
+
+def read_loss_curve(model_dir: Path) -> dict[str, list[float]] | None:
+    """epoch / train_loss / val_loss columns of MODEL_DIR/loss_curve.csv, or None if absent."""
+    path = model_dir / "loss_curve.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    cols = [c for c in ("epoch", "train_loss", "val_loss") if rows and c in rows[0]]
+    return {c: [float(r[c]) for r in rows] for c in cols}
+
+
+# ------------------------------------------------------------------------ numbers
+
+
+def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int,
+              opts: EvaluateOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every number of the report, and the arrays the figures need (masses per quantity)."""
+    floats = decoded.names_of_kind("float")
+    bounds, bound_text = column_bounds(header, decoded)
+    notes: list[str] = []
+    cols = {n: metrics.column_stats(data[n], decoded[n], bounds[n]) for n in floats}
+    held = [c["held"] for c in cols.values() if c["held"] is not None]
+    unit = "bound" if all(b.mode in ("abs", "rel", "pwrel") for b in bounds.values()) else "range"
+    boxes = [metrics.box_stats(metrics.scaled_residual(data[n], decoded[n], bounds[n], unit), n)
+             for n in floats]
+
+    corr: dict[str, Any] = {"columns": floats}
+    if len(floats) >= 2:
+        c0 = metrics.correlation(data.to_numpy(floats))
+        c1 = metrics.correlation(decoded.to_numpy(floats))
+        d = np.abs(c1 - c0)
+        worst = np.unravel_index(np.nanargmax(d), d.shape) if np.isfinite(d).any() else (0, 0)
+        corr.update(max_abs_diff=float(np.nanmax(d)) if np.isfinite(d).any() else None,
+                    worst_pair=[floats[worst[0]], floats[worst[1]]])
+        if len(floats) <= MAX_CORRELATION_JSON:
+            corr.update(before=c0.tolist(), after=c1.tolist(), diff=(c1 - c0).tolist())
+        else:
+            notes.append(f"correlation matrices of {len(floats)} columns are drawn but not "
+                         f"listed in summary.json (limit {MAX_CORRELATION_JSON})")
+    else:
+        corr.update(max_abs_diff=None, worst_pair=None)
+        notes.append("fewer than two float columns: no correlation matrix")
+
+    fvs, fv_notes = fourvec.resolve(data, opts.four_vectors)
+    notes += fv_notes
+    for fv in list(fvs):
+        absent = [c for c in fv.columns if c not in floats]
+        if absent and opts.four_vectors:
+            raise InputError(f"--four-vector {fv.label}: column(s) {absent} are not float "
+                             f"columns of {opts.labels.get('file', 'FILE')}")
+        if absent:
+            fvs.remove(fv)
+            notes.append(f"four-vector {fv.label} skipped: {absent} not in the file")
+    if len(fvs) > MAX_OBJECTS:
+        notes.append(f"{len(fvs)} four-vectors found: masses for the first {MAX_OBJECTS} only")
+        fvs = fvs[:MAX_OBJECTS]
+    masses: dict[str, Any] = {}
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    primary = None
+    if fvs:
+        before = fourvec.mass_quantities(data, fvs)
+        after = fourvec.mass_quantities(decoded, fvs)
+        primary = fourvec.primary_mass(list(before))
+        for q, m in before.items():
+            window = opts.mass_window if (q == primary and opts.mass_window) else peakfit.find_window(m)
+            masses[q] = metrics.mass_comparison(m, after[q], window)
+            arrays[q] = (m, after[q])
+    else:
+        notes.append("no four-vector columns found (give them with --four-vector): no masses")
+
+    if len(floats) > MAX_BOXES:
+        notes.append(f"the residual box plot shows the first {MAX_BOXES} of {len(floats)} columns")
+    n_plot = min(len(floats), opts.max_column_plots)
+    if n_plot < len(floats):
+        notes.append(f"per-column figures for the first {n_plot} of {len(floats)} float columns "
+                     f"(--max-column-plots); every column is in the tables")
+    loss = None
+    if opts.model_dir is not None:
+        loss = read_loss_curve(opts.model_dir)
+        if loss is None:
+            notes.append(f"{opts.model_dir}/loss_curve.csv not found: no loss curve")
+        elif loss.get("val_loss") or loss.get("train_loss"):
+            key = "val_loss" if loss.get("val_loss") else "train_loss"
+            loss.update(epochs=len(loss["epoch"]), final_train=(loss.get("train_loss") or [None])[-1],
+                        final_val=(loss.get("val_loss") or [None])[-1], best=min(loss[key]))
+    raw = data.select(decoded.names).nbytes
+    summary = {
+        "data": {"path": opts.labels.get("data"), "rows": data.n_rows, "columns": data.n_columns},
+        "file": {"path": opts.labels.get("file"), "bytes": file_bytes,
+                 "raw_bytes": raw, "ratio": raw / file_bytes if file_bytes else None,
+                 "bound": bound_text, "coders": [c.get("id") for c in header.get("coders", [])],
+                 "columns": decoded.n_columns},
+        "float_columns": floats,
+        "columns": cols,
+        "all_held": all(held) if held else None,
+        "boxplot": {"unit": unit, "boxes": boxes},
+        "correlation": corr,
+        "four_vectors": [{"label": f.label, "kind": f.kind, "columns": list(f.columns)} for f in fvs],
+        "primary_mass": primary,
+        "relative_mass_difference": masses[primary]["relative_mass_difference"] if primary else None,
+        "masses": masses,
+        "loss_curve": loss,
+        "max_column_plots": opts.max_column_plots,
+        "format": opts.fmt,
+        "notes": notes,
+    }
+    return summary, arrays
+
+
+# ------------------------------------------------------------------------ figures and files
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a column or mass label."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def figure_names(summary: dict[str, Any]) -> list[str]:
+    """The figure names the report will contain, in order (also what tests expect)."""
+    names, seen = [], set()
+    for n in summary["float_columns"][: summary["max_column_plots"]]:
+        s = f"column_{slug(n)}"
+        while s in seen:
+            s += "_"
+        seen.add(s)
+        names.append(s)
+    names.append("residuals_boxplot")
+    if len(summary["float_columns"]) >= 2:
+        names.append("correlation")
+    names += [f"mass_{slug(q.removeprefix('m(').removesuffix(')'))}" for q in summary["masses"]]
+    if summary["loss_curve"]:
+        names.append("loss_curve")
+    return names
+
+
+def render(summary: dict[str, Any], data: Table, decoded: Table,
+           arrays: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path) -> list[dict[str, Any]]:
+    """Draw every figure into out_dir (PNGs or report.pdf); returns the pages for the HTML."""
+    names = iter(figure_names(summary))
+    floats = summary["float_columns"]
+    with figures.sink(out_dir, summary["format"], "report.pdf") as s:
+        for n in floats[: summary["max_column_plots"]]:
+            s.add(figures.column_figure(n, data[n], decoded[n], summary["columns"][n]), next(names),
+                  f"column {n}")
+        s.add(figures.boxplot_figure(summary["boxplot"]["boxes"][:MAX_BOXES], summary["boxplot"]["unit"]),
+              next(names), "residuals of all columns")
+        if len(floats) >= 2:
+            c0 = metrics.correlation(data.to_numpy(floats))
+            c1 = metrics.correlation(decoded.to_numpy(floats))
+            s.add(figures.correlation_figure(c0, c1, floats), next(names), "correlation matrices")
+        for q, (m, m2) in arrays.items():
+            s.add(figures.mass_figure(q, m, m2, summary["masses"][q]), next(names), f"mass {q}")
+        if summary["loss_curve"]:
+            s.add(figures.loss_figure(summary["loss_curve"]), next(names), "training loss curve")
+    summary["figures"] = [{"name": p["name"], "title": p["title"], "file": p["file"]} for p in s.pages]
+    summary["figure_files"] = s.files
+    return s.pages
+
+
+def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report's tables (shared by summary.md and report.html)."""
+    num = report.num
+    f, d = summary["file"], summary["data"]
+    overview = [
+        ["DATA", str(d["path"])], ["FILE", str(f["path"])], ["rows", num(d["rows"], ",")],
+        ["bound", f["bound"] or "none (see per-column)"],
+        ["file bytes", num(f["bytes"], ",")], ["raw bytes (same columns)", num(f["raw_bytes"], ",")],
+        ["ratio", num(f["ratio"], ".3f")], ["every value within its bound", num(summary["all_held"])],
+        ["max correlation change", num(summary["correlation"]["max_abs_diff"], ".3g")],
+    ]
+    if summary["primary_mass"]:
+        overview.append([f"relative mass difference {summary['primary_mass']}",
+                         num(summary["relative_mass_difference"], ".3g")])
+    cols = []
+    for n, c in summary["columns"].items():
+        cols.append([n, c["bound_mode"] or "none", num(c["bound"], ".4g"),
+                     num(c["residual"]["mean"], ".3g"), num(c["residual"]["rms"], ".3g"),
+                     num(c["residual"]["max_abs"], ".3g"), num(c["max_over_bound"], ".4f"),
+                     num(c["response"]["mean"], ".3g"), num(c["response"]["rms"], ".3g"),
+                     num(c["held"])])
+    masses = []
+    for q, mc in summary["masses"].items():
+        fb, fa = mc["fit_before"], mc["fit_after"]
+        masses.append([q, "-" if not mc["window"] else f"{mc['window'][0]:.4g}..{mc['window'][1]:.4g}",
+                       "-" if not fb else f"{fb['mean']:.6g} +- {fb['mean_err']:.2g}",
+                       "-" if not fa else f"{fa['mean']:.6g} +- {fa['mean_err']:.2g}",
+                       num(mc["relative_mass_difference"], ".3g"), num(mc["rel_diff_rms"], ".3g"),
+                       mc["fit_note"] or ""])
+    out = [("Overview", ["quantity", "value"], overview),
+           ("Float columns (residual r = y' - y, response = r / y)",
+            ["column", "bound mode", "bound", "mean r", "RMS r", "max |r|", "max |r|/bound",
+             "mean response", "RMS response", "held"], cols)]
+    if masses:
+        out.append(("Invariant masses (Gaussian + linear background fit)",
+                    ["mass", "fit window", "peak before", "peak after", "relative mass difference",
+                     "RMS (M'-M)/M", "note"], masses))
+    if summary["loss_curve"] and "epochs" in summary["loss_curve"]:
+        lc = summary["loss_curve"]
+        out.append(("Training", ["epochs", "final train loss", "final val loss", "best loss"],
+                    [[num(lc["epochs"]), num(lc["final_train"]), num(lc["final_val"]), num(lc["best"])]]))
+    return out
+
+
+def write_reports(summary: dict[str, Any], pages: list[dict[str, Any]], out_dir: Path) -> None:
+    """summary.json (every number), summary.md (the tables), report.html (tables + figures)."""
+    tables = _tables(summary)
+    report.write_json(out_dir / "summary.json", summary)
+    md = [f"# balerc evaluate: {summary['file']['path']}", ""]
+    for heading, header, rows in tables:
+        md += [f"## {heading}", "", report.md_table(header, rows), ""]
+    if summary["notes"]:
+        md += ["## Notes", ""] + [f"- {n}" for n in summary["notes"]] + [""]
+    md += ["## Figures", ""] + [f"- {p['title']}: `{p['file']}`" for p in summary["figures"]] + [""]
+    (out_dir / "summary.md").write_text("\n".join(md))
+    (out_dir / "report.html").write_text(
+        report.html_page(f"balerc evaluate: {summary['file']['path']}", tables, summary["notes"], pages))
+
+
+def evaluate(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int, out_dir: Path,
+             opts: EvaluateOptions) -> dict[str, Any]:
+    """Check that the two belong together, then compute, draw and write the whole report."""
+    check_pairing(data, decoded, opts.labels.get("data", "DATA"), opts.labels.get("file", "FILE"))
+    if not decoded.names_of_kind("float"):
+        raise InputError(f"{opts.labels.get('file', 'FILE')} has no float columns: nothing lossy "
+                         "to evaluate (every column is stored exactly)")
+    summary, arrays = summarize(data, decoded, header, file_bytes, opts)
+    pages = render(summary, data, decoded, arrays, out_dir)
+    write_reports(summary, pages, out_dir)
+    return summary
+
+
+def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: EvaluateOptions, *,
+                   tree: str | None = None, columns: list[str] | None = None,
+                   threads: int | None = None) -> dict[str, Any]:
+    """File-level entry: check the output directory first, read both inputs, evaluate."""
+    from balerc.codec.api import decompress
+    from balerc.formats.tableio import read_table
+
+    if opts.model_dir is not None and not (opts.model_dir / "model.json").exists():
+        raise InputError(f"--model {opts.model_dir}: not a model directory (no model.json)")
+    with report.output_dir(out_dir, "summary.json", opts.force):
+        data = read_table(data_path, tree=tree, columns=columns)
+        header, size = read_header(file_path)
+        decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir)
+        opts.labels = {"data": str(data_path), "file": str(file_path)}
+        return evaluate(data, decoded, header, size, out_dir, opts)

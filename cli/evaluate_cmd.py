@@ -1,0 +1,57 @@
+"""`balerc evaluate DATA FILE.balerc -o REPORT_DIR`: is the compressed file usable for physics?
+
+Thin: parse the options and call balerc.cli.analysis.evaluate, which does the work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .options import columns_option, force_option, split_patterns, threads_option
+
+
+@click.command("evaluate")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", metavar="FILE.balerc", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output", required=True,
+              type=click.Path(path_type=Path),
+              help="Report directory (created): figures, summary.json, summary.md, report.html.")
+@click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
+              help="Model directory: adds its training loss curve (and decodes files written "
+                   "with --no-embed-model).")
+@click.option("--four-vector", "four_vectors", multiple=True, metavar="SPEC",
+              help="An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ or "
+                   "[LABEL=]polar:PT,ETA,PHI,MASS. Default: detected from the column names.")
+@click.option("--mass-window", default=None, metavar="LO,HI",
+              help="Fit window of the pair-mass peak (default: around the highest peak).")
+@click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
+              show_default=True, help="One PNG per figure, or one multi-page report.pdf.")
+@click.option("--max-column-plots", type=click.IntRange(0), default=30, show_default=True,
+              help="Per-column figures for at most this many float columns (tables list all).")
+@click.option("--tree", default=None, help="ROOT: the TTree/RNTuple of DATA to read.")
+@columns_option
+@threads_option
+@force_option
+def evaluate_command(data: Path, file: Path, output: Path, model_dir: Path | None,
+                     four_vectors: tuple[str, ...], mass_window: str | None, fmt: str,
+                     max_column_plots: int, tree: str | None, columns: tuple[str, ...],
+                     threads: int | None, force: bool) -> None:
+    """Compare DATA with FILE.balerc decompressed: per-column residuals, correlations,
+    invariant masses with a fitted peak, and an offline HTML report."""
+    from .analysis.evaluate import EvaluateOptions, evaluate_files
+    from .analysis.peakfit import parse_window
+
+    opts = EvaluateOptions(fmt=fmt, model_dir=model_dir, four_vectors=list(four_vectors) or None,
+                           mass_window=parse_window(mass_window),
+                           max_column_plots=max_column_plots, force=force)
+    summary = evaluate_files(data, file, output, opts, tree=tree, columns=split_patterns(columns),
+                             threads=threads)
+    held = {True: "yes", False: "NO", None: "no bound"}[summary["all_held"]]
+    line = f"wrote {output}/report.html ({len(summary['figures'])} figures); within bound: {held}"
+    if summary["primary_mass"]:
+        rmd = summary["relative_mass_difference"]
+        line += f"; relative mass difference {summary['primary_mass']}: " + (
+            "no fit" if rmd is None else f"{rmd:.3g}")
+    click.echo(line)
