@@ -200,53 +200,49 @@ class AECoder:
     def _encode(self, chunk: Table) -> tuple[dict[str, bytes], dict[str, Any]]:
         n = chunk.n_rows
         F = len(self.columns)
-        Y = chunk.to_numpy(self.columns, np.float64)
+        # column-major (F, n): every per-column operation below runs on contiguous memory
+        Y = np.empty((F, n))
+        for j, name in enumerate(self.columns):
+            Y[j] = chunk[name]
         finite = np.isfinite(Y)
-        recon = np.zeros_like(Y)
+        all_finite = finite.all(axis=1)
+        recon = np.empty_like(Y)
         streams: dict[str, bytes] = {}
         modes = ["q"] * F
-        plain: dict[int, bytes] = {}
 
         if self.bound is not None and self.bound.mode == "pwrel":
             for j in range(F):
-                streams.update(self._encode_log(j, Y[:, j], finite[:, j], recon))
+                streams.update(self._encode_log(j, Y[j], finite[j], recon))
                 modes[j] = "l"
         else:
-            ebounds = self._effective_bounds(Y)
+            assert self.abs_bounds is not None
+            plain: dict[int, bytes] = {}
             for j in range(F):
-                codes, r = _quantize(Y[:, j], 0.0, ebounds[j], finite[:, j])
+                codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
                 plain[j] = pack_codes(codes, self.level)
-                recon[:, j] = r
             if self.model is not None:
-                self._encode_model(Y, finite, ebounds, recon, plain, modes, streams)
+                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams)
             for j in range(F):
-                if modes[j] in ("q",):
+                if modes[j] == "q":
                     streams[self._sid("res", j)] = plain[j]
 
         # exceptions: anything the decoder would not reproduce within the bound
         for j in range(F):
             dt = np.dtype(self.dtypes[self.columns[j]])
-            cast = recon[:, j].astype(dt).astype(np.float64)
-            err = np.abs(Y[:, j] - cast)
-            limit = self._limit(j, Y[:, j])
-            bad = ~finite[:, j] | ~(err <= limit)
+            cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
+            err = np.abs(Y[j] - cast)
+            limit = self._limit(j, Y[j])
+            bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
             if bad.any():
                 rows = np.flatnonzero(bad)
-                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[rows, j], self.level)
-                cast[rows] = Y[rows, j]
+                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level)
                 err[rows] = 0.0
-            recon[:, j] = cast
             self._account(j, err)
         with self._lock:
             self._stats.n += n
             for m in modes:
                 self._stats.modes[m] = self._stats.modes.get(m, 0) + 1
         return streams, {"modes": "".join(modes)}
-
-    def _effective_bounds(self, Y: np.ndarray) -> np.ndarray:
-        """Per-column absolute bound; without a user bound the model's training bound."""
-        assert self.abs_bounds is not None
-        return self.abs_bounds
 
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
         if self.bound is None:
@@ -259,34 +255,35 @@ class AECoder:
         self,
         Y: np.ndarray,
         finite: np.ndarray,
-        ebounds: np.ndarray,
+        all_finite: np.ndarray,
         recon: np.ndarray,
         plain: dict[int, bytes],
         modes: list[str],
         streams: dict[str, bytes],
     ) -> None:
-        assert self.model is not None
+        """Latents + predictions; keep a column's prediction only where it packs smaller."""
+        assert self.model is not None and self.abs_bounds is not None
         latents = None
         lat_stream = b""
         if self.model.latent_dim > 0:
             assert self.model.encoder is not None and self.latent_step is not None
-            Yc = np.where(finite, Y, self.offset)
-            x = ((Yc - self.offset) / self.scale).astype(np.float32)
-            z = session(self.model.encoder, self.device, self.threads).run(x=x)
+            x = (np.where(finite, Y, self.offset[:, None]).T - self.offset) / self.scale
+            z = session(self.model.encoder, self.device, self.threads).run(x=x.astype(np.float32))
             qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
             lat_stream = pack_codes(qz.T.ravel(), self.level)
             latents = (qz * self.latent_step).astype(np.float32)
-        p = self._predict(latents, recon[:, self.anchor_idx])
+        p = self._predict(latents, recon[self.anchor_idx].T)
         candidates: dict[int, tuple[bytes, np.ndarray]] = {}
         for k, j in enumerate(self.pred_idx):
+            pk = np.ascontiguousarray(p[:, k])
             if self.bound is None:
-                candidates[j] = (b"", p[:, k])
+                candidates[j] = (b"", pk)
                 continue
-            e = ebounds[j] - self._pred_margin(j)
-            if e <= 0.75 * ebounds[j]:  # bound too tight for the margin: no prediction
+            e = self.abs_bounds[j] - self._pred_margin(j)
+            if e <= 0.75 * self.abs_bounds[j]:  # bound too tight for the margin: no prediction
                 continue
-            pk = np.where(np.isfinite(p[:, k]), p[:, k], 0.0)
-            codes, r = _quantize(Y[:, j], pk, e, finite[:, j])
+            pk[~np.isfinite(pk)] = 0.0
+            codes, r = _quantize(Y[j], pk, e, finite[j], all_finite[j])
             data = pack_codes(codes, self.level)
             if len(data) < len(plain[j]):
                 candidates[j] = (data, r)
@@ -297,7 +294,7 @@ class AECoder:
             streams["latents"] = lat_stream
         for j, (data, r) in candidates.items():
             modes[j] = "a" if self.bound is None else "p"
-            recon[:, j] = r
+            recon[j] = r
             if data:
                 streams[self._sid("res", j)] = data
 
@@ -313,7 +310,7 @@ class AECoder:
         codes = codes_f.astype(np.int64)
         r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
         r[sign == 0] = 0.0
-        recon[:, j] = r
+        recon[j] = r
         return {
             self._sid("res", j): pack_codes(codes, self.level),
             self._sid("sign", j): lossless.encode_column(sign, self.level),
@@ -323,7 +320,7 @@ class AECoder:
         with self._lock:
             if err.size:
                 self._stats.max[j] = max(self._stats.max[j], float(np.max(err)))
-                self._stats.sumsq[j] += float(np.dot(err, err))
+                self._stats.sumsq[j] += float(np.square(err).sum())  # not np.dot: BLAS threads spin
 
     # ------------------------------------------------------------------ decode
     def streams_for(self, names: list[str]) -> list[str]:
@@ -338,14 +335,14 @@ class AECoder:
     def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
         modes = meta.get("modes", "q" * len(self.columns))
         F = len(self.columns)
-        recon = np.zeros((rows, F))
+        recon = np.zeros((F, rows))  # column-major, as in encode
         for j in range(F):
             m = modes[j]
             if m == "q":
                 codes = unpack_codes(streams[self._sid("res", j)], rows)
-                recon[:, j] = codes * (2.0 * self._col_bound(j))
+                np.multiply(codes, 2.0 * self._col_bound(j), out=recon[j])
             elif m == "l":
-                recon[:, j] = self._decode_log(j, streams, rows)
+                recon[j] = self._decode_log(j, streams, rows)
         if "p" in modes or "a" in modes:
             latents = None
             if self.model is not None and self.model.latent_dim > 0:
@@ -353,18 +350,19 @@ class AECoder:
                 L = self.model.latent_dim
                 qz = unpack_codes(streams["latents"], rows * L).reshape(L, rows).T
                 latents = (qz * self.latent_step).astype(np.float32)
-            p = self._predict(latents, recon[:, self.anchor_idx])
+            p = self._predict(latents, recon[self.anchor_idx].T)
             for k, j in enumerate(self.pred_idx):
-                pk = np.where(np.isfinite(p[:, k]), p[:, k], 0.0)
+                pk = np.ascontiguousarray(p[:, k])
                 if modes[j] == "p":
+                    pk[~np.isfinite(pk)] = 0.0
                     e = self._col_bound(j) - self._pred_margin(j)
                     codes = unpack_codes(streams[self._sid("res", j)], rows)
-                    recon[:, j] = pk + codes * (2.0 * e)
+                    recon[j] = pk + codes * (2.0 * e)
                 elif modes[j] == "a":
-                    recon[:, j] = p[:, k]
+                    recon[j] = pk
         out = {}
         for j, name in enumerate(self.columns):
-            col = recon[:, j]
+            col = recon[j]
             exc = streams.get(self._sid("exc", j))
             if exc is not None:
                 r, v = unpack_exceptions(exc)
@@ -410,14 +408,19 @@ def _finite_or_none(v: float | None) -> float | None:
 
 
 def _quantize(
-    y: np.ndarray, p: np.ndarray | float, e: float, finite: np.ndarray
+    y: np.ndarray, p: np.ndarray | float, e: float, finite: np.ndarray, all_finite: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """codes = round((y - p) / 2e) and the reconstruction p + 2e*codes (non-finite -> 0)."""
     step = 2.0 * e
-    c = np.rint((np.where(finite, y, 0.0) - p) / step)
-    c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
+    c = np.subtract(y if all_finite else np.where(finite, y, 0.0), p)
+    c /= step
+    np.rint(c, out=c)
+    if not (all_finite and np.abs(c).max(initial=0.0) <= _MAX_CODE):
+        c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
     codes = c.astype(np.int64)
-    return codes, p + c * step
+    c *= step
+    c += p
+    return codes, c
 
 
 # ---------------------------------------------------------------------- file level
