@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from balerc.codec.bound import Bound
 from balerc.codec.peers import PeerResult, compare
 

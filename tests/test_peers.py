@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from balerc.codec import peers
 from balerc.codec.bound import Bound
 from balerc.codec.peers import PEERS, compare, read_header, run_peer

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from balerc.formats.errors import InputError
 from balerc.formats.table import Table
 from balerc.formats.tableio import SUPPORTED_INPUT, SUPPORTED_OUTPUT, read_table, write_table

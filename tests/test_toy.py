@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from balerc.formats import InputError, Table
 from balerc.formats.toy import (
     JET_FRACTIONS,
