@@ -87,7 +87,7 @@ def balerc_row(table: Table, bound: Bound, model_dir: Path | None, threads: int)
         model_bytes = (model_dir / "decoder.onnx").stat().st_size
     return {
         "ratio": res.raw_bytes / len(blob),
-        "ratio_no_model": res.raw_bytes / max(len(blob) - model_bytes * 4 // 3, 1),
+        "ratio_no_model": res.raw_bytes / max(len(blob) - model_bytes, 1),
         "max_err_rel": worst, "held": held,
         "c_mbps": res.raw_bytes / 1e6 / ct, "d_mbps": res.raw_bytes / 1e6 / dt,
         "modes": res.extra.get("errors", []),

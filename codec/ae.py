@@ -48,6 +48,7 @@ from .runtime import session
 MARGIN = 2.0**-16
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 _LOG_SLACK = 1.0 - 1e-9
+DECODER_ATTACHMENT = "decoder.onnx"
 
 
 @dataclass
@@ -108,7 +109,7 @@ class AECoder:
         d: dict[str, Any] = {
             "id": "autoencoder",
             "features": ["quantized", "residual"] + (["autoencoder"] if self.model else []),
-            "columns": self.columns,
+            "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
             "margin": self.margin,
@@ -124,8 +125,14 @@ class AECoder:
             d["model"]["model_format_version"] = m.get("model_format_version")
             d["decoder_sha256"] = sha256(self.model.decoder)
             d["encoder_sha256"] = sha256(self.model.encoder) if self.model.encoder else None
-            d["decoder_onnx"] = base64.b64encode(self.model.decoder).decode() if self.embed_model else None
+            d["decoder_attachment"] = DECODER_ATTACHMENT if self.embed_model else None
         return d
+
+    def attachments(self) -> dict[str, bytes]:
+        """The decoder ONNX bytes, stored once in the file right after the header."""
+        if self.model is None or not self.embed_model:
+            return {}
+        return {DECODER_ATTACHMENT: self.model.decoder}
 
     @classmethod
     def from_header(
@@ -137,12 +144,17 @@ class AECoder:
         device: str = "cpu",
         model_dir: str | os.PathLike | None = None,
         threads: int = 1,
+        attachment: Any = None,
         **_: Any,
     ) -> AECoder:
         model = None
         if desc.get("model") is not None:
-            if desc.get("decoder_onnx"):
-                decoder = base64.b64decode(desc["decoder_onnx"])
+            embedded = desc.get("decoder_attachment")
+            if embedded or desc.get("decoder_onnx"):
+                if embedded:
+                    decoder = attachment(embedded)
+                else:  # files written before attachments existed
+                    decoder = base64.b64decode(desc["decoder_onnx"])
                 if sha256(decoder) != desc["decoder_sha256"]:
                     raise ContainerError("the embedded decoder does not match its recorded sha256")
                 manifest = dict(desc["model"], format="balerc-model")
@@ -209,6 +221,7 @@ class AECoder:
         recon = np.empty_like(Y)
         streams: dict[str, bytes] = {}
         modes = ["q"] * F
+        offsets = [0] * F
 
         if self.bound is not None and self.bound.mode == "pwrel":
             for j in range(F):
@@ -219,7 +232,8 @@ class AECoder:
             plain: dict[int, bytes] = {}
             for j in range(F):
                 codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
-                plain[j] = pack_codes(codes, self.level)
+                offsets[j] = int(codes.min())  # non-negative codes pack narrower
+                plain[j] = pack_codes(codes - offsets[j], self.level)
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams)
             for j in range(F):
@@ -242,7 +256,10 @@ class AECoder:
             self._stats.n += n
             for m in modes:
                 self._stats.modes[m] = self._stats.modes.get(m, 0) + 1
-        return streams, {"modes": "".join(modes)}
+        meta: dict[str, Any] = {"modes": "".join(modes)}
+        if any(o and m == "q" for o, m in zip(offsets, modes, strict=True)):
+            meta["offsets"] = [o if m == "q" else 0 for o, m in zip(offsets, modes, strict=True)]
+        return streams, meta
 
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
         if self.bound is None:
@@ -335,11 +352,12 @@ class AECoder:
     def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
         modes = meta.get("modes", "q" * len(self.columns))
         F = len(self.columns)
+        offsets = meta.get("offsets", [0] * F)
         recon = np.zeros((F, rows))  # column-major, as in encode
         for j in range(F):
             m = modes[j]
             if m == "q":
-                codes = unpack_codes(streams[self._sid("res", j)], rows)
+                codes = unpack_codes(streams[self._sid("res", j)], rows) + offsets[j]
                 np.multiply(codes, 2.0 * self._col_bound(j), out=recon[j])
             elif m == "l":
                 recon[j] = self._decode_log(j, streams, rows)
@@ -400,6 +418,10 @@ class AECoder:
                 "mode": mode,
             })
         return out
+
+
+def _g4(v: float | None) -> float | None:
+    return None if v is None else float(f"{v:.4g}")
 
 
 def _finite_or_none(v: float | None) -> float | None:
@@ -472,7 +494,9 @@ def compress_with_model(
         coders.append(LosslessCoder(rest, index, dtypes, zstd_level))
 
     def summary() -> dict[str, Any]:
-        return {"errors": ae.error_report(), "modes": ae._stats.modes}
+        """Measured errors per column (schema order of the coder), 4 significant digits."""
+        rep = ae.error_report()
+        return {"max_error": [_g4(r["max"]) for r in rep], "modes": ae._stats.modes}
 
     result = write_table_container(
         stream, output, coders, chunk_rows=chunk_rows, threads=n_workers, force=force,

@@ -65,6 +65,7 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             "ratio_vs_source": source["size"] / r.file_size if source.get("size") else None,
             "coders": header.get("coders", []),
             "shared_streams": shared,
+            "attachments": {n: a.size for n, a in r.attachments.items()},
             "columns": columns,
             "complete": not r.recovered,
             "checksums": "not checked" if not verify else ("damaged" if problems else "ok"),
@@ -110,6 +111,8 @@ def format_description(d: dict[str, Any]) -> str:
             f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} {c['codec']:<12} "
             f"{c['stored_bytes']:>10,} {ratio:>7}  {','.join(c['filters'])}"
         )
+    for name, size in d.get("attachments", {}).items():
+        lines.append(f"  {'<' + name + '>':<{w}}  attachment {size:>29,}")
     for name, size in d.get("shared_streams", {}).items():
         lines.append(f"  {'[' + name + ']':<{w}}  shared stream {size:>26,}")
     return "\n".join(lines)

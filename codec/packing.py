@@ -27,49 +27,70 @@ def unzigzag(u: np.ndarray) -> np.ndarray:
     return ((u >> np.uint64(1)).view(np.int64)) ^ -((u & np.uint64(1)).view(np.int64))
 
 
-DELTA_FLAG = 0x80  # set in the width byte: the values are successive differences
+DELTA_FLAG = 0x80  # in the width byte: the values are successive differences
+RAW_FLAG = 0x40  # in the width byte: bytes are not shuffled
+UNSIGNED_FLAG = 0x20  # in the width byte: values are >= 0 and stored without zigzag
+_FLAGS = DELTA_FLAG | RAW_FLAG | UNSIGNED_FLAG
 _SAMPLE = 8192
 
 
-def _narrow(codes: np.ndarray) -> tuple[int, bytes]:
-    u = zigzag(codes)
+def _narrow(codes: np.ndarray, shuffle: bool = True, unsigned: bool = False) -> tuple[int, bytes]:
+    u = codes.astype(np.uint64) if unsigned else zigzag(codes)
     top = int(u.max()) if u.size else 0
     width = next(w for w in _WIDTHS if top < (1 << (8 * w)))
-    return width, shuffle_bytes(u.astype(np.dtype(f"<u{width}")))
+    narrow = u.astype(np.dtype(f"<u{width}"))
+    return width, shuffle_bytes(narrow) if shuffle else narrow.tobytes()
 
 
 def _delta(codes: np.ndarray) -> np.ndarray:
     return np.diff(codes.astype(np.int64), prepend=np.int64(0))
 
 
-def _delta_pays(codes: np.ndarray) -> bool:
-    """Delta coding wins on sorted or repetitive columns (e.g. repeated values in a file)."""
+def _choose(codes: np.ndarray) -> int:
+    """Flags (delta? unshuffled?) that pack a sample smallest with zstd level 1.
+
+    Delta wins on sorted or repetitive columns (files often repeat values row to row);
+    unshuffled wins when whole multi-byte values repeat.
+    """
     sample = codes[:_SAMPLE]
-    if sample.size < 16:
-        return False
+    if sample.size < 64:
+        return 0
     cctx = zstandard.ZstdCompressor(level=1)
-    plain = len(cctx.compress(_narrow(sample)[1]))
-    return len(cctx.compress(_narrow(_delta(sample))[1])) < 0.9 * plain
+    best, best_flags = None, 0
+    for flags in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG):
+        c = _delta(sample) if flags & DELTA_FLAG else sample
+        width, data = _narrow(c, not flags & RAW_FLAG)
+        if width == 1 and flags & RAW_FLAG:
+            continue  # identical to the shuffled form
+        size = len(cctx.compress(data))
+        if best is None or size < 0.97 * best:  # prefer the simpler form unless it clearly wins
+            best, best_flags = size, flags
+    return best_flags
 
 
 def pack_codes(codes: np.ndarray, level: int = 3) -> bytes:
     """Pack a 1-D array of signed integer codes into one stream."""
-    flag = 0
-    if _delta_pays(codes):
-        codes, flag = _delta(codes), DELTA_FLAG
-    width, data = _narrow(codes)
-    return bytes([width | flag]) + zstandard.ZstdCompressor(level=level).compress(data)
+    flags = _choose(codes)
+    if flags & DELTA_FLAG:
+        codes = _delta(codes)
+    elif codes.size and codes.min() >= 0:
+        flags |= UNSIGNED_FLAG  # zigzag would double every value for nothing
+    width, data = _narrow(codes, not flags & RAW_FLAG, bool(flags & UNSIGNED_FLAG))
+    return bytes([width | flags]) + zstandard.ZstdCompressor(level=level).compress(data)
 
 
 def unpack_codes(data: bytes, n: int) -> np.ndarray:
-    if not data or (data[0] & ~DELTA_FLAG) not in _WIDTHS:
+    flags = data[0] & _FLAGS if data else 0
+    width = data[0] & ~_FLAGS if data else 0
+    if width not in _WIDTHS:
         raise ContainerError("malformed integer code stream (bad width byte)")
-    width, delta = data[0] & ~DELTA_FLAG, bool(data[0] & DELTA_FLAG)
     raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=width * n)
     if len(raw) != width * n:
         raise ContainerError(f"integer code stream holds {len(raw) // width} values, expected {n}")
-    codes = unzigzag(unshuffle_bytes(raw, np.dtype(f"<u{width}"), n))
-    return np.cumsum(codes) if delta else codes
+    dt = np.dtype(f"<u{width}")
+    u = np.frombuffer(raw, dtype=dt).copy() if flags & RAW_FLAG else unshuffle_bytes(raw, dt, n)
+    codes = u.astype(np.int64) if flags & UNSIGNED_FLAG else unzigzag(u)
+    return np.cumsum(codes) if flags & DELTA_FLAG else codes
 
 
 def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3) -> bytes:

@@ -106,7 +106,7 @@ class LosslessCoder:
         return [f"col/{self.index[n]}" for n in names if n in self.index]
 
     def describe(self) -> dict[str, Any]:
-        return {"id": "lossless", "columns": self.columns, "zstd_level": self.level}
+        return {"id": "lossless", "columns": [self.index[n] for n in self.columns], "zstd_level": self.level}
 
 
 @dataclass
@@ -197,6 +197,10 @@ def write_table_container(
     if chunk_rows < 1:
         raise InputError(f"--chunk-rows must be positive, got {chunk_rows}")
     codec_of = {n: c.describe()["id"] for c in coders for n in c.columns}
+    source = dict(table.source)
+    if source.get("dtypes") == {n: str(a.dtype) for n, a in table.columns.items()}:
+        del source["dtypes"]  # the schema records the same dtypes
+    table = Table(table.columns, source)
     features = sorted({f for c in coders for f in c.describe().get("features", [c.describe()["id"]])})
     header = {
         "format": "balerc",
@@ -230,8 +234,12 @@ def write_table_container(
             raw[0] += t.nbytes
             yield i, t
 
+    attachments: dict[str, bytes] = {}
+    for c in coders:
+        attachments.update(getattr(c, "attachments", dict)())
+
     def run(f: Any) -> ContainerWriter:
-        writer = ContainerWriter(f, header)
+        writer = ContainerWriter(f, header, attachments)
         n_chunks = -(-stream.n_rows // chunk_rows)
         with progress(n_chunks, "compress", "chunk", enabled=show_progress) as bar:
             for rows, streams, meta in _parallel_ordered(encode, counted(), threads):
@@ -288,6 +296,12 @@ def compress_lossless(
 
 
 # ------------------------------------------------------------------------------ reading
+def coder_column_names(header: dict[str, Any], desc: dict[str, Any]) -> list[str]:
+    """A coder's columns by name (stored as schema indices; early files stored names)."""
+    schema = header["schema"]["columns"]
+    return [schema[c]["name"] if isinstance(c, int) else c for c in desc.get("columns", [])]
+
+
 def coders_from_header(header: dict[str, Any], **runtime: Any) -> list[GroupCoder]:
     """Rebuild the group coders a file was written with (the codec registry by id)."""
     schema = header["schema"]["columns"]
@@ -295,6 +309,7 @@ def coders_from_header(header: dict[str, Any], **runtime: Any) -> list[GroupCode
     dtypes = {c["name"]: c["dtype"] for c in schema}
     coders: list[GroupCoder] = []
     for desc in header.get("coders", []):
+        desc = dict(desc, columns=coder_column_names(header, desc))
         cid = desc.get("id")
         if cid == "lossless":
             coders.append(LosslessCoder(desc["columns"], index, dtypes, desc.get("zstd_level", 3)))
@@ -338,7 +353,7 @@ def decode_with(
     missing = [n for n in wanted if n not in all_names]
     if missing:
         raise InputError(f"{reader.path} has no column(s) {missing}; it has {all_names}")
-    coders = coders_from_header(header, **runtime)
+    coders = coders_from_header(header, attachment=reader.read_attachment, **runtime)
     plan = []
     for k, coder in enumerate(coders):
         need = [n for n in wanted if n in coder.columns]

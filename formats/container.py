@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import xxhash
+import zstandard
 
 from .errors import ChecksumError, ContainerError, FormatVersionError, UnsupportedFeatureError
 
@@ -55,8 +56,20 @@ def _xxh64_int(data: bytes | memoryview) -> int:
     return xxhash.xxh64_intdigest(data)
 
 
-def _dump(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=False, allow_nan=False).encode()
+FLAG_ZSTD_JSON = 1  # header, descriptors and footer JSON are stored as zstd frames
+
+
+def _dump(obj: Any, flags: int = FLAG_ZSTD_JSON) -> bytes:
+    raw = json.dumps(obj, separators=(",", ":"), sort_keys=False, allow_nan=False).encode()
+    if flags & FLAG_ZSTD_JSON:
+        return zstandard.ZstdCompressor(level=9).compress(raw)
+    return raw
+
+
+def _load(data: bytes, flags: int) -> Any:
+    if flags & FLAG_ZSTD_JSON:
+        data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30)
+    return json.loads(data)
 
 
 @dataclass
@@ -88,7 +101,12 @@ class ContainerWriter:
     Each chunk is flushed as written, so a pipeline that dies leaves a readable file.
     """
 
-    def __init__(self, fileobj: BinaryIO, header: Mapping[str, Any]):
+    def __init__(
+        self,
+        fileobj: BinaryIO,
+        header: Mapping[str, Any],
+        attachments: Mapping[str, bytes] | None = None,
+    ):
         self._f = fileobj
         self._chunks: list[dict[str, int]] = []
         self._rows = 0
@@ -96,12 +114,18 @@ class ContainerWriter:
         header = dict(header)
         header.setdefault("format", "balerc")
         header["format_version"] = [FORMAT_MAJOR, FORMAT_MINOR]
+        attachments = dict(attachments or {})
+        header["attachments"] = [[n, len(b), xxh64_hex(b)] for n, b in attachments.items()]
         hbytes = _dump(header)
         self._f.write(
-            _PREAMBLE.pack(MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, 0, len(hbytes), _xxh64_int(hbytes))
+            _PREAMBLE.pack(
+                MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, FLAG_ZSTD_JSON, len(hbytes), _xxh64_int(hbytes)
+            )
         )
         self._f.write(hbytes)
-        self._pos = _PREAMBLE.size + len(hbytes)
+        for blob in attachments.values():
+            self._f.write(blob)
+        self._pos = _PREAMBLE.size + len(hbytes) + sum(len(b) for b in attachments.values())
 
     @property
     def rows(self) -> int:
@@ -224,7 +248,8 @@ class ContainerReader:
                 f"not a .balerc file (starts with {bytes(buf[:8])!r}, expected {MAGIC_START!r}); "
                 f"{_sniff(bytes(buf[:16]))}"
             )
-        _, major, minor, _flags, hlen, hxx = _PREAMBLE.unpack_from(buf, 0)
+        _, major, minor, flags, hlen, hxx = _PREAMBLE.unpack_from(buf, 0)
+        self.flags = flags
         if major != FORMAT_MAJOR:
             raise FormatVersionError(
                 f"{self.path}: container format version {major}.{minor} is not supported by this "
@@ -237,14 +262,21 @@ class ContainerReader:
         hbytes = bytes(buf[_PREAMBLE.size : hend])
         if _xxh64_int(hbytes) != hxx:
             raise ChecksumError(f"{self.path}: the header is damaged (checksum mismatch)")
-        self.header: dict[str, Any] = json.loads(hbytes)
+        self.header: dict[str, Any] = _load(hbytes, flags)
         missing = sorted(set(self.header.get("required_features", [])) - KNOWN_FEATURES)
         if missing:
             raise UnsupportedFeatureError(
                 f"{self.path}: needs feature(s) {missing} that this balerc does not implement; "
                 f"upgrade balerc"
             )
-        self._data_start = hend
+        self.attachments: dict[str, StreamInfo] = {}
+        pos = hend
+        for name, size, xx in self.header.get("attachments", []):
+            self.attachments[name] = StreamInfo(name, pos, int(size), xx)
+            pos += int(size)
+        if pos > n:
+            raise self._fail("truncated inside the attachments; nothing can be recovered")
+        self._data_start = pos
         self.recovered = False
         self.footer: dict[str, Any] = {}
         problem = self._read_footer()
@@ -284,7 +316,7 @@ class ContainerReader:
         fbytes = bytes(buf[fstart : fstart + flen])
         if _xxh64_int(fbytes) != fxx:
             return "the footer is damaged (checksum mismatch)"
-        self.footer = json.loads(fbytes)
+        self.footer = _load(fbytes, self.flags)
         self._data_end = foot_off
         return None
 
@@ -306,7 +338,7 @@ class ContainerReader:
                 f"match)",
                 chunk=expect_index,
             )
-        desc = json.loads(dbytes)
+        desc = _load(dbytes, self.flags)
         pos = dstart + dlen
         streams: dict[str, StreamInfo] = {}
         for name, size, xx in desc["streams"]:
@@ -345,6 +377,16 @@ class ContainerReader:
     @property
     def file_size(self) -> int:
         return len(self._buf)
+
+    def read_attachment(self, name: str) -> bytes:
+        """A named binary attachment (e.g. the embedded decoder), checksum-verified."""
+        info = self.attachments.get(name)
+        if info is None:
+            raise self._fail(f"has no attachment '{name}'")
+        data = bytes(self._buf[info.offset : info.offset + info.size])
+        if xxh64_hex(data) != info.xxh64:
+            raise ChecksumError(f"{self.path}: attachment '{name}' is damaged (checksum mismatch)")
+        return data
 
     def chunk(self, i: int) -> ChunkInfo:
         if not 0 <= i < len(self.chunks):

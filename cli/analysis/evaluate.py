@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from balerc.codec.pipeline import coder_column_names
 from balerc.formats.errors import InputError
 from balerc.formats.table import Table
 from balerc.formats.tableio import list_names
@@ -76,7 +77,7 @@ def column_bounds(header: dict[str, Any], decoded: Table) -> tuple[dict[str, met
     out = {n: metrics.ColumnBound(None, None) for n in decoded.names_of_kind("float")}
     text = None
     for coder in header.get("coders", []):
-        cols = coder.get("columns", [])
+        cols = coder_column_names(header, coder)
         if coder.get("id") == "lossless":
             out.update({c: metrics.ColumnBound("lossless", 0.0) for c in cols if c in out})
             continue
