@@ -96,7 +96,10 @@ def encode_column(values: np.ndarray, level: int = 3) -> bytes:
         return encode_strings(values, level)
     le = _le(values)
     filt = _choose_filter(le)
-    return bytes([filt]) + zstandard.ZstdCompressor(level=level).compress(_apply(le, filt))
+    data = _apply(le, filt)
+    from .packing import effective_level
+
+    return bytes([filt]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
 
 
 def decode_column(data: bytes, dtype: str | np.dtype, n: int) -> np.ndarray:

@@ -76,7 +76,16 @@ def pack_codes(codes: np.ndarray, level: int = 3) -> bytes:
     elif codes.size and codes.min() >= 0:
         flags |= UNSIGNED_FLAG  # zigzag would double every value for nothing
     width, data = _narrow(codes, not flags & RAW_FLAG, bool(flags & UNSIGNED_FLAG))
-    return bytes([width | flags]) + zstandard.ZstdCompressor(level=level).compress(data)
+    return bytes([width | flags]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
+
+
+SMALL_STREAM = 1 << 15
+
+
+def effective_level(level: int, size: int) -> int:
+    """Small streams get zstd's strongest levels: they cost microseconds there, and small
+    tables are where per-stream entropy tables weigh most."""
+    return max(level, 19) if size <= SMALL_STREAM else level
 
 
 def unpack_codes(data: bytes, n: int) -> np.ndarray:
