@@ -79,12 +79,16 @@ def cli() -> None:
 @click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True)
 @click.option("--no-embed-model", is_flag=True,
               help="Do not embed the decoder; decompress then needs -m MODEL_DIR (hash-checked).")
+@click.option("--keep-model", is_flag=True,
+              help="Use the model even where its embedded decoder costs more than it saves "
+                   "(by default small tables fall back to plain quantization, with a note).")
 @force_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: bool,
                  bound: str | None, latent_bits: int | None, tree: str | None,
                  columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
-                 zstd_level: int, no_embed_model: bool, force: bool, quiet: bool) -> None:
+                 zstd_level: int, no_embed_model: bool, keep_model: bool, force: bool,
+                 quiet: bool) -> None:
     """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet) into a .balerc file."""
     from balerc.codec import api
     from balerc.formats.fileio import check_output
@@ -96,7 +100,7 @@ def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: boo
         table, output, model_dir=model_dir, lossless=lossless, bound=bound,
         latent_bits=latent_bits, chunk_rows=chunk_rows, threads=threads, device=device,
         zstd_level=zstd_level, embed_model=not no_embed_model, force=force,
-        show_progress=not quiet,
+        show_progress=not quiet, keep_model=keep_model,
     )
     if not quiet:
         click.echo(api.format_summary(result))

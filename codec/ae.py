@@ -461,8 +461,13 @@ def compress_with_model(
     force: bool = False,
     show_progress: bool = False,
     model: ModelBundle | None = None,
+    keep_model: bool = False,
 ) -> CompressResult:
-    """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless."""
+    """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless.
+
+    With a bound, a model whose embedded decoder costs more than it saves on this table is
+    dropped (plain quantization, with a note) unless `keep_model` is set.
+    """
     stream = data if isinstance(data, TableStream) else TableStream.from_table(data)
     table = stream.first
     b = Bound.parse(bound) if bound is not None else None
@@ -486,8 +491,23 @@ def compress_with_model(
         abs_bounds = [rule.absolute_from_range(*ranges[c]) for c in cols]
     step = 2.0 / 2**latent_bits if latent_bits else None
     n_workers = max(1, threads)
-    ae = AECoder(cols, index, dtypes, b, abs_bounds, model, latent_step=step, level=zstd_level,
-                 device=device, threads=1, embed_model=embed_model)
+    notes: list[str] = []
+
+    def make(m: ModelBundle | None) -> AECoder:
+        return AECoder(cols, index, dtypes, b, abs_bounds, m, latent_step=step, level=zstd_level,
+                       device=device, threads=1, embed_model=embed_model)
+
+    if model is not None and b is not None and not keep_model:
+        gain, cost = _model_gain(stream, chunk_rows, make(model), make(None))
+        cost = cost if embed_model else 0
+        if gain <= cost:
+            notes.append(
+                f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
+                f"decoder costs {cost:,} bytes: stored without the model (plain quantization); "
+                f"with --no-embed-model a model shared by many files costs nothing per file"
+            )
+            model = None
+    ae = make(model)
     rest = [n for n in table.names if n not in cols]
     coders: list[Any] = [ae]
     if rest:
@@ -503,7 +523,6 @@ def compress_with_model(
         show_progress=show_progress, summary=summary,
     )
     result.extra["errors"] = ae.error_report()
-    notes = []
     if model is not None:
         from .runtime import session as _s
 
@@ -513,6 +532,17 @@ def compress_with_model(
             notes.append("the model did not pay on this table: stored with plain quantization")
     result.extra["notes"] = notes
     return result
+
+
+def _model_gain(stream: TableStream, chunk_rows: int, with_model: AECoder,
+                without: AECoder) -> tuple[float, int]:
+    """Bytes the model saves on the whole stream (measured on its first chunk), and the
+    bytes of its embedded decoder: small tables cannot amortize a model."""
+    probe = next(stream.chunks(chunk_rows))
+    a = sum(len(v) for v in with_model.encode(probe, 0)[0].values())
+    b = sum(len(v) for v in without.encode(probe, 0)[0].values())
+    assert with_model.model is not None
+    return (b - a) * stream.n_rows / probe.n_rows, len(with_model.model.decoder)
 
 
 def check_model_columns(table: Table, model: ModelBundle) -> None:

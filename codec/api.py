@@ -29,6 +29,7 @@ def compress_file(
     embed_model: bool = True,
     force: bool = False,
     show_progress: bool = False,
+    keep_model: bool = False,
 ) -> CompressResult:
     """Compress `table` into `output`: lossless, or with a model and/or an error bound."""
     threads = threads or default_threads()
@@ -49,7 +50,7 @@ def compress_file(
     return compress_with_model(
         table, output, model_dir=model_dir, bound=bound, latent_bits=latent_bits,
         chunk_rows=chunk_rows, threads=threads, device=device, zstd_level=zstd_level,
-        embed_model=embed_model, force=force, show_progress=show_progress,
+        embed_model=embed_model, force=force, show_progress=show_progress, keep_model=keep_model,
     )
 
 

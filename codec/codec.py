@@ -31,8 +31,12 @@ class Codec:
         threads: int | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         zstd_level: int = 3,
+        embed_model: bool = True,
+        keep_model: bool = False,
     ):
         self.model_dir = model_dir
+        self.embed_model = embed_model
+        self.keep_model = keep_model
         self.model = ModelBundle.load(model_dir) if model_dir is not None else None
         self.device = device
         self.threads = threads or default_threads()
@@ -60,7 +64,7 @@ class Codec:
         self.last_result = compress_with_model(
             self._table(data), target, model_dir=None, bound=bound, chunk_rows=self.chunk_rows,
             threads=self.threads, device=self.device, zstd_level=self.zstd_level, force=force,
-            model=self.model,
+            model=self.model, keep_model=self.keep_model, embed_model=self.embed_model,
         )
         return target.getvalue() if out is None else self.last_result
 

@@ -45,6 +45,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, dimuon: Table) -> Path:
 
 
 def roundtrip(table: Table, model_dir: Path, bound: str | None, **kw) -> tuple[Table, object]:
+    """Round trip that keeps the model (a small test table could not amortize it)."""
+    kw.setdefault("keep_model", True)
     buf = io.BytesIO()
     res = compress_with_model(table, buf, model_dir=model_dir, bound=bound, **kw)
     return decompress(buf.getvalue(), threads=kw.get("threads", 1)), res
@@ -65,6 +67,16 @@ def test_model_is_used_and_never_worse_than_quantization(dimuon, model_dir):
     compress_with_model(dimuon, plain, model_dir=None, bound="rel:1e-3")
     model_bytes = len(ModelBundle.load(model_dir).decoder)  # embedded once, as an attachment
     assert res.file_bytes - model_bytes <= len(plain.getvalue())
+
+
+def test_small_table_drops_a_model_that_does_not_pay(dimuon, model_dir):
+    small = dimuon.slice(0, 500)
+    _, res = roundtrip(small, model_dir, "rel:1e-3", keep_model=False)
+    assert any("stored without the model" in n for n in res.extra["notes"])
+    assert {r["mode"] for r in res.extra["errors"]} == {"quantized"}
+    plain = io.BytesIO()
+    compress_with_model(small, plain, model_dir=None, bound="rel:1e-3")
+    assert res.file_bytes == len(plain.getvalue())
 
 
 def test_real_zmumu_with_model(model_dir):
@@ -112,7 +124,8 @@ def test_decoder_drift_between_thread_counts_is_below_margin(dimuon, model_dir):
 
 def test_no_embed_model_needs_the_right_model(tmp_path, dimuon, model_dir):
     out = tmp_path / "x.balerc"
-    compress_with_model(dimuon, out, model_dir=model_dir, bound="rel:1e-3", embed_model=False)
+    compress_with_model(dimuon, out, model_dir=model_dir, bound="rel:1e-3", embed_model=False,
+                        keep_model=True)
     assert out.stat().st_size < roundtrip(dimuon, model_dir, "rel:1e-3")[1].file_bytes
     with pytest.raises(InputError, match="--no-embed-model"):
         decompress(out)
@@ -203,7 +216,7 @@ def test_cli_compress_with_model_and_summary(tmp_path, dimuon, model_dir):
                                    "--error-bound", "rel:1e-3", "--threads", "2", "-q"])
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, ["compress", str(src), "-m", str(model_dir), "-o", str(out),
-                                   "--error-bound", "rel:1e-3", "--force"])
+                                   "--error-bound", "rel:1e-3", "--force", "--keep-model"])
     assert res.exit_code == 0, res.output
     assert "ratio" in res.output and "max/bound" in res.output and "MB/s" in res.output
     back = tmp_path / "back.root"
