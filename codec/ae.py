@@ -33,7 +33,17 @@ from balerc.formats.table import Table
 from . import lossless
 from .bound import Bound
 from .model import ModelBundle, sha256
-from .packing import pack_codes, pack_exceptions, unpack_codes, unpack_exceptions
+from .packing import (
+    decode_codes,
+    encode_codes,
+    finish_codes,
+    pack_codes,
+    pack_exceptions,
+    pack_group,
+    unpack_codes,
+    unpack_exceptions,
+    unpack_group,
+)
 from .pipeline import (
     DEFAULT_CHUNK_ROWS,
     CompressResult,
@@ -49,6 +59,7 @@ MARGIN = 2.0**-16
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 _LOG_SLACK = 1.0 - 1e-9
 DECODER_ATTACHMENT = "decoder.onnx"
+GROUP_ROWS = 16384  # chunks up to this size may pack all quantized columns in one frame
 
 
 @dataclass
@@ -230,14 +241,20 @@ class AECoder:
         else:
             assert self.abs_bounds is not None
             plain: dict[int, bytes] = {}
+            parts: dict[int, tuple[int, bytes]] = {}
             for j in range(F):
                 codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
                 offsets[j] = int(codes.min())  # non-negative codes pack narrower
-                plain[j] = pack_codes(codes - offsets[j], self.level)
+                parts[j] = encode_codes(codes - offsets[j])
+                plain[j] = finish_codes(parts[j], self.level)
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams)
-            for j in range(F):
-                if modes[j] == "q":
+            qcols = [j for j in range(F) if modes[j] == "q"]
+            group = pack_group([parts[j] for j in qcols], self.level) if n <= GROUP_ROWS else b""
+            if group and len(group) < sum(len(plain[j]) for j in qcols):
+                streams["qgroup"] = group  # one frame for all quantized columns
+            else:
+                for j in qcols:
                     streams[self._sid("res", j)] = plain[j]
 
         # exceptions: anything the decoder would not reproduce within the bound
@@ -257,6 +274,8 @@ class AECoder:
             for m in modes:
                 self._stats.modes[m] = self._stats.modes.get(m, 0) + 1
         meta: dict[str, Any] = {"modes": "".join(modes)}
+        if "qgroup" in streams:
+            meta["grouped"] = 1
         if any(o and m == "q" for o, m in zip(offsets, modes, strict=True)):
             meta["offsets"] = [o if m == "q" else 0 for o, m in zip(offsets, modes, strict=True)]
         return streams, meta
@@ -343,7 +362,7 @@ class AECoder:
     def streams_for(self, names: list[str]) -> list[str]:
         idx = [self.index[c] for c in self.columns]
         roles = ("res", "exc", "sign")
-        return [f"{r}/{i}" for i in idx for r in roles] + ["latents"]
+        return [f"{r}/{i}" for i in idx for r in roles] + ["latents", "qgroup"]
 
     def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -354,10 +373,17 @@ class AECoder:
         F = len(self.columns)
         offsets = meta.get("offsets", [0] * F)
         recon = np.zeros((F, rows))  # column-major, as in encode
+        grouped: dict[int, tuple[int, bytes]] = {}
+        if meta.get("grouped"):
+            qcols = [j for j in range(F) if modes[j] == "q"]
+            grouped = dict(zip(qcols, unpack_group(streams["qgroup"], len(qcols)), strict=True))
         for j in range(F):
             m = modes[j]
             if m == "q":
-                codes = unpack_codes(streams[self._sid("res", j)], rows) + offsets[j]
+                if j in grouped:
+                    codes = decode_codes(*grouped[j], rows) + offsets[j]
+                else:
+                    codes = unpack_codes(streams[self._sid("res", j)], rows) + offsets[j]
                 np.multiply(codes, 2.0 * self._col_bound(j), out=recon[j])
             elif m == "l":
                 recon[j] = self._decode_log(j, streams, rows)

@@ -68,15 +68,26 @@ def _choose(codes: np.ndarray) -> int:
     return best_flags
 
 
-def pack_codes(codes: np.ndarray, level: int = 3) -> bytes:
-    """Pack a 1-D array of signed integer codes into one stream."""
+def encode_codes(codes: np.ndarray) -> tuple[int, bytes]:
+    """(width/flags byte, uncompressed payload) for a 1-D array of integer codes."""
     flags = _choose(codes)
     if flags & DELTA_FLAG:
         codes = _delta(codes)
     elif codes.size and codes.min() >= 0:
         flags |= UNSIGNED_FLAG  # zigzag would double every value for nothing
     width, data = _narrow(codes, not flags & RAW_FLAG, bool(flags & UNSIGNED_FLAG))
-    return bytes([width | flags]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
+    return width | flags, data
+
+
+def finish_codes(part: tuple[int, bytes], level: int = 3) -> bytes:
+    """A (head, payload) pair from encode_codes as a standalone stream: head + zstd frame."""
+    head, data = part
+    return bytes([head]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
+
+
+def pack_codes(codes: np.ndarray, level: int = 3) -> bytes:
+    """Pack a 1-D array of signed integer codes into one stream."""
+    return finish_codes(encode_codes(codes), level)
 
 
 SMALL_STREAM = 1 << 15
@@ -88,18 +99,46 @@ def effective_level(level: int, size: int) -> int:
     return max(level, 19) if size <= SMALL_STREAM else level
 
 
-def unpack_codes(data: bytes, n: int) -> np.ndarray:
-    flags = data[0] & _FLAGS if data else 0
-    width = data[0] & ~_FLAGS if data else 0
+def decode_codes(head: int, raw: bytes, n: int) -> np.ndarray:
+    """Invert encode_codes."""
+    flags, width = head & _FLAGS, head & ~_FLAGS
     if width not in _WIDTHS:
         raise ContainerError("malformed integer code stream (bad width byte)")
-    raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=width * n)
     if len(raw) != width * n:
         raise ContainerError(f"integer code stream holds {len(raw) // width} values, expected {n}")
     dt = np.dtype(f"<u{width}")
     u = np.frombuffer(raw, dtype=dt).copy() if flags & RAW_FLAG else unshuffle_bytes(raw, dt, n)
     codes = u.astype(np.int64) if flags & UNSIGNED_FLAG else unzigzag(u)
     return np.cumsum(codes) if flags & DELTA_FLAG else codes
+
+
+def unpack_codes(data: bytes, n: int) -> np.ndarray:
+    if not data:
+        raise ContainerError("empty integer code stream")
+    width = data[0] & ~_FLAGS
+    raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=max(width, 1) * n)
+    return decode_codes(data[0], raw, n)
+
+
+def pack_group(parts: list[tuple[int, bytes]], level: int = 3) -> bytes:
+    """Several code payloads in one zstd frame (small chunks: one entropy table, not many).
+
+    Layout inside the frame, per part: head byte, u32 payload length, payload.
+    """
+    body = b"".join(bytes([h]) + len(d).to_bytes(4, "little") + d for h, d in parts)
+    return zstandard.ZstdCompressor(level=effective_level(level, len(body))).compress(body)
+
+
+def unpack_group(data: bytes, count: int) -> list[tuple[int, bytes]]:
+    body = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
+    parts, pos = [], 0
+    for _ in range(count):
+        if pos + 5 > len(body):
+            raise ContainerError("malformed grouped code stream (truncated)")
+        head, size = body[pos], int.from_bytes(body[pos + 1 : pos + 5], "little")
+        parts.append((head, body[pos + 5 : pos + 5 + size]))
+        pos += 5 + size
+    return parts
 
 
 def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3) -> bytes:
