@@ -10,6 +10,7 @@ from .errors import MissingDependencyError
 _HINTS = {
     "pyarrow": "pip install 'balerc[parquet]'",
     "matplotlib": "pip install 'balerc[plot]'",
+    "scipy": "pip install 'balerc[plot]'",
     "torch": "pip install torch==2.13.0 'balerc[train]'",
     "onnx": "pip install 'balerc[train]'",
     "pysz": "pip install 'balerc[bench]'",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from balerc.formats.errors import InputError
+from balerc.formats.optional import require
 
 MIN_EVENTS = 30  # fewer events in the window than this: no fit
 MIN_SIGNIFICANCE = 5.0  # peak amplitude / its error below this: noise, not a peak
@@ -73,6 +74,7 @@ def find_window(m: np.ndarray) -> tuple[float, float] | None:
     Log binning makes resonances of equal relative resolution equally narrow, so a falling
     continuum does not outrank them; the window is +-5 sigma of the peak's half width.
     """
+    require("scipy", "peak finding")
     from scipy.signal import find_peaks, peak_widths
 
     v = m[np.isfinite(m) & (m > 0)]
@@ -119,6 +121,7 @@ def default_bins(m: np.ndarray, window: tuple[float, float]) -> int:
 
 def fit_peak(m: np.ndarray, window: tuple[float, float], bins: int) -> tuple[PeakFit | None, str]:
     """Least-squares fit with Poisson errors; (None, reason) when it cannot be trusted."""
+    require("scipy", "peak fitting")
     from scipy.optimize import OptimizeWarning, curve_fit
 
     h, x = histogram(m, window, bins)
