@@ -371,18 +371,15 @@ def decode_with(
             cols.update({n: got[n] for n in need})
         return cols
 
-    parts: list[dict[str, np.ndarray]] = []
-    with progress(len(chunk_ids), "decompress", "chunk", enabled=show_progress) as bar:
-        for cols in _parallel_ordered(decode, chunk_ids, threads):
-            parts.append(cols)
-            bar.update(1)
+    # output columns preallocated and filled chunk by chunk: peak memory ~ output + window
     dtypes = {c["name"]: c["dtype"] for c in schema}
-    out: dict[str, np.ndarray] = {}
-    for n in wanted:
-        if parts:
-            out[n] = np.concatenate([p[n] for p in parts]) if len(parts) > 1 else parts[0][n]
-        else:
-            out[n] = np.empty(0, dtype=object if dtypes[n] == "str" else dtypes[n])
+    starts = np.cumsum([0] + [reader.chunk_rows_of(i) for i in chunk_ids])
+    out = {n: np.empty(int(starts[-1]), dtype=object if dtypes[n] == "str" else dtypes[n]) for n in wanted}
+    with progress(len(chunk_ids), "decompress", "chunk", enabled=show_progress) as bar:
+        for k, cols in enumerate(_parallel_ordered(decode, chunk_ids, threads)):
+            for n in wanted:
+                out[n][starts[k] : starts[k + 1]] = cols[n]
+            bar.update(1)
     source = dict(header["schema"].get("source", {}))
     return Table(out, source)
 

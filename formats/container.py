@@ -378,6 +378,10 @@ class ContainerReader:
     def file_size(self) -> int:
         return len(self._buf)
 
+    def chunk_rows_of(self, i: int) -> int:
+        """Rows of chunk i, known even when the chunk itself is damaged."""
+        return self.chunks[i].rows
+
     def read_attachment(self, name: str) -> bytes:
         """A named binary attachment (e.g. the embedded decoder), checksum-verified."""
         info = self.attachments.get(name)

@@ -73,16 +73,34 @@ def open_stream(
                 return read_table(p, tree=head.source["tree"], columns=names, entries=(a, b))
 
             return TableStream(head, n, head.source, read)
-    elif ext == ".npy" and p.exists():
-        arr = np.load(p, mmap_mode="r", allow_pickle=False)
-        if arr.ndim == 2 and arr.dtype.kind in "fiub" and columns is None:
-            names = [f"c{j}" for j in range(arr.shape[1])]
-            source = {"format": "npy", "path": str(p), "size": p.stat().st_size,
-                      "dtypes": {n: str(arr.dtype) for n in names}}
-
-            def read_npy(a: int, b: int) -> Table:
-                return Table.from_numpy(np.array(arr[a:b]), names, source)
-
-            return TableStream(read_npy(0, min(arr.shape[0], 1)), arr.shape[0], source, read_npy)
+    elif ext == ".npy" and p.exists() and columns is None:
+        stream = _npy_stream(p)
+        if stream is not None:
+            return stream
     table = read_table(p, tree=tree, columns=columns)
     return TableStream.from_table(table)
+
+
+def _npy_stream(p: Path) -> TableStream | None:
+    """Rows of a 2-D C-order numeric .npy read with plain file reads (no memory map, so
+    resident memory stays at one chunk); None for layouts read whole instead."""
+    with open(p, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    if len(shape) != 2 or fortran or dtype.kind not in "fiub" or shape[0] == 0:
+        return None
+    n, k = shape
+    names = [f"c{j}" for j in range(k)]
+    source = {"format": "npy", "path": str(p), "size": p.stat().st_size}
+    row_bytes = k * dtype.itemsize
+
+    def read(a: int, b: int) -> Table:
+        with open(p, "rb") as f:
+            f.seek(offset + a * row_bytes)
+            arr = np.fromfile(f, dtype=dtype, count=(b - a) * k).reshape(b - a, k)
+        return Table.from_numpy(arr, names, source)
+
+    return TableStream(read(0, 1), n, source, read)
