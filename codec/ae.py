@@ -55,7 +55,7 @@ from .runtime import session
 
 # Allowed drift of the decoder output between runtimes, in normalized units (x = (y-o)/s).
 # Measured drift CPU 1 vs 2 threads vs CUDA (TF32 off) is < 1e-6; see docs/FORMAT.md.
-MARGIN = 2.0**-16
+MARGIN = 2.0**-18
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 _LOG_SLACK = 1.0 - 1e-9
 DECODER_ATTACHMENT = "decoder.onnx"
@@ -234,10 +234,15 @@ class AECoder:
         modes = ["q"] * F
         offsets = [0] * F
 
+        strict: dict[int, np.ndarray | float] = {}  # limits that leave room for decoder drift
         if self.bound is not None and self.bound.mode == "pwrel":
+            logs = {j: self._encode_log(j, Y[j], finite[j], recon) for j in range(F)}
+            modes = ["l"] * F
+            if self.model is not None:
+                self._encode_model_pwrel(Y, finite, recon, logs, modes, streams, strict)
             for j in range(F):
-                streams.update(self._encode_log(j, Y[j], finite[j], recon))
-                modes[j] = "l"
+                if modes[j] == "l":
+                    streams.update(logs[j])
         else:
             assert self.abs_bounds is not None
             plain: dict[int, bytes] = {}
@@ -248,7 +253,7 @@ class AECoder:
                 parts[j] = encode_codes(codes - offsets[j])
                 plain[j] = finish_codes(parts[j], self.level)
             if self.model is not None:
-                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams)
+                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict)
             qcols = [j for j in range(F) if modes[j] == "q"]
             group = pack_group([parts[j] for j in qcols], self.level) if n <= GROUP_ROWS else b""
             if group and len(group) < sum(len(plain[j]) for j in qcols):
@@ -262,7 +267,7 @@ class AECoder:
             dt = np.dtype(self.dtypes[self.columns[j]])
             cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
             err = np.abs(Y[j] - cast)
-            limit = self._limit(j, Y[j])
+            limit = strict[j] if j in strict else self._limit(j, Y[j])
             bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
             if bad.any():
                 rows = np.flatnonzero(bad)
@@ -296,18 +301,11 @@ class AECoder:
         plain: dict[int, bytes],
         modes: list[str],
         streams: dict[str, bytes],
+        strict: dict[int, np.ndarray | float],
     ) -> None:
         """Latents + predictions; keep a column's prediction only where it packs smaller."""
         assert self.model is not None and self.abs_bounds is not None
-        latents = None
-        lat_stream = b""
-        if self.model.latent_dim > 0:
-            assert self.model.encoder is not None and self.latent_step is not None
-            x = (np.where(finite, Y, self.offset[:, None]).T - self.offset) / self.scale
-            z = session(self.model.encoder, self.device, self.threads).run(x=x.astype(np.float32))
-            qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
-            lat_stream = pack_codes(qz.T.ravel(), self.level)
-            latents = (qz * self.latent_step).astype(np.float32)
+        latents, lat_stream = self._latents(Y, finite)
         p = self._predict(latents, recon[self.anchor_idx].T)
         candidates: dict[int, tuple[bytes, np.ndarray]] = {}
         for k, j in enumerate(self.pred_idx):
@@ -333,12 +331,78 @@ class AECoder:
             recon[j] = r
             if data:
                 streams[self._sid("res", j)] = data
+                strict[j] = self.abs_bounds[j] - self._pred_margin(j)
+
+    def _latents(self, Y: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray | None, bytes]:
+        """Quantized latents as the decoder will see them, and their packed stream."""
+        assert self.model is not None
+        if self.model.latent_dim == 0:
+            return None, b""
+        assert self.model.encoder is not None and self.latent_step is not None
+        x = (np.where(finite, Y, self.offset[:, None]).T - self.offset) / self.scale
+        z = session(self.model.encoder, self.device, self.threads).run(x=x.astype(np.float32))
+        qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
+        return (qz * self.latent_step).astype(np.float32), pack_codes(qz.T.ravel(), self.level)
+
+    def _encode_model_pwrel(
+        self,
+        Y: np.ndarray,
+        finite: np.ndarray,
+        recon: np.ndarray,
+        logs: dict[int, dict[str, bytes]],
+        modes: list[str],
+        streams: dict[str, bytes],
+        strict: dict[int, np.ndarray | float],
+    ) -> None:
+        """Pointwise bound relative to the prediction, in the log domain.
+
+        codes = round((log2|y| - log2|p|) / delta) with the log-mode delta, plus a small
+        stream saying whether y has p's sign (0), the other sign (1) or is zero (2). A
+        decoder on another runtime sees p' = p + drift and so scales |y'| by |p'|/|p|; the
+        check against E|y| keeps room for that (|y'| * margin / |p|), and misses go to
+        the exception stream.
+        """
+        assert self.model is not None and self.bound is not None
+        eps = self.bound.value
+        delta = _log_delta(eps)
+        latents, lat_stream = self._latents(Y, finite)
+        p = self._predict(latents, recon[self.anchor_idx].T)
+        chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
+        for k, j in enumerate(self.pred_idx):
+            pk = np.ascontiguousarray(p[:, k])
+            pk[~np.isfinite(pk)] = 0.0
+            y = Y[j]
+            ap, ay = np.abs(pk), np.abs(y)
+            ok = finite[j] & (ap > 0) & (ay > 0)
+            codes = np.zeros_like(pk)
+            codes[ok] = np.rint((np.log2(ay[ok]) - np.log2(ap[ok])) / delta)
+            flip = np.where(y == 0, 2, np.where(np.signbit(y) != np.signbit(pk), 1, 0)).astype(np.uint8)
+            r = _relog(pk, codes, flip, delta)
+            with np.errstate(divide="ignore"):
+                limit = eps * ay - np.abs(r) * self._pred_margin(j) / ap
+            data = {self._sid("res", j): pack_codes(codes.astype(np.int64), self.level),
+                    self._sid("sign", j): lossless.encode_column(flip, self.level)}
+            misses = int(np.count_nonzero(~(np.abs(y - r) <= limit) & finite[j]))
+            size = sum(len(v) for v in data.values()) + 12 * misses
+            if size < sum(len(v) for v in logs[j].values()):
+                chosen[j] = (data, r, limit)
+        gain = sum(sum(len(v) for v in logs[j].values()) - sum(len(v) for v in d.values())
+                   for j, (d, _, _) in chosen.items())
+        if gain <= len(lat_stream):
+            return
+        if lat_stream:
+            streams["latents"] = lat_stream
+        for j, (data, r, limit) in chosen.items():
+            modes[j] = "r"
+            recon[j] = r
+            streams.update(data)
+            strict[j] = limit
 
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray
     ) -> dict[str, bytes]:
         assert self.bound is not None
-        delta = 2.0 * math.log2(1.0 + self.bound.value) * _LOG_SLACK
+        delta = _log_delta(self.bound.value)
         sign = np.where(y > 0, 1, np.where(y < 0, 2, 0)).astype(np.uint8)
         sign[~finite] = 0
         mag = np.abs(np.where(finite & (sign > 0), y, 1.0))
@@ -387,7 +451,7 @@ class AECoder:
                 np.multiply(codes, 2.0 * self._col_bound(j), out=recon[j])
             elif m == "l":
                 recon[j] = self._decode_log(j, streams, rows)
-        if "p" in modes or "a" in modes:
+        if "p" in modes or "a" in modes or "r" in modes:
             latents = None
             if self.model is not None and self.model.latent_dim > 0:
                 assert self.latent_step is not None
@@ -404,6 +468,12 @@ class AECoder:
                     recon[j] = pk + codes * (2.0 * e)
                 elif modes[j] == "a":
                     recon[j] = pk
+                elif modes[j] == "r":
+                    assert self.bound is not None
+                    pk[~np.isfinite(pk)] = 0.0
+                    codes = unpack_codes(streams[self._sid("res", j)], rows)
+                    flip = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
+                    recon[j] = _relog(pk, codes, flip, _log_delta(self.bound.value))
         out = {}
         for j, name in enumerate(self.columns):
             col = recon[j]
@@ -416,7 +486,7 @@ class AECoder:
 
     def _decode_log(self, j: int, streams: dict[str, bytes], rows: int) -> np.ndarray:
         assert self.bound is not None
-        delta = 2.0 * math.log2(1.0 + self.bound.value) * _LOG_SLACK
+        delta = _log_delta(self.bound.value)
         codes = unpack_codes(streams[self._sid("res", j)], rows)
         sign = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
         r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
@@ -444,6 +514,21 @@ class AECoder:
                 "mode": mode,
             })
         return out
+
+
+def _log_delta(eps: float) -> float:
+    """Log2 step whose half keeps |y'/y - 1| <= eps (with a hair of slack for rounding)."""
+    return 2.0 * math.log2(1.0 + eps) * _LOG_SLACK
+
+
+def _relog(p: np.ndarray, codes: np.ndarray, flip: np.ndarray, delta: float) -> np.ndarray:
+    """Prediction-relative pwrel reconstruction, identical in encoder and decoder."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        mag = np.exp2(np.log2(np.abs(p)) + codes * delta)
+    sign = np.where(np.signbit(p) != (flip == 1), -1.0, 1.0)
+    out = sign * mag
+    out[(flip == 2) | (p == 0)] = 0.0
+    return out
 
 
 def _g4(v: float | None) -> float | None:
@@ -553,7 +638,7 @@ def compress_with_model(
         from .runtime import session as _s
 
         notes.append(f"ONNX Runtime provider: {_s(model.decoder, device, 1).provider}")
-        used = ae._stats.modes.get("p", 0) + ae._stats.modes.get("a", 0)
+        used = sum(ae._stats.modes.get(m, 0) for m in "par")
         if b is not None and used == 0:
             notes.append("the model did not pay on this table: stored with plain quantization")
     result.extra["notes"] = notes

@@ -1,0 +1,87 @@
+"""The codec's prediction modes with a hand-built decoder that knows b = 2a exactly.
+
+An exact predictor makes every mode's arithmetic visible: residual codes collapse to
+nothing, yet the bound must still hold on rows that break the relation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from balerc.codec.ae import compress_with_model
+from balerc.codec.api import decompress
+from balerc.codec.bound import Bound
+from balerc.formats.table import Table
+from test_bound_codec import assert_within
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+
+def exact_model(tmp: Path, off: list[float], sc: list[float]) -> Path:
+    """Decoder y_b = a_norm * (2 s_a / s_b) + (2 o_a - o_b) / s_b, i.e. b = 2a in units."""
+    w = np.array([[2 * sc[0] / sc[1]]], dtype=np.float32)
+    c = np.array([(2 * off[0] - off[1]) / sc[1]], dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "w"], ["t"]), helper.make_node("Add", ["t", "c"], ["y"])],
+        "exact",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [1, 1], w.ravel()),
+         helper.make_tensor("c", TensorProto.FLOAT, [1], c)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    d = tmp / "exact"
+    d.mkdir()
+    data = model.SerializeToString()
+    (d / "decoder.onnx").write_bytes(data)
+    manifest = {
+        "format": "balerc-model", "model_format_version": 1, "columns": ["a", "b"],
+        "anchors": ["a"], "predicted": ["b"], "latent_dim": 0, "latent_bits": 6,
+        "normalization": [{"name": n, "offset": o, "scale": s} for n, o, s in zip("ab", off, sc, strict=True)],
+        "encoder": None,
+        "decoder": {"file": "decoder.onnx", "sha256": hashlib.sha256(data).hexdigest()},
+        "train_bound": "rel:1e-3",
+    }
+    (d / "model.json").write_text(json.dumps(manifest))
+    return d
+
+
+@pytest.fixture
+def table() -> Table:
+    rng = np.random.default_rng(3)
+    a = rng.uniform(1, 100, 50_000) * rng.choice([-1, 1], 50_000)
+    b = 2 * a
+    b[::501] += 7.0  # rows that break the relation
+    b[17] = 0.0
+    b[18] = np.nan
+    return Table({"a": a, "b": b})
+
+
+@pytest.mark.parametrize(
+    "bound, predicted",
+    [("rel:1e-3", True), ("abs:1e-2", True), ("pwrel:1e-3", True),
+     # 1e-4 / scale 400 is below float32 resolution of the decoder: no prediction, bound kept
+     ("abs:1e-4", False), ("pwrel:1e-5", False)],
+)
+def test_exact_prediction_modes(tmp_path, table, bound, predicted):
+    model = exact_model(tmp_path, [-100.0, -200.0], [200.0, 400.0])
+    buf = io.BytesIO()
+    res = compress_with_model(table, buf, model_dir=model, bound=bound, keep_model=True,
+                              chunk_rows=20_000, threads=2)
+    back = decompress(buf.getvalue(), threads=2)
+    assert_within(table, back, Bound.parse(bound))
+    plain = io.BytesIO()
+    compress_with_model(table, plain, model_dir=None, bound=bound)
+    if predicted:  # b costs almost nothing once predicted
+        assert res.file_bytes < 0.75 * len(plain.getvalue())
+        assert res.extra["notes"][-1].startswith("ONNX Runtime provider")
+    else:
+        assert "did not pay" in res.extra["notes"][-1]
