@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bound_codec import assert_within
 
 from balerc.codec.ae import compress_with_model
 from balerc.codec.api import decompress
 from balerc.codec.bound import Bound
 from balerc.formats.table import Table
-from test_bound_codec import assert_within
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
