@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from .options import columns_option, force_option, split_patterns
+from .options import (
+    columns_option,
+    force_option,
+    four_vector_option,
+    mass_window_option,
+    split_patterns,
+    tree_option,
+)
 
 
 @click.command("compare")
@@ -32,14 +39,11 @@ from .options import columns_option, force_option, split_patterns
               help="Time each method this many times and keep the best.")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
               help="balerc threads (peers are single-threaded; 1 compares like with like).")
-@click.option("--four-vector", "four_vectors", multiple=True, metavar="SPEC",
-              help="An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ or "
-                   "[LABEL=]polar:PT,ETA,PHI,MASS. Default: detected from the column names.")
-@click.option("--mass-window", default=None, metavar="LO,HI",
-              help="Fit window of the mass peak (default: around the highest peak).")
+@four_vector_option
+@mass_window_option
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
               show_default=True, help="PNG files, or one compare.pdf.")
-@click.option("--tree", default=None, help="ROOT: the TTree/RNTuple to read.")
+@tree_option
 @columns_option
 @force_option
 def compare_command(data: Path, bounds: tuple[str, ...], model_dir: Path | None, output: Path,

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import click
 
-from .options import columns_option, force_option, split_patterns, threads_option
+from .options import (
+    columns_option,
+    force_option,
+    four_vector_option,
+    mass_window_option,
+    split_patterns,
+    threads_option,
+    tree_option,
+)
 
 
 @click.command("evaluate")
@@ -21,16 +29,13 @@ from .options import columns_option, force_option, split_patterns, threads_optio
 @click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
               help="Model directory: adds its training loss curve (and decodes files written "
                    "with --no-embed-model).")
-@click.option("--four-vector", "four_vectors", multiple=True, metavar="SPEC",
-              help="An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ or "
-                   "[LABEL=]polar:PT,ETA,PHI,MASS. Default: detected from the column names.")
-@click.option("--mass-window", default=None, metavar="LO,HI",
-              help="Fit window of the pair-mass peak (default: around the highest peak).")
+@four_vector_option
+@mass_window_option
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png",
               show_default=True, help="One PNG per figure, or one multi-page report.pdf.")
 @click.option("--max-column-plots", type=click.IntRange(0), default=30, show_default=True,
               help="Per-column figures for at most this many float columns (tables list all).")
-@click.option("--tree", default=None, help="ROOT: the TTree/RNTuple of DATA to read.")
+@tree_option
 @columns_option
 @threads_option
 @force_option

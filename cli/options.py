@@ -19,3 +19,15 @@ def split_patterns(values: tuple[str, ...]) -> list[str] | None:
     """('a*,b', 'c') -> ['a*', 'b', 'c']; no patterns -> None (every column)."""
     out = [p.strip() for v in values for p in v.split(",") if p.strip()]
     return out or None
+tree_option = click.option(
+    "--tree", default=None, help="ROOT: the TTree/RNTuple to read (default: the only one)."
+)
+four_vector_option = click.option(
+    "--four-vector", "four_vectors", multiple=True, metavar="SPEC",
+    help="An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ or "
+         "[LABEL=]polar:PT,ETA,PHI,MASS. Default: detected from the column names.",
+)
+mass_window_option = click.option(
+    "--mass-window", default=None, metavar="LO,HI",
+    help="Fit window of the pair-mass peak (default: around the highest peak).",
+)
