@@ -19,7 +19,7 @@ from balerc.formats.errors import BalercError
 from .compare_cmd import compare_command
 from .evaluate_cmd import evaluate_command
 from .info import info_command
-from .options import columns_option, force_option, split_patterns, threads_option
+from .options import columns_option, force_option, split_patterns, threads_option, tree_option
 
 
 class BalercGroup(click.Group):
@@ -69,7 +69,7 @@ def cli() -> None:
                    "Without it the autoencoder's reconstruction alone is stored.")
 @click.option("--latent-bits", type=click.IntRange(1, 16), default=None,
               help="Latent quantization bits (default: what the model was trained for).")
-@click.option("--tree", default=None, help="ROOT: the TTree/RNTuple to read (default: the only one).")
+@tree_option
 @columns_option
 @click.option("--chunk-rows", type=click.IntRange(1), default=65536, show_default=True,
               help="Rows per independent chunk.")
