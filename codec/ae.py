@@ -256,7 +256,8 @@ class AECoder:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict)
             qcols = [j for j in range(F) if modes[j] == "q"]
             group = pack_group([parts[j] for j in qcols], self.level) if n <= GROUP_ROWS else b""
-            if group and len(group) < sum(len(plain[j]) for j in qcols):
+            # a separate stream also costs its descriptor entry (name, size, checksum)
+            if group and len(group) < sum(len(plain[j]) + 24 for j in qcols):
                 streams["qgroup"] = group  # one frame for all quantized columns
             else:
                 for j in qcols:

@@ -198,8 +198,12 @@ def write_table_container(
         raise InputError(f"--chunk-rows must be positive, got {chunk_rows}")
     codec_of = {n: c.describe()["id"] for c in coders for n in c.columns}
     source = dict(table.source)
-    if source.get("dtypes") == {n: str(a.dtype) for n, a in table.columns.items()}:
-        del source["dtypes"]  # the schema records the same dtypes
+    if isinstance(source.get("dtypes"), dict):  # keep only what the schema does not record
+        differ = {n: d for n, d in source["dtypes"].items()
+                  if n in table.columns and d != str(table[n].dtype)}
+        source.pop("dtypes")
+        if differ:
+            source["dtypes"] = differ
     table = Table(table.columns, source)
     features = sorted({f for c in coders for f in c.describe().get("features", [c.describe()["id"]])})
     header = {
