@@ -10,7 +10,7 @@ import click
 
 from balerc.formats.errors import InputError
 
-from .config import DEVICES, LOSSES, TrainConfig
+from .config import DEVICES, LOSSES, PHYSICS, TrainConfig
 from .normalization import NORMS
 
 
@@ -49,7 +49,7 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 @click.option("--latent", type=int, default=None, help="Latent size L (default: searched).")
 @click.option("--ratio", type=float, default=None, help="Latent size = ceil(columns / R).")
 @click.option("--model", "model_name", default="dense", show_default=True,
-              help="Model name: dense, baler, dense-wide (see docs/MODEL.md).")
+              help="Model name: dense, baler, dense-wide, physics (see docs/MODEL.md).")
 @click.option("--widths", default=None, help="Hidden widths, e.g. 128,64 (encoder; mirrored).")
 @click.option("--norm", type=click.Choice(NORMS), default="auto", show_default=True)
 @click.option("--epochs", type=int, default=TrainConfig.epochs, show_default=True)
@@ -69,6 +69,14 @@ def _parse_anchors(text: str | None) -> list[str] | None:
               help="Target error bound the anchor/latent search optimizes for.")
 @click.option("--loss", type=click.Choice(LOSSES), default=TrainConfig.loss, show_default=True,
               help="mse (even errors), bits (log-MSE per column: favours bytes), smooth_l1.")
+@click.option("--four-vector", "four_vectors", multiple=True,
+              help="Declare a four-vector: LABEL=E,px,py,pz or LABEL=polar:pt,eta,phi,mass "
+                   "(repeatable; groups are also detected from names and checked on the data).")
+@click.option("--physics", type=click.Choice(PHYSICS), default="auto", show_default=True,
+              help="auto: also score physics-informed decoders (exact relations) and keep the "
+                   "smallest; off: never. --model physics forces one.")
+@click.option("--half-weights", is_flag=True,
+              help="Store the physics decoder's learned MLP weights in float16.")
 @click.option("--force", is_flag=True, help="Overwrite an existing model directory.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[str, ...],
@@ -76,7 +84,8 @@ def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[st
                   norm: str, epochs: int, batch_size: int, lr: float, patience: int,
                   min_delta: float, val_fraction: float, seed: int, device: str,
                   threads: int | None, no_qat: bool, anchors: str | None, bound: str,
-                  loss: str, force: bool, quiet: bool) -> None:
+                  loss: str, four_vectors: tuple[str, ...], physics: str, half_weights: bool,
+                  force: bool, quiet: bool) -> None:
     """Train an encoder/decoder for the float columns of DATA and export them to ONNX."""
     from pathlib import Path
 
@@ -93,7 +102,8 @@ def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[st
         widths=_parse_widths(widths), norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
         patience=patience, min_delta=min_delta, val_fraction=val_fraction, seed=seed,
         device=device, threads=threads, qat=not no_qat, anchors=_parse_anchors(anchors),
-        bound=bound, loss=loss, progress=not quiet,
+        bound=bound, loss=loss, progress=not quiet, physics=physics,
+        four_vectors=list(four_vectors) or None, half_weights=half_weights,
     )
     cfg.validate()
     table = read_table(data, tree=tree, columns=patterns)

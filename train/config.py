@@ -11,6 +11,7 @@ from .normalization import NORMS
 
 DEVICES = ("auto", "cpu", "cuda")
 LOSSES = ("mse", "smooth_l1", "bits")
+PHYSICS = ("auto", "off")
 
 
 @dataclass
@@ -23,6 +24,11 @@ class TrainConfig:
     bound: the target error bound the search optimizes bytes for (abs:E or rel:E).
     min_delta: relative improvement of the validation loss that resets patience.
     threads: torch intra-op threads (None: 1 below 50k rows, else torch's default).
+    physics: "auto" also scores physics-informed candidates (exact relations found on the
+        data) and keeps whichever writes fewest bytes; "off" never does. model="physics"
+        forces a physics-informed decoder.
+    four_vectors: declared groups, "LABEL=E,px,py,pz" or "LABEL=polar:pt,eta,phi,mass".
+    half_weights: store the physics decoder's learned MLP weights in float16.
     """
 
     columns: list[str] | None = None
@@ -51,6 +57,9 @@ class TrainConfig:
     search_steps: int = 600
     search_top: int = 3
     progress: bool = False
+    physics: str = "auto"
+    four_vectors: list[str] | None = None
+    half_weights: bool = False
 
     def validate(self) -> None:
         """Reject impossible option values early, naming the option and the fix."""
@@ -64,6 +73,8 @@ class TrainConfig:
             raise InputError(f"unknown --norm '{self.norm}'; use one of {', '.join(NORMS)}")
         if self.device not in DEVICES:
             raise InputError(f"unknown --device '{self.device}'; use one of {', '.join(DEVICES)}")
+        if self.physics not in PHYSICS:
+            raise InputError(f"unknown physics mode '{self.physics}'; use one of {', '.join(PHYSICS)}")
         if self.loss not in LOSSES:
             raise InputError(f"unknown loss '{self.loss}'; use one of {', '.join(LOSSES)}")
         for name, value, lo in (

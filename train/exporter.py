@@ -96,7 +96,12 @@ def _to_onnx(module: torch.nn.Module, args: tuple[torch.Tensor, ...], inputs: li
                               do_constant_folding=True)
         except Exception as exc:  # pragma: no cover - future torch without the legacy path
             raise ExportError(f"ONNX export of the {role} failed: {exc}") from exc
-    proto = onnx.load_from_string(buf.getvalue())
+    return _finish(onnx.load_from_string(buf.getvalue()), role, core)
+
+
+def _finish(proto, role: str, core: dict[str, Any]) -> bytes:
+    """Check for external data, set metadata_props and the doc string, validate, serialize."""
+    onnx = require("onnx", "exporting models")
     for init in proto.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             raise ExportError(f"the {role} graph references external data; expected one file")
@@ -104,7 +109,7 @@ def _to_onnx(module: torch.nn.Module, args: tuple[torch.Tensor, ...], inputs: li
     for k, v in (
         ("balerc.model_format_version", str(MODEL_FORMAT_VERSION)),
         ("balerc.role", role),
-        ("balerc.manifest", json.dumps(core, sort_keys=True)),
+        ("balerc.manifest", json.dumps(core, sort_keys=True, separators=(",", ":"))),
     ):
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
@@ -202,7 +207,10 @@ def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = Fals
     if lat > 0:
         enc_bytes = _to_onnx(net.encoder, (torch.zeros(n_ex, f),), ["x"], ["z"], "encoder", core)
     dec_args = tuple(([torch.zeros(n_ex, lat)] if lat else []) + ([torch.zeros(n_ex, k)] if k else []))
-    dec_bytes = _to_onnx(net.decoder, dec_args, net.decoder.input_names(), ["y"], "decoder", core)
+    if hasattr(net.decoder, "onnx_model"):  # physics decoder: graph built node by node
+        dec_bytes = _finish(net.decoder.onnx_model(), "decoder", core)
+    else:
+        dec_bytes = _to_onnx(net.decoder, dec_args, net.decoder.input_names(), ["y"], "decoder", core)
     diffs = _verify(model, enc_bytes, dec_bytes)
 
     for name in ("encoder.onnx", "decoder.onnx"):

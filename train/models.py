@@ -194,11 +194,24 @@ class DenseWide(Autoencoder):
     activation = "leakyrelu"
 
 
+class PhysicsEntry(Autoencoder):
+    """Registry entry of the physics-informed decoder (train/physics.py). It is built by
+    `fit` from the relations found on the data, not from sizes alone."""
+
+    name = "physics"
+    default_widths = (16,)
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ARG002
+        raise InputError("the physics model is built by fit() from relations found on the data; "
+                         "use TrainConfig(model='physics') / balerc train --model physics")
+
+
 # The registry: one line per model.
 MODELS: dict[str, type[Autoencoder]] = {
     Dense.name: Dense,
     Baler.name: Baler,
     DenseWide.name: DenseWide,
+    PhysicsEntry.name: PhysicsEntry,
 }
 
 

@@ -17,12 +17,16 @@ from balerc.formats.table import Table
 
 from .config import TrainConfig
 from .estimate import Estimate, estimate_bytes
-from .loop import codec_forward, make_batch, quantize_anchors, train_loop
+from .loop import LoopResult, codec_forward, make_batch, quantize_anchors, train_loop
 from .models import Autoencoder, build_model, count_params
 from .normalization import ColumnNorm
+from .physics import build_physics, onnx_size
+from .physics_search import PhysicsCandidate, physics_candidates, train_mlp
 from .problem import build_problem, select_columns
 from .progress import log
-from .search import Candidate, decoder_bytes, search
+from .relations import candidate_plans, declared_groups, detect
+from .relations import describe as describe_relations
+from .search import PROXY_ROWS, Candidate, _sample, decoder_bytes, search
 
 HOLDOUT_ROWS = 4096
 SMALL_TABLE_ROWS = 50_000
@@ -77,12 +81,12 @@ class TrainedModel:
                 f"{t['rows']} rows (more rows, or a smaller --model/--widths, may)"
             )
         if self.candidates:
-            lines.append("candidates (anchors | latent | proxy ratio | short-run ratio):")
+            lines.append("candidates (model | anchors | latent | proxy ratio | short-run ratio):")
             for c in self.candidates:
                 mark = " <- chosen" if c["chosen"] else ""
                 lines.append(
-                    f"  {','.join(c['anchors']) or '-'} | {c['latent']} | "
-                    f"{_r(c['proxy_ratio'])} | {_r(c['short_ratio'])}{mark}"
+                    f"  {c.get('model', self.config.model)} | {','.join(c['anchors']) or '-'} | "
+                    f"{c['latent']} | {_r(c['proxy_ratio'])} | {_r(c['short_ratio'])}{mark}"
                 )
         lines.append("validation error per predicted column (units; relative to range):")
         w = max([len(n) for n in self.per_column] + [6])
@@ -95,6 +99,16 @@ class TrainedModel:
 
 def _r(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
+
+
+def relations_json(rel) -> dict | None:
+    if not rel:
+        return None
+    return {
+        "four_vectors": [g.to_json() for g in rel.groups],
+        "pair_masses": [p.to_json() for p in rel.pairs],
+        "linear": [r.to_json() for r in rel.linear],
+    }
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,6 +156,7 @@ def fit(table: Table, config: TrainConfig | None = None) -> TrainedModel:
     names = select_columns(table, cfg.columns)
     f = len(names)
     fixed_anchors = _resolve_anchors(names, cfg.anchors)
+    declared_groups(cfg.four_vectors or [], names)  # refuse missing columns by name, early
     fixed_latent = _resolve_latent(f, cfg.latent, cfg.ratio)
     if f < 2:
         raise InputError(
@@ -184,35 +199,78 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
         f"log transform for {logs or 'no column'}")
 
     raw = problem.total_rows * f * 8
-    if fixed_anchors is not None and fixed_latent is not None:
-        chosen = Candidate(tuple(fixed_anchors), fixed_latent, chosen=True)
-        cands = [chosen]
-    else:
-        say(f"choosing anchors and latent size by estimated bytes at {problem.bound} ...")
-        chosen, cands, _ = search(problem, cfg, fixed_anchors, fixed_latent, step, device, say)
+    rel = None
+    forced = cfg.model == "physics"
+    if forced or (cfg.physics == "auto" and not (fixed_anchors is not None and fixed_latent is not None)):
+        rel = detect(names, problem.y_train, cfg.four_vectors or [], seed=cfg.seed)
+        for line in describe_relations(rel):
+            say(f"  relation: {line}")
+        if forced and not candidate_plans(rel, names):
+            raise InputError(
+                "--model physics: no exact relation was found on the data (four-vectors by "
+                "name, pair masses, linear identities); declare a group with --four-vector "
+                "LABEL=E,px,py,pz or use another --model"
+            )
+    pcands: list[PhysicsCandidate] = []
+    if rel:
+        s_fit, s_eval = _sample(problem, cfg.seed + 1, cfg.search_rows, PROXY_ROWS)
+        pcands = physics_candidates(problem, cfg, rel, s_fit, s_eval, device, say)
+    cands: list = []
+    chosen = None
+    if not forced:
+        if fixed_anchors is not None and fixed_latent is not None:
+            chosen = Candidate(tuple(fixed_anchors), fixed_latent, chosen=True)
+            cands = [chosen]
+        else:
+            say(f"choosing anchors and latent size by estimated bytes at {problem.bound} ...")
+            chosen, cands, _ = search(problem, cfg, fixed_anchors, fixed_latent, step, device, say)
+    best_p = min(pcands, key=lambda c: c.bytes) if pcands else None
+    std_bytes = None if chosen is None else (chosen.short_bytes or chosen.proxy_bytes)
+    use_physics = best_p is not None and (forced or std_bytes is None or best_p.bytes < std_bytes)
+    if use_physics and chosen is not None:
+        chosen.chosen = False
     # The all-plain baseline on the same rows as the final estimate (validation split).
     plain = estimate_bytes(problem.y_val, names, problem.e, [], None,
                            total_rows=problem.total_rows).total_bytes
-    anchors = list(chosen.anchors)
-    latent = chosen.latent
-    say(f"chose anchors {[names[j] for j in anchors] or 'none'}, latent size {latent}")
-
-    torch.manual_seed(cfg.seed)
-    net = build_model(cfg.model, f, latent, anchors, [c.transform for c in problem.norms],
-                      [c.log_k for c in problem.norms], cfg.widths, cfg.activation).to(device)
-    pred = net.predicted_index
     x_tr, x_va = problem.normalize(problem.y_train), problem.normalize(problem.y_val)
-    a_tr = quantize_anchors(problem.y_train, anchors, problem.e, problem.offset, problem.scale)
-    a_va = quantize_anchors(problem.y_val, anchors, problem.e, problem.offset, problem.scale)
-    tr = make_batch(x_tr, a_tr, pred, device)
-    va = make_batch(x_va, a_va, pred, device)
-    w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
-    noise = torch.as_tensor(problem.e_n[anchors], dtype=torch.float32, device=device)
-    floor = torch.as_tensor(problem.e_n[pred] ** 2, dtype=torch.float32, device=device)
-    res = train_loop(net, tr, va, anchor_noise=noise, weights=w, floor=floor, step=step, qat=cfg.qat,
-                     epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                     patience=cfg.patience, min_delta=cfg.min_delta, seed=cfg.seed,
-                     loss=cfg.loss, progress=cfg.progress)
+    if use_physics:
+        assert best_p is not None and best_p.net is not None
+        best_p.chosen = True
+        say(f"chose {best_p.label()}: derived {best_p.plan.derived}")
+        torch.manual_seed(cfg.seed)
+        net = build_physics(best_p.plan, names, problem.norms, best_p.mlp_columns, cfg.widths,
+                            cfg.activation, half_weights=cfg.half_weights)
+        anchors, latent = net.anchor_index, 0
+        if best_p.mlp_columns:
+            res = train_mlp(problem, cfg, net, problem.y_train, problem.y_val, device, None,
+                            cfg.patience, cfg.epochs)
+        else:
+            res = LoopResult(best_val=0.0, stopped="no training (exact formulas)")
+        pred = net.predicted_index
+        a_va = quantize_anchors(problem.y_val, anchors, problem.e, problem.offset, problem.scale)
+        final = best_p
+    else:
+        assert chosen is not None
+        anchors = list(chosen.anchors)
+        latent = chosen.latent
+        say(f"chose anchors {[names[j] for j in anchors] or 'none'}, latent size {latent}")
+
+        torch.manual_seed(cfg.seed)
+        net = build_model(cfg.model, f, latent, anchors, [c.transform for c in problem.norms],
+                          [c.log_k for c in problem.norms], cfg.widths, cfg.activation).to(device)
+        pred = net.predicted_index
+        a_tr = quantize_anchors(problem.y_train, anchors, problem.e, problem.offset, problem.scale)
+        a_va = quantize_anchors(problem.y_val, anchors, problem.e, problem.offset, problem.scale)
+        tr = make_batch(x_tr, a_tr, pred, device)
+        va = make_batch(x_va, a_va, pred, device)
+        w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
+        noise = torch.as_tensor(problem.e_n[anchors], dtype=torch.float32, device=device)
+        floor = torch.as_tensor(problem.e_n[pred] ** 2, dtype=torch.float32, device=device)
+        res = train_loop(net, tr, va, anchor_noise=noise, weights=w, floor=floor, step=step, qat=cfg.qat,
+                         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                         patience=cfg.patience, min_delta=cfg.min_delta, seed=cfg.seed,
+                         loss=cfg.loss, progress=cfg.progress)
+        final = chosen
     if not math.isfinite(res.best_val):
         raise TrainingError(
             f"training diverged (non-finite loss in epoch {res.epochs_run + 1}); "
@@ -232,9 +290,13 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
         rms, mx = float(np.sqrt(np.mean(err**2))), float(np.max(np.abs(err)))
         per_column[names[j]] = {"rms_rel": rms / denom, "max_rel": mx / denom, "rms": rms, "max": mx}
     q = None if codes is None else codes.numpy().astype(np.int64)
-    est = estimate_bytes(problem.y_val, names, problem.e, anchors, y_hat, q,
-                         4 * count_params(net.decoder), problem.total_rows)
-    chosen.final_bytes = est.total_bytes
+    model_bytes = onnx_size(net) if use_physics else 4 * count_params(net.decoder)
+    est = estimate_bytes(problem.y_val, names, problem.e, anchors, y_hat, q, model_bytes,
+                         problem.total_rows)
+    if use_physics:
+        final.bytes_final = est.total_bytes
+    else:
+        final.final_bytes = est.total_bytes
     seconds = time.perf_counter() - t_start
     training = {
         "rows": problem.total_rows,
@@ -254,7 +316,10 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
         "estimated_ratio": round(est.ratio, 4),
         "estimate": est.as_dict(),
         "plain_ratio": round(raw / plain, 4),
-        "candidates": [c.to_json(names, raw) for c in cands],
+        "candidates": [c.to_json(names, raw) for c in cands]
+        + [dict(c.to_json(names, raw), final_bytes=round(getattr(c, "bytes_final", 0)) or None)
+           for c in pcands],
+        "relations": relations_json(rel),
         "config": cfg.to_json(),
     }
     n_hold = min(HOLDOUT_ROWS, len(x_va))

@@ -1,0 +1,135 @@
+"""Ratio push (issue 6): balerc with its chosen model vs peers, one run, a markdown table.
+
+    python benchmarks/ratio_push.py [--dimuon-rows 1000000] [--train-rows 200000] [--quick]
+
+Per dataset: train once at rel:1e-3 (the search keeps dense or physics by bytes), then
+compress the float columns at every bound. "balerc" is the codec's default (the model is
+dropped where its embedded decoder costs more than it saves); "model kept" forces the
+model; "excl. model" is the same file minus the embedded decoder bytes (a model shared by
+many files, --no-embed-model). pwrel bounds do not use the model in the codec yet (log
+quantization only). Peers: quantization+zstd, SZ3, ZFP, mantissa truncation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from balerc.codec.ae import compress_with_model
+from balerc.codec.api import decompress
+from balerc.codec.bound import Bound
+from balerc.codec.peers import compare
+from balerc.formats import toy
+from balerc.formats.table import Table
+from balerc.formats.tableio import read_table
+from balerc.train import TrainConfig, export, fit
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "skhep_testdata_subset"
+BOUNDS = ["rel:1e-2", "rel:1e-3", "rel:1e-4", "pwrel:1e-3", "pwrel:5e-4"]
+PEERS = ["quant-zstd", "sz3", "zfp", "mantissa"]
+PEAKS = {"Z": (70.0, 110.0), "J/psi": (2.95, 3.25)}
+
+
+def float_table(t: Table) -> Table:
+    return Table({n: np.asarray(t[n], dtype=np.float64) for n in t.names_of_kind("float")})
+
+
+def datasets(dimuon_rows: int) -> list[tuple[str, Table]]:
+    out = [("Zmumu", read_table(DATA / "uproot-Zmumu.root")),
+           ("HZZ muons", read_table(DATA / "uproot-HZZ.root", columns=["Muon_*"])),
+           ("HZZ jets", read_table(DATA / "uproot-HZZ.root", columns=["Jet_*"])),
+           ("NanoAOD jets", read_table(DATA / "nanoAOD_2015_CMS_Open_Data_ttbar.root", columns=["Jet_*"])),
+           ("toy gene 20k", toy.gene(20000)),
+           (f"dimuon {dimuon_rows // 1000}k", toy.dimuon(dimuon_rows, seed=0))]
+    return [(n, float_table(t)) for n, t in out]
+
+
+def peak_shift(before: np.ndarray, after: np.ndarray) -> dict[str, float | None]:
+    from balerc.cli.analysis.peakfit import default_bins, fit_peak
+
+    out: dict[str, float | None] = {}
+    for name, win in PEAKS.items():
+        bins = default_bins(before, win)
+        f0, _ = fit_peak(before, win, bins)
+        f1, _ = fit_peak(after, win, bins)
+        out[name] = None if f0 is None or f1 is None else (f1.mean - f0.mean) / f0.mean
+    return out
+
+
+def run(name: str, t: Table, train_rows: int, work: Path, quick: bool) -> list[dict]:
+    rows = []
+    sub = t if t.n_rows <= train_rows else Table({n: t[n][:train_rows] for n in t.names})
+    t0 = time.perf_counter()
+    cfg = TrainConfig(bound="rel:1e-3", epochs=20 if quick else 100, progress=False,
+                      threads=os.cpu_count())
+    model = fit(sub, cfg)
+    mdir = work / name.replace(" ", "_").replace("/", "_")
+    export(model, mdir, force=True)
+    dec_bytes = (mdir / "decoder.onnx").stat().st_size
+    train_s = time.perf_counter() - t0
+    chosen = f"{model.net.name}: anchors {len(model.anchors)}, L={model.latent_dim}"
+    data2d = t.to_numpy(t.names, dtype=np.float64)
+    peers = compare(data2d, BOUNDS, methods=PEERS)
+    for b in BOUNDS:
+        r: dict = {"data": name, "rows": t.n_rows, "bound": b, "model": chosen,
+                   "decoder_bytes": dec_bytes, "train_s": round(train_s, 1)}
+        f = work / "x.balerc"
+        pw = b.startswith("pwrel")
+        res = compress_with_model(t, f, model_dir=None if pw else mdir, bound=b, force=True,
+                                  threads=os.cpu_count())
+        r["balerc"] = res.ratio
+        if not pw:
+            res_k = compress_with_model(t, f, model_dir=mdir, bound=b, force=True, keep_model=True,
+                                        threads=os.cpu_count())
+            r["kept"] = res_k.ratio
+            r["excl"] = res_k.raw_bytes / (res_k.file_bytes - dec_bytes)
+        if "M" in t.names and b in ("rel:1e-3", "pwrel:5e-4"):
+            out = decompress(f)
+            r["peak"] = peak_shift(np.asarray(t["M"]), np.asarray(out["M"]))
+        for p in peers:
+            if p.bound == str(Bound.parse(b)):
+                r[p.method] = None if p.skipped else p.ratio
+        rows.append(r)
+    return rows
+
+
+def fmt(v) -> str:
+    return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dimuon-rows", type=int, default=1_000_000)
+    ap.add_argument("--train-rows", type=int, default=200_000)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default=None, help="run only datasets whose name contains this")
+    args = ap.parse_args()
+    all_rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, t in datasets(args.dimuon_rows):
+            if args.only and args.only.lower() not in name.lower():
+                continue
+            all_rows += run(name, t, args.train_rows, Path(tmp), args.quick)
+    print("| data | bound | balerc | model kept | excl. model | quant-zstd | SZ3 | ZFP | mantissa | model |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in all_rows:
+        print(f"| {r['data']} ({r['rows']}) | {r['bound']} | {fmt(r['balerc'])} | {fmt(r.get('kept'))} | "
+              f"{fmt(r.get('excl'))} | {fmt(r.get('quant-zstd'))} | {fmt(r.get('sz3'))} | "
+              f"{fmt(r.get('zfp'))} | {fmt(r.get('mantissa'))} | {r['model']}, {r['decoder_bytes']} B |")
+    peaks = [r for r in all_rows if "peak" in r]
+    if peaks:
+        print("\n| data | bound | Z peak rel. mass shift | J/psi peak rel. mass shift |")
+        print("|---|---|---|---|")
+        for r in peaks:
+            z, j = r["peak"].get("Z"), r["peak"].get("J/psi")
+            print(f"| {r['data']} | {r['bound']} | {'-' if z is None else f'{z:.2e}'} | "
+                  f"{'-' if j is None else f'{j:.2e}'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Physics-informed decoder: relation detection, exact formulas in ONNX, bound through the codec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from balerc.codec.ae import compress_with_model  # noqa: E402
+from balerc.codec.api import decompress  # noqa: E402
+from balerc.formats import toy  # noqa: E402
+from balerc.formats.errors import InputError  # noqa: E402
+from balerc.formats.table import Table  # noqa: E402
+from balerc.train import TrainConfig, export, fit  # noqa: E402
+from balerc.train import relations as R  # noqa: E402
+from balerc.train.normalization import fit_normalization  # noqa: E402
+from balerc.train.physics import build_physics  # noqa: E402
+
+QUICK = dict(epochs=3, search_steps=20, search_rows=2048, threads=1)
+
+
+def floats(t: Table) -> tuple[list[str], np.ndarray]:
+    names = t.names_of_kind("float")
+    return names, t.to_numpy(names, dtype=np.float64)
+
+
+def check_bound(orig: Table, out: Table, names: list[str], rel: float) -> None:
+    for n in names:
+        y, r = np.asarray(orig[n], dtype=np.float64), np.asarray(out[n], dtype=np.float64)
+        fin = np.isfinite(y)
+        e = rel * (y[fin].max() - y[fin].min())
+        assert np.array_equal(np.isnan(y), np.isnan(r)), n
+        assert np.all(np.abs(y[fin] - r[fin]) <= e * (1 + 1e-12)), (n, np.abs(y[fin] - r[fin]).max(), e)
+
+
+@pytest.fixture(scope="module")
+def dimuon_model(tmp_path_factory):
+    t = toy.dimuon(6000, seed=3)
+    m = fit(t, TrainConfig(model="physics", **QUICK))
+    d = tmp_path_factory.mktemp("phys")
+    export(m, d, force=True)
+    return t, m, d
+
+
+def test_dimuon_relations_detected() -> None:
+    names, y = floats(toy.dimuon(5000, seed=1))
+    rel = R.detect(names, y)
+    assert len(rel.groups) == 2 and all(abs(g.mass - toy.MUON_MASS) < 1e-6 for g in rel.groups)
+    assert [p.name for p in rel.pairs] == ["M"]
+    plans = {tuple(sorted(set(p.basis.values()))): p for p in R.candidate_plans(rel, names)}
+    cart = plans[("cartesian",)]
+    assert cart.anchors_needed == ["px1", "py1", "pz1", "px2", "py2", "pz2"]
+    assert set(cart.derived) == {"E1", "pt1", "eta1", "phi1", "E2", "pt2", "eta2", "phi2", "M"}
+
+
+@pytest.mark.parametrize("bound", ["rel:1e-3", "rel:1e-4"])
+def test_physics_model_bound_through_codec(dimuon_model, tmp_path, bound) -> None:
+    t, m, d = dimuon_model
+    import json
+
+    man = json.loads((d / "model.json").read_text())
+    assert m.net.name == "physics" and man["training"]["parity_max_abs_diff"]["decoder"] <= 1e-5
+    res = compress_with_model(t, tmp_path / "a.balerc", model_dir=d, bound=bound, keep_model=True)
+    out = decompress(tmp_path / "a.balerc")
+    check_bound(t, out, m.columns, float(bound.split(":")[1]))
+    assert {e["mode"] for e in res.extra["errors"]} >= {"predicted", "anchor"}
+
+
+def test_bound_holds_when_rows_violate_relations(dimuon_model, tmp_path) -> None:
+    t, m, d = dimuon_model
+    cols = {n: np.array(t[n], copy=True) for n in t.names}
+    rng = np.random.default_rng(0)
+    bad = rng.choice(t.n_rows, 50, replace=False)
+    cols["E1"][bad] *= 1.7  # corrupted energies: far off the formula
+    cols["M"][bad[:10]] += 5.0
+    cols["pt2"][bad[10:20]] = np.round(cols["pt2"][bad[10:20]], 1)  # rounded in the source
+    cols["px1"][7] = np.nan  # an anchor NaN: every formula of that row is NaN
+    cols["eta2"][9] = np.inf
+    bad_t = Table(cols)
+    compress_with_model(bad_t, tmp_path / "b.balerc", model_dir=d, bound="rel:1e-3", keep_model=True)
+    out = decompress(tmp_path / "b.balerc")
+    check_bound(bad_t, out, m.columns, 1e-3)
+    assert np.isinf(out["eta2"][9])
+
+
+def test_no_relations_invented_on_random_columns() -> None:
+    rng = np.random.default_rng(5)
+    n = 4000
+    # Kinematic names on independent random numbers: names alone must not make a relation.
+    names = ["E", "px", "py", "pz", "pt", "eta", "phi", "M", "a", "b", "c", "d"]
+    y = np.column_stack([rng.normal(size=n) if i % 2 else rng.uniform(1, 5, n) for i in range(len(names))])
+    rel = R.detect(names, y)
+    assert not rel and not R.candidate_plans(rel, names)
+    # Also with few rows (a least-squares fit on as many rows as columns fits anything).
+    assert not R.detect(names, y[:30])
+    with pytest.raises(InputError, match="no exact relation"):
+        fit(Table({k: y[:, j] for j, k in enumerate(names)}), TrainConfig(model="physics", **QUICK))
+
+
+def test_linear_relations_detected_and_coded(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    n = 5000
+    a, b, c = rng.uniform(0, 0.5, n), rng.uniform(0, 0.4, n), rng.normal(10, 3, n)
+    cols = {"a": a, "b": b, "c": c, "frac": 1.0 - a - b, "total": a + 2 * c, "copy": c.copy(),
+            "diff": c - b, "noise": rng.normal(size=n)}
+    t = Table(cols)
+    names, y = floats(t)
+    rel = R.detect(names, y)
+    got = {lr.target: dict(zip(lr.sources, lr.coefs, strict=True)) for lr in rel.linear}
+    assert set(got) == {"frac", "total", "copy", "diff"}
+    assert got["frac"] == {"a": -1.0, "b": -1.0}
+    assert "noise" not in got and all("noise" not in v for v in got.values())
+    m = fit(t, TrainConfig(model="physics", **QUICK))
+    assert set(m.net.decoder.plan.derived) == {"frac", "total", "copy", "diff"}
+    assert {"a", "b", "c"} <= set(m.anchors)
+    export(m, tmp_path / "m")
+    compress_with_model(t, tmp_path / "l.balerc", model_dir=tmp_path / "m", bound="rel:1e-4",
+                        keep_model=True)
+    check_bound(t, decompress(tmp_path / "l.balerc"), names, 1e-4)
+
+
+def test_declared_group_missing_columns_refused() -> None:
+    t = toy.dimuon(500)
+    with pytest.raises(InputError, match=r"\['Px9', 'Py9'\]"):
+        fit(t, TrainConfig(four_vectors=["mu=E1,Px9,Py9,pz1"], **QUICK))
+    with pytest.raises(InputError, match="LABEL="):
+        R.parse_declaration("E1,px1,py1,pz1")
+
+
+def test_declared_group_on_unrecognizable_names() -> None:
+    names, y = floats(toy.dimuon(3000, seed=4))
+    rename = {"E1": "energyA", "px1": "xa", "py1": "ya", "pz1": "za"}
+    names2 = [rename.get(n, n) for n in names]
+    rel = R.detect(names2, y, declared=["A=energyA,xa,ya,za"])
+    g = next(g for g in rel.groups if g.label == "A")
+    assert g.declared and "E" in g.confirmed and g.mass == pytest.approx(toy.MUON_MASS, abs=1e-6)
+
+
+def _reference(px, py, pz, m):
+    pt = np.hypot(px, py)
+    return {"pt": pt, "eta": np.arcsinh(pz / pt), "phi": np.arctan2(py, px),
+            "E": np.sqrt(px**2 + py**2 + pz**2 + m**2)}
+
+
+def test_onnx_matches_torch_and_numpy_reference_including_edge_quadrants() -> None:
+    rng = np.random.default_rng(7)
+    n = 4000
+    px, py, pz = rng.normal(0, 30, n), rng.normal(0, 30, n), rng.normal(0, 80, n)
+    px[:8] = [0.0, 0.0, -5.0, -5.0, 5.0, -1e-9, 3.0, -3.0]
+    py[:8] = [4.0, -4.0, 0.0, -1e-12, 0.0, 2.0, -3.0, 3.0]
+    ref = _reference(px, py, pz, 0.5)
+    t = Table({"px": px, "py": py, "pz": pz, **ref})
+    names, y = floats(t)
+    rel = R.detect(names, y)
+    norms = fit_normalization(y, names, "auto")
+    for plan in R.candidate_plans(rel, names):
+        net = build_physics(plan, names, norms)
+        dec = net.decoder
+        off = np.array([c.offset for c in norms])
+        sc = np.array([c.scale for c in norms])
+        ai, pi = net.anchor_index, net.predicted_index
+        a = ((y[:, ai] - off[ai]) / sc[ai]).astype(np.float32)
+        y_t = dec(torch.from_numpy(a)).detach().numpy()
+        sess = ort.InferenceSession(dec.onnx_model().SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
+        (y_o,) = sess.run(None, {"a": a})
+        assert np.abs(y_o - y_t).max() <= 1e-6
+        # numpy reference, in original units, from the float32-rounded anchors the codec feeds
+        yp = y_o.astype(np.float64) * sc[pi] + off[pi]
+        a64 = a.astype(np.float64) * sc[ai] + off[ai]
+        anc = {names[j]: a64[:, i] for i, j in enumerate(ai)}
+        if plan.basis["p"] == "cartesian":
+            exp = _reference(anc["px"], anc["py"], anc["pz"], 0.5)
+            for i, j in enumerate(pi):
+                rng_j = np.ptp(y[:, j])
+                assert np.abs(yp[:, i] - exp[names[j]]).max() <= 1e-6 * rng_j, names[j]
+        else:
+            for i, j in enumerate(pi):
+                assert np.abs(yp[:, i] - y[:, j]).max() <= 1e-5 * np.ptp(y[:, j]), names[j]
+
+
+def test_mlp_half_weights_parity(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    t0 = toy.dimuon(3000, seed=2)
+    cols = {n: t0[n] for n in t0.names_of_kind("float")}
+    cols["iso"] = 0.1 * cols["pt1"] + rng.normal(0, 0.5, t0.n_rows)  # learnable, not exact
+    t = Table(cols)
+    names, y = floats(t)
+    rel = R.detect(names, y)
+    assert all(lr.target != "iso" for lr in rel.linear)
+    cfg = TrainConfig(model="physics", half_weights=True, **QUICK)
+    from balerc.train.physics_search import train_mlp
+    from balerc.train.problem import build_problem
+
+    problem = build_problem(t, names, "auto", "rel:1e-3", 0.2, 0)
+    plan = R.candidate_plans(rel, names)[0]
+    net = build_physics(plan, names, problem.norms, ["iso"], [8], half_weights=True)
+    train_mlp(problem, cfg, net, problem.y_train, problem.y_val, torch.device("cpu"), 50, 10**9, 3)
+    proto = net.decoder.onnx_model()
+    halves = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert len(halves) == 4  # two layers: weight and bias each
+    a = np.random.default_rng(0).normal(size=(500, len(net.anchor_index))).astype(np.float32)
+    (y_o,) = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"a": a})
+    y_t = net.decoder(torch.from_numpy(a)).detach().numpy()
+    assert np.abs(y_o - y_t).max() <= 1e-5
+    assert np.abs(y_o[:, net.decoder.pred_names.index("iso")]).max() > 0  # the MLP is live

@@ -1,0 +1,109 @@
+"""Physics-informed candidates for the model search, scored by the bytes the codec writes.
+
+Formulas need no training: a plan's bytes are measured directly (anchors plain, derived
+columns as residuals against the exact formulas, the decoder's ONNX bytes). Columns no
+relation covers are anchors, or, in the "+mlp" variant, predicted by a small MLP trained
+for a short run; the variant is kept only if it writes fewer bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .estimate import estimate_bytes
+from .loop import codec_forward, make_batch, quantize_anchors, train_loop
+from .physics import PhysicsModel, build_physics, onnx_size
+from .problem import Problem
+from .relations import Plan, Relations, candidate_plans
+
+
+@dataclass
+class PhysicsCandidate:
+    plan: Plan
+    mlp_columns: list[str] = field(default_factory=list)
+    half_weights: bool = False
+    bytes: float = float("inf")
+    model_bytes: int = 0
+    chosen: bool = False
+    net: PhysicsModel | None = None
+
+    def label(self) -> str:
+        basis = ",".join(sorted(set(self.plan.basis.values()))) or "linear"
+        extra = f"+mlp({len(self.mlp_columns)})" if self.mlp_columns else ""
+        return f"physics[{basis}]{extra}"
+
+    def to_json(self, names: Sequence[str], raw_bytes: int) -> dict:
+        anchors = [n for n in names if n not in set(self.plan.derived) | set(self.mlp_columns)]
+        return {
+            "model": self.label(), "anchors": anchors, "latent": 0,
+            "derived": list(self.plan.derived), "mlp_columns": list(self.mlp_columns),
+            "model_bytes": self.model_bytes, "proxy_bytes": None, "proxy_ratio": None,
+            "short_bytes": round(self.bytes), "short_ratio": round(raw_bytes / self.bytes, 4),
+            "final_bytes": None, "final_ratio": None, "chosen": self.chosen,
+        }
+
+
+def measure(problem: Problem, net: PhysicsModel, y: np.ndarray) -> tuple[float, int]:
+    """(estimated total bytes scaled to all rows, decoder ONNX bytes) on rows y."""
+    anchors = net.anchor_index
+    a = quantize_anchors(y, anchors, problem.e, problem.offset, problem.scale)
+    x = problem.normalize(y)
+    b = make_batch(x, a, net.predicted_index, torch.device("cpu"))
+    y_hat_n, _ = codec_forward(net, b.x, b.a, 1.0)
+    pred = net.predicted_index
+    y_hat = y_hat_n.double().numpy() * problem.scale[pred] + problem.offset[pred]
+    mb = onnx_size(net)
+    est = estimate_bytes(y, problem.names, problem.e, anchors, y_hat, None, mb, problem.total_rows)
+    return est.total_bytes, mb
+
+
+def train_mlp(problem: Problem, cfg, net: PhysicsModel, y_fit: np.ndarray, y_eval: np.ndarray,
+              device: torch.device, max_steps: int | None, patience: int, epochs: int):
+    anchors, pred = net.anchor_index, net.predicted_index
+    tr = make_batch(problem.normalize(y_fit),
+                    quantize_anchors(y_fit, anchors, problem.e, problem.offset, problem.scale), pred, device)
+    ev = make_batch(problem.normalize(y_eval),
+                    quantize_anchors(y_eval, anchors, problem.e, problem.offset, problem.scale), pred, device)
+    w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
+    noise = torch.as_tensor(problem.e_n[anchors], dtype=torch.float32, device=device)
+    floor = torch.as_tensor(problem.e_n[pred] ** 2, dtype=torch.float32, device=device)
+    net.to(device)
+    res = train_loop(net, tr, ev, anchor_noise=noise, weights=w, floor=floor, step=1.0, qat=False,
+                     epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, patience=patience,
+                     min_delta=cfg.min_delta, seed=cfg.seed, loss=cfg.loss, max_steps=max_steps,
+                     progress=cfg.progress and max_steps is None, desc="physics mlp")
+    net.cpu().eval()
+    if net.decoder.half_weights:
+        net.decoder.round_weights_half()
+    return res
+
+
+def physics_candidates(problem: Problem, cfg, rel: Relations, y_fit: np.ndarray,
+                       y_eval: np.ndarray, device: torch.device,
+                       log: Callable[[str], None]) -> list[PhysicsCandidate]:
+    """Every physics plan, with the uncovered columns as anchors and (if any) via an MLP."""
+    out: list[PhysicsCandidate] = []
+    raw = problem.total_rows * problem.n_features * 8
+    for plan in candidate_plans(rel, problem.names):
+        variants: list[list[str]] = [[]]
+        others = [n for n in problem.names if n not in plan.derived and n not in plan.anchors_needed]
+        if others and cfg.search_steps > 0:
+            variants.append(others)
+        for mlp_cols in variants:
+            torch.manual_seed(cfg.seed)
+            net = build_physics(plan, problem.names, problem.norms, mlp_cols, cfg.widths,
+                                cfg.activation, half_weights=cfg.half_weights)
+            if mlp_cols:
+                train_mlp(problem, cfg, net, y_fit, y_eval, device, cfg.search_steps, 10**9,
+                          cfg.epochs)
+            c = PhysicsCandidate(plan, list(mlp_cols), cfg.half_weights)
+            c.bytes, c.model_bytes = measure(problem, net, y_eval)
+            c.net = net
+            out.append(c)
+            log(f"  search: {c.label()} derived {plan.derived} -> ratio {raw / c.bytes:.3f} "
+                f"(decoder {c.model_bytes} bytes)")
+    return out
