@@ -58,7 +58,7 @@ from .runtime import session
 MARGIN = 2.0**-18
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 _LOG_SLACK = 1.0 - 1e-9
-DECODER_ATTACHMENT = "decoder.onnx"
+DECODER_ATTACHMENT = "decoder.onnx.zst"
 GROUP_ROWS = 16384  # chunks up to this size may pack all quantized columns in one frame
 
 
@@ -140,10 +140,12 @@ class AECoder:
         return d
 
     def attachments(self) -> dict[str, bytes]:
-        """The decoder ONNX bytes, stored once in the file right after the header."""
+        """The decoder ONNX bytes, zstd-compressed, stored once right after the header."""
         if self.model is None or not self.embed_model:
             return {}
-        return {DECODER_ATTACHMENT: self.model.decoder}
+        import zstandard
+
+        return {DECODER_ATTACHMENT: zstandard.ZstdCompressor(level=19).compress(self.model.decoder)}
 
     @classmethod
     def from_header(
@@ -164,6 +166,10 @@ class AECoder:
             if embedded or desc.get("decoder_onnx"):
                 if embedded:
                     decoder = attachment(embedded)
+                    if embedded.endswith(".zst"):
+                        import zstandard
+
+                        decoder = zstandard.ZstdDecompressor().decompress(decoder, max_output_size=1 << 30)
                 else:  # files written before attachments existed
                     decoder = base64.b64decode(desc["decoder_onnx"])
                 if sha256(decoder) != desc["decoder_sha256"]:
@@ -611,7 +617,6 @@ def compress_with_model(
 
     if model is not None and b is not None and not keep_model:
         gain, cost = _model_gain(stream, chunk_rows, make(model), make(None))
-        cost = cost if embed_model else 0
         if gain <= cost:
             notes.append(
                 f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
@@ -653,8 +658,8 @@ def _model_gain(stream: TableStream, chunk_rows: int, with_model: AECoder,
     probe = next(stream.chunks(chunk_rows))
     a = sum(len(v) for v in with_model.encode(probe, 0)[0].values())
     b = sum(len(v) for v in without.encode(probe, 0)[0].values())
-    assert with_model.model is not None
-    return (b - a) * stream.n_rows / probe.n_rows, len(with_model.model.decoder)
+    cost = sum(len(v) for v in with_model.attachments().values())
+    return (b - a) * stream.n_rows / probe.n_rows, cost
 
 
 def check_model_columns(table: Table, model: ModelBundle) -> None:

@@ -65,7 +65,7 @@ def test_model_is_used_and_never_worse_than_quantization(dimuon, model_dir):
     assert "predicted" in modes or "anchor" in modes
     plain = io.BytesIO()
     compress_with_model(dimuon, plain, model_dir=None, bound="rel:1e-3")
-    model_bytes = len(ModelBundle.load(model_dir).decoder)  # embedded once, as an attachment
+    model_bytes = len(ModelBundle.load(model_dir).decoder)  # embedded once (compressed)
     assert res.file_bytes - model_bytes <= len(plain.getvalue())
 
 
