@@ -70,7 +70,7 @@ def test_model_is_used_and_never_worse_than_quantization(dimuon, model_dir):
 
 
 def test_small_table_drops_a_model_that_does_not_pay(dimuon, model_dir):
-    small = dimuon.slice(0, 500)
+    small = dimuon.slice(0, 30)
     _, res = roundtrip(small, model_dir, "rel:1e-3", keep_model=False)
     assert any("stored without the model" in n for n in res.extra["notes"])
     assert {r["mode"] for r in res.extra["errors"]} == {"quantized"}
