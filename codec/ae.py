@@ -380,18 +380,25 @@ class AECoder:
             pk[~np.isfinite(pk)] = 0.0
             y = Y[j]
             ap, ay = np.abs(pk), np.abs(y)
-            ok = finite[j] & (ap > 0) & (ay > 0)
+            d = self._pred_margin(j)
+            nonzero = finite[j] & (ay > 0)
+            # relative to the prediction where it is usable, else log2|y| on its own
+            rel = nonzero & (ap > 0)
             codes = np.zeros_like(pk)
-            codes[ok] = np.rint((np.log2(ay[ok]) - np.log2(ap[ok])) / delta)
-            flip = np.where(y == 0, 2, np.where(np.signbit(y) != np.signbit(pk), 1, 0)).astype(np.uint8)
-            r = _relog(pk, codes, flip, delta)
-            with np.errstate(divide="ignore"):
-                limit = eps * ay - np.abs(r) * self._pred_margin(j) / ap
+            codes[rel] = np.rint((np.log2(ay[rel]) - np.log2(ap[rel])) / delta)
+            flag = np.where(np.signbit(y) != np.signbit(pk), 1, 0).astype(np.uint8)
+            r = _relog(pk, codes, flag, delta)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                limit = eps * ay - np.abs(r) * d / ap
+            alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift
+            codes[alone] = np.rint(np.log2(ay[alone]) / delta)
+            flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
+            flag[finite[j] & (y == 0)] = 2
+            r = _relog(pk, codes, flag, delta)
+            limit = np.where(alone, eps * ay, limit)
             data = {self._sid("res", j): pack_codes(codes.astype(np.int64), self.level),
-                    self._sid("sign", j): lossless.encode_column(flip, self.level)}
-            misses = int(np.count_nonzero(~(np.abs(y - r) <= limit) & finite[j]))
-            size = sum(len(v) for v in data.values()) + 12 * misses
-            if size < sum(len(v) for v in logs[j].values()):
+                    self._sid("sign", j): lossless.encode_column(flag, self.level)}
+            if sum(len(v) for v in data.values()) < sum(len(v) for v in logs[j].values()):
                 chosen[j] = (data, r, limit)
         gain = sum(sum(len(v) for v in logs[j].values()) - sum(len(v) for v in d.values())
                    for j, (d, _, _) in chosen.items())
@@ -528,13 +535,18 @@ def _log_delta(eps: float) -> float:
     return 2.0 * math.log2(1.0 + eps) * _LOG_SLACK
 
 
-def _relog(p: np.ndarray, codes: np.ndarray, flip: np.ndarray, delta: float) -> np.ndarray:
-    """Prediction-relative pwrel reconstruction, identical in encoder and decoder."""
+def _relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta: float) -> np.ndarray:
+    """Prediction-relative pwrel reconstruction, identical in encoder and decoder.
+
+    flag 0/1: |y'| = |p| 2^(c delta) with p's sign / the other sign; 2: zero;
+    3/4: +/- 2^(c delta), independent of the prediction.
+    """
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        mag = np.exp2(np.log2(np.abs(p)) + codes * delta)
-    sign = np.where(np.signbit(p) != (flip == 1), -1.0, 1.0)
-    out = sign * mag
-    out[(flip == 2) | (p == 0)] = 0.0
+        mag_rel = np.exp2(np.log2(np.abs(p)) + codes * delta)
+        mag_abs = np.exp2(codes * delta)
+    sign_rel = np.where(np.signbit(p) != (flag == 1), -1.0, 1.0)
+    out = np.where(flag >= 3, np.where(flag == 4, -mag_abs, mag_abs), sign_rel * mag_rel)
+    out[(flag == 2) | ((flag <= 1) & (p == 0))] = 0.0
     return out
 
 

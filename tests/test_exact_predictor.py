@@ -69,7 +69,9 @@ def table() -> Table:
     "bound, predicted",
     [("rel:1e-3", True), ("abs:1e-2", True), ("pwrel:1e-3", True),
      # 1e-4 / scale 400 is below float32 resolution of the decoder: no prediction, bound kept
-     ("abs:1e-4", False), ("pwrel:1e-5", False)],
+     ("abs:1e-4", False),
+     # below float32 resolution for most rows: those are coded alone, never worse than plain
+     ("pwrel:1e-5", None)],
 )
 def test_exact_prediction_modes(tmp_path, table, bound, predicted):
     model = exact_model(tmp_path, [-100.0, -200.0], [200.0, 400.0])
@@ -83,5 +85,7 @@ def test_exact_prediction_modes(tmp_path, table, bound, predicted):
     if predicted:  # b costs almost nothing once predicted
         assert res.file_bytes < 0.75 * len(plain.getvalue())
         assert res.extra["notes"][-1].startswith("ONNX Runtime provider")
-    else:
+    elif predicted is False:
         assert "did not pay" in res.extra["notes"][-1]
+    else:
+        assert res.file_bytes <= len(plain.getvalue())
