@@ -6,8 +6,9 @@ Per dataset: train once at rel:1e-3 (the search keeps dense or physics by bytes)
 compress the float columns at every bound. "balerc" is the codec's default (the model is
 dropped where its embedded decoder costs more than it saves); "model kept" forces the
 model; "excl. model" is the same file minus the embedded decoder bytes (a model shared by
-many files, --no-embed-model). pwrel bounds do not use the model in the codec yet (log
-quantization only). Peers: quantization+zstd, SZ3, ZFP, mantissa truncation.
+many files, --no-embed-model); "plain-19" is balerc without a model at zstd level 19, the
+peers' entropy-coder effort. Peers: quantization+zstd-19, SZ3, ZFP, mantissa truncation.
+"MB/s" is balerc's default compress / decompress throughput on 2 threads.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def run(name: str, t: Table, train_rows: int, work: Path, quick: bool) -> list[d
     model = fit(sub, cfg)
     mdir = work / name.replace(" ", "_").replace("/", "_")
     export(model, mdir, force=True)
-    dec_bytes = (mdir / "decoder.onnx").stat().st_size
+    import zstandard
+
+    dec_bytes = len(zstandard.ZstdCompressor(level=19).compress((mdir / "decoder.onnx").read_bytes()))
     train_s = time.perf_counter() - t0
     chosen = f"{model.net.name}: anchors {len(model.anchors)}, L={model.latent_dim}"
     data2d = t.to_numpy(t.names, dtype=np.float64)
@@ -79,17 +82,19 @@ def run(name: str, t: Table, train_rows: int, work: Path, quick: bool) -> list[d
         r: dict = {"data": name, "rows": t.n_rows, "bound": b, "model": chosen,
                    "decoder_bytes": dec_bytes, "train_s": round(train_s, 1)}
         f = work / "x.balerc"
-        pw = b.startswith("pwrel")
-        res = compress_with_model(t, f, model_dir=None if pw else mdir, bound=b, force=True,
-                                  threads=os.cpu_count())
+        res_p = compress_with_model(t, f, model_dir=None, bound=b, force=True, zstd_level=19,
+                                    threads=os.cpu_count())
+        r["plain19"] = res_p.ratio
+        res_k = compress_with_model(t, f, model_dir=mdir, bound=b, force=True, keep_model=True,
+                                    threads=os.cpu_count())
+        r["kept"] = res_k.ratio
+        r["excl"] = res_k.raw_bytes / (res_k.file_bytes - dec_bytes)
+        res = compress_with_model(t, f, model_dir=mdir, bound=b, force=True, threads=os.cpu_count())
         r["balerc"] = res.ratio
-        if not pw:
-            res_k = compress_with_model(t, f, model_dir=mdir, bound=b, force=True, keep_model=True,
-                                        threads=os.cpu_count())
-            r["kept"] = res_k.ratio
-            r["excl"] = res_k.raw_bytes / (res_k.file_bytes - dec_bytes)
+        t0 = time.perf_counter()
+        out = decompress(f, threads=os.cpu_count())
+        r["mbps"] = f"{res.mbps:.0f} / {res.raw_bytes / 1e6 / (time.perf_counter() - t0):.0f}"
         if "M" in t.names and b in ("rel:1e-3", "pwrel:5e-4"):
-            out = decompress(f)
             r["peak"] = peak_shift(np.asarray(t["M"]), np.asarray(out["M"]))
         for p in peers:
             if p.bound == str(Bound.parse(b)):
@@ -115,12 +120,14 @@ def main() -> None:
             if args.only and args.only.lower() not in name.lower():
                 continue
             all_rows += run(name, t, args.train_rows, Path(tmp), args.quick)
-    print("| data | bound | balerc | model kept | excl. model | quant-zstd | SZ3 | ZFP | mantissa | model |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| data | bound | balerc | model kept | excl. model | plain-19 | quant-zstd | SZ3 | ZFP | "
+          "mantissa | MB/s | model |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in all_rows:
         print(f"| {r['data']} ({r['rows']}) | {r['bound']} | {fmt(r['balerc'])} | {fmt(r.get('kept'))} | "
-              f"{fmt(r.get('excl'))} | {fmt(r.get('quant-zstd'))} | {fmt(r.get('sz3'))} | "
-              f"{fmt(r.get('zfp'))} | {fmt(r.get('mantissa'))} | {r['model']}, {r['decoder_bytes']} B |")
+              f"{fmt(r.get('excl'))} | {fmt(r.get('plain19'))} | {fmt(r.get('quant-zstd'))} | "
+              f"{fmt(r.get('sz3'))} | {fmt(r.get('zfp'))} | {fmt(r.get('mantissa'))} | {r['mbps']} | "
+              f"{r['model']}, {r['decoder_bytes']} B |", flush=True)
     peaks = [r for r in all_rows if "peak" in r]
     if peaks:
         print("\n| data | bound | Z peak rel. mass shift | J/psi peak rel. mass shift |")
