@@ -242,7 +242,7 @@ class AECoder:
 
         strict: dict[int, np.ndarray | float] = {}  # limits that leave room for decoder drift
         if self.bound is not None and self.bound.mode == "pwrel":
-            logs = {j: self._encode_log(j, Y[j], finite[j], recon) for j in range(F)}
+            logs = {j: self._encode_log(j, Y[j], finite[j], recon, offsets) for j in range(F)}
             modes = ["l"] * F
             if self.model is not None:
                 self._encode_model_pwrel(Y, finite, recon, logs, modes, streams, strict)
@@ -288,8 +288,9 @@ class AECoder:
         meta: dict[str, Any] = {"modes": "".join(modes)}
         if "qgroup" in streams:
             meta["grouped"] = 1
-        if any(o and m == "q" for o, m in zip(offsets, modes, strict=True)):
-            meta["offsets"] = [o if m == "q" else 0 for o, m in zip(offsets, modes, strict=True)]
+        kept = [o if m in "ql" else 0 for o, m in zip(offsets, modes, strict=True)]
+        if any(kept):
+            meta["offsets"] = kept
         return streams, meta
 
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
@@ -413,20 +414,23 @@ class AECoder:
             strict[j] = limit
 
     def _encode_log(
-        self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray
+        self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
     ) -> dict[str, bytes]:
         assert self.bound is not None
         delta = _log_delta(self.bound.value)
         sign = np.where(y > 0, 1, np.where(y < 0, 2, 0)).astype(np.uint8)
         sign[~finite] = 0
         mag = np.abs(np.where(finite & (sign > 0), y, 1.0))
-        codes_f = np.rint(np.log2(mag) / delta)
-        codes = codes_f.astype(np.int64)
+        codes = np.rint(np.log2(mag) / delta).astype(np.int64)
+        valid = sign > 0
+        low = int(codes[valid].min()) if valid.any() else 0
+        codes[~valid] = low  # zeros and non-finite values: any code; keep the range tight
         r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
         r[sign == 0] = 0.0
         recon[j] = r
+        offsets[j] = low  # codes - low >= 0 pack unsigned and narrow
         return {
-            self._sid("res", j): pack_codes(codes, self.level),
+            self._sid("res", j): pack_codes(codes - low, self.level),
             self._sid("sign", j): lossless.encode_column(sign, self.level),
         }
 
@@ -464,7 +468,7 @@ class AECoder:
                     codes = unpack_codes(streams[self._sid("res", j)], rows) + offsets[j]
                 np.multiply(codes, 2.0 * self._col_bound(j), out=recon[j])
             elif m == "l":
-                recon[j] = self._decode_log(j, streams, rows)
+                recon[j] = self._decode_log(j, streams, rows, offsets[j])
         if "p" in modes or "a" in modes or "r" in modes:
             latents = None
             if self.model is not None and self.model.latent_dim > 0:
@@ -498,10 +502,10 @@ class AECoder:
             out[name] = col.astype(np.dtype(self.dtypes[name]))
         return out
 
-    def _decode_log(self, j: int, streams: dict[str, bytes], rows: int) -> np.ndarray:
+    def _decode_log(self, j: int, streams: dict[str, bytes], rows: int, offset: int) -> np.ndarray:
         assert self.bound is not None
         delta = _log_delta(self.bound.value)
-        codes = unpack_codes(streams[self._sid("res", j)], rows)
+        codes = unpack_codes(streams[self._sid("res", j)], rows) + offset
         sign = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
         r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
         r[sign == 0] = 0.0
