@@ -82,9 +82,10 @@ def balerc_row(table: Table, bound: Bound, model_dir: Path | None, threads: int)
         held &= bool(np.all(err <= lim))
         rng = np.ptp(y[np.isfinite(y)]) or 1.0
         worst = max(worst, float(np.max(err)) / rng)
-    model_bytes = 0
-    if model_dir is not None:
-        model_bytes = (model_dir / "decoder.onnx").stat().st_size
+    from balerc.formats.container import ContainerReader
+
+    with ContainerReader(blob) as reader:  # the embedded decoder, as stored
+        model_bytes = sum(a.size for a in reader.attachments.values())
     return {
         "ratio": res.raw_bytes / len(blob),
         "ratio_no_model": res.raw_bytes / max(len(blob) - model_bytes, 1),
