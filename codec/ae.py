@@ -241,11 +241,12 @@ class AECoder:
         offsets = [0] * F
 
         strict: dict[int, np.ndarray | float] = {}  # limits that leave room for decoder drift
+        rel_eps: dict[int, float] = {}  # mode r: the finer relative bound its codes use
         if self.bound is not None and self.bound.mode == "pwrel":
             logs = {j: self._encode_log(j, Y[j], finite[j], recon, offsets) for j in range(F)}
             modes = ["l"] * F
             if self.model is not None:
-                self._encode_model_pwrel(Y, finite, recon, logs, modes, streams, strict)
+                self._encode_model_pwrel(Y, finite, recon, logs, modes, streams, strict, rel_eps)
             for j in range(F):
                 if modes[j] == "l":
                     streams.update(logs[j])
@@ -288,6 +289,8 @@ class AECoder:
         meta: dict[str, Any] = {"modes": "".join(modes)}
         if "qgroup" in streams:
             meta["grouped"] = 1
+        if rel_eps:
+            meta["rel_eps"] = [rel_eps.get(j, 0.0) for j in range(F)]
         kept = [o if m in "ql" else 0 for o, m in zip(offsets, modes, strict=True)]
         if any(kept):
             meta["offsets"] = kept
@@ -361,6 +364,7 @@ class AECoder:
         modes: list[str],
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
+        rel_eps: dict[int, float],
     ) -> None:
         """Pointwise bound relative to the prediction, in the log domain.
 
@@ -376,6 +380,7 @@ class AECoder:
         latents, lat_stream = self._latents(Y, finite)
         p = self._predict(latents, recon[self.anchor_idx].T)
         chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
+        pw_eps: dict[int, float] = {}
         for k, j in enumerate(self.pred_idx):
             pk = np.ascontiguousarray(p[:, k])
             pk[~np.isfinite(pk)] = 0.0
@@ -385,22 +390,29 @@ class AECoder:
             nonzero = finite[j] & (ay > 0)
             # relative to the prediction where it is usable, else log2|y| on its own
             rel = nonzero & (ap > 0)
+            # a finer relative step leaves room for drift: |y - y''| <= (eps_r + d/|p|)|y|
+            with np.errstate(divide="ignore"):
+                need = d / ap[rel] * (1.0 + eps) / eps
+            kappa = float(np.clip(np.quantile(need, 0.98), 1 / 256, 0.5)) if need.size else 0.5
+            eps_r = eps * (1.0 - kappa)
+            delta_r = _log_delta(eps_r)
             codes = np.zeros_like(pk)
-            codes[rel] = np.rint((np.log2(ay[rel]) - np.log2(ap[rel])) / delta)
+            codes[rel] = np.rint((np.log2(ay[rel]) - np.log2(ap[rel])) / delta_r)
             flag = np.where(np.signbit(y) != np.signbit(pk), 1, 0).astype(np.uint8)
-            r = _relog(pk, codes, flag, delta)
+            r = _relog(pk, codes, flag, delta_r, delta)
             with np.errstate(divide="ignore", invalid="ignore"):
                 limit = eps * ay - np.abs(r) * d / ap
             alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift
             codes[alone] = np.rint(np.log2(ay[alone]) / delta)
             flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
             flag[finite[j] & (y == 0)] = 2
-            r = _relog(pk, codes, flag, delta)
+            r = _relog(pk, codes, flag, delta_r, delta)
             limit = np.where(alone, eps * ay, limit)
             data = {self._sid("res", j): pack_codes(codes.astype(np.int64), self.level),
                     self._sid("sign", j): lossless.encode_column(flag, self.level)}
             if sum(len(v) for v in data.values()) < sum(len(v) for v in logs[j].values()):
                 chosen[j] = (data, r, limit)
+                pw_eps[j] = eps_r
         gain = sum(sum(len(v) for v in logs[j].values()) - sum(len(v) for v in d.values())
                    for j, (d, _, _) in chosen.items())
         if gain <= len(lat_stream):
@@ -412,6 +424,7 @@ class AECoder:
             recon[j] = r
             streams.update(data)
             strict[j] = limit
+            rel_eps[j] = pw_eps[j]
 
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
@@ -491,7 +504,9 @@ class AECoder:
                     pk[~np.isfinite(pk)] = 0.0
                     codes = unpack_codes(streams[self._sid("res", j)], rows)
                     flip = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
-                    recon[j] = _relog(pk, codes, flip, _log_delta(self.bound.value))
+                    eps = self.bound.value
+                    eps_r = meta.get("rel_eps", [eps] * F)[j]
+                    recon[j] = _relog(pk, codes, flip, _log_delta(eps_r), _log_delta(eps))
         out = {}
         for j, name in enumerate(self.columns):
             col = recon[j]
@@ -539,14 +554,15 @@ def _log_delta(eps: float) -> float:
     return 2.0 * math.log2(1.0 + eps) * _LOG_SLACK
 
 
-def _relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta: float) -> np.ndarray:
+def _relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
+           delta: float) -> np.ndarray:
     """Prediction-relative pwrel reconstruction, identical in encoder and decoder.
 
-    flag 0/1: |y'| = |p| 2^(c delta) with p's sign / the other sign; 2: zero;
+    flag 0/1: |y'| = |p| 2^(c delta_rel) with p's sign / the other sign; 2: zero;
     3/4: +/- 2^(c delta), independent of the prediction.
     """
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        mag_rel = np.exp2(np.log2(np.abs(p)) + codes * delta)
+        mag_rel = np.exp2(np.log2(np.abs(p)) + codes * delta_rel)
         mag_abs = np.exp2(codes * delta)
     sign_rel = np.where(np.signbit(p) != (flag == 1), -1.0, 1.0)
     out = np.where(flag >= 3, np.where(flag == 4, -mag_abs, mag_abs), sign_rel * mag_rel)
