@@ -242,18 +242,17 @@ class AECoder:
 
         strict: dict[int, np.ndarray | float] = {}  # limits that leave room for decoder drift
         rel_eps: dict[int, float] = {}  # mode r: the finer relative bound its codes use
+        plain: dict[int, bytes] = {}  # per column: the stream without any model
+        parts: dict[int, tuple[int, bytes]] = {}  # the same, uncompressed (for grouping)
         if self.bound is not None and self.bound.mode == "pwrel":
-            logs = {j: self._encode_log(j, Y[j], finite[j], recon, offsets) for j in range(F)}
-            modes = ["l"] * F
-            if self.model is not None:
-                self._encode_model_pwrel(Y, finite, recon, logs, modes, streams, strict, rel_eps)
+            modes = ["g"] * F
             for j in range(F):
-                if modes[j] == "l":
-                    streams.update(logs[j])
+                parts[j] = self._encode_log(j, Y[j], finite[j], recon, offsets)
+                plain[j] = finish_codes(parts[j], self.level)
+            if self.model is not None:
+                self._encode_model_pwrel(Y, finite, recon, plain, modes, streams, strict, rel_eps)
         else:
             assert self.abs_bounds is not None
-            plain: dict[int, bytes] = {}
-            parts: dict[int, tuple[int, bytes]] = {}
             for j in range(F):
                 codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
                 offsets[j] = int(codes.min())  # non-negative codes pack narrower
@@ -261,14 +260,14 @@ class AECoder:
                 plain[j] = finish_codes(parts[j], self.level)
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict)
-            qcols = [j for j in range(F) if modes[j] == "q"]
-            group = pack_group([parts[j] for j in qcols], self.level) if n <= GROUP_ROWS else b""
-            # a separate stream also costs its descriptor entry (name, size, checksum)
-            if group and len(group) < sum(len(plain[j]) + 24 for j in qcols):
-                streams["qgroup"] = group  # one frame for all quantized columns
-            else:
-                for j in qcols:
-                    streams[self._sid("res", j)] = plain[j]
+        qcols = [j for j in range(F) if modes[j] in "qg"]
+        group = pack_group([parts[j] for j in qcols], self.level) if n <= GROUP_ROWS else b""
+        # a separate stream also costs its descriptor entry (name, size, checksum)
+        if group and len(group) < sum(len(plain[j]) + 24 for j in qcols):
+            streams["qgroup"] = group  # one frame for all model-free columns
+        else:
+            for j in qcols:
+                streams[self._sid("res", j)] = plain[j]
 
         # exceptions: anything the decoder would not reproduce within the bound
         for j in range(F):
@@ -291,7 +290,7 @@ class AECoder:
             meta["grouped"] = 1
         if rel_eps:
             meta["rel_eps"] = [rel_eps.get(j, 0.0) for j in range(F)]
-        kept = [o if m in "ql" else 0 for o, m in zip(offsets, modes, strict=True)]
+        kept = [o if m in "qlg" else 0 for o, m in zip(offsets, modes, strict=True)]
         if any(kept):
             meta["offsets"] = kept
         return streams, meta
@@ -360,7 +359,7 @@ class AECoder:
         Y: np.ndarray,
         finite: np.ndarray,
         recon: np.ndarray,
-        logs: dict[int, dict[str, bytes]],
+        plain: dict[int, bytes],
         modes: list[str],
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
@@ -410,11 +409,10 @@ class AECoder:
             limit = np.where(alone, eps * ay, limit)
             data = {self._sid("res", j): pack_codes(codes.astype(np.int64), self.level),
                     self._sid("sign", j): lossless.encode_column(flag, self.level)}
-            if sum(len(v) for v in data.values()) < sum(len(v) for v in logs[j].values()):
+            if sum(len(v) for v in data.values()) < len(plain[j]):
                 chosen[j] = (data, r, limit)
                 pw_eps[j] = eps_r
-        gain = sum(sum(len(v) for v in logs[j].values()) - sum(len(v) for v in d.values())
-                   for j, (d, _, _) in chosen.items())
+        gain = sum(len(plain[j]) - sum(len(v) for v in d.values()) for j, (d, _, _) in chosen.items())
         if gain <= len(lat_stream):
             return
         if lat_stream:
@@ -428,24 +426,22 @@ class AECoder:
 
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
-    ) -> dict[str, bytes]:
+    ) -> tuple[int, bytes]:
+        """Mode g: c = sign(y) * (round(log2|y| / delta) - k + 1), 0 for zero (k = offset).
+
+        The sign rides in the code (one stream, like the peers' log quantization); NaN/Inf
+        get code 0 and are restored from the exception stream.
+        """
         assert self.bound is not None
         delta = _log_delta(self.bound.value)
-        sign = np.where(y > 0, 1, np.where(y < 0, 2, 0)).astype(np.uint8)
-        sign[~finite] = 0
-        mag = np.abs(np.where(finite & (sign > 0), y, 1.0))
-        codes = np.rint(np.log2(mag) / delta).astype(np.int64)
-        valid = sign > 0
-        low = int(codes[valid].min()) if valid.any() else 0
-        codes[~valid] = low  # zeros and non-finite values: any code; keep the range tight
-        r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
-        r[sign == 0] = 0.0
-        recon[j] = r
-        offsets[j] = low  # codes - low >= 0 pack unsigned and narrow
-        return {
-            self._sid("res", j): pack_codes(codes - low, self.level),
-            self._sid("sign", j): lossless.encode_column(sign, self.level),
-        }
+        valid = finite & (y != 0)
+        k = np.zeros(len(y), dtype=np.int64)
+        k[valid] = np.rint(np.log2(np.abs(y[valid])) / delta).astype(np.int64)
+        low = int(k[valid].min()) if valid.any() else 0
+        codes = np.where(valid, np.where(np.signbit(y), -1, 1) * (k - low + 1), 0)
+        offsets[j] = low
+        recon[j] = _unlog(codes, low, delta)
+        return encode_codes(codes)
 
     def _account(self, j: int, err: np.ndarray) -> None:
         with self._lock:
@@ -470,17 +466,21 @@ class AECoder:
         recon = np.zeros((F, rows))  # column-major, as in encode
         grouped: dict[int, tuple[int, bytes]] = {}
         if meta.get("grouped"):
-            qcols = [j for j in range(F) if modes[j] == "q"]
+            qcols = [j for j in range(F) if modes[j] in "qg"]
             grouped = dict(zip(qcols, unpack_group(streams["qgroup"], len(qcols)), strict=True))
         for j in range(F):
             m = modes[j]
-            if m == "q":
+            if m in "qg":
                 if j in grouped:
-                    codes = decode_codes(*grouped[j], rows) + offsets[j]
+                    codes = decode_codes(*grouped[j], rows)
                 else:
-                    codes = unpack_codes(streams[self._sid("res", j)], rows) + offsets[j]
-                np.multiply(codes, 2.0 * self._col_bound(j), out=recon[j])
-            elif m == "l":
+                    codes = unpack_codes(streams[self._sid("res", j)], rows)
+                if m == "q":
+                    np.multiply(codes + offsets[j], 2.0 * self._col_bound(j), out=recon[j])
+                else:
+                    assert self.bound is not None
+                    recon[j] = _unlog(codes, offsets[j], _log_delta(self.bound.value))
+            elif m == "l":  # files from before mode g: sign in its own stream
                 recon[j] = self._decode_log(j, streams, rows, offsets[j])
         if "p" in modes or "a" in modes or "r" in modes:
             latents = None
@@ -547,6 +547,13 @@ class AECoder:
                 "mode": mode,
             })
         return out
+
+
+def _unlog(codes: np.ndarray, low: int, delta: float) -> np.ndarray:
+    """Mode g reconstruction: 0 for code 0, else sign(c) * 2^((|c| - 1 + low) * delta)."""
+    with np.errstate(over="ignore"):
+        mag = np.exp2((np.abs(codes) - 1 + low) * delta)
+    return np.where(codes == 0, 0.0, np.where(codes < 0, -mag, mag))
 
 
 def _log_delta(eps: float) -> float:
