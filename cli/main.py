@@ -76,9 +76,9 @@ def cli() -> None:
 @threads_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where ONNX Runtime runs the encoder and decoder (the bound holds on either).")
-@click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True,
-              help="zstd effort for large streams (small ones always get 19): 19 packs a few "
-                   "percent smaller at a fraction of the speed.")
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=None,
+              help="zstd effort. Default: 19 for tables under 16 MB, 3 above (19 packs a few "
+                   "percent smaller at a fraction of the speed).")
 @click.option("--no-embed-model", is_flag=True,
               help="Do not embed the decoder; decompress then needs -m MODEL_DIR (hash-checked).")
 @click.option("--keep-model", is_flag=True,
@@ -89,7 +89,7 @@ def cli() -> None:
 def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: bool,
                  bound: str | None, latent_bits: int | None, tree: str | None,
                  columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
-                 zstd_level: int, no_embed_model: bool, keep_model: bool, force: bool,
+                 zstd_level: int | None, no_embed_model: bool, keep_model: bool, force: bool,
                  quiet: bool) -> None:
     """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet) into a .balerc file."""
     from balerc.codec import api

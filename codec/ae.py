@@ -48,6 +48,7 @@ from .pipeline import (
     DEFAULT_CHUNK_ROWS,
     CompressResult,
     LosslessCoder,
+    choose_level,
     dtype_str,
     write_table_container,
 )
@@ -613,7 +614,7 @@ def compress_with_model(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     threads: int = 1,
     device: str = "auto",
-    zstd_level: int = 3,
+    zstd_level: int | None = None,
     embed_model: bool = True,
     force: bool = False,
     show_progress: bool = False,
@@ -627,6 +628,7 @@ def compress_with_model(
     """
     stream = data if isinstance(data, TableStream) else TableStream.from_table(data)
     table = stream.first
+    zstd_level = choose_level(zstd_level, stream)
     b = Bound.parse(bound) if bound is not None else None
     if model is None and model_dir is not None:
         model = ModelBundle.load(model_dir)

@@ -25,7 +25,7 @@ def compress_file(
     chunk_rows: int = 65536,
     threads: int | None = None,
     device: str = "auto",
-    zstd_level: int = 3,
+    zstd_level: int | None = None,
     embed_model: bool = True,
     force: bool = False,
     show_progress: bool = False,

@@ -30,7 +30,7 @@ class Codec:
         device: str = "auto",
         threads: int | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
-        zstd_level: int = 3,
+        zstd_level: int | None = None,
         embed_model: bool = True,
         keep_model: bool = False,
     ):
