@@ -257,7 +257,8 @@ def write_table_container(
         writer = ContainerWriter(f, header, attachments)
         n_chunks = -(-stream.n_rows // chunk_rows)
         with progress(n_chunks, "compress", "chunk", enabled=show_progress) as bar:
-            for rows, streams, meta in _parallel_ordered(encode, counted(), threads):
+            workers = min(threads, n_chunks)  # one chunk: stay in this thread (warm sessions)
+            for rows, streams, meta in _parallel_ordered(encode, counted(), workers):
                 writer.write_chunk(streams, rows, meta)
                 for name, blob in streams.items():
                     col_bytes[name] = col_bytes.get(name, 0) + len(blob)
@@ -393,7 +394,7 @@ def decode_with(
     starts = np.cumsum([0] + [reader.chunk_rows_of(i) for i in chunk_ids])
     out = {n: np.empty(int(starts[-1]), dtype=object if dtypes[n] == "str" else dtypes[n]) for n in wanted}
     with progress(len(chunk_ids), "decompress", "chunk", enabled=show_progress) as bar:
-        for k, cols in enumerate(_parallel_ordered(decode, chunk_ids, threads)):
+        for k, cols in enumerate(_parallel_ordered(decode, chunk_ids, min(threads, len(chunk_ids)))):
             for n in wanted:
                 out[n][starts[k] : starts[k + 1]] = cols[n]
             bar.update(1)
