@@ -398,14 +398,40 @@ def test_npz_named_and_per_column_layouts(tmp_path: Path) -> None:
         read_table(tmp_path / "bad.npz")
 
 
+def _object_npy_bytes() -> bytes:
+    """An .npy whose header declares an object array (the payload a pickle would follow).
+
+    Built by hand so the test itself never pickles anything.
+    """
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|O", "fortran_order": False, "shape": (2,)}
+    )
+    return buf.getvalue() + b"\x80\x04not-a-real-pickle."
+
+
 def test_npy_npz_refuse_pickles(tmp_path: Path) -> None:
-    objects = np.array([{"a": 1}, None], dtype=object)
-    np.save(tmp_path / "obj.npy", objects, allow_pickle=True)
+    import zipfile
+
+    (tmp_path / "obj.npy").write_bytes(_object_npy_bytes())
     with pytest.raises(InputError, match=r"obj\.npy.*pickled object array"):
         read_table(tmp_path / "obj.npy")
-    np.savez(tmp_path / "obj.npz", data=np.eye(2), names=np.array(["a", None], dtype=object))
+    with zipfile.ZipFile(tmp_path / "obj.npz", "w") as z:
+        buf = _np_bytes(np.eye(2))
+        z.writestr("data.npy", buf)
+        z.writestr("names.npy", _object_npy_bytes())
     with pytest.raises(InputError, match=r"'names' holds a pickled object array"):
         read_table(tmp_path / "obj.npz")
+
+
+def _np_bytes(arr: np.ndarray) -> bytes:
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
 
 
 def test_npy_write_needs_one_dtype(tmp_path: Path) -> None:
