@@ -48,6 +48,10 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             })
         source = header["schema"].get("source", {})
         summary = r.footer.get("summary", {})
+        recorded = _recorded_errors(header, summary)
+        for c in columns:
+            if c["name"] in recorded:
+                c["max_error"] = recorded[c["name"]]
         raw = summary.get("raw_bytes", raw)
         desc = {
             "file": str(path),
@@ -73,6 +77,19 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             "summary": summary,
         }
     return desc
+
+
+def _recorded_errors(header: dict[str, Any], summary: dict[str, Any]) -> dict[str, float | None]:
+    """Max error per lossy column as measured at compression (footer), by column name."""
+    from .pipeline import coder_column_names
+
+    errors = summary.get("max_error")
+    for desc in header.get("coders", []):
+        if desc.get("id") == "autoencoder" and errors is not None:
+            names = coder_column_names(header, desc)
+            if len(names) == len(errors):
+                return dict(zip(names, errors, strict=True))
+    return {}
 
 
 def _itemsize(dtype: str) -> int | None:
@@ -104,12 +121,15 @@ def format_description(d: dict[str, Any]) -> str:
     for p in d.get("problems", []):
         lines.append(f"    {p}")
     w = max([len(c["name"]) for c in d["columns"]] + [6])
-    lines.append(f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} {'ratio':>7}  filters")
+    lines.append(f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} {'ratio':>7}"
+                 f"  {'max error':>10}  filters")
     for c in d["columns"]:
         ratio = f"{c['raw_bytes'] / c['stored_bytes']:.2f}x" if c["raw_bytes"] and c["stored_bytes"] else "-"
+        err = "0 (exact)" if c["codec"] == "lossless" else (
+            f"{c['max_error']:.4g}" if c.get("max_error") is not None else "-")
         lines.append(
             f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} {c['codec']:<12} "
-            f"{c['stored_bytes']:>10,} {ratio:>7}  {','.join(c['filters'])}"
+            f"{c['stored_bytes']:>10,} {ratio:>7}  {err:>10}  {','.join(c['filters'])}"
         )
     for name, size in d.get("attachments", {}).items():
         lines.append(f"  {'<' + name + '>':<{w}}  attachment {size:>29,}")
