@@ -60,7 +60,7 @@ MARGIN = 2.0**-18
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 _LOG_SLACK = 1.0 - 1e-9
 DECODER_ATTACHMENT = "decoder.onnx.zst"
-GROUP_ROWS = 16384  # chunks up to this size may pack all quantized columns in one frame
+GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
 
 
 @dataclass
@@ -262,7 +262,10 @@ class AECoder:
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict)
         qcols = [j for j in range(F) if modes[j] in "qg"]
-        group = pack_group([parts[j] for j in qcols], self.level) if n <= GROUP_ROWS else b""
+        # one more zstd pass (measured: -10-20% model-free speed) for one shared entropy
+        # table: +1% (rel) to +9% (pwrel) on 1M dimuons, more on small or wide tables
+        group_bytes = sum(len(parts[j][1]) for j in qcols)
+        group = pack_group([parts[j] for j in qcols], self.level) if group_bytes <= GROUP_BYTES else b""
         # a separate stream also costs its descriptor entry (name, size, checksum)
         if group and len(group) < sum(len(plain[j]) + 24 for j in qcols):
             streams["qgroup"] = group  # one frame for all model-free columns
