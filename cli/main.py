@@ -6,7 +6,6 @@ one line `balerc: error: ...` with exit status 2; tracebacks are for bugs only.
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -182,6 +181,3 @@ _add_optional_commands()
 def main() -> None:
     cli(prog_name="balerc")
 
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)

@@ -10,7 +10,8 @@ Per chunk, for the float columns it covers (docs/FORMAT.md, "autoencoder coder")
 * per column and chunk the coder keeps whichever of "predicted" and "plain quantization"
   packs smaller, and drops the latents when no column gains: never worse than
   quantization + zstd, by construction;
-* pwrel bounds quantize log2|y| (sign in its own stream), zero prediction;
+* pwrel bounds quantize log2|y| with the sign folded into the code (mode g), or, for
+  predicted columns, log2|y| - log2|p| with a finer step that leaves room for drift (r);
 * every value whose reconstruction (after the cast to the column dtype) misses the bound,
   NaN and Inf included, is stored verbatim in an exception stream.
 """
@@ -371,11 +372,11 @@ class AECoder:
     ) -> None:
         """Pointwise bound relative to the prediction, in the log domain.
 
-        codes = round((log2|y| - log2|p|) / delta) with the log-mode delta, plus a small
-        stream saying whether y has p's sign (0), the other sign (1) or is zero (2). A
-        decoder on another runtime sees p' = p + drift and so scales |y'| by |p'|/|p|; the
-        check against E|y| keeps room for that (|y'| * margin / |p|), and misses go to
-        the exception stream.
+        codes = round((log2|y| - log2|p|) / delta_r), plus a flag stream: y has p's sign (0),
+        the other sign (1), is zero (2), or is coded alone as +/-2^(c delta) (3/4). A
+        decoder on another runtime sees p' = p + drift and so scales |y'| by |p'|/|p|;
+        delta_r comes from a bound E_r < E chosen so that 98% of the rows keep that room,
+        the others are coded alone.
         """
         assert self.model is not None and self.bound is not None
         eps = self.bound.value
@@ -685,9 +686,7 @@ def compress_with_model(
     )
     result.extra["errors"] = ae.error_report()
     if model is not None:
-        from .runtime import session as _s
-
-        notes.append(f"ONNX Runtime provider: {_s(model.decoder, device, 1).provider}")
+        notes.append(f"ONNX Runtime provider: {session(model.decoder, device, 1).provider}")
         used = sum(ae._stats.modes.get(m, 0) for m in "par")
         if b is not None and used == 0:
             notes.append("the model did not pay on this table: stored with plain quantization")

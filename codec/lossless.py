@@ -17,6 +17,13 @@ from balerc.formats.errors import ContainerError
 RAW, SHUFFLE, DELTA_SHUFFLE, UTF8 = 0, 1, 2, 3
 FILTER_NAMES = {RAW: "raw", SHUFFLE: "shuffle", DELTA_SHUFFLE: "delta+shuffle", UTF8: "utf8"}
 _SAMPLE_ROWS = 8192
+SMALL_STREAM = 1 << 15
+
+
+def effective_level(level: int, size: int) -> int:
+    """Small streams get zstd's strongest levels: they cost microseconds there, and small
+    tables are where per-stream entropy tables weigh most."""
+    return max(level, 19) if size <= SMALL_STREAM else level
 
 
 def shuffle_bytes(values: np.ndarray) -> bytes:
@@ -97,8 +104,6 @@ def encode_column(values: np.ndarray, level: int = 3) -> bytes:
     le = _le(values)
     filt = _choose_filter(le)
     data = _apply(le, filt)
-    from .packing import effective_level
-
     return bytes([filt]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
 
 

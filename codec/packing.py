@@ -12,7 +12,7 @@ import zstandard
 
 from balerc.formats.errors import ContainerError
 
-from .lossless import shuffle_bytes, unshuffle_bytes
+from .lossless import effective_level, shuffle_bytes, unshuffle_bytes
 
 _WIDTHS = (1, 2, 4, 8)
 
@@ -88,15 +88,6 @@ def finish_codes(part: tuple[int, bytes], level: int = 3) -> bytes:
 def pack_codes(codes: np.ndarray, level: int = 3) -> bytes:
     """Pack a 1-D array of signed integer codes into one stream."""
     return finish_codes(encode_codes(codes), level)
-
-
-SMALL_STREAM = 1 << 15
-
-
-def effective_level(level: int, size: int) -> int:
-    """Small streams get zstd's strongest levels: they cost microseconds there, and small
-    tables are where per-stream entropy tables weigh most."""
-    return max(level, 19) if size <= SMALL_STREAM else level
 
 
 def decode_codes(head: int, raw: bytes, n: int) -> np.ndarray:

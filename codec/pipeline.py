@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -401,6 +400,3 @@ def decode_with(
     source = dict(header["schema"].get("source", {}))
     return Table(out, source)
 
-
-def eprint(*args: Any) -> None:
-    print(*args, file=sys.stderr)
