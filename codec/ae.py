@@ -58,6 +58,10 @@ from .runtime import session
 # Allowed drift of the decoder output between runtimes, in normalized units (x = (y-o)/s).
 # Measured drift CPU 1 vs 2 threads vs CUDA (TF32 off) is < 1e-6; see docs/FORMAT.md.
 MARGIN = 2.0**-18
+# Decoders with float64 I/O compute their "exact" columns by float64 formulas: providers
+# differ there by a few ulps (2^-52 relative), so a relative allowance far above that
+# replaces the range-sized MARGIN for those columns (docs/FORMAT.md, drift).
+EXACT_DRIFT = 2.0**-30
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 _LOG_SLACK = 1.0 - 1e-9
 DECODER_ATTACHMENT = "decoder.onnx.zst"
@@ -86,6 +90,7 @@ class AECoder:
         *,
         latent_step: float | None = None,
         margin: float = MARGIN,
+        exact_drift: float = EXACT_DRIFT,
         level: int = 3,
         device: str = "cpu",
         threads: int = 1,
@@ -98,6 +103,7 @@ class AECoder:
         self.abs_bounds = np.asarray(abs_bounds, dtype=np.float64) if abs_bounds is not None else None
         self.model = model
         self.margin = margin
+        self.exact_drift = exact_drift
         self.level = level
         self.device = device
         self.threads = threads
@@ -112,8 +118,11 @@ class AECoder:
             self.scale = np.asarray(sc, dtype=np.float64)
             if latent_step is None:
                 self.latent_step = 2.0 / 2 ** model.latent_bits
+            self.io64 = model.io64
+            self.exact = {pos[c] for c in model.exact}
         else:
             self.anchor_idx, self.pred_idx = [], []
+            self.io64, self.exact = False, set()
         self._stats = _Stats(np.zeros(len(columns)), np.zeros(len(columns)))
         self._lock = threading.Lock()
 
@@ -121,7 +130,8 @@ class AECoder:
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "id": "autoencoder",
-            "features": ["quantized", "residual"] + (["autoencoder"] if self.model else []),
+            "features": ["quantized", "residual"] + (["autoencoder"] if self.model else [])
+            + (["decoder-float64"] if self.io64 else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
@@ -135,6 +145,10 @@ class AECoder:
                 k: m.get(k)
                 for k in ("columns", "anchors", "predicted", "latent_dim", "latent_bits", "normalization", "opset")
             }
+            if self.io64:
+                d["model"]["decoder_io"] = "float64"
+                d["model"]["exact"] = m.get("exact") or []
+                d["exact_drift"] = self.exact_drift
             d["model"]["model_format_version"] = m.get("model_format_version")
             d["decoder_sha256"] = sha256(self.model.decoder)
             d["encoder_sha256"] = sha256(self.model.encoder) if self.model.encoder else None
@@ -194,7 +208,8 @@ class AECoder:
         return cls(
             desc["columns"], index, dtypes, Bound(b["mode"], b["value"]) if b else None,
             desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
-            margin=desc.get("margin", MARGIN), level=desc.get("zstd_level", 3), device=device,
+            margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
+            level=desc.get("zstd_level", 3), device=device,
             threads=threads,
         )
 
@@ -213,6 +228,10 @@ class AECoder:
         inputs: dict[str, np.ndarray] = {}
         if latents is not None:
             inputs["z"] = latents
+        if self.io64:  # anchors and predictions in column units, float64 both ways
+            if self.anchor_idx:
+                inputs["a"] = anchors
+            return dec.run(**inputs).astype(np.float64)
         if self.anchor_idx:
             a = (anchors - self.offset[self.anchor_idx]) / self.scale[self.anchor_idx]
             inputs["a"] = a.astype(np.float32)
@@ -220,7 +239,10 @@ class AECoder:
         return out * self.scale[self.pred_idx] + self.offset[self.pred_idx]
 
     def _pred_margin(self, j: int) -> float:
-        """Absolute slack for runtime drift of column j's prediction (margin x scale)."""
+        """Absolute slack for runtime drift of column j's prediction: margin x scale, or for
+        an exact column the relative allowance x the largest value of its range."""
+        if j in self.exact:
+            return self.exact_drift * (abs(float(self.offset[j])) + abs(float(self.scale[j])))
         return self.margin * float(self.scale[j])
 
     # ------------------------------------------------------------------ encode
@@ -248,11 +270,24 @@ class AECoder:
         parts: dict[int, tuple[int, bytes]] = {}  # the same, uncompressed (for grouping)
         if self.bound is not None and self.bound.mode == "pwrel":
             modes = ["g"] * F
+
+            def plain_of(j: int) -> bytes:
+                """Column j's model-free stream, made on first use."""
+                if j not in plain:
+                    parts[j] = self._encode_log(j, Y[j], finite[j], recon, offsets)
+                    plain[j] = finish_codes(parts[j], self.level)
+                return plain[j]
+
+            # predicted columns get their model-free stream only if the model's may not win
+            lazy = set(self.pred_idx) if self.model is not None else set()
             for j in range(F):
-                parts[j] = self._encode_log(j, Y[j], finite[j], recon, offsets)
-                plain[j] = finish_codes(parts[j], self.level)
+                if j not in lazy:
+                    plain_of(j)
             if self.model is not None:
-                self._encode_model_pwrel(Y, finite, recon, plain, modes, streams, strict, rel_eps)
+                self._encode_model_pwrel(Y, finite, recon, plain_of, modes, streams, strict, rel_eps)
+                for j in range(F):
+                    if modes[j] == "g":
+                        plain_of(j)
         else:
             assert self.abs_bounds is not None
             for j in range(F):
@@ -364,7 +399,7 @@ class AECoder:
         Y: np.ndarray,
         finite: np.ndarray,
         recon: np.ndarray,
-        plain: dict[int, bytes],
+        plain_of: Any,
         modes: list[str],
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
@@ -376,7 +411,8 @@ class AECoder:
         the other sign (1), is zero (2), or is coded alone as +/-2^(c delta) (3/4). A
         decoder on another runtime sees p' = p + drift and so scales |y'| by |p'|/|p|;
         delta_r comes from a bound E_r < E chosen so that 98% of the rows keep that room,
-        the others are coded alone.
+        the others are coded alone. The model-free stream of a column is only made when a
+        sample says it could be smaller than the model's (it costs as much as the model path).
         """
         assert self.model is not None and self.bound is not None
         eps = self.bound.value
@@ -385,39 +421,57 @@ class AECoder:
         p = self._predict(latents, recon[self.anchor_idx].T)
         chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
         pw_eps: dict[int, float] = {}
+        gain = 0.0
         for k, j in enumerate(self.pred_idx):
             pk = np.ascontiguousarray(p[:, k])
             pk[~np.isfinite(pk)] = 0.0
             y = Y[j]
             ap, ay = np.abs(pk), np.abs(y)
-            d = self._pred_margin(j)
             nonzero = finite[j] & (ay > 0)
             # relative to the prediction where it is usable, else log2|y| on its own
             rel = nonzero & (ap > 0)
             # a finer relative step leaves room for drift: |y - y''| <= (eps_r + d/|p|)|y|
-            with np.errstate(divide="ignore"):
-                need = d / ap[rel] * (1.0 + eps) / eps
-            kappa = float(np.clip(np.quantile(need, 0.98), 1 / 256, 0.5)) if need.size else 0.5
+            if j in self.exact:  # float64 formulas: drift relative to |p|, tiny
+                drift: np.ndarray | float = self.exact_drift
+                kappa = float(np.clip(self.exact_drift * (1.0 + eps) / eps, 1 / 256, 0.5))
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    drift = self._pred_margin(j) / ap
+                need = drift[rel] * (1.0 + eps) / eps
+                kappa = float(np.clip(np.quantile(need, 0.98), 1 / 256, 0.5)) if need.size else 0.5
             eps_r = eps * (1.0 - kappa)
             delta_r = _log_delta(eps_r)
-            codes = np.zeros_like(pk)
-            codes[rel] = np.rint((np.log2(ay[rel]) - np.log2(ap[rel])) / delta_r)
-            flag = np.where(np.signbit(y) != np.signbit(pk), 1, 0).astype(np.uint8)
-            r = _relog(pk, codes, flag, delta_r, delta)
             with np.errstate(divide="ignore", invalid="ignore"):
-                limit = eps * ay - np.abs(r) * d / ap
+                logp = np.log2(ap)
+                c = np.log2(ay)
+            c -= logp
+            c /= delta_r
+            np.rint(c, out=c)
+            codes = np.where(rel, c, 0.0)
+            flag = (np.signbit(y) != np.signbit(pk)).view(np.uint8)
+            r = _relog(pk, codes, flag, delta_r, delta, logp)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                limit = eps * ay - np.abs(r) * drift
             alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift
-            codes[alone] = np.rint(np.log2(ay[alone]) / delta)
-            flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
-            flag[finite[j] & (y == 0)] = 2
-            r = _relog(pk, codes, flag, delta_r, delta)
-            limit = np.where(alone, eps * ay, limit)
+            zero = finite[j] & (y == 0)
+            flag[zero] = 2
+            r[zero] = 0.0
+            if alone.any():  # the rows _relog decodes as +/-2^(c delta)
+                ca = np.rint(np.log2(ay[alone]) / delta)
+                codes[alone] = ca
+                flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
+                mag = np.exp2(ca * delta)
+                r[alone] = np.where(flag[alone] == 4, -mag, mag)
+                limit = np.where(alone, eps * ay, limit)
             data = {self._sid("res", j): pack_codes(codes.astype(np.int64), self.level),
                     self._sid("sign", j): lossless.encode_column(flag, self.level)}
-            if sum(len(v) for v in data.values()) < len(plain[j]):
+            size = sum(len(v) for v in data.values())
+            est = self._plain_log_estimate(y, finite[j])
+            base = est if size < 0.6 * est else len(plain_of(j))
+            if size < base:
                 chosen[j] = (data, r, limit)
                 pw_eps[j] = eps_r
-        gain = sum(len(plain[j]) - sum(len(v) for v in d.values()) for j, (d, _, _) in chosen.items())
+                gain += base - size
         if gain <= len(lat_stream):
             return
         if lat_stream:
@@ -429,6 +483,13 @@ class AECoder:
             strict[j] = limit
             rel_eps[j] = pw_eps[j]
 
+    def _plain_log_estimate(self, y: np.ndarray, finite: np.ndarray) -> float:
+        """Mode g bytes of a column estimated from every k-th row (about 4096 rows)."""
+        assert self.bound is not None
+        k = max(1, len(y) // 4096)
+        codes = log_codes(y[::k], self.bound.value, finite[::k])[0]
+        return len(pack_codes(codes, self.level)) * (len(y) / max(1, len(codes)))
+
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
     ) -> tuple[int, bytes]:
@@ -438,14 +499,7 @@ class AECoder:
         get code 0 and are restored from the exception stream.
         """
         assert self.bound is not None
-        delta = _log_delta(self.bound.value)
-        valid = finite & (y != 0)
-        k = np.zeros(len(y), dtype=np.int64)
-        k[valid] = np.rint(np.log2(np.abs(y[valid])) / delta).astype(np.int64)
-        low = int(k[valid].min()) if valid.any() else 0
-        codes = np.where(valid, np.where(np.signbit(y), -1, 1) * (k - low + 1), 0)
-        offsets[j] = low
-        recon[j] = _unlog(codes, low, delta)
+        codes, offsets[j], recon[j] = log_codes(y, self.bound.value, finite)
         return encode_codes(codes)
 
     def _account(self, j: int, err: np.ndarray) -> None:
@@ -554,11 +608,48 @@ class AECoder:
         return out
 
 
+def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None
+              ) -> tuple[np.ndarray, int, np.ndarray]:
+    """Mode g codes of y at pwrel eps, their offset k and the reconstruction (see _encode_log)."""
+    delta = _log_delta(eps)
+    finite = np.isfinite(y) if finite is None else finite
+    valid = finite & (y != 0)
+    k = np.zeros(len(y), dtype=np.int64)
+    k[valid] = np.rint(np.log2(np.abs(y[valid])) / delta).astype(np.int64)
+    low = int(k[valid].min()) if valid.any() else 0
+    codes = np.where(valid, np.where(np.signbit(y), -1, 1) * (k - low + 1), 0)
+    return codes, low, _unlog(codes, low, delta)
+
+
+def relog_codes(y: np.ndarray, p: np.ndarray, eps_r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mode r codes and flags of y against the prediction p (no drift check, no 'alone')."""
+    ap, ay = np.abs(p), np.abs(y)
+    rel = np.isfinite(y) & (ay > 0) & (ap > 0) & np.isfinite(p)
+    codes = np.zeros(len(y), dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        codes[rel] = np.rint((np.log2(ay[rel]) - np.log2(ap[rel])) / _log_delta(eps_r))
+    flag = np.where(np.signbit(y) != np.signbit(p), 1, 0).astype(np.uint8)
+    flag[y == 0] = 2
+    return codes, flag
+
+
 def _unlog(codes: np.ndarray, low: int, delta: float) -> np.ndarray:
-    """Mode g reconstruction: 0 for code 0, else sign(c) * 2^((|c| - 1 + low) * delta)."""
+    """Mode g reconstruction: 0 for code 0, else sign(c) * 2^((|c| - 1 + low) * delta).
+
+    exp2 runs once per distinct |c| (a table) when the codes span a modest range: the same
+    arguments, so the same values as the elementwise form, at a fraction of the cost.
+    """
+    a = np.abs(codes)
+    hi = int(a.max(initial=0))
     with np.errstate(over="ignore"):
-        mag = np.exp2((np.abs(codes) - 1 + low) * delta)
-    return np.where(codes == 0, 0.0, np.where(codes < 0, -mag, mag))
+        if hi <= 4 * len(codes) and hi <= 1 << 20:
+            table = np.exp2((np.arange(hi + 1, dtype=np.int64) - 1 + low) * delta)
+            table[0] = 0.0
+            mag = table[a]
+        else:
+            mag = np.where(a == 0, 0.0, np.exp2((a - 1 + low) * delta))
+    np.negative(mag, where=codes < 0, out=mag)
+    return mag
 
 
 def _log_delta(eps: float) -> float:
@@ -567,17 +658,20 @@ def _log_delta(eps: float) -> float:
 
 
 def _relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
-           delta: float) -> np.ndarray:
+           delta: float, logp: np.ndarray | None = None) -> np.ndarray:
     """Prediction-relative pwrel reconstruction, identical in encoder and decoder.
 
     flag 0/1: |y'| = |p| 2^(c delta_rel) with p's sign / the other sign; 2: zero;
-    3/4: +/- 2^(c delta), independent of the prediction.
+    3/4: +/- 2^(c delta), independent of the prediction. logp: log2|p| when known.
     """
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        mag_rel = np.exp2(np.log2(np.abs(p)) + codes * delta_rel)
-        mag_abs = np.exp2(codes * delta)
-    sign_rel = np.where(np.signbit(p) != (flag == 1), -1.0, 1.0)
-    out = np.where(flag >= 3, np.where(flag == 4, -mag_abs, mag_abs), sign_rel * mag_rel)
+        out = np.exp2((np.log2(np.abs(p)) if logp is None else logp) + codes * delta_rel)
+    np.negative(out, where=np.signbit(p) != (flag == 1), out=out)
+    alone = flag >= 3
+    if alone.any():
+        with np.errstate(over="ignore"):
+            mag = np.exp2(codes[alone] * delta)
+        out[alone] = np.where(flag[alone] == 4, -mag, mag)
     out[(flag == 2) | ((flag <= 1) & (p == 0))] = 0.0
     return out
 

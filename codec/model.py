@@ -11,7 +11,8 @@ from typing import Any
 
 from balerc.formats.errors import InputError
 
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: decoder_io "float64" and "exact" columns (docs/MODEL.md)
+READABLE_VERSIONS = (1, 2)
 
 
 def sha256(data: bytes) -> str:
@@ -47,6 +48,16 @@ class ModelBundle:
     def latent_bits(self) -> int:
         return int(self.manifest.get("latent_bits", 6))
 
+    @property
+    def io64(self) -> bool:
+        """The decoder takes anchors and returns predictions in column units as float64."""
+        return self.manifest.get("decoder_io") == "float64"
+
+    @property
+    def exact(self) -> list[str]:
+        """Predicted columns the decoder computes by float64 formulas only (ulp-level drift)."""
+        return list(self.manifest.get("exact") or [])
+
     def norm(self) -> tuple[list[float], list[float]]:
         """(offsets, scales) in manifest column order."""
         by_name = {n["name"]: n for n in self.manifest["normalization"]}
@@ -71,10 +82,11 @@ class ModelBundle:
         if manifest.get("format") != "balerc-model":
             raise InputError(f"{mpath} is not a balerc model manifest")
         version = manifest.get("model_format_version")
-        if version != MODEL_FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise InputError(
                 f"{mpath}: model format version {version} is not supported "
-                f"(this balerc reads {MODEL_FORMAT_VERSION}); re-export or upgrade balerc"
+                f"(this balerc reads {', '.join(map(str, READABLE_VERSIONS))}); "
+                f"re-export or upgrade balerc"
             )
         blobs: dict[str, bytes | None] = {}
         for role in ("encoder", "decoder"):

@@ -56,8 +56,11 @@ def _cuda_usable() -> bool:
         return False
 
 
+_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
+
+
 class Session:
-    """A thin wrapper: run named float32 inputs, get the first output."""
+    """A thin wrapper: run named inputs (cast to the graph's input type), get the first output."""
 
     def __init__(self, model: bytes, device: str = "cpu", threads: int = 1):
         ort = _ort()
@@ -69,10 +72,12 @@ class Session:
         self.session = ort.InferenceSession(model, sess_options=so, providers=providers_for(device))
         self.provider = self.session.get_providers()[0]
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_types = {i.name: _DTYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.output_name = self.session.get_outputs()[0].name
 
     def run(self, **inputs: np.ndarray) -> np.ndarray:
-        feed = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in inputs.items() if k in self.input_names}
+        feed = {k: np.ascontiguousarray(v, dtype=self.input_types[k])
+                for k, v in inputs.items() if k in self.input_types}
         return self.session.run([self.output_name], feed)[0]
 
 

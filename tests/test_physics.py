@@ -159,27 +159,27 @@ def test_onnx_matches_torch_and_numpy_reference_including_edge_quadrants() -> No
     for plan in R.candidate_plans(rel, names):
         net = build_physics(plan, names, norms)
         dec = net.decoder
-        off = np.array([c.offset for c in norms])
-        sc = np.array([c.scale for c in norms])
         ai, pi = net.anchor_index, net.predicted_index
-        a = ((y[:, ai] - off[ai]) / sc[ai]).astype(np.float32)
-        y_t = dec(torch.from_numpy(a)).detach().numpy()
-        sess = ort.InferenceSession(dec.onnx_model().SerializeToString(),
-                                    providers=["CPUExecutionProvider"])
-        (y_o,) = sess.run(None, {"a": a})
-        assert np.abs(y_o - y_t).max() <= 1e-6
-        # numpy reference, in original units, from the float32-rounded anchors the codec feeds
-        yp = y_o.astype(np.float64) * sc[pi] + off[pi]
-        a64 = a.astype(np.float64) * sc[ai] + off[ai]
-        anc = {names[j]: a64[:, i] for i, j in enumerate(ai)}
+        a = np.ascontiguousarray(y[:, ai])  # float64, column units: what the codec feeds
+        y_t = dec.predict_raw(torch.from_numpy(a)).numpy()
+        proto = dec.onnx_model()
+        assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+        assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        (yp,) = sess.run(None, {"a": a})
+        assert yp.dtype == np.float64
+        # exact columns: torch and ONNX Runtime agree to float64 rounding, relative to |y|
+        assert set(dec.exact_columns) == {names[j] for j in pi}
+        rel_diff = np.abs(yp - y_t) / np.maximum(np.abs(y_t), 1e-300)
+        assert np.nanmax(rel_diff[8:]) <= 1e-12
+        anc = {names[j]: a[:, i] for i, j in enumerate(ai)}
         if plan.basis["p"] == "cartesian":
             exp = _reference(anc["px"], anc["py"], anc["pz"], 0.5)
             for i, j in enumerate(pi):
-                rng_j = np.ptp(y[:, j])
-                assert np.abs(yp[:, i] - exp[names[j]]).max() <= 1e-6 * rng_j, names[j]
+                assert np.abs(yp[:, i] - exp[names[j]]).max() <= 1e-12 * np.ptp(y[:, j]), names[j]
         else:
             for i, j in enumerate(pi):
-                assert np.abs(yp[:, i] - y[:, j]).max() <= 1e-5 * np.ptp(y[:, j]), names[j]
+                assert np.abs(yp[:, i] - y[:, j]).max() <= 1e-9 * np.ptp(y[:, j]), names[j]
 
 
 def test_mlp_half_weights_parity(tmp_path) -> None:
@@ -202,8 +202,12 @@ def test_mlp_half_weights_parity(tmp_path) -> None:
     proto = net.decoder.onnx_model()
     halves = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
     assert len(halves) == 4  # two layers: weight and bias each
-    a = np.random.default_rng(0).normal(size=(500, len(net.anchor_index))).astype(np.float32)
+    a = problem.y_val[:500, net.anchor_index]  # column units, float64
     (y_o,) = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"a": a})
-    y_t = net.decoder(torch.from_numpy(a)).detach().numpy()
-    assert np.abs(y_o - y_t).max() <= 1e-5
-    assert np.abs(y_o[:, net.decoder.pred_names.index("iso")]).max() > 0  # the MLP is live
+    y_t = net.decoder.predict_raw(torch.from_numpy(a)).numpy()
+    sc = np.asarray(net.decoder.out_sc)
+    assert np.abs(y_o - y_t).max(axis=0).max() <= 1e-5 * sc.max()
+    assert "iso" not in net.decoder.exact_columns and "E1" in net.decoder.exact_columns
+    k = net.decoder.pred_names.index("iso")
+    base = net.decoder.formulas_raw(torch.from_numpy(a)).numpy()[:, k]
+    assert np.abs(y_o[:, k] - base).max() > 0  # the MLP is live

@@ -28,7 +28,7 @@ ZMUMU = Path(__file__).resolve().parents[2] / "shared" / "data" / "skhep_testdat
 QUICK = dict(epochs=3, search_steps=20, search_rows=2048, threads=1)
 
 MANIFEST_KEYS = {
-    "format", "model_format_version", "columns", "anchors", "predicted", "latent_dim",
+    "format", "model_format_version", "decoder_io", "exact", "columns", "anchors", "predicted", "latent_dim",
     "latent_bits", "latent_step", "normalization", "model", "encoder", "decoder", "opset",
     "train_bound", "training", "producer",
 }
@@ -68,11 +68,24 @@ def run_onnx(model_dir: Path, x: np.ndarray) -> tuple[np.ndarray | None, np.ndar
         enc = ort.InferenceSession(str(model_dir / "encoder.onnx"), providers=["CPUExecutionProvider"])
         (z,) = enc.run(None, {"x": x})
         feeds["z"] = (np.round(z / man["latent_step"]) * man["latent_step"]).astype(np.float32)
+    io64 = man["decoder_io"] == "float64"
     if man["anchors"]:
-        feeds["a"] = x[:, [cols.index(a) for a in man["anchors"]]]
+        idx = [cols.index(a) for a in man["anchors"]]
+        feeds["a"] = x[:, idx]
+        if io64:  # the physics decoder: column units, float64
+            norm = {n["name"]: n for n in man["normalization"]}
+            off = np.array([norm[a]["offset"] for a in man["anchors"]])
+            sc = np.array([norm[a]["scale"] for a in man["anchors"]])
+            feeds["a"] = x[:, idx].astype(np.float64) * sc + off
     dec = ort.InferenceSession(str(model_dir / "decoder.onnx"), providers=["CPUExecutionProvider"])
     assert sorted(i.name for i in dec.get_inputs()) == sorted(feeds)
     (y,) = dec.run(None, feeds)
+    if io64:  # back to normalized units for the shared checks
+        norm = {n["name"]: n for n in man["normalization"]}
+        off = np.array([norm[c]["offset"] for c in man["predicted"]])
+        sc = np.array([norm[c]["scale"] for c in man["predicted"]])
+        assert y.dtype == np.float64 and set(man["exact"]) <= set(man["predicted"])
+        y = ((y - off) / sc).astype(np.float32)
     return z, y
 
 
@@ -80,7 +93,7 @@ def check_model_dir(d: Path, n_rows: int = 100) -> dict:
     man = json.loads((d / "model.json").read_text())
     assert MANIFEST_KEYS <= set(man)
     assert TRAINING_KEYS <= set(man["training"])
-    assert man["format"] == "balerc-model" and man["model_format_version"] == 1 and man["opset"] == 17
+    assert man["format"] == "balerc-model" and man["model_format_version"] == 2 and man["opset"] == 17
     f, k, lat = len(man["columns"]), len(man["anchors"]), man["latent_dim"]
     assert man["predicted"] == [c for c in man["columns"] if c not in man["anchors"]]
     assert man["latent_step"] == 2.0 / 2 ** man["latent_bits"]
@@ -100,7 +113,7 @@ def check_model_dir(d: Path, n_rows: int = 100) -> dict:
         assert proto.opset_import[0].version == 17
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
         meta = {p.key: p.value for p in proto.metadata_props}
-        assert meta["balerc.role"] == role and meta["balerc.model_format_version"] == "1"
+        assert meta["balerc.role"] == role and meta["balerc.model_format_version"] == "2"
         core = json.loads(meta["balerc.manifest"])
         assert core["columns"] == man["columns"] and core["anchors"] == man["anchors"]
         assert core["normalization"] == man["normalization"]
@@ -232,8 +245,8 @@ def test_bad_options_refused() -> None:
         fit(kinematics(500), TrainConfig(model="nope", latent=1, anchors=[], **QUICK))
     with pytest.raises(InputError, match="either --latent or --ratio"):
         fit(kinematics(500), TrainConfig(latent=1, ratio=2))
-    with pytest.raises(InputError, match="pwrel"):
-        fit(kinematics(500), TrainConfig(bound="pwrel:1e-3", **QUICK))
+    with pytest.raises(InputError, match="unknown bound mode 'xyz'"):
+        fit(kinematics(500), TrainConfig(bound="xyz:1e-3", **QUICK))
     with pytest.raises(InputError, match="not training columns"):
         fit(kinematics(500), TrainConfig(anchors=["event"], **QUICK))
 

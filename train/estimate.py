@@ -16,7 +16,6 @@ import numpy as np
 
 from balerc.codec.bound import Bound
 from balerc.codec.packing import pack_codes
-from balerc.formats.errors import InputError
 
 ZSTD_LEVEL = 3
 
@@ -32,19 +31,46 @@ __all__ = [
 
 
 def parse_bound(text: str | Bound) -> Bound:
-    """Parse a training bound; only abs and rel give one number per column to train for."""
-    bound = Bound.parse(text)
-    if bound.mode not in ("abs", "rel"):
-        raise InputError(
-            f"--bound {text}: training selects anchors for an abs or rel bound; "
-            f"use e.g. rel:1e-3 (a pwrel bound has no single per-column step)"
-        )
-    return bound
+    """Parse a training bound (abs, rel or pwrel)."""
+    return Bound.parse(text)
 
 
 def column_bounds(bound: Bound, y: np.ndarray) -> np.ndarray:
-    """Absolute bound e per column of y (N, F) in original units, as the codec computes it."""
+    """Absolute bound e per column of y (N, F) in original units, as the codec computes it.
+
+    pwrel has no single step per column; its stand-in (for loss weights and training
+    noise only: bytes are estimated in the log domain) is eps x the median magnitude.
+    """
+    if bound.mode == "pwrel":
+        out = []
+        for j in range(y.shape[1]):
+            a = np.abs(y[:, j])
+            m = float(np.median(a)) or float(np.mean(a)) or 1.0
+            out.append(bound.value * m)
+        return np.array(out, dtype=np.float64)
     return np.array([bound.absolute(y[:, j]) for j in range(y.shape[1])], dtype=np.float64)
+
+
+def pwrel_plain_bytes(y: np.ndarray, eps: float) -> int:
+    """Mode g (sign-folded log codes) stream of one column at pwrel eps."""
+    from balerc.codec.ae import log_codes
+
+    return stream_bytes(log_codes(np.asarray(y, dtype=np.float64), eps)[0])
+
+
+def pwrel_residual_bytes(y: np.ndarray, p: np.ndarray, eps: float, exact: bool) -> int:
+    """Mode r streams (log-ratio codes + flags) of one column against prediction p.
+
+    The codec's finer step leaves room for runtime drift: 1/256 of eps for float64
+    formula columns, about half of eps for float32 learned outputs (their drift allowance
+    is range-sized).
+    """
+    from balerc.codec import lossless
+    from balerc.codec.ae import relog_codes
+
+    eps_r = eps * (1.0 - (1.0 / 256 if exact else 0.5))
+    codes, flag = relog_codes(np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64), eps_r)
+    return stream_bytes(codes) + len(lossless.encode_column(flag, ZSTD_LEVEL))
 
 
 def stream_bytes(codes: np.ndarray) -> int:
@@ -101,6 +127,8 @@ def estimate_bytes(
     model_bytes: int = 0,
     total_rows: int | None = None,
     plain_cache: dict[int, int] | None = None,
+    pwrel: float | None = None,
+    exact: Sequence[int] = (),
 ) -> Estimate:
     """Bytes the codec would write for y (N, F, original units) under one candidate.
 
@@ -109,6 +137,8 @@ def estimate_bytes(
     latent_codes: (N, L) integer latent codes. Each predicted column costs the smaller of
     its residual stream and its plain stream (the codec's per-column fallback). Stream
     bytes are scaled by total_rows / N; model_bytes (the embedded decoder) are added once.
+    pwrel: a pointwise relative bound (e is then ignored): log-domain codes as the codec
+    writes them; exact: predicted column indices computed by float64 formulas.
     """
     y = np.asarray(y, dtype=np.float64)
     n, f = y.shape
@@ -118,7 +148,10 @@ def estimate_bytes(
 
     def plain(j: int) -> int:
         if j not in cache:
-            cache[j] = stream_bytes(plain_codes(y[:, j], float(e[j])))
+            if pwrel is not None:
+                cache[j] = pwrel_plain_bytes(y[:, j], pwrel)
+            else:
+                cache[j] = stream_bytes(plain_codes(y[:, j], float(e[j])))
         return cache[j]
 
     est = Estimate(rows=n, total_rows=total_rows, n_columns=f, raw_bytes=total_rows * f * 8)
@@ -133,6 +166,8 @@ def estimate_bytes(
         p = plain(j)
         if y_hat is None:
             r = p
+        elif pwrel is not None:
+            r = pwrel_residual_bytes(y[:, j], y_hat[:, i], pwrel, j in set(exact))
         else:
             r = stream_bytes(plain_codes(y[:, j] - y_hat[:, i], float(e[j])))
         est.fallback[names[j]] = p <= r

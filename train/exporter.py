@@ -1,8 +1,10 @@
 """Write MODEL_DIR: encoder.onnx, decoder.onnx, model.json, loss_curve.csv/.png.
 
 Each ONNX file is a single self-contained file (no external-data side file) with a pinned
-opset, float32 in and out and a dynamic batch axis. Export checks itself: both graphs are
-run with ONNX Runtime on held-out rows and must match torch within 1e-5.
+opset and a dynamic batch axis: float32 normalized in and out, except the physics decoder
+(decoder_io "float64": anchors and predictions in column units as float64). Export checks
+itself: both graphs are run with ONNX Runtime on held-out rows and must match torch within
+1e-5 (normalized units).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from balerc.formats.optional import available, require
 from .trainer import TrainedModel
 
 MODEL_FORMAT = "balerc-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2 adds decoder_io and exact (docs/MODEL.md)
 OPSET = 17
 PARITY_TOL = 1e-5
 FILES = ("encoder.onnx", "decoder.onnx", "model.json", "loss_curve.csv", "loss_curve.png")
@@ -61,9 +63,12 @@ def core_manifest(model: TrainedModel) -> dict[str, Any]:
     It holds no file hashes (a file cannot contain its own hash) and no timings, so the
     same seed and data give byte-identical ONNX files.
     """
+    io64 = hasattr(model.net.decoder, "predict_raw")
     return {
         "format": MODEL_FORMAT,
         "model_format_version": MODEL_FORMAT_VERSION,
+        "decoder_io": "float64" if io64 else "normalized-float32",
+        "exact": list(model.net.decoder.exact_columns) if io64 else [],
         "columns": list(model.columns),
         "anchors": list(model.anchors),
         "predicted": list(model.predicted),
@@ -78,8 +83,9 @@ def core_manifest(model: TrainedModel) -> dict[str, Any]:
     }
 
 
-def _io_spec(names: list[str], widths: list[int]) -> list[dict[str, Any]]:
-    return [{"name": n, "dtype": "float32", "shape": ["N", w]} for n, w in zip(names, widths, strict=True)]
+def _io_spec(names: list[str], widths: list[int], dtypes: list[str] | None = None) -> list[dict[str, Any]]:
+    dts = dtypes or ["float32"] * len(names)
+    return [{"name": n, "dtype": d, "shape": ["N", w]} for n, w, d in zip(names, widths, dts, strict=True)]
 
 
 def _to_onnx(module: torch.nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str],
@@ -145,13 +151,23 @@ def _verify(model: TrainedModel, enc: bytes | None, dec: bytes) -> dict[str, flo
             zq = (np.round(z_t / model.latent_step) * model.latent_step).astype(np.float32)
             dec_inputs["z"] = zq
             torch_in.append(torch.from_numpy(zq))
-        if model.anchors:
-            dec_inputs["a"] = a
-            torch_in.append(torch.from_numpy(a))
         sess = ort.InferenceSession(dec, opts, providers=["CPUExecutionProvider"])
-        (y_ort,) = sess.run(["y"], dec_inputs)
-        y_t = net.decoder(*torch_in).numpy()
-        diffs["decoder"] = float(np.max(np.abs(y_ort - y_t))) if len(x) else 0.0
+        if hasattr(net.decoder, "predict_raw"):  # float64 column units in and out
+            d = net.decoder
+            raw = a.astype(np.float64) * d.a_sc.numpy() + d.a_off.numpy()
+            dec_inputs["a"] = raw
+            (y_ort,) = sess.run(["y"], dec_inputs)
+            z = torch_in[0] if torch_in else None
+            y_t = d.predict_raw(torch.from_numpy(raw), z).numpy()
+            sc = np.asarray(d.out_sc, dtype=np.float64)
+            diffs["decoder"] = float(np.max(np.abs(y_ort - y_t) / sc)) if len(x) else 0.0
+        else:
+            if model.anchors:
+                dec_inputs["a"] = a
+                torch_in.append(torch.from_numpy(a))
+            (y_ort,) = sess.run(["y"], dec_inputs)
+            y_t = net.decoder(*torch_in).numpy()
+            diffs["decoder"] = float(np.max(np.abs(y_ort - y_t))) if len(x) else 0.0
     bad = {k: v for k, v in diffs.items() if not v <= PARITY_TOL}
     if bad:
         text = ", ".join(f"{k} max |onnxruntime - torch| = {v:.3g}" for k, v in bad.items())
@@ -226,10 +242,13 @@ def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = Fals
     else:
         manifest["encoder"] = None
     _write(out / "decoder.onnx", dec_bytes)
+    io = "float64" if core["decoder_io"] == "float64" else "float32"
+    dec_names = net.decoder.input_names()
     manifest["decoder"] = {
         "file": "decoder.onnx", "sha256": hashlib.sha256(dec_bytes).hexdigest(),
-        "inputs": _io_spec(net.decoder.input_names(), ([lat] if lat else []) + ([k] if k else [])),
-        "outputs": _io_spec(["y"], [f - k]),
+        "inputs": _io_spec(dec_names, ([lat] if lat else []) + ([k] if k else []),
+                           [io if n == "a" else "float32" for n in dec_names]),
+        "outputs": _io_spec(["y"], [f - k], [io]),
     }
     training = dict(model.training)
     training["data_sha256"] = data_sha
@@ -237,7 +256,7 @@ def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = Fals
     manifest["training"] = training
     manifest["producer"] = producer()
     # Keep the documented key order: format fields first, training and producer last.
-    order = ["format", "model_format_version", "columns", "anchors", "predicted", "latent_dim",
+    order = ["format", "model_format_version", "decoder_io", "exact", "columns", "anchors", "predicted", "latent_dim",
              "latent_bits", "latent_step", "normalization", "model", "encoder", "decoder",
              "opset", "train_bound", "training", "producer"]
     manifest = {key: manifest[key] for key in order}

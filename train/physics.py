@@ -4,12 +4,16 @@ Anchors are the minimal independent columns (px, py, pz per object, or pt, eta, 
 the mass source when the mass is not constant, plus the sources of linear relations, plus
 every column no relation covers unless a small MLP predicts it). The decoder graph
 
-1. denormalizes the anchors in float64 (offsets and scales baked in as constants),
-2. computes the derived columns with the exact formulas of `relations.py` in float64,
-3. renormalizes them to the output's affine space and casts to float32,
-4. adds an optional small learned MLP (on the transformed anchors and latents): it predicts
-   the columns no formula covers and, with `correction`, adds a correction to the derived
-   ones (its last layer starts at zero, so training starts from the exact formulas).
+1. takes the decoded anchors in column units as float64 (manifest `decoder_io: float64`:
+   no float32 rounding of the inputs, which alone costs ~1e-7 of a column's range and
+   so dominates a pointwise-relative bound near zero),
+2. computes the derived columns with the exact formulas of `relations.py` in float64 and
+   outputs them in column units as float64: they drift between runtimes by ulps only,
+   so the codec needs no range-sized drift allowance for them (they are "exact"),
+3. adds an optional small learned MLP (float32, on the normalized transformed anchors and
+   latents): it predicts the columns no formula covers and, with `correction`, adds a
+   correction to the derived ones (its last layer starts at zero, so training starts from
+   the exact formulas); those columns get the codec's normal drift allowance.
 
 The ONNX graph is built node by node from the same formula code (`relations.Ops`), with
 short tensor names, so it stays a few kB; ONNX Runtime has no double Atan/Asinh on CPU, so
@@ -87,7 +91,11 @@ class TorchOps(Ops):
 
 
 class PhysicsDecoder(nn.Module):
-    """(z [N, L], a [N, K]) -> y [N, P] float32: formulas for derived columns, MLP for the rest."""
+    """Formulas for derived columns, an MLP for the rest.
+
+    forward: (z, a normalized float32) -> y normalized float32, for training the MLP;
+    predict_raw and the ONNX graph: (z, a float64 column units) -> y float64 column units.
+    """
 
     def __init__(self, plan: Plan, names: Sequence[str], anchor_index: Sequence[int],
                  predicted_index: Sequence[int], offset: np.ndarray, scale: np.ndarray,
@@ -139,23 +147,41 @@ class PhysicsDecoder(nn.Module):
     def input_names(self) -> list[str]:
         return (["z"] if self.latent else []) + (["a"] if self.anchors else [])
 
-    def formulas(self, a: torch.Tensor) -> torch.Tensor:
-        """Normalized formula outputs [N, P] in float64 (0 where no formula)."""
-        ya = a.double() * self.a_sc + self.a_off
+    @property
+    def exact_columns(self) -> list[str]:
+        """Predicted columns computed by float64 formulas only (no learned part)."""
+        learned = set(self.mlp_targets)
+        return [self.pred_names[k] for k in self.formula_out if k not in learned]
+
+    def formulas_raw(self, ya: torch.Tensor) -> torch.Tensor:
+        """Formula outputs [N, P] in column units, float64 (the column offset where none)."""
         vals = {n: ya[:, i] for i, n in enumerate(self.anchor_names)}
         d = evaluate(TorchOps(), self.plan, vals)
-        n = a.shape[0]
+        zero = torch.zeros(ya.shape[0], dtype=torch.float64)
         cols = []
-        zero = torch.zeros(n, dtype=torch.float64)
         for k, name in enumerate(self.pred_names):
-            if name in d:
-                v = d[name]
-                if v.dim() == 0:
-                    v = zero + v
-                cols.append((v - self.out_off[k]) / self.out_sc[k])
-            else:
-                cols.append(zero)
+            v = d.get(name)
+            cols.append(zero + self.out_off[k] if v is None else (zero + v if v.dim() == 0 else v))
         return torch.stack(cols, dim=1)
+
+    def formulas(self, a: torch.Tensor) -> torch.Tensor:
+        """Normalized formula outputs [N, P] in float64 (0 where no formula)."""
+        raw = self.formulas_raw(a.double() * self.a_sc + self.a_off)
+        off = torch.tensor(self.out_off, dtype=torch.float64)
+        sc = torch.tensor(self.out_sc, dtype=torch.float64)
+        return (raw - off) / sc
+
+    @torch.no_grad()
+    def predict_raw(self, a: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """What the exported graph computes: float64 anchors in column units -> float64 y."""
+        a = a.double()
+        y = self.formulas_raw(a)
+        if self.net is not None:
+            an = ((a - self.a_off) / self.a_sc).float()
+            h = self.transform(an) if z is None else torch.cat([z, self.transform(an)], dim=1)
+            sc = torch.tensor(self.out_sc, dtype=torch.float64)
+            y = y + (self.net(h) @ self.select).double() * sc
+        return y
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if self.latent and self.anchors:
@@ -185,7 +211,7 @@ class PhysicsDecoder(nn.Module):
 
     # ------------------------------------------------------------------ ONNX
     def onnx_model(self):
-        """The decoder as an onnx ModelProto (no metadata), mirroring forward() op by op."""
+        """The decoder as an onnx ModelProto (no metadata), mirroring predict_raw() op by op."""
         import onnx
         from onnx import TensorProto, helper, numpy_helper
 
@@ -194,10 +220,8 @@ class PhysicsDecoder(nn.Module):
         inputs = []
         if self.latent:
             inputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", self.latent]))
-        inputs.append(helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", self.anchors]))
-        ad = b.node("Cast", ["a"], to=TensorProto.DOUBLE)
-        ya = b.node("Add", [b.node("Mul", [ad, b.array(self.a_sc.numpy())]), b.array(self.a_off.numpy())])
-        vals = {n: b.node("Gather", [ya, b.array(np.array(i, dtype=np.int64))], axis=1)
+        inputs.append(helper.make_tensor_value_info("a", TensorProto.DOUBLE, ["N", self.anchors]))
+        vals = {n: b.node("Gather", ["a", b.array(np.array(i, dtype=np.int64))], axis=1)
                 for i, n in enumerate(self.anchor_names)
                 if n in self.plan.anchors_needed}
         d = evaluate(o, self.plan, vals)
@@ -206,18 +230,16 @@ class PhysicsDecoder(nn.Module):
         cols = []
         axis = b.array(np.array([1], dtype=np.int64))
         for k, name in enumerate(self.pred_names):
-            if name in d:
-                v = d[name]
-                if v in b.scalars:
-                    v = b.node("Add", [zero, v])
-                v = b.node("Div", [b.node("Sub", [v, o.const(self.out_off[k])]), o.const(self.out_sc[k])])
-            else:
-                v = zero
+            v = d.get(name)
+            if v is None:
+                v = b.node("Add", [zero, o.const(self.out_off[k])])
+            elif v in b.scalars:
+                v = b.node("Add", [zero, v])
             cols.append(b.node("Unsqueeze", [v, axis]))
-        y64 = b.node("Concat", cols, axis=1) if len(cols) > 1 else cols[0]
-        y = b.node("Cast", [y64], to=TensorProto.FLOAT)
+        y = b.node("Concat", cols, axis=1) if len(cols) > 1 else cols[0]
         if self.net is not None:
-            h = self._onnx_transform(b, "a")
+            an = b.node("Div", [b.node("Sub", ["a", b.array(self.a_off.numpy())]), b.array(self.a_sc.numpy())])
+            h = self._onnx_transform(b, b.node("Cast", [an], to=TensorProto.FLOAT))
             if self.latent:
                 h = b.node("Concat", ["z", h], axis=1)
             layers = [m for m in self.net if isinstance(m, nn.Linear)]
@@ -232,12 +254,13 @@ class PhysicsDecoder(nn.Module):
                 h = b.node("Gemm", [h, wn, bn], transB=1)
                 if i < len(layers) - 1:
                     h = _activation(b, self.act, h)
-            y = b.node("Add", [y, b.node("MatMul", [h, b.array(self.select.numpy())])])
+            corr = b.node("Cast", [b.node("MatMul", [h, b.array(self.select.numpy())])], to=TensorProto.DOUBLE)
+            y = b.node("Add", [y, b.node("Mul", [corr, b.array(np.asarray(self.out_sc, dtype=np.float64))])])
         b.nodes.append(helper.make_node("Identity", [y], ["y"]))
         used = {i for nd in b.nodes for i in nd.input}
         graph = helper.make_graph(
             b.nodes, "balerc_physics_decoder", inputs,
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", len(self.pred_names)])],
+            [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", len(self.pred_names)])],
             [numpy_helper.from_array(v, k) for k, v in b.inits.items() if k in used],
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

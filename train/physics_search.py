@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .estimate import estimate_bytes
-from .loop import codec_forward, make_batch, quantize_anchors, train_loop
+from .loop import decoded_anchors, make_batch, quantize_anchors, train_loop
 from .physics import PhysicsModel, build_physics, onnx_size
 from .problem import Problem
 from .relations import Plan, Relations, candidate_plans
@@ -47,17 +47,20 @@ class PhysicsCandidate:
         }
 
 
+def predict(problem: Problem, net: PhysicsModel, y: np.ndarray) -> np.ndarray:
+    """Predictions in column units (float64) from the anchors as the codec decodes them,
+    computed as the exported graph does (float64 in and out)."""
+    a = decoded_anchors(y, net.anchor_index, problem.e, problem.pw)
+    return net.decoder.predict_raw(torch.from_numpy(np.ascontiguousarray(a))).numpy()
+
+
 def measure(problem: Problem, net: PhysicsModel, y: np.ndarray) -> tuple[float, int]:
     """(estimated total bytes scaled to all rows, decoder ONNX bytes) on rows y."""
-    anchors = net.anchor_index
-    a = quantize_anchors(y, anchors, problem.e, problem.offset, problem.scale)
-    x = problem.normalize(y)
-    b = make_batch(x, a, net.predicted_index, torch.device("cpu"))
-    y_hat_n, _ = codec_forward(net, b.x, b.a, 1.0)
-    pred = net.predicted_index
-    y_hat = y_hat_n.double().numpy() * problem.scale[pred] + problem.offset[pred]
+    y_hat = predict(problem, net, y)
     mb = onnx_size(net)
-    est = estimate_bytes(y, problem.names, problem.e, anchors, y_hat, None, mb, problem.total_rows)
+    exact = [problem.names.index(n) for n in net.decoder.exact_columns]
+    est = estimate_bytes(y, problem.names, problem.e, net.anchor_index, y_hat, None, mb,
+                         problem.total_rows, pwrel=problem.pw, exact=exact)
     return est.total_bytes, mb
 
 
@@ -65,9 +68,9 @@ def train_mlp(problem: Problem, cfg, net: PhysicsModel, y_fit: np.ndarray, y_eva
               device: torch.device, max_steps: int | None, patience: int, epochs: int):
     anchors, pred = net.anchor_index, net.predicted_index
     tr = make_batch(problem.normalize(y_fit),
-                    quantize_anchors(y_fit, anchors, problem.e, problem.offset, problem.scale), pred, device)
+                    quantize_anchors(y_fit, anchors, problem.e, problem.offset, problem.scale, problem.pw), pred, device)
     ev = make_batch(problem.normalize(y_eval),
-                    quantize_anchors(y_eval, anchors, problem.e, problem.offset, problem.scale), pred, device)
+                    quantize_anchors(y_eval, anchors, problem.e, problem.offset, problem.scale, problem.pw), pred, device)
     w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
     noise = torch.as_tensor(problem.e_n[anchors], dtype=torch.float32, device=device)
     floor = torch.as_tensor(problem.e_n[pred] ** 2, dtype=torch.float32, device=device)

@@ -85,6 +85,7 @@ class Problem:
     y_val: np.ndarray
     total_rows: int
     data_sha256: str
+    pw: float | None = None  # a pwrel bound's eps (e is then only a stand-in for weights)
 
     @property
     def n_features(self) -> int:
@@ -124,4 +125,5 @@ def build_problem(table: Table, names: list[str], norm: str, bound: str, val_fra
     return Problem(
         names=list(names), norms=norms, offset=off, scale=sc, bound=str(b), e=e, e_n=e / sc,
         y_train=y_train, y_val=y_val, total_rows=n, data_sha256=data_sha256(table, names),
+        pw=b.value if b.mode == "pwrel" else None,
     )

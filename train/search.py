@@ -81,10 +81,10 @@ class _Proxy:
         self.t_eval = problem.normalize(eval_rows)
         self.xa_fit = apply_transform(
             quantize_anchors(fit_rows, range(problem.n_features), problem.e, problem.offset,
-                             problem.scale), problem.norms)
+                             problem.scale, problem.pw), problem.norms)
         self.xa_eval = apply_transform(
             quantize_anchors(eval_rows, range(problem.n_features), problem.e, problem.offset,
-                             problem.scale), problem.norms)
+                             problem.scale, problem.pw), problem.norms)
         self.rng_seed = seed
         self.step = step
         self.plain_cache: dict[int, int] = {}
@@ -142,12 +142,12 @@ class _Proxy:
                                         np.hstack([f_eval, q_eval * self.step]), t_fit)
         y_hat = h_eval * p.scale[pred] + p.offset[pred]
         est = estimate_bytes(self.y_eval, p.names, p.e, anchors, y_hat, codes, model_bytes,
-                             p.total_rows, self.plain_cache)
+                             p.total_rows, self.plain_cache, pwrel=p.pw)
         return est.total_bytes
 
     def plain_bytes(self) -> float:
         est = estimate_bytes(self.y_eval, self.p.names, self.p.e, [], None, None, 0,
-                             self.p.total_rows, self.plain_cache)
+                             self.p.total_rows, self.plain_cache, pwrel=self.p.pw)
         return est.total_bytes
 
 
@@ -264,10 +264,10 @@ def short_run(problem: Problem, cfg, cand: Candidate, y_fit: np.ndarray, y_eval:
                       cfg.widths, cfg.activation).to(device)
     pred = net.predicted_index
     tr = make_batch(problem.normalize(y_fit),
-                    quantize_anchors(y_fit, anchors, problem.e, problem.offset, problem.scale),
+                    quantize_anchors(y_fit, anchors, problem.e, problem.offset, problem.scale, problem.pw),
                     pred, device)
     ev = make_batch(problem.normalize(y_eval),
-                    quantize_anchors(y_eval, anchors, problem.e, problem.offset, problem.scale),
+                    quantize_anchors(y_eval, anchors, problem.e, problem.offset, problem.scale, problem.pw),
                     pred, device)
     w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
     noise = torch.as_tensor(problem.e_n[anchors], dtype=torch.float32, device=device)
@@ -280,5 +280,5 @@ def short_run(problem: Problem, cfg, cand: Candidate, y_fit: np.ndarray, y_eval:
     y_hat = y_hat_n.cpu().double().numpy() * problem.scale[pred] + problem.offset[pred]
     q = None if codes is None else codes.cpu().numpy().astype(np.int64)
     est = estimate_bytes(y_eval, problem.names, problem.e, anchors, y_hat, q, model_bytes,
-                         problem.total_rows)
+                         problem.total_rows, pwrel=problem.pw)
     return est.total_bytes

@@ -22,6 +22,7 @@ from .models import Autoencoder, build_model, count_params
 from .normalization import ColumnNorm
 from .physics import build_physics, onnx_size
 from .physics_search import PhysicsCandidate, physics_candidates, train_mlp
+from .physics_search import predict as physics_predict
 from .problem import build_problem, select_columns
 from .progress import log
 from .relations import candidate_plans, declared_groups, detect
@@ -231,7 +232,7 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
         chosen.chosen = False
     # The all-plain baseline on the same rows as the final estimate (validation split).
     plain = estimate_bytes(problem.y_val, names, problem.e, [], None,
-                           total_rows=problem.total_rows).total_bytes
+                           total_rows=problem.total_rows, pwrel=problem.pw).total_bytes
     x_tr, x_va = problem.normalize(problem.y_train), problem.normalize(problem.y_val)
     if use_physics:
         assert best_p is not None and best_p.net is not None
@@ -247,7 +248,7 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
         else:
             res = LoopResult(best_val=0.0, stopped="no training (exact formulas)")
         pred = net.predicted_index
-        a_va = quantize_anchors(problem.y_val, anchors, problem.e, problem.offset, problem.scale)
+        a_va = quantize_anchors(problem.y_val, anchors, problem.e, problem.offset, problem.scale, problem.pw)
         final = best_p
     else:
         assert chosen is not None
@@ -259,8 +260,8 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
         net = build_model(cfg.model, f, latent, anchors, [c.transform for c in problem.norms],
                           [c.log_k for c in problem.norms], cfg.widths, cfg.activation).to(device)
         pred = net.predicted_index
-        a_tr = quantize_anchors(problem.y_train, anchors, problem.e, problem.offset, problem.scale)
-        a_va = quantize_anchors(problem.y_val, anchors, problem.e, problem.offset, problem.scale)
+        a_tr = quantize_anchors(problem.y_train, anchors, problem.e, problem.offset, problem.scale, problem.pw)
+        a_va = quantize_anchors(problem.y_val, anchors, problem.e, problem.offset, problem.scale, problem.pw)
         tr = make_batch(x_tr, a_tr, pred, device)
         va = make_batch(x_va, a_va, pred, device)
         w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
@@ -279,9 +280,14 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
     net = net.cpu().eval()
 
     # Validation metrics exactly as the codec will see them.
-    va_cpu = make_batch(x_va, a_va, pred, torch.device("cpu"))
-    y_hat_n, codes = codec_forward(net, va_cpu.x, va_cpu.a, step)
-    y_hat = y_hat_n.double().numpy() * problem.scale[pred] + problem.offset[pred]
+    exact: list[int] = []
+    if use_physics:
+        y_hat, codes = physics_predict(problem, net, problem.y_val), None
+        exact = [names.index(n) for n in net.decoder.exact_columns]
+    else:
+        va_cpu = make_batch(x_va, a_va, pred, torch.device("cpu"))
+        y_hat_n, codes = codec_forward(net, va_cpu.x, va_cpu.a, step)
+        y_hat = y_hat_n.double().numpy() * problem.scale[pred] + problem.offset[pred]
     per_column = {}
     for i, j in enumerate(pred):
         err = problem.y_val[:, j] - y_hat[:, i]
@@ -292,7 +298,7 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
     q = None if codes is None else codes.numpy().astype(np.int64)
     model_bytes = onnx_size(net) if use_physics else 4 * count_params(net.decoder)
     est = estimate_bytes(problem.y_val, names, problem.e, anchors, y_hat, q, model_bytes,
-                         problem.total_rows)
+                         problem.total_rows, pwrel=problem.pw, exact=exact)
     if use_physics:
         final.bytes_final = est.total_bytes
     else:
