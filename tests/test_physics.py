@@ -211,3 +211,71 @@ def test_mlp_half_weights_parity(tmp_path) -> None:
     k = net.decoder.pred_names.index("iso")
     base = net.decoder.formulas_raw(torch.from_numpy(a)).numpy()[:, k]
     assert np.abs(y_o[:, k] - base).max() > 0  # the MLP is live
+
+
+@pytest.fixture(scope="module")
+def pwrel_model(tmp_path_factory):
+    t = toy.dimuon(6000, seed=4)
+    m = fit(t, TrainConfig(bound="pwrel:5e-4", **QUICK))
+    d = tmp_path_factory.mktemp("phys_pw")
+    export(m, d, force=True)
+    return t, m, d
+
+
+def check_pwrel(orig: Table, out: Table, names: list[str], eps: float) -> None:
+    for n in names:
+        y, r = np.asarray(orig[n], dtype=np.float64), np.asarray(out[n], dtype=np.float64)
+        fin = np.isfinite(y)
+        assert np.array_equal(y[~fin], r[~fin], equal_nan=True), n
+        err = np.abs(y[fin] - r[fin])
+        assert np.all(err <= eps * np.abs(y[fin])), (n, np.max(err / np.maximum(np.abs(y[fin]), 1e-300)))
+
+
+def test_pwrel_training_picks_cartesian_with_exact_float64_outputs(pwrel_model, tmp_path) -> None:
+    import json
+
+    from balerc.formats.container import ContainerReader
+
+    t, m, d = pwrel_model
+    man = json.loads((d / "model.json").read_text())
+    # at a pointwise bound px,py,pz anchors make pt and E free and eta, phi cheap
+    assert man["anchors"] == ["px1", "py1", "pz1", "px2", "py2", "pz2"]
+    assert man["decoder_io"] == "float64" and man["exact"] == man["predicted"]
+    assert man["decoder"]["inputs"][0]["dtype"] == "float64"
+    assert man["training"]["estimated_ratio"] > 1.5 * man["training"]["plain_ratio"]
+    res = compress_with_model(t, tmp_path / "m.balerc", model_dir=d, bound="pwrel:5e-4", keep_model=True)
+    plain = compress_with_model(t, tmp_path / "q.balerc", model_dir=None, bound="pwrel:5e-4")
+    assert {e["mode"] for e in res.extra["errors"]} == {"pwrel"}
+    with ContainerReader(tmp_path / "m.balerc") as r:
+        assert "decoder-float64" in r.header["required_features"]
+    out1 = decompress(tmp_path / "m.balerc", threads=1)
+    out2 = decompress(tmp_path / "m.balerc", threads=2)
+    check_pwrel(t, out1, m.columns, 5e-4)
+    for n in m.columns:
+        assert out1[n].tobytes() == out2[n].tobytes(), n
+    assert res.file_bytes < 0.6 * plain.file_bytes, (res.file_bytes, plain.file_bytes)
+
+
+def test_pwrel_bound_holds_when_rows_violate_relations(pwrel_model, tmp_path) -> None:
+    t, m, d = pwrel_model
+    cols = {n: np.array(t[n], copy=True) for n in t.names}
+    rng = np.random.default_rng(1)
+    bad = rng.choice(t.n_rows, 60, replace=False)
+    cols["E1"][bad[:20]] *= 1.7
+    cols["phi2"][bad[20:30]] *= -1.0  # the other sign than the formula gives
+    cols["pt1"][bad[30:40]] = 0.0  # exact zeros
+    cols["eta1"][bad[40:50]] = np.round(cols["eta1"][bad[40:50]], 2)
+    cols["px1"][3] = 0.0  # a zero anchor (log codes have no zero)
+    cols["py2"][5] = np.nan
+    cols["M"][8] = -np.inf
+    bad_t = Table(cols)
+    compress_with_model(bad_t, tmp_path / "b.balerc", model_dir=d, bound="pwrel:5e-4", keep_model=True)
+    check_pwrel(bad_t, decompress(tmp_path / "b.balerc"), m.columns, 5e-4)
+
+
+def test_exact_columns_margin_in_rel_mode(pwrel_model, tmp_path) -> None:
+    """An abs/rel bound with a float64 decoder: residual step e - 2^-30 x |range|, bound held."""
+    t, m, d = pwrel_model
+    res = compress_with_model(t, tmp_path / "r.balerc", model_dir=d, bound="rel:1e-4", keep_model=True)
+    check_bound(t, decompress(tmp_path / "r.balerc", threads=2), m.columns, 1e-4)
+    assert "predicted" in {e["mode"] for e in res.extra["errors"]}

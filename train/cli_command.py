@@ -66,7 +66,9 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 @click.option("--anchors", default=None,
               help="Anchor columns (comma-separated), 'none', or 'auto' (default: searched).")
 @click.option("--bound", default=TrainConfig.bound, show_default=True,
-              help="Target error bound the anchor/latent search optimizes for.")
+              help="Bound the model search optimizes bytes for: abs:E, rel:E (x column range) or "
+                   "pwrel:E (pointwise relative). Train for the bound you compress at: on "
+                   "four-vectors rel picks pt,eta,phi anchors, pwrel picks px,py,pz.")
 @click.option("--loss", type=click.Choice(LOSSES), default=TrainConfig.loss, show_default=True,
               help="mse (even errors), bits (log-MSE per column: favours bytes), smooth_l1.")
 @click.option("--four-vector", "four_vectors", multiple=True,
