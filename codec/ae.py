@@ -72,6 +72,7 @@ GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in
 class _Stats:
     max: np.ndarray
     sumsq: np.ndarray
+    maxrel: np.ndarray  # pwrel: max |y - y'| / |y|
     n: int = 0
     modes: dict[str, int] = field(default_factory=dict)
 
@@ -123,7 +124,7 @@ class AECoder:
         else:
             self.anchor_idx, self.pred_idx = [], []
             self.io64, self.exact = False, set()
-        self._stats = _Stats(np.zeros(len(columns)), np.zeros(len(columns)))
+        self._stats = _Stats(np.zeros(len(columns)), np.zeros(len(columns)), np.zeros(len(columns)))
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ description
@@ -320,7 +321,11 @@ class AECoder:
                 rows = np.flatnonzero(bad)
                 streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level)
                 err[rows] = 0.0
-            self._account(j, err)
+            rel = None
+            if self.bound is not None and self.bound.mode == "pwrel":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
+            self._account(j, err, rel)
         with self._lock:
             self._stats.n += n
             for m in modes:
@@ -502,10 +507,12 @@ class AECoder:
         codes, offsets[j], recon[j] = log_codes(y, self.bound.value, finite)
         return encode_codes(codes)
 
-    def _account(self, j: int, err: np.ndarray) -> None:
+    def _account(self, j: int, err: np.ndarray, rel: np.ndarray | None = None) -> None:
         with self._lock:
             if err.size:
                 self._stats.max[j] = max(self._stats.max[j], float(np.max(err)))
+                if rel is not None:
+                    self._stats.maxrel[j] = max(self._stats.maxrel[j], float(np.max(rel)))
                 self._stats.sumsq[j] += float(np.square(err).sum())  # not np.dot: BLAS threads spin
 
     # ------------------------------------------------------------------ decode
@@ -589,22 +596,29 @@ class AECoder:
     def error_report(self) -> list[dict[str, Any]]:
         s = self._stats
         out = []
+        pw = self.bound is not None and self.bound.mode == "pwrel"
         for j, name in enumerate(self.columns):
             b = None
-            if self.bound is not None and self.bound.mode != "pwrel":
+            if self.bound is not None and not pw:
                 b = self._col_bound(j)
-            mode = "pwrel" if self.bound is not None and self.bound.mode == "pwrel" else (
+            mode = "pwrel" if pw else (
                 "autoencoder" if j in self.pred_idx and self.bound is None else
                 ("predicted" if j in self.pred_idx else ("anchor" if j in self.anchor_idx else "quantized"))
             )
-            out.append({
+            row = {
                 "name": name,
                 "bound": _finite_or_none(b),
                 "max": _finite_or_none(float(s.max[j])),
                 "rms": _finite_or_none(math.sqrt(s.sumsq[j] / s.n) if s.n else 0.0),
                 "max_over_bound": _finite_or_none(float(s.max[j]) / b) if b else None,
                 "mode": mode,
-            })
+            }
+            if pw:
+                assert self.bound is not None
+                row["bound_text"] = f"{self.bound.value:.3g}*|y|"
+                row["max_rel"] = _finite_or_none(float(s.maxrel[j]))
+                row["max_over_bound"] = _finite_or_none(float(s.maxrel[j]) / self.bound.value)
+            out.append(row)
         return out
 
 

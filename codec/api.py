@@ -124,6 +124,7 @@ def format_summary(result: CompressResult) -> str:
         lines.append(f"  {'column':<{w}}  {'bound':>10} {'max err':>10} {'rms err':>10} {'max/bound':>9}  mode")
         for r in report:
             b, mx, rms = (_num(r.get(k), ".3g") for k in ("bound", "max", "rms"))
+            b = r.get("bound_text") or b
             frac = _num(r.get("max_over_bound"), ".3f")
             lines.append(f"  {r['name']:<{w}}  {b:>10} {mx:>10} {rms:>10} {frac:>9}  {r['mode']}")
     for note in result.extra.get("notes", []):

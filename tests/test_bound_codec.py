@@ -93,3 +93,15 @@ def test_table_without_floats_is_refused():
     t = Table({"i": np.arange(10)})
     with pytest.raises(InputError, match="no float columns"):
         compress_with_model(t, io.BytesIO(), model_dir=None, bound="rel:1e-3")
+
+
+def test_pwrel_summary_reports_relative_error():
+    from balerc.codec.api import format_summary
+
+    rng = np.random.default_rng(2)
+    t = Table({"a": rng.lognormal(0, 3, 5000) * rng.choice([-1, 1], 5000), "b": rng.normal(size=5000)})
+    res = compress_with_model(t, io.BytesIO(), model_dir=None, bound="pwrel:1e-3")
+    for row in res.extra["errors"]:
+        assert 0.9 < row["max_over_bound"] <= 1.0, row  # measured max |y-y'|/|y| over 1e-3
+        assert row["max_rel"] == pytest.approx(row["max_over_bound"] * 1e-3)
+    assert "0.001*|y|" in format_summary(res)
