@@ -33,7 +33,7 @@ from balerc.formats.table import Table
 
 from . import lossless
 from .bound import Bound
-from .model import ModelBundle, sha256
+from .model import ModelBundle, lean_onnx, sha256
 from .packing import (
     decode_codes,
     encode_codes,
@@ -64,7 +64,8 @@ MARGIN = 2.0**-18
 EXACT_DRIFT = 2.0**-30
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 _LOG_SLACK = 1.0 - 1e-9
-DECODER_ATTACHMENT = "decoder.onnx.zst"
+DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the exported bytes
+LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
 GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
 
 
@@ -121,9 +122,15 @@ class AECoder:
                 self.latent_step = 2.0 / 2 ** model.latent_bits
             self.io64 = model.io64
             self.exact = {pos[c] for c in model.exact}
+            try:  # what runs, on both sides, and what a file embeds
+                self.lean = lean_onnx(model.decoder)
+            except ValueError as exc:
+                raise InputError(f"{model.path}: the decoder is not a valid ONNX model ({exc}); "
+                                 f"re-export the model") from None
         else:
             self.anchor_idx, self.pred_idx = [], []
             self.io64, self.exact = False, set()
+            self.lean = b""
         self._stats = _Stats(np.zeros(len(columns)), np.zeros(len(columns)), np.zeros(len(columns)))
         self._lock = threading.Lock()
 
@@ -132,7 +139,8 @@ class AECoder:
         d: dict[str, Any] = {
             "id": "autoencoder",
             "features": ["quantized", "residual"] + (["autoencoder"] if self.model else [])
-            + (["decoder-float64"] if self.io64 else []),
+            + (["decoder-float64"] if self.io64 else [])
+            + (["lean-decoder"] if self.model is not None and self.embed_model else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
@@ -153,16 +161,18 @@ class AECoder:
             d["model"]["model_format_version"] = m.get("model_format_version")
             d["decoder_sha256"] = sha256(self.model.decoder)
             d["encoder_sha256"] = sha256(self.model.encoder) if self.model.encoder else None
-            d["decoder_attachment"] = DECODER_ATTACHMENT if self.embed_model else None
+            d["decoder_attachment"] = LEAN_ATTACHMENT if self.embed_model else None
+            if self.embed_model:
+                d["decoder_attachment_sha256"] = sha256(self.lean)
         return d
 
     def attachments(self) -> dict[str, bytes]:
-        """The decoder ONNX bytes, zstd-compressed, stored once right after the header."""
+        """The lean decoder ONNX bytes, zstd-compressed, stored once right after the header."""
         if self.model is None or not self.embed_model:
             return {}
         import zstandard
 
-        return {DECODER_ATTACHMENT: zstandard.ZstdCompressor(level=19).compress(self.model.decoder)}
+        return {LEAN_ATTACHMENT: zstandard.ZstdCompressor(level=19).compress(self.lean)}
 
     @classmethod
     def from_header(
@@ -189,7 +199,8 @@ class AECoder:
                         decoder = zstandard.ZstdDecompressor().decompress(decoder, max_output_size=1 << 30)
                 else:  # files written before attachments existed
                     decoder = base64.b64decode(desc["decoder_onnx"])
-                if sha256(decoder) != desc["decoder_sha256"]:
+                want = desc.get("decoder_attachment_sha256") or desc["decoder_sha256"]
+                if sha256(decoder) != want:
                     raise ContainerError("the embedded decoder does not match its recorded sha256")
                 manifest = dict(desc["model"], format="balerc-model")
                 model = ModelBundle(manifest, None, decoder)
@@ -225,7 +236,7 @@ class AECoder:
     def _predict(self, latents: np.ndarray | None, anchors: np.ndarray) -> np.ndarray:
         """Decoder output in column units (float64) for the predicted columns."""
         assert self.model is not None
-        dec = session(self.model.decoder, self.device, self.threads)
+        dec = session(self.lean, self.device, self.threads)
         inputs: dict[str, np.ndarray] = {}
         if latents is not None:
             inputs["z"] = latents
@@ -794,7 +805,7 @@ def compress_with_model(
     )
     result.extra["errors"] = ae.error_report()
     if model is not None:
-        notes.append(f"ONNX Runtime provider: {session(model.decoder, device, 1).provider}")
+        notes.append(f"ONNX Runtime provider: {session(ae.lean, device, 1).provider}")
         used = sum(ae._stats.modes.get(m, 0) for m in "par")
         if b is not None and used == 0:
             notes.append("the model did not pay on this table: stored with plain quantization")

@@ -19,6 +19,54 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# ModelProto fields that do not take part in computation: doc_string (6), metadata_props (14)
+_LEAN_DROP = frozenset({6, 14})
+
+
+def lean_onnx(model: bytes) -> bytes:
+    """The ONNX model without its doc string and metadata (what a file embeds).
+
+    The exported decoder carries the whole manifest as metadata (~3.6 kB, more than a
+    physics graph); a container already holds the manifest fields it needs. A walk over
+    the top-level protobuf fields (no onnx import in the codec); deterministic, idempotent.
+    """
+    out = bytearray()
+    i, n = 0, len(model)
+
+    def varint(k: int) -> tuple[int, int]:
+        v = shift = 0
+        while True:
+            if k >= n:
+                raise ValueError("truncated ONNX model")
+            b = model[k]
+            v |= (b & 0x7F) << shift
+            k += 1
+            if not b & 0x80:
+                return v, k
+            shift += 7
+
+    while i < n:
+        start = i
+        key, i = varint(i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = varint(i)
+        elif wire == 1:
+            i += 8
+        elif wire == 2:
+            size, i = varint(i)
+            i += size
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"unexpected protobuf wire type {wire} in an ONNX model")
+        if i > n:
+            raise ValueError("truncated ONNX model")
+        if field not in _LEAN_DROP:
+            out += model[start:i]
+    return bytes(out)
+
+
 @dataclass
 class ModelBundle:
     """The manifest plus the ONNX bytes of the encoder (may be absent) and the decoder."""

@@ -41,7 +41,8 @@ _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
 _TRAILER = struct.Struct("<Q8s")  # footer_offset, MAGIC_END
 # Features a v1 reader understands; a file listing anything else in
 # header["required_features"] is refused with the names (rule 5 of DESIGN.md).
-KNOWN_FEATURES = frozenset({"lossless", "autoencoder", "residual", "quantized", "decoder-float64"})
+KNOWN_FEATURES = frozenset({"lossless", "autoencoder", "residual", "quantized", "decoder-float64",
+                            "lean-decoder"})
 
 
 class RecoveryWarning(UserWarning):

@@ -223,3 +223,28 @@ def test_cli_compress_with_model_and_summary(tmp_path, dimuon, model_dir):
     res = CliRunner().invoke(cli, ["decompress", str(out), "-o", str(back), "-q"])
     assert res.exit_code == 0, res.output
     assert_within(read_table(src), read_table(back), Bound.parse("rel:1e-3"))
+
+
+def test_embedded_decoder_is_lean(tmp_path, dimuon, model_dir):
+    """Files embed the decoder without its doc string and manifest metadata: same graph."""
+    onnx = pytest.importorskip("onnx")
+    import zstandard
+
+    from balerc.codec.ae import LEAN_ATTACHMENT
+    from balerc.codec.model import lean_onnx
+    from balerc.formats.container import ContainerReader
+
+    out = tmp_path / "x.balerc"
+    compress_with_model(dimuon, out, model_dir=model_dir, bound="rel:1e-3", keep_model=True)
+    with ContainerReader(out) as r:
+        assert "lean-decoder" in r.header["required_features"]
+        blob = zstandard.ZstdDecompressor().decompress(r.read_attachment(LEAN_ATTACHMENT))
+    full = (model_dir / "decoder.onnx").read_bytes()
+    lean, orig = onnx.load_from_string(blob), onnx.load_from_string(full)
+    assert not lean.metadata_props and not lean.doc_string and orig.metadata_props
+    assert lean.graph.SerializeToString() == orig.graph.SerializeToString()
+    assert lean.opset_import == orig.opset_import and lean.ir_version == orig.ir_version
+    assert lean_onnx(blob) == blob and len(blob) < len(full) - 2000
+    with pytest.raises(ValueError, match="truncated"):
+        lean_onnx(full[:-3])
+    assert_within(dimuon, decompress(out), Bound.parse("rel:1e-3"))
