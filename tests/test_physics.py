@@ -36,13 +36,18 @@ def check_bound(orig: Table, out: Table, names: list[str], rel: float) -> None:
         assert np.all(np.abs(y[fin] - r[fin]) <= e * (1 + 1e-12)), (n, np.abs(y[fin] - r[fin]).max(), e)
 
 
-@pytest.fixture(scope="module")
-def dimuon_model(tmp_path_factory):
-    t = toy.dimuon(6000, seed=3)
-    m = fit(t, TrainConfig(model="physics", **QUICK))
+def trained(tmp_path_factory, seed: int, **cfg):
+    """(table, trained model, exported model dir) on 6,000 toy dimuon rows."""
+    t = toy.dimuon(6000, seed=seed)
+    m = fit(t, TrainConfig(**cfg, **QUICK))
     d = tmp_path_factory.mktemp("phys")
     export(m, d, force=True)
     return t, m, d
+
+
+@pytest.fixture(scope="module")
+def dimuon_model(tmp_path_factory):
+    return trained(tmp_path_factory, 3, model="physics")
 
 
 def test_dimuon_relations_detected() -> None:
@@ -215,11 +220,7 @@ def test_mlp_half_weights_parity(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def pwrel_model(tmp_path_factory):
-    t = toy.dimuon(6000, seed=4)
-    m = fit(t, TrainConfig(bound="pwrel:5e-4", **QUICK))
-    d = tmp_path_factory.mktemp("phys_pw")
-    export(m, d, force=True)
-    return t, m, d
+    return trained(tmp_path_factory, 4, bound="pwrel:5e-4")
 
 
 def check_pwrel(orig: Table, out: Table, names: list[str], eps: float) -> None:
