@@ -66,6 +66,7 @@ _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stor
 _LOG_SLACK = 1.0 - 1e-9
 DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the exported bytes
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
+STREAM_ENTRY_BYTES = 30  # a stream's entry in its chunk descriptor: name, size, xxh64
 GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
 
 
@@ -784,7 +785,7 @@ def compress_with_model(
         if gain <= cost:
             notes.append(
                 f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
-                f"decoder costs {cost:,} bytes: stored without the model (plain quantization); "
+                f"decoder and model header cost {cost:,} bytes: stored without the model (plain quantization); "
                 f"with --no-embed-model a model shared by many files costs nothing per file"
             )
             model = None
@@ -815,13 +816,25 @@ def compress_with_model(
 
 def _model_gain(stream: TableStream, chunk_rows: int, with_model: AECoder,
                 without: AECoder) -> tuple[float, int]:
-    """Bytes the model saves on the whole stream (measured on its first chunk), and the
-    bytes of its embedded decoder: small tables cannot amortize a model."""
+    """Bytes the model saves on the whole stream (measured on its first chunk), and what it
+    costs once per file: the embedded decoder and the larger coder header (the model's
+    normalization and hashes). Small tables cannot amortize a model."""
+    import json
+
+    import zstandard
+
+    def size(coder: AECoder, probe: Table) -> int:  # streams + their descriptor entries
+        return sum(len(v) + STREAM_ENTRY_BYTES for v in coder.encode(probe, 0)[0].values())
+
+    def header(coder: AECoder) -> int:
+        text = json.dumps(coder.describe(), separators=(",", ":")).encode()
+        return len(zstandard.ZstdCompressor(level=9).compress(text))
+
     probe = next(stream.chunks(chunk_rows))
-    a = sum(len(v) for v in with_model.encode(probe, 0)[0].values())
-    b = sum(len(v) for v in without.encode(probe, 0)[0].values())
+    gain = (size(without, probe) - size(with_model, probe)) * stream.n_rows / probe.n_rows
     cost = sum(len(v) for v in with_model.attachments().values())
-    return (b - a) * stream.n_rows / probe.n_rows, cost
+    cost += max(0, header(with_model) - header(without))
+    return gain, cost
 
 
 def check_model_columns(table: Table, model: ModelBundle) -> None:
