@@ -153,8 +153,13 @@ class AECoder:
             d["latent_step"] = self.latent_step
             d["model"] = {
                 k: m.get(k)
-                for k in ("columns", "anchors", "predicted", "latent_dim", "latent_bits", "normalization", "opset")
+                for k in ("columns", "anchors", "predicted", "latent_dim", "latent_bits", "opset")
             }
+            # the codec needs each column's affine map only (the rest stays in model.json)
+            d["model"]["normalization"] = [
+                {"name": n["name"], "offset": n["offset"], "scale": n["scale"]}
+                for n in m["normalization"]
+            ]
             if self.io64:
                 d["model"]["decoder_io"] = "float64"
                 d["model"]["exact"] = m.get("exact") or []
