@@ -25,6 +25,7 @@ import numpy as np
 from balerc.codec.ae import compress_with_model
 from balerc.codec.api import decompress
 from balerc.codec.bound import Bound
+from balerc.codec.peers import PEERS as PEER_CODECS
 from balerc.codec.peers import compare
 from balerc.formats import toy
 from balerc.formats.table import Table
@@ -83,8 +84,6 @@ def train(sub: Table, bound: str, mdir: Path, quick: bool) -> tuple[Path, int, s
 
 
 def run(name: str, t: Table, train_rows: int, work: Path, quick: bool) -> list[dict]:
-    from balerc.codec.peers import round_mantissa
-
     rows = []
     sub = t if t.n_rows <= train_rows else Table({n: t[n][:train_rows] for n in t.names})
     stem = name.replace(" ", "_").replace("/", "_")
@@ -112,8 +111,11 @@ def run(name: str, t: Table, train_rows: int, work: Path, quick: bool) -> list[d
         if "M" in t.names and b in ("rel:1e-3", "pwrel:5e-4"):
             m = np.asarray(t["M"])
             r["peak"] = peak_shift(m, np.asarray(out["M"]))
-            if b.startswith("pwrel"):  # 10 explicit mantissa bits: what meets pwrel:5e-4
-                r["peak_mantissa"] = peak_shift(m, round_mantissa(m, 10))
+            for method in PEERS:  # each peer on the mass column alone, at the same bound
+                peer = PEER_CODECS[method]
+                if peer.supports(Bound.parse(b)) and peer.available():
+                    blob = peer.compress(m[:, None], Bound.parse(b))
+                    r[f"peak_{method}"] = peak_shift(m, peer.decompress(blob)[:, 0])
         for p in peers:
             if p.bound == str(Bound.parse(b)):
                 r[p.method] = None if p.skipped else p.ratio
@@ -158,7 +160,8 @@ def main() -> None:
             return "-" if v is None else f"{v:.2e}"
 
         for r in peaks:
-            for method, key in (("balerc", "peak"), ("mantissa (10 bits)", "peak_mantissa")):
+            methods = [("balerc", "peak")] + [(m, f"peak_{m}") for m in PEERS]
+            for method, key in methods:
                 if key in r:
                     pk = r[key]
                     print(f"| {r['data']} | {r['bound']} | {method} | {g(pk.get('Z'))} | "
