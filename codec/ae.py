@@ -141,7 +141,8 @@ class AECoder:
             "id": "autoencoder",
             "features": ["quantized", "residual"] + (["autoencoder"] if self.model else [])
             + (["decoder-float64"] if self.io64 else [])
-            + (["lean-decoder"] if self.model is not None and self.embed_model else []),
+            + (["lean-decoder"] if self.model is not None and self.embed_model else [])
+            + (["grouped-residuals"] if self.model is not None and self.bound is not None else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
@@ -286,6 +287,7 @@ class AECoder:
         rel_eps: dict[int, float] = {}  # mode r: the finer relative bound its codes use
         plain: dict[int, bytes] = {}  # per column: the stream without any model
         parts: dict[int, tuple[int, bytes]] = {}  # the same, uncompressed (for grouping)
+        mparts: dict[str, tuple[int, bytes]] = {}  # model streams (res/sign), uncompressed
         if self.bound is not None and self.bound.mode == "pwrel":
             modes = ["g"] * F
 
@@ -302,7 +304,8 @@ class AECoder:
                 if j not in lazy:
                     plain_of(j)
             if self.model is not None:
-                self._encode_model_pwrel(Y, finite, recon, plain_of, modes, streams, strict, rel_eps)
+                self._encode_model_pwrel(Y, finite, recon, plain_of, modes, streams, strict, rel_eps,
+                                         mparts)
                 for j in range(F):
                     if modes[j] == "g":
                         plain_of(j)
@@ -314,19 +317,8 @@ class AECoder:
                 parts[j] = encode_codes(codes - offsets[j])
                 plain[j] = finish_codes(parts[j], self.level)
             if self.model is not None:
-                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict)
-        qcols = [j for j in range(F) if modes[j] in "qg"]
-        # one more zstd pass (measured: -10-20% model-free speed) for one shared entropy
-        # table: +1% (rel) to +9% (pwrel) on 1M dimuons, more on small or wide tables
-        group_bytes = sum(len(parts[j][1]) for j in qcols)
-        group = pack_group([parts[j] for j in qcols], self.level) if group_bytes <= GROUP_BYTES else b""
-        # a separate stream also costs its descriptor entry (name, size, checksum)
-        if group and len(group) < sum(len(plain[j]) + 24 for j in qcols):
-            streams["qgroup"] = group  # one frame for all model-free columns
-        else:
-            for j in qcols:
-                streams[self._sid("res", j)] = plain[j]
-
+                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
+        grouped = self._group(F, modes, parts, plain, mparts, streams)
         # exceptions: anything the decoder would not reproduce within the bound
         for j in range(F):
             dt = np.dtype(self.dtypes[self.columns[j]])
@@ -348,14 +340,65 @@ class AECoder:
             for m in modes:
                 self._stats.modes[m] = self._stats.modes.get(m, 0) + 1
         meta: dict[str, Any] = {"modes": "".join(modes)}
-        if "qgroup" in streams:
-            meta["grouped"] = 1
+        if grouped:
+            meta["grouped"] = grouped
         if rel_eps:
             meta["rel_eps"] = [rel_eps.get(j, 0.0) for j in range(F)]
         kept = [o if m in "qlg" else 0 for o, m in zip(offsets, modes, strict=True)]
         if any(kept):
             meta["offsets"] = kept
         return streams, meta
+
+    def _group_members(self, F: int, modes: list[str] | str) -> list[tuple[int, str]]:
+        """What a grouped chunk's qgroup holds, in order: every q/g column's codes, and
+        (grouped = 2) every p column's residual codes and r column's codes and flags."""
+        out: list[tuple[int, str]] = []
+        for j in range(F):
+            if modes[j] in "qgp":
+                out.append((j, "res"))
+            elif modes[j] == "r":
+                out += [(j, "res"), (j, "sign")]
+        return out
+
+    def _group(self, F: int, modes: list[str], parts: dict[int, tuple[int, bytes]],
+               plain: dict[int, bytes], mparts: dict[str, tuple[int, bytes]],
+               streams: dict[str, bytes]) -> int:
+        """Pack the chunk's code streams into one zstd frame (`qgroup`) when that is smaller.
+
+        One entropy table instead of many, and no per-stream frame header or descriptor
+        entry: +1% (rel) to +9% (pwrel) on 1M dimuons, more on small or wide tables; model
+        residuals join (grouped = 2, feature grouped-residuals) since the lean physics
+        decoder made their ~18 tiny streams a visible share of small files. Returns the
+        meta `grouped` value: 0 (separate streams), 1 (q/g columns) or 2 (all).
+        """
+        members, qg, version = [], [], 1  # in _group_members order (the reader's)
+        for j, role in self._group_members(F, modes):
+            sid = self._sid(role, j)
+            if modes[j] in "qg":
+                qg.append((sid, parts[j], plain[j]))
+                members.append(qg[-1])
+            else:
+                members.append((sid, mparts.get(sid), streams.get(sid)))
+                version = 2
+        if any(m[1] is None for m in members):  # not expected: p/r columns have their streams
+            members, version = qg, 1
+        if not members or sum(len(m[1][1]) for m in members) > GROUP_BYTES:
+            self._separate(qg, streams)
+            return 0
+        group = pack_group([m[1] for m in members], self.level)
+        # a separate stream also costs its descriptor entry (name, size, checksum)
+        if len(group) < sum(len(m[2]) + 24 for m in members):
+            for sid, _, _ in members:
+                streams.pop(sid, None)
+            streams["qgroup"] = group
+            return version
+        self._separate(qg, streams)
+        return 0
+
+    @staticmethod
+    def _separate(members: list[tuple[str, tuple[int, bytes], bytes]], streams: dict[str, bytes]) -> None:
+        for sid, _, data in members:
+            streams[sid] = data
 
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
         if self.bound is None:
@@ -374,12 +417,14 @@ class AECoder:
         modes: list[str],
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
+        mparts: dict[str, tuple[int, bytes]],
     ) -> None:
         """Latents + predictions; keep a column's prediction only where it packs smaller."""
         assert self.model is not None and self.abs_bounds is not None
         latents, lat_stream = self._latents(Y, finite)
         p = self._predict(latents, recon[self.anchor_idx].T)
         candidates: dict[int, tuple[bytes, np.ndarray]] = {}
+        raw: dict[int, tuple[int, bytes]] = {}
         for k, j in enumerate(self.pred_idx):
             pk = np.ascontiguousarray(p[:, k])
             if self.bound is None:
@@ -390,7 +435,8 @@ class AECoder:
                 continue
             pk[~np.isfinite(pk)] = 0.0
             codes, r = _quantize(Y[j], pk, e, finite[j], all_finite[j])
-            data = pack_codes(codes, self.level)
+            raw[j] = encode_codes(codes)
+            data = finish_codes(raw[j], self.level)
             if len(data) < len(plain[j]):
                 candidates[j] = (data, r)
         gain = sum(len(plain[j]) - len(d) for j, (d, _) in candidates.items())
@@ -403,6 +449,7 @@ class AECoder:
             recon[j] = r
             if data:
                 streams[self._sid("res", j)] = data
+                mparts[self._sid("res", j)] = raw[j]
                 strict[j] = self.abs_bounds[j] - self._pred_margin(j)
 
     def _latents(self, Y: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray | None, bytes]:
@@ -426,6 +473,7 @@ class AECoder:
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
         rel_eps: dict[int, float],
+        mparts: dict[str, tuple[int, bytes]],
     ) -> None:
         """Pointwise bound relative to the prediction, in the log domain.
 
@@ -443,6 +491,7 @@ class AECoder:
         p = self._predict(latents, recon[self.anchor_idx].T)
         chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
         pw_eps: dict[int, float] = {}
+        raw: dict[str, tuple[int, bytes]] = {}
         gain = 0.0
         for k, j in enumerate(self.pred_idx):
             pk = np.ascontiguousarray(p[:, k])
@@ -485,8 +534,11 @@ class AECoder:
                 mag = np.exp2(ca * delta)
                 r[alone] = np.where(flag[alone] == 4, -mag, mag)
                 limit = np.where(alone, eps * ay, limit)
-            data = {self._sid("res", j): pack_codes(codes.astype(np.int64), self.level),
-                    self._sid("sign", j): lossless.encode_column(flag, self.level)}
+            rid, sid = self._sid("res", j), self._sid("sign", j)
+            raw[rid] = encode_codes(codes.astype(np.int64))
+            raw[sid] = encode_codes(flag.astype(np.int64))  # flags as codes inside a group
+            data = {rid: finish_codes(raw[rid], self.level),
+                    sid: lossless.encode_column(flag, self.level)}
             size = sum(len(v) for v in data.values())
             est = self._plain_log_estimate(y, finite[j])
             base = est if size < 0.6 * est else len(plain_of(j))
@@ -502,6 +554,7 @@ class AECoder:
             modes[j] = "r"
             recon[j] = r
             streams.update(data)
+            mparts.update({k: raw[k] for k in data})
             strict[j] = limit
             rel_eps[j] = pw_eps[j]
 
@@ -547,17 +600,29 @@ class AECoder:
         F = len(self.columns)
         offsets = meta.get("offsets", [0] * F)
         recon = np.zeros((F, rows))  # column-major, as in encode
-        grouped: dict[int, tuple[int, bytes]] = {}
-        if meta.get("grouped"):
-            qcols = [j for j in range(F) if modes[j] in "qg"]
-            grouped = dict(zip(qcols, unpack_group(streams["qgroup"], len(qcols)), strict=True))
+        grouped: dict[str, tuple[int, bytes]] = {}
+        version = meta.get("grouped", 0)
+        if version:
+            members = self._group_members(F, modes)
+            if version == 1:  # model-free columns only
+                members = [(j, r) for j, r in members if modes[j] in "qg"]
+            unpacked = unpack_group(streams["qgroup"], len(members))
+            grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
+
+        def codes_of(j: int) -> np.ndarray:
+            sid = self._sid("res", j)
+            return decode_codes(*grouped[sid], rows) if sid in grouped else unpack_codes(streams[sid], rows)
+
+        def flags_of(j: int) -> np.ndarray:
+            sid = self._sid("sign", j)
+            if sid in grouped:
+                return decode_codes(*grouped[sid], rows).astype(np.uint8)
+            return lossless.decode_column(streams[sid], np.uint8, rows)
+
         for j in range(F):
             m = modes[j]
             if m in "qg":
-                if j in grouped:
-                    codes = decode_codes(*grouped[j], rows)
-                else:
-                    codes = unpack_codes(streams[self._sid("res", j)], rows)
+                codes = codes_of(j)
                 if m == "q":
                     np.multiply(codes + offsets[j], 2.0 * self._col_bound(j), out=recon[j])
                 else:
@@ -578,15 +643,14 @@ class AECoder:
                 if modes[j] == "p":
                     pk[~np.isfinite(pk)] = 0.0
                     e = self._col_bound(j) - self._pred_margin(j)
-                    codes = unpack_codes(streams[self._sid("res", j)], rows)
-                    recon[j] = pk + codes * (2.0 * e)
+                    recon[j] = pk + codes_of(j) * (2.0 * e)
                 elif modes[j] == "a":
                     recon[j] = pk
                 elif modes[j] == "r":
                     assert self.bound is not None
                     pk[~np.isfinite(pk)] = 0.0
-                    codes = unpack_codes(streams[self._sid("res", j)], rows)
-                    flip = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
+                    codes = codes_of(j)
+                    flip = flags_of(j)
                     eps = self.bound.value
                     eps_r = meta.get("rel_eps", [eps] * F)[j]
                     recon[j] = _relog(pk, codes, flip, _log_delta(eps_r), _log_delta(eps))

@@ -42,7 +42,7 @@ _TRAILER = struct.Struct("<Q8s")  # footer_offset, MAGIC_END
 # Features a v1 reader understands; a file listing anything else in
 # header["required_features"] is refused with the names (rule 5 of DESIGN.md).
 KNOWN_FEATURES = frozenset({"lossless", "autoencoder", "residual", "quantized", "decoder-float64",
-                            "lean-decoder"})
+                            "lean-decoder", "grouped-residuals"})
 
 
 class RecoveryWarning(UserWarning):

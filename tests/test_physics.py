@@ -248,7 +248,9 @@ def test_pwrel_training_picks_cartesian_with_exact_float64_outputs(pwrel_model, 
     plain = compress_with_model(t, tmp_path / "q.balerc", model_dir=None, bound="pwrel:5e-4")
     assert {e["mode"] for e in res.extra["errors"]} == {"pwrel"}
     with ContainerReader(tmp_path / "m.balerc") as r:
-        assert "decoder-float64" in r.header["required_features"]
+        assert {"decoder-float64", "grouped-residuals"} <= set(r.header["required_features"])
+        meta = r.chunks[0].meta["0"]  # a small chunk: every code stream in one frame
+        assert meta["grouped"] == 2 and "r" in meta["modes"] and not any(k.startswith(("res/", "sign/")) for k in r.read_chunk(0))
     out1 = decompress(tmp_path / "m.balerc", threads=1)
     out2 = decompress(tmp_path / "m.balerc", threads=2)
     check_pwrel(t, out1, m.columns, 5e-4)
