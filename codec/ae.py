@@ -382,18 +382,23 @@ class AECoder:
                 version = 2
         if any(m[1] is None for m in members):  # not expected: p/r columns have their streams
             members, version = qg, 1
-        if not members or sum(len(m[1][1]) for m in members) > GROUP_BYTES:
+        separate = sum(len(m[2]) + 24 for m in members)  # + each stream's descriptor entry
+        options: list[tuple[int, int, bytes, list]] = []  # (size, version, group, members)
+        for version_, group_members in ((version, members), (1, qg)) if version == 2 else ((1, qg),):
+            if group_members and sum(len(m[1][1]) for m in group_members) <= GROUP_BYTES:
+                g = pack_group([m[1] for m in group_members], self.level)
+                rest = separate - sum(len(m[2]) + 24 for m in group_members)
+                options.append((len(g) + rest, version_, g, group_members))
+        best = min(options, key=lambda o: o[0], default=None)
+        if best is None or best[0] >= separate:
             self._separate(qg, streams)
             return 0
-        group = pack_group([m[1] for m in members], self.level)
-        # a separate stream also costs its descriptor entry (name, size, checksum)
-        if len(group) < sum(len(m[2]) + 24 for m in members):
-            for sid, _, _ in members:
-                streams.pop(sid, None)
-            streams["qgroup"] = group
-            return version
-        self._separate(qg, streams)
-        return 0
+        _, version, group, grouped = best
+        for sid, _, _ in grouped:
+            streams.pop(sid, None)
+        self._separate([m for m in qg if m not in grouped], streams)
+        streams["qgroup"] = group
+        return version
 
     @staticmethod
     def _separate(members: list[tuple[str, tuple[int, bytes], bytes]], streams: dict[str, bytes]) -> None:
