@@ -6,12 +6,14 @@ Per chunk, for the float columns it covers (docs/FORMAT.md, "autoencoder coder")
 * latents: z = encoder(x), codes round(z / step), one stream;
 * predicted columns: p = denorm(decoder(z', anchors')); residual codes round((y - p) / 2e')
   with e' = e - margin, where the margin absorbs the last-bit differences between ONNX
-  Runtime providers and thread counts, so the bound holds wherever the file is decoded;
+  Runtime providers and thread counts, so the bound holds wherever the file is decoded
+  (a float64 decoder's formula columns need only a relative 2^-30: docs/FORMAT.md);
 * per column and chunk the coder keeps whichever of "predicted" and "plain quantization"
   packs smaller, and drops the latents when no column gains: never worse than
   quantization + zstd, by construction;
 * pwrel bounds quantize log2|y| with the sign folded into the code (mode g), or, for
   predicted columns, log2|y| - log2|p| with a finer step that leaves room for drift (r);
+* small chunks pack all their code streams into one zstd frame (`qgroup`);
 * every value whose reconstruction (after the cast to the column dtype) misses the bound,
   NaN and Inf included, is stored verbatim in an exception stream.
 """
