@@ -282,3 +282,25 @@ def test_exact_columns_margin_in_rel_mode(pwrel_model, tmp_path) -> None:
     res = compress_with_model(t, tmp_path / "r.balerc", model_dir=d, bound="rel:1e-4", keep_model=True)
     check_bound(t, decompress(tmp_path / "r.balerc", threads=2), m.columns, 1e-4)
     assert "predicted" in {e["mode"] for e in res.extra["errors"]}
+
+
+def test_float64_decoder_drift_far_below_its_allowance(pwrel_model) -> None:
+    """The exact columns' allowance (2^-30 relative) against what changes between runtimes
+    here: graph optimizations on/off, 1 vs 2 threads (CUDA: benchmarks/gpu_check.py)."""
+    from balerc.codec.ae import EXACT_DRIFT
+    from balerc.codec.model import ModelBundle, lean_onnx
+
+    t, m, d = pwrel_model
+    bundle = ModelBundle.load(d)
+    a = np.ascontiguousarray(np.stack([np.asarray(t[n], dtype=np.float64) for n in bundle.anchors], 1))
+    outs = []
+    for level, threads in ((ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 1),
+                           (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, 1),
+                           (ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 2)):
+        so = ort.SessionOptions()
+        so.graph_optimization_level, so.intra_op_num_threads = level, threads
+        sess = ort.InferenceSession(lean_onnx(bundle.decoder), so, providers=["CPUExecutionProvider"])
+        outs.append(sess.run(None, {"a": a})[0])
+    ref = np.abs(outs[0]) + 1e-300
+    for o in outs[1:]:
+        assert np.max(np.abs(o - outs[0]) / ref) <= EXACT_DRIFT / 2**10
