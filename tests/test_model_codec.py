@@ -248,3 +248,25 @@ def test_embedded_decoder_is_lean(tmp_path, dimuon, model_dir):
     with pytest.raises(ValueError, match="truncated"):
         lean_onnx(full[:-3])
     assert_within(dimuon, decompress(out), Bound.parse("rel:1e-3"))
+
+
+def test_model_format_1_directories_still_load(tmp_path, dimuon):
+    """A model exported before format 2 (no decoder_io / exact) is the float32 interface."""
+    from balerc.train import TrainConfig, export, fit
+
+    old = tmp_path / "v1"
+    cfg = TrainConfig(physics="off", epochs=3, search_steps=20, search_rows=2048, threads=1)
+    export(fit(dimuon, cfg), old)
+    man = json.loads((old / "model.json").read_text())
+    assert man["model_format_version"] == 2 and man["decoder_io"] == "normalized-float32"
+    man["model_format_version"] = 1
+    del man["decoder_io"], man["exact"]
+    (old / "model.json").write_text(json.dumps(man))
+    bundle = ModelBundle.load(old)
+    assert not bundle.io64 and bundle.exact == []
+    back, _ = roundtrip(dimuon, old, "rel:1e-3")
+    assert_within(dimuon, back, Bound.parse("rel:1e-3"))
+    man["model_format_version"] = 3
+    (old / "model.json").write_text(json.dumps(man))
+    with pytest.raises(InputError, match="model format version 3 is not supported"):
+        ModelBundle.load(old)
