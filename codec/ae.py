@@ -35,6 +35,7 @@ from balerc.formats.table import Table
 
 from . import lossless
 from .bound import Bound
+from .logdomain import log_codes, log_delta, relog, unlog
 from .model import ModelBundle, lean_onnx, sha256
 from .packing import (
     decode_codes,
@@ -65,7 +66,6 @@ MARGIN = 2.0**-18
 # replaces the range-sized MARGIN for those columns (docs/FORMAT.md, drift).
 EXACT_DRIFT = 2.0**-30
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
-_LOG_SLACK = 1.0 - 1e-9
 DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the exported bytes
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
 STREAM_ENTRY_BYTES = 30  # a stream's entry in its chunk descriptor: name, size, xxh64
@@ -493,7 +493,7 @@ class AECoder:
         """
         assert self.model is not None and self.bound is not None
         eps = self.bound.value
-        delta = _log_delta(eps)
+        delta = log_delta(eps)
         latents, lat_stream = self._latents(Y, finite)
         p = self._predict(latents, recon[self.anchor_idx].T)
         chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
@@ -518,7 +518,7 @@ class AECoder:
                 need = drift[rel] * (1.0 + eps) / eps
                 kappa = float(np.clip(np.quantile(need, 0.98), 1 / 256, 0.5)) if need.size else 0.5
             eps_r = eps * (1.0 - kappa)
-            delta_r = _log_delta(eps_r)
+            delta_r = log_delta(eps_r)
             with np.errstate(divide="ignore", invalid="ignore"):
                 logp = np.log2(ap)
                 c = np.log2(ay)
@@ -527,7 +527,7 @@ class AECoder:
             np.rint(c, out=c)
             codes = np.where(rel, c, 0.0)
             flag = (np.signbit(y) != np.signbit(pk)).view(np.uint8)
-            r = _relog(pk, codes, flag, delta_r, delta, logp)
+            r = relog(pk, codes, flag, delta_r, delta, logp)
             with np.errstate(divide="ignore", invalid="ignore"):
                 limit = eps * ay - np.abs(r) * drift
             alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift
@@ -634,7 +634,7 @@ class AECoder:
                     np.multiply(codes + offsets[j], 2.0 * self._col_bound(j), out=recon[j])
                 else:
                     assert self.bound is not None
-                    recon[j] = _unlog(codes, offsets[j], _log_delta(self.bound.value))
+                    recon[j] = unlog(codes, offsets[j], log_delta(self.bound.value))
             elif m == "l":  # files from before mode g: sign in its own stream
                 recon[j] = self._decode_log(j, streams, rows, offsets[j])
         if "p" in modes or "a" in modes or "r" in modes:
@@ -660,7 +660,7 @@ class AECoder:
                     flip = flags_of(j)
                     eps = self.bound.value
                     eps_r = meta.get("rel_eps", [eps] * F)[j]
-                    recon[j] = _relog(pk, codes, flip, _log_delta(eps_r), _log_delta(eps))
+                    recon[j] = relog(pk, codes, flip, log_delta(eps_r), log_delta(eps))
         out = {}
         for j, name in enumerate(self.columns):
             col = recon[j]
@@ -673,7 +673,7 @@ class AECoder:
 
     def _decode_log(self, j: int, streams: dict[str, bytes], rows: int, offset: int) -> np.ndarray:
         assert self.bound is not None
-        delta = _log_delta(self.bound.value)
+        delta = log_delta(self.bound.value)
         codes = unpack_codes(streams[self._sid("res", j)], rows) + offset
         sign = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
         r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
@@ -708,74 +708,6 @@ class AECoder:
                 row["max_over_bound"] = _finite_or_none(float(s.maxrel[j]) / self.bound.value)
             out.append(row)
         return out
-
-
-def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None
-              ) -> tuple[np.ndarray, int, np.ndarray]:
-    """Mode g codes of y at pwrel eps, their offset k and the reconstruction (see _encode_log)."""
-    delta = _log_delta(eps)
-    finite = np.isfinite(y) if finite is None else finite
-    valid = finite & (y != 0)
-    k = np.zeros(len(y), dtype=np.int64)
-    k[valid] = np.rint(np.log2(np.abs(y[valid])) / delta).astype(np.int64)
-    low = int(k[valid].min()) if valid.any() else 0
-    codes = np.where(valid, np.where(np.signbit(y), -1, 1) * (k - low + 1), 0)
-    return codes, low, _unlog(codes, low, delta)
-
-
-def relog_codes(y: np.ndarray, p: np.ndarray, eps_r: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mode r codes and flags of y against the prediction p (no drift check, no 'alone')."""
-    ap, ay = np.abs(p), np.abs(y)
-    rel = np.isfinite(y) & (ay > 0) & (ap > 0) & np.isfinite(p)
-    codes = np.zeros(len(y), dtype=np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        codes[rel] = np.rint((np.log2(ay[rel]) - np.log2(ap[rel])) / _log_delta(eps_r))
-    flag = np.where(np.signbit(y) != np.signbit(p), 1, 0).astype(np.uint8)
-    flag[y == 0] = 2
-    return codes, flag
-
-
-def _unlog(codes: np.ndarray, low: int, delta: float) -> np.ndarray:
-    """Mode g reconstruction: 0 for code 0, else sign(c) * 2^((|c| - 1 + low) * delta).
-
-    exp2 runs once per distinct |c| (a table) when the codes span a modest range: the same
-    arguments, so the same values as the elementwise form, at a fraction of the cost.
-    """
-    a = np.abs(codes)
-    hi = int(a.max(initial=0))
-    with np.errstate(over="ignore"):
-        if hi <= 4 * len(codes) and hi <= 1 << 20:
-            table = np.exp2((np.arange(hi + 1, dtype=np.int64) - 1 + low) * delta)
-            table[0] = 0.0
-            mag = table[a]
-        else:
-            mag = np.where(a == 0, 0.0, np.exp2((a - 1 + low) * delta))
-    np.negative(mag, where=codes < 0, out=mag)
-    return mag
-
-
-def _log_delta(eps: float) -> float:
-    """Log2 step whose half keeps |y'/y - 1| <= eps (with a hair of slack for rounding)."""
-    return 2.0 * math.log2(1.0 + eps) * _LOG_SLACK
-
-
-def _relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
-           delta: float, logp: np.ndarray | None = None) -> np.ndarray:
-    """Prediction-relative pwrel reconstruction, identical in encoder and decoder.
-
-    flag 0/1: |y'| = |p| 2^(c delta_rel) with p's sign / the other sign; 2: zero;
-    3/4: +/- 2^(c delta), independent of the prediction. logp: log2|p| when known.
-    """
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        out = np.exp2((np.log2(np.abs(p)) if logp is None else logp) + codes * delta_rel)
-    np.negative(out, where=np.signbit(p) != (flag == 1), out=out)
-    alone = flag >= 3
-    if alone.any():
-        with np.errstate(over="ignore"):
-            mag = np.exp2(codes[alone] * delta)
-        out[alone] = np.where(flag[alone] == 4, -mag, mag)
-    out[(flag == 2) | ((flag <= 1) & (p == 0))] = 0.0
-    return out
 
 
 def _g4(v: float | None) -> float | None:

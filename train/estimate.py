@@ -53,7 +53,7 @@ def column_bounds(bound: Bound, y: np.ndarray) -> np.ndarray:
 
 def pwrel_plain_bytes(y: np.ndarray, eps: float) -> int:
     """Mode g (sign-folded log codes) stream of one column at pwrel eps."""
-    from balerc.codec.ae import log_codes
+    from balerc.codec.logdomain import log_codes
 
     return stream_bytes(log_codes(np.asarray(y, dtype=np.float64), eps)[0])
 
@@ -66,7 +66,7 @@ def pwrel_residual_bytes(y: np.ndarray, p: np.ndarray, eps: float, exact: bool) 
     is range-sized).
     """
     from balerc.codec import lossless
-    from balerc.codec.ae import relog_codes
+    from balerc.codec.logdomain import relog_codes
 
     eps_r = eps * (1.0 - (1.0 / 256 if exact else 0.5))
     codes, flag = relog_codes(np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64), eps_r)

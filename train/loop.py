@@ -49,7 +49,7 @@ def decoded_anchors(y: np.ndarray, anchors: Sequence[int], e: np.ndarray,
     if not idx:
         return np.zeros((y.shape[0], 0), dtype=np.float64)
     if pwrel is not None:
-        from balerc.codec.ae import log_codes
+        from balerc.codec.logdomain import log_codes
 
         return np.stack([log_codes(np.ascontiguousarray(y[:, j]), pwrel)[2] for j in idx], axis=1)
     ea = e[idx]
