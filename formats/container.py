@@ -29,13 +29,15 @@ import xxhash
 import zstandard
 
 from .errors import ChecksumError, ContainerError, FormatVersionError, UnsupportedFeatureError
+from .json_dictionary import JSON_DICT_V1
 
 MAGIC_START = b"\x89BLR\r\n\x1a\n"
 MAGIC_END = b"\x89BLRCEND"
 CHUNK_MARK = b"BCHK"
 FOOTER_MARK = b"BFTR"
-FORMAT_MAJOR = 1
+FORMAT_MAJOR = 2  # 2: JSON records compressed with the frozen dictionary (flag 2)
 FORMAT_MINOR = 0
+READABLE_MAJORS = (1, 2)
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
 _TRAILER = struct.Struct("<Q8s")  # footer_offset, MAGIC_END
@@ -58,17 +60,25 @@ def _xxh64_int(data: bytes | memoryview) -> int:
 
 
 FLAG_ZSTD_JSON = 1  # header, descriptors and footer JSON are stored as zstd frames
+FLAG_JSON_DICT = 2  # ... compressed with the raw-content dictionary JSON_DICT_V1 (format 2)
+KNOWN_FLAGS = FLAG_ZSTD_JSON | FLAG_JSON_DICT
+WRITE_FLAGS = FLAG_ZSTD_JSON | FLAG_JSON_DICT
+_DICT = zstandard.ZstdCompressionDict(JSON_DICT_V1, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 
 
-def _dump(obj: Any, flags: int = FLAG_ZSTD_JSON) -> bytes:
+def _dump(obj: Any, flags: int = WRITE_FLAGS) -> bytes:
     raw = json.dumps(obj, separators=(",", ":"), sort_keys=False, allow_nan=False).encode()
+    if flags & FLAG_JSON_DICT:
+        return zstandard.ZstdCompressor(level=19, dict_data=_DICT, write_dict_id=False).compress(raw)
     if flags & FLAG_ZSTD_JSON:
         return zstandard.ZstdCompressor(level=9).compress(raw)
     return raw
 
 
 def _load(data: bytes, flags: int) -> Any:
-    if flags & FLAG_ZSTD_JSON:
+    if flags & FLAG_JSON_DICT:
+        data = zstandard.ZstdDecompressor(dict_data=_DICT).decompress(data, max_output_size=1 << 30)
+    elif flags & FLAG_ZSTD_JSON:
         data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30)
     return json.loads(data)
 
@@ -120,7 +130,7 @@ class ContainerWriter:
         hbytes = _dump(header)
         self._f.write(
             _PREAMBLE.pack(
-                MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, FLAG_ZSTD_JSON, len(hbytes), _xxh64_int(hbytes)
+                MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, WRITE_FLAGS, len(hbytes), _xxh64_int(hbytes)
             )
         )
         self._f.write(hbytes)
@@ -251,10 +261,15 @@ class ContainerReader:
             )
         _, major, minor, flags, hlen, hxx = _PREAMBLE.unpack_from(buf, 0)
         self.flags = flags
-        if major != FORMAT_MAJOR:
+        if major not in READABLE_MAJORS:
             raise FormatVersionError(
                 f"{self.path}: container format version {major}.{minor} is not supported by this "
-                f"balerc (reads {FORMAT_MAJOR}.x); upgrade balerc to read it"
+                f"balerc (reads {', '.join(f'{m}.x' for m in READABLE_MAJORS)}); upgrade balerc to read it"
+            )
+        if flags & ~KNOWN_FLAGS or (major == 1 and flags & FLAG_JSON_DICT):
+            raise UnsupportedFeatureError(
+                f"{self.path}: preamble flags {flags:#x} include bits this balerc does not know; "
+                f"upgrade balerc"
             )
         self.format_version = (major, minor)
         hend = _PREAMBLE.size + hlen

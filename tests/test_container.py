@@ -42,7 +42,7 @@ def test_write_then_read_equals():
     assert data.startswith(MAGIC_START) and data.endswith(MAGIC_END)
     with ContainerReader(data) as r:
         assert r.header["note"] == "test"
-        assert r.header["format_version"] == [1, 0]
+        assert r.header["format_version"] == [2, 0]
         assert r.n_chunks == 3 and not r.recovered
         assert r.footer["summary"] == {"hello": 1}
         for i, streams in enumerate(CHUNKS):
@@ -112,8 +112,37 @@ def test_not_a_balerc_file_says_what_it_is(tmp_path):
 def test_unknown_version_is_refused():
     data = bytearray(_write(CHUNKS))
     struct.pack_into("<H", data, 8, 7)  # major version 7
-    with pytest.raises(FormatVersionError, match=r"version 7\.0 is not supported.*reads 1\.x"):
+    with pytest.raises(FormatVersionError, match=r"version 7\.0 is not supported.*reads 1\.x, 2\.x"):
         ContainerReader(bytes(data))
+
+
+def test_unknown_preamble_flags_are_refused():
+    data = bytearray(_write(CHUNKS))
+    struct.pack_into("<I", data, 12, 3 | 8)  # a flag bit no reader knows
+    with pytest.raises(UnsupportedFeatureError, match="preamble flags 0xb"):
+        ContainerReader(bytes(data))
+    data = bytearray(_write(CHUNKS))
+    struct.pack_into("<H", data, 8, 1)  # version 1 never used the dictionary
+    with pytest.raises(UnsupportedFeatureError, match="preamble flags 0x3"):
+        ContainerReader(bytes(data))
+
+
+def test_json_dictionary_is_frozen_and_pays():
+    """Format 2's JSON dictionary is part of the format: its bytes may never change."""
+    import json
+
+    import xxhash
+    import zstandard
+
+    from balerc.formats.container import _dump
+    from balerc.formats.json_dictionary import JSON_DICT_V1
+
+    assert len(JSON_DICT_V1) == 1989 and xxhash.xxh64_hexdigest(JSON_DICT_V1) == "da9151031f679969"
+    header = {"format": "balerc", "required_features": ["lossless", "quantized", "residual"],
+              "schema": {"columns": [{"name": f"c{i}", "kind": "float", "dtype": "<f8",
+                                      "codec": "autoencoder"} for i in range(5)]}}
+    plain = zstandard.ZstdCompressor(level=9).compress(json.dumps(header, separators=(",", ":")).encode())
+    assert len(_dump(header)) < 0.6 * len(plain)
 
 
 def test_unknown_required_feature_is_refused():
@@ -150,3 +179,14 @@ def test_lossless_on_real_zmumu(tmp_path):
     res = compress_lossless(t, out, chunk_rows=500)
     assert res.ratio > 1.5
     assert read_container(out).equals(t)
+
+
+def test_format_md_prints_the_json_dictionary():
+    """docs/FORMAT.md 1.1 is what a reader in another language copies: it must match."""
+    from pathlib import Path
+
+    from balerc.formats.json_dictionary import JSON_DICT_V1
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md").read_text()
+    block = text.split("### 1.1 The JSON dictionary")[1].split("```")[1]
+    assert "".join(block.strip().splitlines()).encode() == JSON_DICT_V1
