@@ -827,16 +827,13 @@ def _model_gain(stream: TableStream, chunk_rows: int, with_model: AECoder,
     """Bytes the model saves on the whole stream (measured on its first chunk), and what it
     costs once per file: the embedded decoder and the larger coder header (the model's
     normalization and hashes). Small tables cannot amortize a model."""
-    import json
-
-    import zstandard
+    from balerc.formats.container import record_size
 
     def size(coder: AECoder, probe: Table) -> int:  # streams + their descriptor entries
         return sum(len(v) + STREAM_ENTRY_BYTES for v in coder.encode(probe, 0)[0].values())
 
     def header(coder: AECoder) -> int:
-        text = json.dumps(coder.describe(), separators=(",", ":")).encode()
-        return len(zstandard.ZstdCompressor(level=9).compress(text))
+        return record_size(coder.describe())
 
     probe = next(stream.chunks(chunk_rows))
     gain = (size(without, probe) - size(with_model, probe)) * stream.n_rows / probe.n_rows

@@ -75,6 +75,11 @@ def _dump(obj: Any, flags: int = WRITE_FLAGS) -> bytes:
     return raw
 
 
+def record_size(obj: Any) -> int:
+    """Stored bytes of a JSON record as this writer stores it (for cost estimates)."""
+    return len(_dump(obj))
+
+
 def _load(data: bytes, flags: int) -> Any:
     if flags & FLAG_JSON_DICT:
         data = zstandard.ZstdDecompressor(dict_data=_DICT).decompress(data, max_output_size=1 << 30)
