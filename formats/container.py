@@ -1,4 +1,4 @@
-"""The .balerc container, version 1 (specification: docs/FORMAT.md).
+"""The .balerc container, format 2 (reads 1 too; specification: docs/FORMAT.md).
 
 Layout, all integers little-endian::
 
@@ -41,7 +41,7 @@ READABLE_MAJORS = (1, 2)
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
 _TRAILER = struct.Struct("<Q8s")  # footer_offset, MAGIC_END
-# Features a v1 reader understands; a file listing anything else in
+# Features this reader understands; a file listing anything else in
 # header["required_features"] is refused with the names (rule 5 of DESIGN.md).
 KNOWN_FEATURES = frozenset({"lossless", "autoencoder", "residual", "quantized", "decoder-float64",
                             "lean-decoder", "grouped-residuals"})
