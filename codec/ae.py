@@ -35,7 +35,7 @@ from balerc.formats.table import Table
 
 from . import lossless
 from .bound import Bound
-from .logdomain import log_codes, log_delta, relog, unlog
+from .logdomain import alone_values, log_codes, log_delta, relog, unlog
 from .model import ModelBundle, lean_onnx, sha256
 from .packing import (
     decode_codes,
@@ -373,24 +373,23 @@ class AECoder:
         decoder made their ~18 tiny streams a visible share of small files. Returns the
         meta `grouped` value: 0 (separate streams), 1 (q/g columns) or 2 (all).
         """
-        members, qg, version = [], [], 1  # in _group_members order (the reader's)
+        members, qg = [], []  # in _group_members order (the reader's)
         for j, role in self._group_members(F, modes):
             sid = self._sid(role, j)
             if modes[j] in "qg":
                 qg.append((sid, parts[j], plain[j]))
                 members.append(qg[-1])
-            else:
-                members.append((sid, mparts.get(sid), streams.get(sid)))
-                version = 2
-        if any(m[1] is None for m in members):  # not expected: p/r columns have their streams
-            members, version = qg, 1
+            else:  # a p/r column's streams, made by _encode_model(_pwrel)
+                members.append((sid, mparts[sid], streams[sid]))
         separate = sum(len(m[2]) + 24 for m in members)  # + each stream's descriptor entry
-        options: list[tuple[int, int, bytes, list]] = []  # (size, version, group, members)
-        for version_, group_members in ((version, members), (1, qg)) if version == 2 else ((1, qg),):
+        # every model-free column is in both candidate groups; model streams only in version 2
+        candidates = ([(2, members)] if len(members) > len(qg) else []) + [(1, qg)]
+        options = []  # (size, version, group, members)
+        for version, group_members in candidates:
             if group_members and sum(len(m[1][1]) for m in group_members) <= GROUP_BYTES:
                 g = pack_group([m[1] for m in group_members], self.level)
                 rest = separate - sum(len(m[2]) + 24 for m in group_members)
-                options.append((len(g) + rest, version_, g, group_members))
+                options.append((len(g) + rest, version, g, group_members))
         best = min(options, key=lambda o: o[0], default=None)
         if best is None or best[0] >= separate:
             self._separate(qg, streams)
@@ -398,7 +397,6 @@ class AECoder:
         _, version, group, grouped = best
         for sid, _, _ in grouped:
             streams.pop(sid, None)
-        self._separate([m for m in qg if m not in grouped], streams)
         streams["qgroup"] = group
         return version
 
@@ -538,8 +536,7 @@ class AECoder:
                 ca = np.rint(np.log2(ay[alone]) / delta)
                 codes[alone] = ca
                 flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
-                mag = np.exp2(ca * delta)
-                r[alone] = np.where(flag[alone] == 4, -mag, mag)
+                r[alone] = alone_values(ca, flag[alone], delta)
                 limit = np.where(alone, eps * ay, limit)
             rid, sid = self._sid("res", j), self._sid("sign", j)
             raw[rid] = encode_codes(codes.astype(np.int64))

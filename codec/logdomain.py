@@ -63,6 +63,13 @@ def log_delta(eps: float) -> float:
     return 2.0 * math.log2(1.0 + eps) * LOG_SLACK
 
 
+def alone_values(codes: np.ndarray, flag: np.ndarray, delta: float) -> np.ndarray:
+    """Mode r rows coded without the prediction (flag 3/4): +/- 2^(c delta)."""
+    with np.errstate(over="ignore"):
+        mag = np.exp2(codes * delta)
+    return np.where(flag == 4, -mag, mag)
+
+
 def relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
           delta: float, logp: np.ndarray | None = None) -> np.ndarray:
     """Prediction-relative pwrel reconstruction, identical in encoder and decoder.
@@ -75,8 +82,6 @@ def relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
     np.negative(out, where=np.signbit(p) != (flag == 1), out=out)
     alone = flag >= 3
     if alone.any():
-        with np.errstate(over="ignore"):
-            mag = np.exp2(codes[alone] * delta)
-        out[alone] = np.where(flag[alone] == 4, -mag, mag)
+        out[alone] = alone_values(codes[alone], flag[alone], delta)
     out[(flag == 2) | ((flag <= 1) & (p == 0))] = 0.0
     return out
