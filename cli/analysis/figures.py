@@ -120,6 +120,13 @@ def _range(*arrays: np.ndarray, robust: bool = False) -> tuple[float, float]:
     return lo, hi
 
 
+def _bound_lines(ax: Any, e: float) -> None:
+    """Dotted lines at +-e, labelled, on a residual or response histogram."""
+    ax.axvline(-e, color="k", ls=":", label=f"bound +-{e:.3g}")
+    ax.axvline(e, color="k", ls=":")
+    ax.legend(fontsize=8, loc="upper right")
+
+
 def _hist(ax: Any, v: np.ndarray, rng: tuple[float, float], bins: int, **kw: Any) -> None:
     h, edges = np.histogram(v[np.isfinite(v)], bins=bins, range=rng)
     ax.stairs(h, edges, **kw)
@@ -167,9 +174,7 @@ def column_figure(name: str, y: np.ndarray, y2: np.ndarray, st: dict[str, Any]) 
     if st["bound_mode"] in ("abs", "rel") and st["bound"]:
         e = float(st["bound"])
         rr = (-1.2 * e, 1.2 * e) if res["max_abs"] is None or res["max_abs"] <= 1.2 * e else _range(r)
-        ax.axvline(-e, color="k", ls=":", label=f"bound +-{e:.3g}")
-        ax.axvline(e, color="k", ls=":")
-        ax.legend(fontsize=8, loc="upper right")
+        _bound_lines(ax, e)
     else:
         rr = _range(r, robust=True)
     _hist(ax, r, rr, 100, color="k", fill=True, alpha=0.4)
@@ -182,9 +187,7 @@ def column_figure(name: str, y: np.ndarray, y2: np.ndarray, st: dict[str, Any]) 
     q = r[nz] / a[nz]
     if st["bound_mode"] == "pwrel" and st["bound"]:
         e = float(st["bound"])
-        ax.axvline(-e, color="k", ls=":", label=f"bound +-{e:.3g}")
-        ax.axvline(e, color="k", ls=":")
-        ax.legend(fontsize=8, loc="upper right")
+        _bound_lines(ax, e)
         qr = (-1.2 * e, 1.2 * e)
     else:
         qr = _range(q, robust=True)
