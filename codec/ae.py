@@ -29,13 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from balerc.formats import bounded
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
 from . import lossless
 from .bound import Bound
-from .logdomain import alone_values, log_codes, log_delta, relog, unlog
+from .logdomain import alone_values, exp2, log_codes, log_delta, relog, unlog
 from .model import ModelBundle, lean_onnx, sha256
 from .packing import (
     decode_codes,
@@ -57,6 +58,7 @@ from .pipeline import (
     write_table_container,
 )
 from .runtime import session
+from .validate import check_ae_desc, check_ae_meta, require
 
 # Allowed drift of the decoder output between runtimes, in normalized units (x = (y-o)/s).
 # Measured drift CPU 1 vs 2 threads vs CUDA (TF32 off) is < 1e-6; see docs/FORMAT.md.
@@ -70,6 +72,7 @@ DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the expor
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
 STREAM_ENTRY_BYTES = 30  # a stream's entry in its chunk descriptor: name, size, xxh64
 GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
+MAX_MODEL_BYTES = 64 << 20  # an embedded decoder, compressed or not (docs/FORMAT.md)
 
 
 @dataclass
@@ -196,19 +199,22 @@ class AECoder:
         attachment: Any = None,
         **_: Any,
     ) -> AECoder:
+        check_ae_desc(desc, "header, autoencoder coder", desc["columns"], dtypes)
         model = None
         if desc.get("model") is not None:
             embedded = desc.get("decoder_attachment")
             if embedded or desc.get("decoder_onnx"):
                 if embedded:
-                    decoder = attachment(embedded)
+                    decoder = attachment(embedded, MAX_MODEL_BYTES)
                     if embedded.endswith(".zst"):
-                        import zstandard
-
-                        decoder = zstandard.ZstdDecompressor().decompress(decoder, max_output_size=1 << 30)
+                        decoder = bounded.decompress(decoder, f"attachment '{embedded}'",
+                                                     limit=MAX_MODEL_BYTES)
                 else:  # files written before attachments existed
-                    decoder = base64.b64decode(desc["decoder_onnx"])
-                want = desc.get("decoder_attachment_sha256") or desc["decoder_sha256"]
+                    try:
+                        decoder = base64.b64decode(desc["decoder_onnx"], validate=True)
+                    except ValueError:
+                        raise ContainerError("the embedded decoder is not valid base64") from None
+                want = desc.get("decoder_attachment_sha256") or desc.get("decoder_sha256")
                 if sha256(decoder) != want:
                     raise ContainerError("the embedded decoder does not match its recorded sha256")
                 manifest = dict(desc["model"], format="balerc-model")
@@ -219,6 +225,8 @@ class AECoder:
                         "this file was written with --no-embed-model: pass -m MODEL_DIR with the "
                         f"model it was compressed with (decoder sha256 {desc['decoder_sha256'][:16]}...)"
                     )
+                if not desc.get("decoder_sha256"):
+                    raise ContainerError("the header records neither a decoder nor its sha256")
                 model = ModelBundle.load(model_dir)
                 if sha256(model.decoder) != desc["decoder_sha256"]:
                     raise InputError(
@@ -600,8 +608,9 @@ class AECoder:
             return self._decode(streams, rows, meta)
 
     def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
-        modes = meta.get("modes", "q" * len(self.columns))
         F = len(self.columns)
+        modes = check_ae_meta(meta, "chunk metadata", F, self.bound.mode if self.bound else None,
+                              self.model is not None, set(self.pred_idx))
         offsets = meta.get("offsets", [0] * F)
         recon = np.zeros((F, rows))  # column-major, as in encode
         grouped: dict[str, tuple[int, bytes]] = {}
@@ -610,18 +619,20 @@ class AECoder:
             members = self._group_members(F, modes)
             if version == 1:  # model-free columns only
                 members = [(j, r) for j, r in members if modes[j] in "qg"]
-            unpacked = unpack_group(streams["qgroup"], len(members))
+            unpacked = unpack_group(require(streams, "qgroup", "chunk"), len(members), rows)
             grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
 
         def codes_of(j: int) -> np.ndarray:
             sid = self._sid("res", j)
-            return decode_codes(*grouped[sid], rows) if sid in grouped else unpack_codes(streams[sid], rows)
+            if sid in grouped:
+                return decode_codes(*grouped[sid], rows)
+            return unpack_codes(require(streams, sid, "chunk"), rows, f"stream '{sid}'")
 
         def flags_of(j: int) -> np.ndarray:
             sid = self._sid("sign", j)
             if sid in grouped:
                 return decode_codes(*grouped[sid], rows).astype(np.uint8)
-            return lossless.decode_column(streams[sid], np.uint8, rows)
+            return lossless.decode_column(require(streams, sid, "chunk"), np.uint8, rows, f"stream '{sid}'")
 
         for j in range(F):
             m = modes[j]
@@ -633,47 +644,51 @@ class AECoder:
                     assert self.bound is not None
                     recon[j] = unlog(codes, offsets[j], log_delta(self.bound.value))
             elif m == "l":  # files from before mode g: sign in its own stream
-                recon[j] = self._decode_log(j, streams, rows, offsets[j])
+                recon[j] = self._decode_log(j, codes_of(j), flags_of(j), offsets[j])
         if "p" in modes or "a" in modes or "r" in modes:
-            latents = None
-            if self.model is not None and self.model.latent_dim > 0:
-                assert self.latent_step is not None
-                L = self.model.latent_dim
-                qz = unpack_codes(streams["latents"], rows * L).reshape(L, rows).T
-                latents = (qz * self.latent_step).astype(np.float32)
-            p = self._predict(latents, recon[self.anchor_idx].T)
-            for k, j in enumerate(self.pred_idx):
-                pk = np.ascontiguousarray(p[:, k])
-                if modes[j] == "p":
-                    pk[~np.isfinite(pk)] = 0.0
-                    e = self._col_bound(j) - self._pred_margin(j)
-                    recon[j] = pk + codes_of(j) * (2.0 * e)
-                elif modes[j] == "a":
-                    recon[j] = pk
-                elif modes[j] == "r":
-                    assert self.bound is not None
-                    pk[~np.isfinite(pk)] = 0.0
-                    codes = codes_of(j)
-                    flip = flags_of(j)
-                    eps = self.bound.value
-                    eps_r = meta.get("rel_eps", [eps] * F)[j]
-                    recon[j] = relog(pk, codes, flip, log_delta(eps_r), log_delta(eps))
+            self._decode_predicted(streams, rows, meta, modes, recon, codes_of, flags_of)
         out = {}
         for j, name in enumerate(self.columns):
             col = recon[j]
-            exc = streams.get(self._sid("exc", j))
-            if exc is not None:
-                r, v = unpack_exceptions(exc)
+            sid = self._sid("exc", j)
+            if sid in streams:
+                r, v = unpack_exceptions(streams[sid], rows)
                 col[r] = v
             out[name] = col.astype(np.dtype(self.dtypes[name]))
         return out
 
-    def _decode_log(self, j: int, streams: dict[str, bytes], rows: int, offset: int) -> np.ndarray:
+    def _decode_predicted(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any],
+                          modes: str, recon: np.ndarray, codes_of: Any, flags_of: Any) -> None:
+        """Columns coded against the decoder's prediction (modes p, a, r), in place."""
+        assert self.model is not None
+        latents = None
+        if self.model.latent_dim > 0:
+            assert self.latent_step is not None
+            L = self.model.latent_dim
+            data = require(streams, "latents", "chunk")
+            qz = unpack_codes(data, rows * L, "stream 'latents'").reshape(L, rows).T
+            latents = (qz * self.latent_step).astype(np.float32)
+        p = self._predict(latents, recon[self.anchor_idx].T)
+        F = len(self.columns)
+        for k, j in enumerate(self.pred_idx):
+            pk = np.ascontiguousarray(p[:, k])
+            if modes[j] == "p":
+                pk[~np.isfinite(pk)] = 0.0
+                e = self._col_bound(j) - self._pred_margin(j)
+                recon[j] = pk + codes_of(j) * (2.0 * e)
+            elif modes[j] == "a":
+                recon[j] = pk
+            elif modes[j] == "r":
+                assert self.bound is not None
+                pk[~np.isfinite(pk)] = 0.0
+                eps = self.bound.value
+                eps_r = meta.get("rel_eps", [eps] * F)[j]
+                recon[j] = relog(pk, codes_of(j), flags_of(j), log_delta(eps_r), log_delta(eps))
+
+    def _decode_log(self, j: int, codes: np.ndarray, sign: np.ndarray, offset: int) -> np.ndarray:
+        """Mode l (files before mode g): 2^((c + offset) delta), sign 2 negative, 0 zero."""
         assert self.bound is not None
-        delta = log_delta(self.bound.value)
-        codes = unpack_codes(streams[self._sid("res", j)], rows) + offset
-        sign = lossless.decode_column(streams[self._sid("sign", j)], np.uint8, rows)
-        r = np.exp2(codes * delta) * np.where(sign == 2, -1.0, 1.0)
+        r = exp2((codes + offset) * log_delta(self.bound.value)) * np.where(sign == 2, -1.0, 1.0)
         r[sign == 0] = 0.0
         return r
 

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+exp2, log2 = np.exp2, np.log2  # replaced by the CPU-independent codec/exactmath.py
+
 LOG_SLACK = 1.0 - 1e-9  # the step is a hair finer than the bound allows: rounding headroom
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import numpy as np
 import zstandard
 
-from balerc.formats.errors import ContainerError
+from balerc.formats import bounded
+from balerc.formats.errors import ContainerError, LimitError
 
 RAW, SHUFFLE, DELTA_SHUFFLE, UTF8 = 0, 1, 2, 3
 FILTER_NAMES = {RAW: "raw", SHUFFLE: "shuffle", DELTA_SHUFFLE: "delta+shuffle", UTF8: "utf8"}
 _SAMPLE_ROWS = 8192
 SMALL_STREAM = 1 << 15
+MAX_STRING_CHUNK = 1 << 28  # bytes of UTF-8 text in one string column chunk (documented)
 
 
 def effective_level(level: int, size: int) -> int:
@@ -107,27 +109,49 @@ def encode_column(values: np.ndarray, level: int = 3) -> bytes:
     return bytes([filt]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
 
 
-def decode_column(data: bytes, dtype: str | np.dtype, n: int) -> np.ndarray:
-    """Invert encode_column for a chunk of `n` rows of `dtype` ('object' for strings)."""
+def decode_column(data: bytes, dtype: str | np.dtype, n: int, what: str = "lossless stream"
+                  ) -> np.ndarray:
+    """Invert encode_column for a chunk of `n` rows of `dtype` ('object' for strings).
+
+    The inflated size is known before decompression (n x itemsize; strings: n lengths plus
+    at most MAX_STRING_CHUNK bytes of text), so a forged frame cannot allocate more.
+    """
     if not data:
-        raise ContainerError("empty lossless stream")
+        raise ContainerError(f"{what}: empty")
     filt = data[0]
-    payload = zstandard.ZstdDecompressor().decompress(data[1:])
     if filt == UTF8:
-        lengths = np.frombuffer(payload, dtype="<u4", count=n)
-        blob = payload[4 * n :]
-        ends = np.cumsum(lengths, dtype=np.int64)
-        starts = ends - lengths
-        out = np.empty(n, dtype=object)
-        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=False)):
-            out[i] = blob[a:b].decode("utf-8")
-        return out
+        return _decode_strings(data, n, what)
     dt = np.dtype(dtype)
     store = np.dtype(np.uint8) if dt.kind == "b" else dt.newbyteorder("<")
+    if filt not in (RAW, SHUFFLE, DELTA_SHUFFLE):
+        raise ContainerError(f"{what}: unknown lossless filter id {filt}")
+    payload = bounded.decompress(data[1:], what, exact=n * store.itemsize)
     values = _invert(payload, filt, store, n)
     if dt.kind == "b":
         return values.view(np.bool_)
     return values.astype(dt, copy=False)
+
+
+def _decode_strings(data: bytes, n: int, what: str) -> np.ndarray:
+    payload = bounded.decompress(data[1:], what, limit=4 * n + MAX_STRING_CHUNK)
+    if len(payload) < 4 * n:
+        raise ContainerError(f"{what}: holds fewer than {n:,} string lengths")
+    lengths = np.frombuffer(payload, dtype="<u4", count=n)
+    blob = payload[4 * n :]
+    ends = np.cumsum(lengths, dtype=np.int64)
+    if (ends[-1] if n else 0) != len(blob):
+        raise ContainerError(f"{what}: string lengths add up to {int(ends[-1]) if n else 0:,} "
+                             f"bytes, the stream holds {len(blob):,}")
+    if len(blob) > MAX_STRING_CHUNK:
+        raise LimitError(f"{what}: {len(blob):,} bytes of text, over {MAX_STRING_CHUNK:,}")
+    starts = ends - lengths
+    out = np.empty(n, dtype=object)
+    try:
+        for i, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            out[i] = blob[a:b].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContainerError(f"{what}: row {i} is not valid UTF-8 ({exc.reason})") from None
+    return out
 
 
 def filter_name(data: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import zstandard
 
+from balerc.formats import bounded
 from balerc.formats.errors import ContainerError
 
 from .lossless import effective_level, shuffle_bytes, unshuffle_bytes
@@ -103,11 +104,14 @@ def decode_codes(head: int, raw: bytes, n: int) -> np.ndarray:
     return np.cumsum(codes) if flags & DELTA_FLAG else codes
 
 
-def unpack_codes(data: bytes, n: int) -> np.ndarray:
+def unpack_codes(data: bytes, n: int, what: str = "integer code stream") -> np.ndarray:
+    """Invert pack_codes for n values; the frame must hold exactly n x width bytes."""
     if not data:
-        raise ContainerError("empty integer code stream")
+        raise ContainerError(f"{what}: empty")
     width = data[0] & ~_FLAGS
-    raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=max(width, 1) * n)
+    if width not in _WIDTHS:
+        raise ContainerError(f"{what}: malformed (bad width byte {data[0]:#x})")
+    raw = bounded.decompress(data[1:], what, exact=width * n)
     return decode_codes(data[0], raw, n)
 
 
@@ -120,8 +124,9 @@ def pack_group(parts: list[tuple[int, bytes]], level: int = 3) -> bytes:
     return zstandard.ZstdCompressor(level=effective_level(level, len(body))).compress(body)
 
 
-def unpack_group(data: bytes, count: int) -> list[tuple[int, bytes]]:
-    body = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
+def unpack_group(data: bytes, count: int, rows: int) -> list[tuple[int, bytes]]:
+    """Invert pack_group for `count` parts of `rows` codes each (at most 8 bytes a code)."""
+    body = bounded.decompress(data, "grouped code stream", limit=count * (5 + 8 * rows))
     parts, pos = [], 0
     for _ in range(count):
         if pos + 5 > len(body):
@@ -141,9 +146,22 @@ def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3) -> byt
     return head + len(body).to_bytes(8, "little") + body + values.astype("<f8").tobytes()
 
 
-def unpack_exceptions(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+def unpack_exceptions(data: bytes, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Invert pack_exceptions for a chunk of n_rows rows: strictly increasing row indices
+    inside the chunk, one float64 each, and nothing else in the stream."""
+    if len(data) < 16:
+        raise ContainerError("exception stream: truncated")
     n = int.from_bytes(data[:8], "little")
     blen = int.from_bytes(data[8:16], "little")
-    rows = np.cumsum(unpack_codes(data[16 : 16 + blen], n))
-    values = np.frombuffer(data[16 + blen :], dtype="<f8", count=n).copy()
+    if n > n_rows or 16 + blen + 8 * n != len(data):
+        raise ContainerError(f"exception stream: malformed ({n:,} values in a chunk of "
+                             f"{n_rows:,} rows, {len(data):,} bytes)")
+    deltas = unpack_codes(data[16 : 16 + blen], n, "exception rows")
+    if n and (deltas[0] < 0 or (deltas[1:] <= 0).any()):
+        raise ContainerError("exception stream: row indices are not strictly increasing")
+    rows = np.cumsum(deltas)
+    if n and rows[-1] >= n_rows:
+        raise ContainerError(f"exception stream: row {int(rows[-1])} is outside the chunk "
+                             f"({n_rows:,} rows)")
+    values = np.frombuffer(data, dtype="<f8", count=n, offset=16 + blen).copy()
     return rows, values

@@ -23,13 +23,19 @@ import numpy as np
 import zstandard
 
 from balerc.formats.container import ContainerReader, ContainerWriter
-from balerc.formats.errors import ContainerError, InputError
+from balerc.formats.errors import (
+    ContainerError,
+    InputError,
+    SchemaError,
+    UnsupportedFeatureError,
+)
 from balerc.formats.fileio import atomic_output
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table, kind_of
 
 from . import lossless
 from .progress import progress
+from .validate import check_lossless_desc
 
 DEFAULT_CHUNK_ROWS = 65536
 SMALL_TABLE_BYTES = 16 << 20  # below this, zstd's strongest level costs well under a second
@@ -109,7 +115,7 @@ class LosslessCoder:
             key = f"col/{self.index[n]}"
             if key in streams:
                 dt = object if self.dtypes[n] == "str" else self.dtypes[n]
-                out[n] = lossless.decode_column(streams[key], dt, rows)
+                out[n] = lossless.decode_column(streams[key], dt, rows, f"stream '{key}'")
         return out
 
     def streams_for(self, names: list[str]) -> list[str]:
@@ -321,21 +327,25 @@ def coder_column_names(header: dict[str, Any], desc: dict[str, Any]) -> list[str
 
 def coders_from_header(header: dict[str, Any], **runtime: Any) -> list[GroupCoder]:
     """Rebuild the group coders a file was written with (the codec registry by id)."""
+    if "schema" not in header or "coders" not in header:
+        raise SchemaError("the header has no table schema or coders: not a balerc table file")
     schema = header["schema"]["columns"]
     index = {c["name"]: i for i, c in enumerate(schema)}
     dtypes = {c["name"]: c["dtype"] for c in schema}
     coders: list[GroupCoder] = []
-    for desc in header.get("coders", []):
+    for k, desc in enumerate(header["coders"]):
         desc = dict(desc, columns=coder_column_names(header, desc))
-        cid = desc.get("id")
+        cid = desc["id"]
         if cid == "lossless":
+            check_lossless_desc(desc, f"header, coder {k}")
             coders.append(LosslessCoder(desc["columns"], index, dtypes, desc.get("zstd_level", 3)))
         elif cid == "autoencoder":
             from .ae import AECoder
 
             coders.append(AECoder.from_header(desc, index, dtypes, **runtime))
         else:
-            raise ContainerError(f"unknown column coder '{cid}' in the file header; upgrade balerc")
+            raise UnsupportedFeatureError(
+                f"unknown column coder '{cid[:40]}' in the file header; upgrade balerc")
     return coders
 
 
@@ -346,10 +356,15 @@ def read_container(
     chunks: Iterable[int] | None = None,
     threads: int = 1,
     show_progress: bool = False,
+    recover: bool = False,
     **runtime: Any,
 ) -> Table:
-    """Decode a .balerc file (all of it, some chunks, or some columns) into a Table."""
-    with ContainerReader(source) as reader:
+    """Decode a .balerc file (all of it, some chunks, or some columns) into a Table.
+
+    A damaged or unfinished file raises a ContainerError subclass; with `recover=True` the
+    longest valid prefix of chunks is returned instead, with a RecoveryWarning.
+    """
+    with ContainerReader(source, recover=recover) as reader:
         return decode_with(reader, columns=columns, chunks=chunks, threads=threads,
                            show_progress=show_progress, **runtime)
 
@@ -363,14 +378,19 @@ def decode_with(
     show_progress: bool = False,
     **runtime: Any,
 ) -> Table:
+    """Decode chunks of an open reader; on a damaged chunk, fail, or with the reader's
+    `recover`, keep the chunks before it (the reader then says how many rows survive)."""
     header = reader.header
+    try:
+        coders = coders_from_header(header, attachment=reader.read_attachment, **runtime)
+    except ContainerError as exc:
+        raise _prefixed(reader, exc) from None
     schema = header["schema"]["columns"]
     all_names = [c["name"] for c in schema]
     wanted = all_names if columns is None else list(columns)
     missing = [n for n in wanted if n not in all_names]
     if missing:
         raise InputError(f"{reader.path} has no column(s) {missing}; it has {all_names}")
-    coders = coders_from_header(header, attachment=reader.read_attachment, **runtime)
     plan = []
     for k, coder in enumerate(coders):
         need = [n for n in wanted if n in coder.columns]
@@ -378,15 +398,20 @@ def decode_with(
             plan.append((k, coder, need, coder.streams_for(need)))
     chunk_ids = list(range(reader.n_chunks)) if chunks is None else list(chunks)
 
-    def decode(i: int) -> dict[str, np.ndarray]:
-        info = reader.chunk(i)
-        cols: dict[str, np.ndarray] = {}
-        for k, coder, need, stream_names in plan:
-            streams = reader.read_chunk(i, stream_names)
-            meta = info.meta.get(str(k), {})
-            got = coder.decode(streams, info.rows, meta)
-            cols.update({n: got[n] for n in need})
-        return cols
+    def decode(i: int) -> dict[str, np.ndarray] | ContainerError:
+        try:
+            info = reader.chunk(i)
+            cols: dict[str, np.ndarray] = {}
+            for k, coder, need, stream_names in plan:
+                streams = reader.read_chunk(i, stream_names)
+                got = coder.decode(streams, info.rows, info.meta.get(str(k), {}))
+                lost = [n for n in need if n not in got]
+                if lost:
+                    raise SchemaError(f"the streams of column(s) {lost[:5]} are missing")
+                cols.update({n: got[n] for n in need})
+            return cols
+        except ContainerError as exc:
+            return _prefixed(reader, exc, f"chunk {i}: ")
 
     # output columns preallocated and filled chunk by chunk: peak memory ~ output + window
     dtypes = {c["name"]: c["dtype"] for c in schema}
@@ -394,9 +419,25 @@ def decode_with(
     out = {n: np.empty(int(starts[-1]), dtype=object if dtypes[n] == "str" else dtypes[n]) for n in wanted}
     with progress(len(chunk_ids), "decompress", "chunk", enabled=show_progress) as bar:
         for k, cols in enumerate(_parallel_ordered(decode, chunk_ids, min(threads, len(chunk_ids)))):
+            if isinstance(cols, ContainerError):
+                if not (reader.recover and chunks is None):
+                    raise cols
+                reader.keep_prefix(k, f"chunk {k} is damaged ({cols})")
+                out = {n: a[: starts[k]] for n, a in out.items()}
+                break
             for n in wanted:
                 out[n][starts[k] : starts[k + 1]] = cols[n]
             bar.update(1)
     source = dict(header["schema"].get("source", {}))
     return Table(out, source)
 
+
+def _prefixed(reader: ContainerReader, exc: ContainerError, where: str = "") -> ContainerError:
+    """The same error, its message naming the file (and chunk): codec errors know neither."""
+    text = str(exc)
+    if text.startswith(reader.path):
+        return exc
+    new = type(exc).__new__(type(exc))
+    new.__dict__.update(exc.__dict__)
+    new.args = (f"{reader.path}: {where}{text}",)
+    return new

@@ -28,15 +28,32 @@ from typing import Any, BinaryIO
 import xxhash
 import zstandard
 
-from .errors import ChecksumError, ContainerError, FormatVersionError, UnsupportedFeatureError
+from . import bounded
+from .errors import (
+    ChecksumError,
+    ChunkOrderError,
+    ContainerError,
+    FormatVersionError,
+    IncompleteFileError,
+    LimitError,
+    UnsupportedFeatureError,
+)
 from .json_dictionary import JSON_DICT_V1
+from .records import (
+    MAX_CHUNK_ROWS,
+    MAX_JSON_BYTES,
+    check_descriptor,
+    check_footer,
+    check_header,
+    load_json,
+)
 
 MAGIC_START = b"\x89BLR\r\n\x1a\n"
 MAGIC_END = b"\x89BLRCEND"
 CHUNK_MARK = b"BCHK"
 FOOTER_MARK = b"BFTR"
 FORMAT_MAJOR = 2  # 2: JSON records compressed with the frozen dictionary (flag 2)
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1  # 1: the header checksum covers the preamble; descriptors state first_row
 READABLE_MAJORS = (1, 2)
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
@@ -80,12 +97,21 @@ def record_size(obj: Any) -> int:
     return len(_dump(obj))
 
 
-def _load(data: bytes, flags: int) -> Any:
+def _load(data: bytes, flags: int, where: str) -> Any:
+    """A stored JSON record back to Python, its inflated size and nesting bounded."""
     if flags & FLAG_JSON_DICT:
-        data = zstandard.ZstdDecompressor(dict_data=_DICT).decompress(data, max_output_size=1 << 30)
+        dctx = zstandard.ZstdDecompressor(dict_data=_DICT)
+        data = bounded.decompress(data, where, limit=MAX_JSON_BYTES, dctx=dctx)
     elif flags & FLAG_ZSTD_JSON:
-        data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 30)
-    return json.loads(data)
+        data = bounded.decompress(data, where, limit=MAX_JSON_BYTES)
+    return load_json(data, where)
+
+
+def header_checksum(preamble: bytes, hbytes: bytes, version: tuple[int, int]) -> int:
+    """xxh64 of the header; from format 2.1 on, of the preamble fields too (flags!)."""
+    if version >= (2, 1):
+        return _xxh64_int(preamble[8:20] + hbytes)
+    return _xxh64_int(hbytes)
 
 
 @dataclass
@@ -129,15 +155,14 @@ class ContainerWriter:
         self._closed = False
         header = dict(header)
         header.setdefault("format", "balerc")
+        self._max_rows = int(header.get("chunk_rows", MAX_CHUNK_ROWS))
         header["format_version"] = [FORMAT_MAJOR, FORMAT_MINOR]
         attachments = dict(attachments or {})
         header["attachments"] = [[n, len(b), xxh64_hex(b)] for n, b in attachments.items()]
         hbytes = _dump(header)
-        self._f.write(
-            _PREAMBLE.pack(
-                MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, WRITE_FLAGS, len(hbytes), _xxh64_int(hbytes)
-            )
-        )
+        pre = _PREAMBLE.pack(MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, WRITE_FLAGS, len(hbytes), 0)
+        xx = header_checksum(pre, hbytes, (FORMAT_MAJOR, FORMAT_MINOR))
+        self._f.write(pre[:-8] + struct.pack("<Q", xx))
         self._f.write(hbytes)
         for blob in attachments.values():
             self._f.write(blob)
@@ -161,9 +186,13 @@ class ContainerWriter:
         """Write one chunk of named streams holding `rows` rows; returns its index."""
         if self._closed:
             raise ContainerError("cannot write a chunk after close()")
+        if not 1 <= rows <= self._max_rows:
+            raise ContainerError(f"a chunk holds 1 to {self._max_rows:,} rows (the header's "
+                                 f"chunk_rows), not {rows:,}")
         index = len(self._chunks)
         desc: dict[str, Any] = {
             "index": index,
+            "first_row": self._rows,
             "rows": int(rows),
             "streams": [[name, len(data), xxh64_hex(data)] for name, data in streams.items()],
         }
@@ -199,17 +228,32 @@ class ContainerWriter:
 
 
 # ----------------------------------------------------------------------------- reader
+@dataclass(frozen=True)
+class Recovery:
+    """What a `recover=True` read of a damaged or unfinished file kept."""
+
+    reason: str  # why the file is not whole
+    rows: int  # rows in the valid prefix of chunks
+    chunks: int
+    total_rows: int | None  # the footer's count when the footer is intact, else unknown
+
+
 class ContainerReader:
     """Random-access reader over a file (memory-mapped) or a bytes object.
 
-    Opening parses the preamble, header and chunk index (from the footer, or by a forward
-    scan when the footer is missing or damaged). Payloads are read and verified lazily,
-    per chunk and per stream, so one column of one chunk costs only its own bytes.
-    Reads are thread-safe: chunks may be decoded in parallel.
+    Opening parses and validates the preamble, header and chunk index (formats/records.py)
+    and checks every chunk's identity (index, first row, offset) against the footer and
+    its position. A file without a valid footer raises IncompleteFileError unless
+    `recover=True`, which keeps the longest valid prefix of chunks (a forward scan) with a
+    RecoveryWarning. Payloads are read and verified lazily, per chunk and per stream, so
+    one column of one chunk costs only its own bytes. Reads are thread-safe.
     """
 
-    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview):
+    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview,
+                 recover: bool = False):
         self.path: str = "<bytes>"
+        self.recover = recover
+        self.recovery: Recovery | None = None
         self._mmap: mmap.mmap | None = None
         self._file: BinaryIO | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -252,6 +296,10 @@ class ContainerReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def recovered(self) -> bool:
+        return self.recovery is not None
+
     # -- parsing -----------------------------------------------------------------------
     def _fail(self, what: str) -> ContainerError:
         return ContainerError(f"{self.path}: {what}")
@@ -271,19 +319,20 @@ class ContainerReader:
                 f"{self.path}: container format version {major}.{minor} is not supported by this "
                 f"balerc (reads {', '.join(f'{m}.x' for m in READABLE_MAJORS)}); upgrade balerc to read it"
             )
-        if flags & ~KNOWN_FLAGS or (major == 1 and flags & FLAG_JSON_DICT):
-            raise UnsupportedFeatureError(
-                f"{self.path}: preamble flags {flags:#x} include bits this balerc does not know; "
-                f"upgrade balerc"
-            )
         self.format_version = (major, minor)
         hend = _PREAMBLE.size + hlen
         if hend > n:
             raise self._fail("truncated inside the header; nothing can be recovered")
         hbytes = bytes(buf[_PREAMBLE.size : hend])
-        if _xxh64_int(hbytes) != hxx:
+        if header_checksum(bytes(buf[: _PREAMBLE.size]), hbytes, self.format_version) != hxx:
             raise ChecksumError(f"{self.path}: the header is damaged (checksum mismatch)")
-        self.header: dict[str, Any] = _load(hbytes, flags)
+        if flags & ~KNOWN_FLAGS or (major == 1 and flags & FLAG_JSON_DICT):
+            raise UnsupportedFeatureError(
+                f"{self.path}: preamble flags {flags:#x} include bits this balerc does not know; "
+                f"upgrade balerc"
+            )
+        self.header: dict[str, Any] = check_header(
+            _load(hbytes, flags, f"{self.path}: header"), f"{self.path}: header")
         missing = sorted(set(self.header.get("required_features", [])) - KNOWN_FEATURES)
         if missing:
             raise UnsupportedFeatureError(
@@ -293,34 +342,40 @@ class ContainerReader:
         self.attachments: dict[str, StreamInfo] = {}
         pos = hend
         for name, size, xx in self.header.get("attachments", []):
-            self.attachments[name] = StreamInfo(name, pos, int(size), xx)
-            pos += int(size)
+            self.attachments[name] = StreamInfo(name, pos, size, xx)
+            pos += size
         if pos > n:
             raise self._fail("truncated inside the attachments; nothing can be recovered")
         self._data_start = pos
-        self.recovered = False
+        self._chunk_rows = int(self.header.get("chunk_rows", MAX_CHUNK_ROWS))
+        n_cols = len(self.header.get("schema", {}).get("columns", []))
+        self._max_streams = 4 * n_cols + 64
         self.footer: dict[str, Any] = {}
-        problem = self._read_footer()
         self._damaged: dict[int, ContainerError] = {}
+        problem = self._read_footer()
         if problem is None:
-            self.chunks = []
-            for i, c in enumerate(self.footer["chunks"]):
-                try:
-                    self.chunks.append(self._read_chunk_record(c["offset"], i))
-                except ContainerError as exc:  # keep the others readable; report on access
-                    self._damaged[i] = exc
-                    self.chunks.append(ChunkInfo(i, c["offset"], c["offset"] + c["size"], c["rows"]))
-        else:
-            self.chunks = self._scan()
-            self.recovered = True
-            rows = sum(c.rows for c in self.chunks)
-            warnings.warn(
-                RecoveryWarning(
-                    f"{self.path}: {problem}; recovered {rows} rows in {len(self.chunks)} "
-                    f"complete chunk(s) (the writer probably stopped before closing the file)"
-                ),
-                stacklevel=3,
+            self.chunks = self._index_chunks()
+            return
+        self.chunks = self._scan()
+        rows = sum(c.rows for c in self.chunks)
+        if not self.recover:
+            raise IncompleteFileError(
+                f"{self.path}: {problem} (the writer stopped before closing the file, or the "
+                f"file was cut or damaged at its end); {len(self.chunks)} complete chunk(s), "
+                f"{rows:,} rows, can be read with --recover (recover=True)"
             )
+        self._recovered(problem, len(self.chunks), None)
+
+    def _recovered(self, reason: str, keep: int, total: int | None) -> None:
+        """Keep the first `keep` chunks and say so (recover=True only)."""
+        self.chunks = self.chunks[:keep]
+        self._damaged = {i: e for i, e in self._damaged.items() if i < keep}
+        rows = sum(c.rows for c in self.chunks)
+        self.recovery = Recovery(reason, rows, keep, total)
+        of = f" of {total:,}" if total is not None else " (the total is unknown)"
+        warnings.warn(RecoveryWarning(
+            f"{self.path}: {reason}; recovered the first {rows:,} rows{of} in {keep} "
+            f"complete chunk(s)"), stacklevel=4)
 
     def _read_footer(self) -> str | None:
         """Load the footer; return None if fine, else a description of what is wrong."""
@@ -337,13 +392,49 @@ class ContainerReader:
         fbytes = bytes(buf[fstart : fstart + flen])
         if _xxh64_int(fbytes) != fxx:
             return "the footer is damaged (checksum mismatch)"
-        self.footer = _load(fbytes, self.flags)
+        where = f"{self.path}: footer"
+        max_chunks = (foot_off - self._data_start) // (_RECORD.size + 1)
+        self.footer = check_footer(_load(fbytes, self.flags, where), where, max_chunks,
+                                   self._chunk_rows).record
         self._data_end = foot_off
         return None
 
-    def _read_chunk_record(self, offset: int, expect_index: int) -> ChunkInfo:
+    def _index_chunks(self) -> list[ChunkInfo]:
+        """Chunks from the footer, each checked against its own record and position."""
+        chunks: list[ChunkInfo] = []
+        pos, rows = self._data_start, 0
+        for i, c in enumerate(self.footer["chunks"]):
+            off, size, n = int(c["offset"]), int(c["size"]), int(c["rows"])
+            if off != pos:
+                raise ChunkOrderError(
+                    f"{self.path}: the footer puts chunk {i} at offset {off:,}, but chunk "
+                    f"{i - 1 if i else 'records'} end(s) at {pos:,} (chunks duplicated, dropped "
+                    f"or reordered)")
+            try:
+                info = self._read_chunk_record(off, i, rows)
+            except ChunkOrderError:
+                raise
+            except ContainerError as exc:  # keep the others readable; report on access
+                self._damaged[i] = exc
+                info = ChunkInfo(i, off, off + size, n)
+            if info.end != off + size or info.rows != n:
+                raise ChunkOrderError(
+                    f"{self.path}: chunk {i} does not match its footer entry (size {info.size:,} "
+                    f"vs {size:,}, rows {info.rows:,} vs {n:,})")
+            chunks.append(info)
+            pos, rows = off + size, rows + n
+        if pos != self._data_end:
+            raise ChunkOrderError(f"{self.path}: the chunks end at {pos:,} but the footer starts "
+                                  f"at {self._data_end:,}")
+        if rows != self.footer["rows"]:
+            raise ChunkOrderError(f"{self.path}: the footer says {self.footer['rows']:,} rows but "
+                                  f"its chunks hold {rows:,}")
+        return chunks
+
+    def _read_chunk_record(self, offset: int, expect_index: int, first_row: int) -> ChunkInfo:
         buf = self._buf
         limit = getattr(self, "_data_end", len(buf))
+        where = f"{self.path}: chunk {expect_index}"
         if offset + _RECORD.size > limit:
             raise self._fail(f"chunk {expect_index} lies outside the file")
         mark, dlen, dxx = _RECORD.unpack_from(buf, offset)
@@ -355,34 +446,42 @@ class ContainerReader:
         dbytes = bytes(buf[dstart : dstart + dlen])
         if _xxh64_int(dbytes) != dxx:
             raise ChecksumError(
-                f"{self.path}: chunk {expect_index} is damaged (its descriptor checksum does not "
-                f"match)",
-                chunk=expect_index,
-            )
-        desc = _load(dbytes, self.flags)
+                f"{where} is damaged (its descriptor checksum does not match)", chunk=expect_index)
+        desc = check_descriptor(_load(dbytes, self.flags, where), where, self._chunk_rows,
+                                self._max_streams)
+        index, rows = desc.record["index"], desc.record["rows"]
+        stated = desc.record.get("first_row")
+        if stated is None and self.format_version >= (2, 1):
+            desc.fail("'first_row' is missing")
+        if index != expect_index or (stated is not None and stated != first_row):
+            raise ChunkOrderError(
+                f"{self.path}: the chunk at offset {offset:,} says it is chunk {index} "
+                f"(first row {stated}) but it is read as chunk {expect_index} (first row "
+                f"{first_row:,}): chunks swapped, duplicated or dropped")
         pos = dstart + dlen
         streams: dict[str, StreamInfo] = {}
-        for name, size, xx in desc["streams"]:
-            streams[name] = StreamInfo(name, pos, int(size), xx)
-            pos += int(size)
+        for name, size, xx in desc.record["streams"]:
+            streams[name] = StreamInfo(name, pos, size, xx)
+            pos += size
         if pos > limit:
             raise self._fail(f"chunk {expect_index}: payload runs past the end of the file")
-        return ChunkInfo(desc["index"], offset, pos, int(desc["rows"]), streams, desc.get("meta", {}))
+        return ChunkInfo(index, offset, pos, rows, streams, desc.record.get("meta", {}))
 
     def _scan(self) -> list[ChunkInfo]:
-        """Walk chunk records from the header on; stop at the first incomplete one."""
+        """Walk chunk records from the header on; stop at the first incomplete or out of
+        order one, so what is kept is the longest valid prefix, in order."""
         chunks: list[ChunkInfo] = []
-        pos = self._data_start
+        pos, rows = self._data_start, 0
         self._data_end = len(self._buf)
         while pos + _RECORD.size <= self._data_end:
             if bytes(self._buf[pos : pos + 4]) != CHUNK_MARK:
                 break
             try:
-                info = self._read_chunk_record(pos, len(chunks))
+                info = self._read_chunk_record(pos, len(chunks), rows)
             except ContainerError:
                 break
             chunks.append(info)
-            pos = info.end
+            pos, rows = info.end, rows + info.rows
         self._data_end = pos
         return chunks
 
@@ -399,15 +498,30 @@ class ContainerReader:
     def file_size(self) -> int:
         return len(self._buf)
 
+    @property
+    def damaged_chunks(self) -> list[int]:
+        """Chunks whose descriptor failed its checks (known from opening alone)."""
+        return sorted(self._damaged)
+
     def chunk_rows_of(self, i: int) -> int:
         """Rows of chunk i, known even when the chunk itself is damaged."""
         return self.chunks[i].rows
 
-    def read_attachment(self, name: str) -> bytes:
+    def keep_prefix(self, keep: int, reason: str) -> None:
+        """recover=True: drop chunk `keep` and everything after it (found damaged)."""
+        if not self.recover:
+            raise ValueError("keep_prefix needs recover=True")
+        total = self.n_rows if self.recovery is None else self.recovery.total_rows
+        self._recovered(reason, keep, total)
+
+    def read_attachment(self, name: str, limit: int | None = None) -> bytes:
         """A named binary attachment (e.g. the embedded decoder), checksum-verified."""
         info = self.attachments.get(name)
         if info is None:
             raise self._fail(f"has no attachment '{name}'")
+        if limit is not None and info.size > limit:
+            raise LimitError(f"{self.path}: attachment '{name}' is {info.size:,} bytes, over "
+                             f"the limit of {limit:,}")
         data = bytes(self._buf[info.offset : info.offset + info.size])
         if xxh64_hex(data) != info.xxh64:
             raise ChecksumError(f"{self.path}: attachment '{name}' is damaged (checksum mismatch)")

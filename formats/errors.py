@@ -38,3 +38,28 @@ class UnsupportedFeatureError(ContainerError):
 
 class MissingDependencyError(BalercError, ImportError):
     """An optional package is needed for this operation; the message has the pip command."""
+
+
+class IncompleteFileError(ContainerError):
+    """The file has no valid footer (its writer died, or it was truncated or damaged at
+    the end); `recover=True` / `--recover` reads the longest valid prefix of chunks."""
+
+
+class ChunkOrderError(ContainerError):
+    """A chunk is not where the footer and the chunk sequence say it is (swapped,
+    duplicated, dropped or renumbered chunks)."""
+
+
+class LimitError(ContainerError):
+    """A size or count in the file exceeds a documented limit or what the file's own bytes
+    can hold (decompression bombs, absurd row counts): refused before allocating."""
+
+
+class SchemaError(ContainerError):
+    """A header, chunk descriptor, footer or coder record is malformed (missing or mistyped
+    keys, out-of-range values, unknown mode letters, duplicate column names)."""
+
+
+class UnsafeModelError(ContainerError):
+    """An ONNX graph (embedded or from -m) is not one balerc's exporter writes: refused
+    before ONNX Runtime sees it; the message names the check that failed."""

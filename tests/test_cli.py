@@ -50,7 +50,7 @@ def test_info_text_and_json(tmp_path, dimuon_csv):
     assert code == 0 and "checksums ok" in text and "ratio" in text and "E1" in text
     code, text = run("info", str(blc), "--json")
     d = json.loads(text)
-    assert d["rows"] == 2000 and d["checksums"] == "ok" and d["format_version"] == "2.0"
+    assert d["rows"] == 2000 and d["checksums"] == "ok" and d["format_version"] == "2.1"
     by_name = {c["name"]: c for c in d["columns"]}
     e1 = read_table(dimuon_csv)["E1"]
     assert 0 < by_name["E1"]["max_error"] <= 1e-3 * (e1.max() - e1.min())  # recorded at compression

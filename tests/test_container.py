@@ -20,13 +20,14 @@ from balerc.formats.errors import (
     ChecksumError,
     ContainerError,
     FormatVersionError,
+    IncompleteFileError,
     UnsupportedFeatureError,
 )
 
 
 def _write(chunks: list[dict[str, bytes]], close: bool = True) -> bytes:
     buf = io.BytesIO()
-    w = ContainerWriter(buf, {"schema": {"columns": []}, "note": "test"})
+    w = ContainerWriter(buf, {"note": "test"})
     for streams in chunks:
         w.write_chunk(streams, rows=len(next(iter(streams.values()))))
     if close:
@@ -42,7 +43,7 @@ def test_write_then_read_equals():
     assert data.startswith(MAGIC_START) and data.endswith(MAGIC_END)
     with ContainerReader(data) as r:
         assert r.header["note"] == "test"
-        assert r.header["format_version"] == [2, 0]
+        assert r.header["format_version"] == [2, 1]
         assert r.n_chunks == 3 and not r.recovered
         assert r.footer["summary"] == {"hello": 1}
         for i, streams in enumerate(CHUNKS):
@@ -81,16 +82,18 @@ def test_truncated_file_recovers_complete_chunks(cut):
     with ContainerReader(full) as r:
         end_of_chunk1 = r.chunk(1).end
     data = full[: end_of_chunk1 + cut]  # chunk 2 incomplete, no footer
-    with pytest.warns(RecoveryWarning, match=r"recovered 7 rows in 2 complete chunk"):
-        r = ContainerReader(data)
-    assert r.recovered and r.n_chunks == 2
+    with pytest.raises(IncompleteFileError, match=r"no footer.*2 complete chunk\(s\), 7 rows.*--recover"):
+        ContainerReader(data)
+    with pytest.warns(RecoveryWarning, match=r"recovered the first 7 rows \(the total is unknown\) in 2"):
+        r = ContainerReader(data, recover=True)
+    assert r.recovered and r.n_chunks == 2 and r.recovery.rows == 7
     assert r.read_chunk(1) == CHUNKS[1]
 
 
 def test_writer_that_never_closed_is_readable():
     data = _write(CHUNKS, close=False)
-    with pytest.warns(RecoveryWarning, match="recovered 8 rows in 3"):
-        with ContainerReader(data) as r:
+    with pytest.warns(RecoveryWarning, match="recovered the first 8 rows .* in 3"):
+        with ContainerReader(data, recover=True) as r:
             assert r.read_chunk(2) == CHUNKS[2]
 
 
@@ -112,19 +115,36 @@ def test_not_a_balerc_file_says_what_it_is(tmp_path):
 def test_unknown_version_is_refused():
     data = bytearray(_write(CHUNKS))
     struct.pack_into("<H", data, 8, 7)  # major version 7
-    with pytest.raises(FormatVersionError, match=r"version 7\.0 is not supported.*reads 1\.x, 2\.x"):
+    with pytest.raises(FormatVersionError, match=r"version 7\.1 is not supported.*reads 1\.x, 2\.x"):
         ContainerReader(bytes(data))
+
+
+def _preamble_edit(data: bytes, fmt: str, offset: int, value: int, fix: bool) -> bytes:
+    """Change a preamble field; with fix, recompute the header checksum as a forger would."""
+    from balerc.formats.container import header_checksum
+
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    if fix:
+        major, minor, _, hlen = struct.unpack_from("<HHII", out, 8)
+        xx = header_checksum(bytes(out[:28]), bytes(out[28 : 28 + hlen]), (major, minor))
+        struct.pack_into("<Q", out, 20, xx)
+    return bytes(out)
 
 
 def test_unknown_preamble_flags_are_refused():
-    data = bytearray(_write(CHUNKS))
-    struct.pack_into("<I", data, 12, 3 | 8)  # a flag bit no reader knows
+    data = _write(CHUNKS)
     with pytest.raises(UnsupportedFeatureError, match="preamble flags 0xb"):
-        ContainerReader(bytes(data))
-    data = bytearray(_write(CHUNKS))
-    struct.pack_into("<H", data, 8, 1)  # version 1 never used the dictionary
-    with pytest.raises(UnsupportedFeatureError, match="preamble flags 0x3"):
-        ContainerReader(bytes(data))
+        ContainerReader(_preamble_edit(data, "<I", 12, 3 | 8, fix=True))
+    with pytest.raises(UnsupportedFeatureError, match="preamble flags 0x3"):  # 1.x had no dict
+        ContainerReader(_preamble_edit(data, "<H", 8, 1, fix=True))
+
+
+@pytest.mark.parametrize("flags", [0, 1, 3 | 8])
+def test_preamble_flags_are_covered_by_the_header_checksum(flags):
+    """Format 2.1: flipping a flag bit is damage, not a silently different reading."""
+    with pytest.raises(ChecksumError, match="header is damaged"):
+        ContainerReader(_preamble_edit(_write(CHUNKS), "<I", 12, flags, fix=False))
 
 
 def test_json_dictionary_is_frozen_and_pays():
