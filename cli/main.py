@@ -6,6 +6,8 @@ one line `balerc: error: ...` with exit status 2; tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -22,20 +24,41 @@ from .options import columns_option, force_option, split_patterns, threads_optio
 
 
 class BalercGroup(click.Group):
-    """Turns BalercError (and file errors) into one clean line and exit status 2."""
+    """One line for every failure: BalercError and file errors exit 2, anything else (a
+    bug) exits 3 with a hint; `--debug` (or BALERC_DEBUG=1) shows the traceback instead."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(os.environ.get("BALERC_DEBUG")) or "--debug" in sys.argv[1:2]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
                 warnings.showwarning = _show_warning
                 return super().invoke(ctx)
         except BalercError as exc:
+            if debug:
+                raise
             click.echo(f"balerc: error: {exc}", err=True)
             sys.exit(2)
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            if debug:
+                raise
             click.echo(f"balerc: error: {exc.strerror}: {exc.filename}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("balerc: interrupted; nothing was written", err=True)
+            sys.exit(130)
+        except Exception as exc:  # a bug: say so in one line
+            if debug:
+                raise
+            click.echo(f"balerc: internal error: {type(exc).__name__}: {exc} (this is a bug in "
+                       f"balerc; please report it with the output of --debug)", err=True)
+            sys.exit(3)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed."""
+    click.echo("balerc: terminated; nothing was written", err=True)
+    raise SystemExit(128 + signum)
 
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
@@ -44,7 +67,8 @@ def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> Non
 
 @click.group(cls=BalercGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="balerc")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
     """balerc: compress scientific tables with autoencoders and a guaranteed error bound.
 
     \b
@@ -117,17 +141,28 @@ def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: boo
 @threads_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu",
               show_default=True, help="Where ONNX Runtime runs the decoder.")
+@click.option("--recover", is_flag=True,
+              help="For a damaged or unfinished file (a writer that died, a cut download): "
+                   "write the rows of its valid chunks before the damage, say how many, and "
+                   "exit 0. Without it such a file fails and nothing is written.")
 @force_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def decompress_cmd(src: Path, output: Path, model_dir: Path | None, columns: tuple[str, ...],
-                   threads: int | None, device: str, force: bool, quiet: bool) -> None:
-    """Restore a table from a .balerc file (only the file is needed)."""
+                   threads: int | None, device: str, recover: bool, force: bool,
+                   quiet: bool) -> None:
+    """Restore a table from a .balerc file (only the file is needed).
+
+    \b
+    Exit status: 0 written; 2 bad input or a damaged/unfinished file (nothing written;
+    see --recover); 3 an internal error.
+    """
     from balerc.codec import api
 
-    api.decompress_file(src, output, model_dir=model_dir, columns=split_patterns(columns),
-                        threads=threads, device=device, force=force, show_progress=not quiet)
+    table = api.decompress_file(src, output, model_dir=model_dir, columns=split_patterns(columns),
+                                threads=threads, device=device, force=force,
+                                show_progress=not quiet, recover=recover)
     if not quiet:
-        click.echo(f"wrote {output}")
+        click.echo(f"wrote {output}: {table.n_rows:,} rows")
 
 
 @cli.command("generate")
@@ -179,5 +214,6 @@ _add_optional_commands()
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="balerc")
 

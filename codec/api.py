@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from balerc.formats.errors import InputError
+from balerc.formats.errors import IncompleteFileError, InputError
 from balerc.formats.fileio import atomic_output, check_output
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
@@ -64,8 +64,14 @@ def decompress_file(
     device: str = "cpu",
     force: bool = False,
     show_progress: bool = False,
+    recover: bool = False,
 ) -> Table:
-    """Decode `src` and write the table to `output` in the format its extension names."""
+    """Decode `src` and write the table to `output` in the format its extension names.
+
+    A damaged or unfinished file fails before anything is written, unless `recover`: then
+    the valid prefix of chunks is written (a RecoveryWarning says how many rows of how
+    many), and a file with no complete chunk still fails.
+    """
     from balerc.formats.tableio import SUPPORTED_OUTPUT, write_table
 
     out = check_output(output, force)
@@ -76,7 +82,9 @@ def decompress_file(
             f"use one of {', '.join(SUPPORTED_OUTPUT)}"
         )
     table = decompress(src, columns=columns, threads=threads, device=device,
-                       model_dir=model_dir, show_progress=show_progress)
+                       model_dir=model_dir, show_progress=show_progress, recover=recover)
+    if table.n_rows == 0:
+        raise IncompleteFileError(f"{src}: no complete chunk could be recovered; nothing written")
     with atomic_output(out, force) as tmp:
         write_table(table, tmp, fmt=ext.lstrip("."))
     return table
@@ -90,6 +98,7 @@ def decompress(
     device: str = "cpu",
     model_dir: str | os.PathLike | None = None,
     show_progress: bool = False,
+    recover: bool = False,
 ) -> Table:
     """Decode a .balerc file or bytes into a Table (column globs select columns)."""
     from fnmatch import fnmatchcase
@@ -98,7 +107,8 @@ def decompress(
 
     from .pipeline import decode_with
 
-    with ContainerReader(src if isinstance(src, (bytes, bytearray)) else Path(src)) as reader:
+    source = src if isinstance(src, (bytes, bytearray)) else Path(src)
+    with ContainerReader(source, recover=recover) as reader:
         names = [c["name"] for c in reader.header["schema"]["columns"]]
         wanted = None
         if columns:

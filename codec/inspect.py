@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
-from balerc.formats.container import ContainerReader
+from balerc.formats.container import ContainerReader, RecoveryWarning
+from balerc.formats.errors import SchemaError
 
 from . import lossless
 
@@ -18,8 +20,13 @@ def _stream_column(name: str) -> int | None:
 
 def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
     """Everything `info` prints, as a JSON-ready dict."""
-    with ContainerReader(path) as r:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecoveryWarning)  # reported in the description
+        reader = ContainerReader(path, recover=True)
+    with reader as r:
         header = r.header
+        if "schema" not in header:
+            raise SchemaError(f"{path}: the header has no table schema: not a balerc table file")
         schema = header["schema"]["columns"]
         per_col = [0] * len(schema)
         filters: list[set[str]] = [set() for _ in schema]
@@ -72,7 +79,12 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             "attachments": {n: a.size for n, a in r.attachments.items()},
             "columns": columns,
             "complete": not r.recovered,
-            "checksums": "not checked" if not verify else ("damaged" if problems else "ok"),
+            "recovery": None if r.recovery is None else {
+                "reason": r.recovery.reason, "rows": r.recovery.rows,
+                "chunks": r.recovery.chunks},
+            "damaged_chunks": r.damaged_chunks,
+            "checksums": "not checked" if not verify else (
+                "damaged" if problems or r.recovered else "ok"),
             "problems": problems,
             "summary": summary,
         }
@@ -117,7 +129,10 @@ def format_description(d: dict[str, Any]) -> str:
     for c in d.get("coders", []):
         extra = {k: v for k, v in c.items() if k not in ("columns", "id", "model", "decoder_onnx", "abs_bounds", "features")}
         lines.append(f"  coder {c['id']} over {len(c.get('columns', []))} column(s) {extra if extra else ''}".rstrip())
-    lines.append(f"  checksums {d['checksums']}" + ("" if d["complete"] else " (file has no footer: recovered)"))
+    rec = d.get("recovery")
+    lines.append(f"  checksums {d['checksums']}" + ("" if rec is None else (
+        f" (incomplete: {rec['reason']}; {rec['rows']:,} rows in {rec['chunks']} valid "
+        f"chunk(s) can be read with decompress --recover)")))
     for p in d.get("problems", []):
         lines.append(f"    {p}")
     w = max([len(c["name"]) for c in d["columns"]] + [6])

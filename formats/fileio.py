@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +30,58 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     return out
 
 
+TMP_TAG = ".balerc-tmp-"  # .NAME.balerc-tmp-PID-RANDOM: recognisable as ours after a kill
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def stale_temporaries(out: Path) -> list[tuple[Path, int]]:
+    """Temporary files of earlier runs writing `out` whose process is gone (killed)."""
+    found = []
+    for p in out.parent.glob(f".{glob_escape(out.name)}{TMP_TAG}*"):
+        pid_text = p.name[len(out.name) + 1 + len(TMP_TAG):].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text)):
+            found.append((p, int(pid_text)))
+    return found
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def clean_stale(out: Path) -> None:
+    """Remove what a killed balerc left while writing `out`, and say so."""
+    for p, pid in stale_temporaries(out):
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except OSError as exc:
+            warnings.warn(f"{p} was left by a balerc run (pid {pid}) that was killed; "
+                          f"it could not be removed ({exc.strerror}): delete it by hand", stacklevel=3)
+            continue
+        warnings.warn(f"removed {p} ({size:,} bytes), left by a balerc run (pid {pid}) that was "
+                      f"killed while writing {out.name}", stacklevel=3)
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only on success."""
+    """Yield a temporary path next to `path`; rename it onto `path` only on success.
+
+    The temporary is named `.NAME.balerc-tmp-PID-XXXX`: SIGINT and SIGTERM remove it (the
+    CLI turns SIGTERM into an exception), and after a SIGKILL the next run writing the
+    same target recognises it by the dead PID and removes it, with a warning.
+    """
     out = check_output(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
+    clean_stale(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}{TMP_TAG}{os.getpid()}-", dir=out.parent or ".")
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)

@@ -324,3 +324,79 @@ def write(parts: FileParts) -> bytes:
 def roundtrip(data: bytes) -> bytes:
     """parse + write: the identity on a well-formed file."""
     return write(parse(data))
+
+
+# ------------------------------------------------------------------------------ zstd frames
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BLOCK_MAX = 1 << 17  # 128 KiB
+
+
+def _frame_header(content_size: int, window_log: int = 17) -> bytes:
+    """A frame header with an 8-byte Frame_Content_Size and a window descriptor."""
+    return ZSTD_MAGIC + bytes([0xC0, (window_log - 10) << 3]) + struct.pack("<Q", content_size)
+
+
+def _block(kind: int, size: int, body: bytes, last: bool) -> bytes:
+    head = int(last) | (kind << 1) | (size << 3)
+    return head.to_bytes(3, "little") + body
+
+
+def rle_frame(size: int, fill: int = 0, prefix: bytes = b"", suffix: bytes = b"",
+              declared: int | None = None) -> bytes:
+    """A zstd frame of `prefix`, `size` copies of byte `fill`, `suffix` (raw + RLE blocks):
+    about 4 bytes per 128 KiB, so a 4 GiB frame is 128 kB. `declared` overrides the header's
+    content size (a lie the decoder must catch)."""
+    total = len(prefix) + size + len(suffix)
+    blocks = []
+    for part in (prefix,):
+        for k in range(0, len(part), _BLOCK_MAX):
+            piece = part[k : k + _BLOCK_MAX]
+            blocks.append((0, len(piece), piece))
+    left = size
+    while left > 0:
+        n = min(left, _BLOCK_MAX)
+        blocks.append((1, n, bytes([fill])))
+        left -= n
+    for k in range(0, len(suffix), _BLOCK_MAX):
+        piece = suffix[k : k + _BLOCK_MAX]
+        blocks.append((0, len(piece), piece))
+    if not blocks:
+        blocks.append((0, 0, b""))
+    out = [_frame_header(total if declared is None else declared)]
+    for i, (kind, n, body) in enumerate(blocks):
+        out.append(_block(kind, n, body, i == len(blocks) - 1))
+    return b"".join(out)
+
+
+def frame_header_size(frame: bytes) -> int:
+    """Bytes of a zstd frame header (magic + descriptor + window + dict id + FCS)."""
+    fhd = frame[4]
+    single = bool(fhd & 0x20)
+    did = (0, 1, 2, 4)[fhd & 3]
+    fcs = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+    return 5 + (0 if single else 1) + did + fcs
+
+
+def set_content_size(frame: bytes, size: int) -> bytes:
+    """The frame with its declared Frame_Content_Size replaced by `size` (8-byte field).
+
+    A single-segment frame gets a 2^window_log window large enough for its real content."""
+    fhd = frame[4]
+    single = bool(fhd & 0x20)
+    did = (0, 1, 2, 4)[fhd & 3]
+    start = 5 + (0 if single else 1)
+    dict_id = frame[start : start + did]
+    if single:
+        real = zstandard.frame_content_size(frame)
+        window = max(17, (max(real, 1) - 1).bit_length()) if real > 0 else 17
+        wd = bytes([(min(window, 41) - 10) << 3])
+    else:
+        wd = frame[5:6]
+    new_fhd = 0xC0 | (fhd & 0x07)
+    return (ZSTD_MAGIC + bytes([new_fhd]) + wd + dict_id + struct.pack("<Q", size)
+            + frame[frame_header_size(frame) :])
+
+
+def find_frame(payload: bytes, within: int = 40) -> int:
+    """Offset of the first zstd frame magic in the first `within` bytes, or -1."""
+    return payload.find(ZSTD_MAGIC, 0, within + 4)

@@ -19,10 +19,14 @@ so a decompression bomb or a native crash costs one worker restart, not the mach
 from __future__ import annotations
 
 import inspect
-import multiprocessing as mp
+import json
 import os
 import resource
+import select
 import signal
+import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -252,10 +256,35 @@ def _limit_memory(limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
-def _worker_main(conn: Any, corpus_dir: str, mem_limit: int, time_limit: float) -> None:
-    """Worker loop: receive (seed name, bytes, as_path), reply with a CaseResult dict."""
+def _read_exact(f: Any, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        part = f.read(n - len(buf))
+        if not part:
+            raise EOFError("pipe closed")
+        buf += part
+    return buf
+
+
+def _send(f: Any, head: dict[str, Any], data: bytes = b"") -> None:
+    blob = json.dumps(head).encode()
+    f.write(struct.pack("<II", len(blob), len(data)) + blob + data)
+    f.flush()
+
+
+def _recv(f: Any) -> tuple[dict[str, Any], bytes]:
+    hlen, dlen = struct.unpack("<II", _read_exact(f, 8))
+    head = json.loads(_read_exact(f, hlen))
+    return head, _read_exact(f, dlen)
+
+
+def worker_main(corpus_dir: str, mem_limit: int, time_limit: float) -> None:
+    """Worker loop on stdin/stdout: (seed, bytes, as_path) in, a CaseResult dict out."""
     from .seeds import load_corpus
 
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints go to stderr, never into the protocol
     expected = {s.name: s.expected for s in load_corpus(Path(corpus_dir))}
     _limit_memory(mem_limit)
     fd, tmp = tempfile.mkstemp(suffix=".balerc", prefix="balerc-fuzz-")
@@ -264,21 +293,18 @@ def _worker_main(conn: Any, corpus_dir: str, mem_limit: int, time_limit: float) 
     try:
         while True:
             try:
-                msg = conn.recv()
+                head, data = _recv(proto_in)
             except EOFError:
                 return
-            if msg is None:
-                return
-            seed, data, as_path = msg
             source: bytes | str = data
-            if as_path:
+            if head["as_path"]:
                 with open(tmp, "wb") as f:
                     f.write(data)
                 source = tmp
-            res = run_case(source, expected[seed], time_limit=time_limit,
+            res = run_case(source, expected[head["seed"]], time_limit=time_limit,
                            with_recover=with_recover)
             _drop_sessions()
-            conn.send(res.to_dict())
+            _send(proto_out, res.to_dict())
     finally:
         os.unlink(tmp)
 
@@ -292,39 +318,48 @@ def _drop_sessions() -> None:
         cache.clear()
 
 
+def _package_root() -> tuple[str, str]:
+    """(sys.path entry, package name) under which this module was imported."""
+    pkg = __package__ or "tests.fuzz"
+    return str(Path(__file__).resolve().parents[len(pkg.split("."))]), pkg
+
+
 class Worker:
     """One long-lived decoding subprocess; restarted after a crash or a native hang."""
 
     def __init__(self, corpus_dir: Path, mem_limit: int = MEM_LIMIT,
-                 time_limit: float = TIME_LIMIT):
+                 time_limit: float = TIME_LIMIT, log: str | None = None):
         self.args = (str(corpus_dir), mem_limit, time_limit)
         self.time_limit = time_limit
-        self.proc: Any = None
-        self.conn: Any = None
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, *self.args), daemon=True)
-        self.proc.start()
-        child.close()
-        self.conn = parent
+        root, pkg = _package_root()
+        code = (f"import sys; sys.path.insert(0, {root!r}); "
+                f"from {pkg}.runner import worker_main; worker_main(*{self.args!r})")
+        err = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=err)
+        if self.log:
+            err.close()
 
     def run(self, seed: str, data: bytes, as_path: bool = False) -> CaseResult:
         """One case; a dead or stuck worker is reported as crash/hang and restarted."""
-        if self.proc is None or not self.proc.is_alive():
+        if self.proc is None or self.proc.poll() is not None:
             self._start()
+        assert self.proc is not None and self.proc.stdin and self.proc.stdout
         t0 = time.perf_counter()
         try:
-            self.conn.send((seed, data, as_path))
+            _send(self.proc.stdin, {"seed": seed, "as_path": as_path}, data)
             budget = 2 * self.time_limit + _GRACE  # two decodes per case
-            if self.conn.poll(budget):
-                return CaseResult.from_dict(self.conn.recv())
+            ready, _, _ = select.select([self.proc.stdout], [], [], budget)
+            if ready:
+                return CaseResult.from_dict(_recv(self.proc.stdout)[0])
             self.stop(kill=True)
             att = Attempt("hang", "killed", "<native code>", seconds=time.perf_counter() - t0)
-        except (EOFError, OSError, BrokenPipeError):
-            self.proc.join(5)
-            code = self.proc.exitcode
+        except (EOFError, OSError):
+            code = self.proc.wait(10)
             self.stop(kill=True)
             att = Attempt("crash", _exit_text(code), "<worker died>",
                           seconds=time.perf_counter() - t0)
@@ -333,19 +368,20 @@ class Worker:
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
             return
-        if kill:
-            self.proc.kill()
-        else:
+        proc, self.proc = self.proc, None
+        if kill and proc.poll() is None:
+            proc.kill()
+        for f in (proc.stdin, proc.stdout):
             try:
-                self.conn.send(None)
-            except (OSError, BrokenPipeError):
+                if f:
+                    f.close()
+            except OSError:
                 pass
-        self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join()
-        self.conn.close()
-        self.proc = self.conn = None
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _exit_text(code: int | None) -> str:

@@ -1,0 +1,141 @@
+"""What the CLI tells the user about damaged files and killed runs: exit codes that tell
+the truth, one-line messages, and no temporary files left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from balerc.codec.ae import compress_with_model
+from balerc.formats import toy
+from balerc.formats.fileio import TMP_TAG
+
+BALERC = [sys.executable, "-m", "balerc.cli"]
+
+
+def balerc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*BALERC, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> Path:
+    """A 4-chunk pwrel file and its source table."""
+    d = tmp_path_factory.mktemp("exit")
+    t = toy.dimuon(4000, seed=3)
+    np.savez(d / "t.npz", data=np.stack([t[n] for n in t.names], axis=1), names=np.array(t.names))
+    compress_with_model(t, d / "t.balerc", model_dir=None, bound="pwrel:1e-3", chunk_rows=1000)
+    return d
+
+
+def _one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and "chunks," not in ln]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_truncated_file_fails_without_recover(made, tmp_path):
+    data = (made / "t.balerc").read_bytes()
+    cut = tmp_path / "cut.balerc"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    r = balerc("decompress", str(cut), "-o", str(tmp_path / "out.npz"), "-q")
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert "no footer" in line and "--recover" in line and "rows" in line
+    assert not (tmp_path / "out.npz").exists()
+    assert not list(tmp_path.glob(f"*{TMP_TAG}*"))
+
+
+def test_truncated_file_with_recover_writes_the_prefix(made, tmp_path):
+    data = (made / "t.balerc").read_bytes()
+    cut = tmp_path / "cut.balerc"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    r = balerc("decompress", str(cut), "-o", str(tmp_path / "out.npz"), "--recover")
+    assert r.returncode == 0, r.stderr
+    assert "recovered the first 2,000 rows" in r.stderr
+    back = np.load(tmp_path / "out.npz", allow_pickle=False)
+    t = toy.dimuon(4000, seed=3)
+    for name in t.names_of_kind("float"):
+        got, want = back[name], t[name][:2000]
+        assert len(got) == 2000
+        assert np.all(np.abs(got - want) <= 1e-3 * np.abs(want)), name
+
+
+def test_nothing_recoverable_fails_even_with_recover(made, tmp_path):
+    data = (made / "t.balerc").read_bytes()
+    cut = tmp_path / "cut.balerc"
+    cut.write_bytes(data[:2000])  # header and part of the first chunk
+    r = balerc("decompress", str(cut), "-o", str(tmp_path / "out.csv"), "--recover", "-q")
+    assert r.returncode == 2 and "no complete chunk" in r.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_info_reports_an_unfinished_file(made, tmp_path):
+    data = (made / "t.balerc").read_bytes()
+    cut = tmp_path / "cut.balerc"
+    cut.write_bytes(data[: int(len(data) * 0.7)])
+    r = balerc("info", str(cut))
+    assert r.returncode == 1
+    assert "incomplete: no footer" in r.stdout and "decompress --recover" in r.stdout
+    assert balerc("info", str(made / "t.balerc")).returncode == 0
+
+
+def test_internal_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "x.balerc"
+    bad.write_bytes(b"not balerc at all")
+    r = balerc("info", str(bad))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = balerc("--debug", "info", str(bad))
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def _start_slow_compress(made: Path, out: Path) -> subprocess.Popen:
+    big = made / "big.npz"
+    if not big.exists():
+        t = toy.dimuon(300_000, seed=1)
+        np.savez(big, data=np.stack([t[n] for n in t.names], axis=1), names=np.array(t.names))
+    return subprocess.Popen(
+        [*BALERC, "compress", str(big), "-o", str(out), "--error-bound", "pwrel:5e-4",
+         "--threads", "1", "--zstd-level", "19", "--chunk-rows", "20000", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_tmp(out: Path, proc: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(out.parent.glob(f".{out.name}{TMP_TAG}*"))
+        if found and found[0].stat().st_size > 0:
+            return found[0]
+        time.sleep(0.05)
+    pytest.fail(f"no temporary output appeared: {proc.poll()} {proc.stderr.read() if proc.stderr else ''}")
+
+
+def test_sigterm_removes_the_temporary_output(made, tmp_path):
+    out = tmp_path / "o.balerc"
+    proc = _start_slow_compress(made, out)
+    _wait_for_tmp(out, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(f"*{TMP_TAG}*"))
+
+
+def test_stale_temporary_from_sigkill_is_recognised_and_removed(made, tmp_path):
+    out = tmp_path / "o.balerc"
+    proc = _start_slow_compress(made, out)
+    tmp = _wait_for_tmp(out, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert tmp.exists()  # nothing can run on SIGKILL
+    r = balerc("compress", str(made / "t.npz"), "-o", str(out), "--error-bound", "rel:1e-3", "-q")
+    assert r.returncode == 0, r.stderr
+    assert f"removed {tmp}" in r.stderr and f"pid {proc.pid}" in r.stderr
+    assert not tmp.exists() and out.exists()
