@@ -123,13 +123,12 @@ def _exp2_chunk(x: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
                 t: _Exp2Tables) -> None:
     """exp2 of |x| < 1022 (normal results): 2^e * hi_j * (1 + tail_j + p(r))."""
     m = len(x)
-    z, r, tmp = ws["z"][:m], ws["r"][:m], ws["tmp"][:m]
+    z, r, tmp, tail = ws["z"][:m], ws["r"][:m], ws["tmp"][:m], ws["tail"][:m]
     j, sb = ws["j"][:m], ws["sb"][:m]
     _exp2_reduce(x, z, r)
     zi = z.view(_U8)
     np.bitwise_and(z.view(_I8), _N - 1, out=j)
-    np.take(t.tail, j, out=tmp, mode="wrap")
-    _exp2_poly(r, tmp, tmp, t.coef)
+    _exp2_poly(r, np.take(t.tail, j, out=tail, mode="wrap"), tmp, t.coef)
     # bits(SHIFT + N/2^K) << (52-K) == N << (52-K) mod 2^64 == (e << 52) + (j << (52-K))
     np.left_shift(zi, _U8(52 - _K), out=sb)
     np.add(sb, np.take(t.sbits, j, out=z.view(_U8), mode="wrap"), out=sb)
@@ -179,8 +178,8 @@ def exp2(x: np.ndarray) -> np.ndarray:
         return out.reshape(xa.shape)
     t = _exp2_tables()
     size = min(_CHUNK, flat.size)
-    ws = {"z": np.empty(size), "r": np.empty(size), "tmp": np.empty(size),
-          "j": np.empty(size, _I8), "sb": np.empty(size, _U8)}
+    ws = {n: np.empty(size) for n in ("z", "r", "tmp", "tail")}
+    ws |= {"j": np.empty(size, _I8), "sb": np.empty(size, _U8)}
     with np.errstate(all="ignore"):
         for start in range(0, flat.size, _CHUNK):
             xc, oc = flat[start:start + _CHUNK], out[start:start + _CHUNK]

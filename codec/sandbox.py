@@ -396,10 +396,11 @@ def _tensor(buf: memoryview, what: str) -> _Tensor:
     name = _str(f, "name", what)
     what = f"{what} '{name}'" if name else what
     if "external_data" in f or _one(f, "data_location", 0) != 0:
-        locs = [_str(_parse(e, _ENTRY, what), "value", what) for e in f.get("external_data", [])]
+        entries = [_parse(e, _ENTRY, what) for e in f.get("external_data", [])]
+        where = ", ".join(f"{_str(e, 'key', what)}={_str(e, 'value', what)!r}" for e in entries)
         raise _Refusal("external data", f"{what} is stored outside the model "
-                                        f"(external data {locs or 'without location'}); "
-                                        f"balerc's exporter writes self-contained graphs")
+                                        f"({where or 'no location'}); balerc's exporter "
+                                        f"writes self-contained graphs")
     dtype = _int32(_one(f, "data_type", 0), what)
     if dtype not in ALLOWED_DTYPES:
         raise _Refusal("data type", f"{what} has data type {_dtype_name(dtype)}; allowed: "
@@ -463,13 +464,13 @@ def _check(buf: memoryview, spec: ModelSpec) -> GraphReport:
     if not MIN_IR_VERSION <= ir <= MAX_IR_VERSION:
         raise _Refusal("ir_version", f"ir_version is {ir}; balerc accepts "
                                      f"{MIN_IR_VERSION}..{MAX_IR_VERSION} (its exporter writes 8)")
-    opset = _opset(model)
     if "functions" in model:
         raise _Refusal("functions", f"the model defines {len(model['functions'])} local "
                                     f"function(s), which balerc's exporter never writes")
     if "training_info" in model:
         raise _Refusal("training", "the model carries training_info, which balerc's "
                                    "exporter never writes")
+    opset = _opset(model)
     for entry in model.get("metadata_props", []):
         _parse(entry, _ENTRY, "metadata_props entry")
     _str(model, "doc_string", "ModelProto")
