@@ -199,22 +199,22 @@ _I0 = 1 << (_K - 1)
 _MIN_NORMAL_BITS = _bits(2.0**-1022)
 _INF_BITS = _bits(np.inf)
 _LHI_ULP = Fraction(1, 1 << 41)  # k + lhi is exact for |k| < 2^11
-_INV_LN2_HI_BITS = 32  # 1/ln2 rounded to 32 bits: times a 21-bit r_hi it is exact
+_INV_LN2_HI_BITS = 32
+_ZL_BITS = 12  # z = zh + zl, zl the low 12 mantissa bits; invc has at most 12 bits  # 1/ln2 rounded to 32 bits: times a 21-bit r_hi it is exact
 
 
 @dataclass(frozen=True)
 class _Log2Tables:
-    """Per interval: centre c, short 1/c approximation invc, b = c*invc - 1 (exact),
-    -log2(invc) = lhi + lmid with lhi a multiple of 2^-41 (so k + lhi is exact)."""
+    """Per interval: invc ~ 1/centre with at most 12 significant bits (so z*invc - 1 is
+    exact, see _log2_tables) and -log2(invc) = lhi + lmid, lhi a multiple of 2^-41 (so
+    k + lhi is exact for every exponent k)."""
 
-    c: np.ndarray
     invc: np.ndarray
-    b: np.ndarray
     lhi: np.ndarray
     lmid: np.ndarray
     ih: float  # 1/ln2 = ih + il, ih with 32 significant bits
     il: float
-    coef: tuple[float, ...]  # log2(1+r) - r/ln2 ~ r^2 (a2 + a3 r + ... + a6 r^4)
+    coef: tuple[float, ...]  # (log2(1+r) - r/ln2)/r^2 ~ a2 + a3 r + ... + a6 r^4
 
 
 def _representable(v: Fraction) -> bool:
@@ -224,14 +224,15 @@ def _representable(v: Fraction) -> bool:
 
 @functools.cache
 def _log2_tables() -> _Log2Tables:
-    """Build the log2 tables once (about 30 ms), deterministically, with `decimal`.
+    """Build the log2 tables once, deterministically, with `decimal` and `fractions`.
 
-    For each interval, invc is 1/c rounded to a short quantum q, so that for every z in
-    the interval r = z*invc - 1 is a float64 and equals (z - c)*invc + b with each step
-    exact; this is checked here with exact rational arithmetic, interval by interval.
+    Interval i holds z in [zlo, zmax]. invc is chosen (short, near 1/centre) so that, for
+    every z there, r = z*invc - 1 is a float64 and (zh*invc - 1) + zl*invc computes it
+    with every step exact (z = zh + zl, zl the low 12 bits): checked here exactly.
     """
     width = 1 << (52 - _K)
-    c_t, invc_t, b_t, lhi_t, lmid_t = (np.empty(_N) for _ in range(5))
+    invc_t, lhi_t, lmid_t = np.empty(_N), np.empty(_N), np.empty(_N)
+    rmax_all = Fraction(0)
     with decimal.localcontext() as ctx:
         ctx.prec = _PREC
         ln2 = decimal.Decimal(2).ln()
@@ -243,15 +244,19 @@ def _log2_tables() -> _Log2Tables:
             lo_bits = _OFF + i * width
             zlo, zmax = Fraction(_float(lo_bits)), Fraction(_float(lo_bits + width - 1))
             if i == _I0:
-                c, invc, log = Fraction(1), Fraction(1), decimal.Decimal(0)
+                invc, log = Fraction(1), decimal.Decimal(0)
+                rmax = max(1 - zlo, zmax - 1)
             else:
                 c = Fraction(_float(lo_bits + width // 2))
-                invc, log = _pick_invc(c, zlo, zmax, max_t1, ln2)
+                invc, log, rmax = _pick_invc(c, zlo, zmax, max_t1, ln2)
+            rmax_all = max(rmax_all, rmax)
             lhi = Fraction(round(Fraction(log) / _LHI_ULP)) * _LHI_ULP
-            c_t[i], invc_t[i], b_t[i] = float(c), float(invc), float(c * invc - 1)
-            lhi_t[i], lmid_t[i] = float(lhi), float(log - _dec(lhi))
+            invc_t[i], lhi_t[i], lmid_t[i] = float(invc), float(lhi), float(log - _dec(lhi))
+        # Taylor to r^4 in Q: the first term left out, r^7/(7 ln2), is below 2^-60 of
+        # the result at |r| <= 2^-10 (and far below near x = 1, where |r| <= 2^-11).
+        assert rmax_all < Fraction(1, 1 << 10)
         coef = tuple(float((-1) ** (n + 1) / (n * ln2)) for n in range(2, 7))
-    return _Log2Tables(c_t, invc_t, b_t, lhi_t, lmid_t, ih, il, coef)
+    return _Log2Tables(invc_t, lhi_t, lmid_t, ih, il, coef)
 
 
 def _dec(v: Fraction) -> decimal.Decimal:
@@ -271,20 +276,25 @@ def _round_to_bits(v: Fraction, bits: int) -> float:
 
 
 def _pick_invc(c: Fraction, zlo: Fraction, zmax: Fraction, max_t1: Fraction,
-               ln2: decimal.Decimal) -> tuple[Fraction, decimal.Decimal]:
-    """A short approximation of 1/c for which the reduction is exact, and -log2 of it."""
+               ln2: decimal.Decimal) -> tuple[Fraction, decimal.Decimal, Fraction]:
+    """A short approximation of 1/c for which the reduction is exact, -log2 of it, max|r|.
+
+    Of the candidates that keep every step exact, the one with the smallest max|r|.
+    """
     uz = Fraction(1, 1 << 53) if c < 1 else Fraction(1, 1 << 52)
-    half = max(c - zlo, zmax - c)
-    for shift in (_K + 1, _K, _K + 2, _K - 1, _K + 3):
+    found = []
+    for shift in range(_K - 1, _K + 4):
         q = Fraction(1, 1 << shift)
-        invc = Fraction(round(1 / c / q)) * q
-        rmax = max(abs(zlo * invc - 1), abs(zmax * invc - 1))
+        for step in (0, 1, -1):
+            invc = (round(1 / c / q) + step) * q
+            rmax = max(abs(zlo * invc - 1), abs(zmax * invc - 1))
+            if (invc.numerator.bit_length() <= _ZL_BITS  # zh*invc and zl*invc exact
+                    and rmax * invc.denominator < uz * (1 << 53)):  # r is a float64
+                found.append((rmax, invc))
+    for rmax, invc in sorted(found):
         log = -_dec(invc).ln() / ln2
-        if (half / uz * (invc / q) < 1 << 53  # (z - c) * invc exact
-                and rmax / (uz * q) < 1 << 53  # r = z * invc - 1 a float64
-                and _representable(c * invc - 1)  # b exact
-                and abs(Fraction(log)) - _LHI_ULP > rmax * max_t1):  # Fast2Sum: |lhi| > |t1|
-            return invc, log
+        if abs(Fraction(log)) - _LHI_ULP > rmax * max_t1:  # Fast2Sum: |lhi| > |t1|
+            return invc, log, rmax
     raise AssertionError(f"no exact reduction for the interval around {float(c)}")
 
 
@@ -293,31 +303,34 @@ def _log2_chunk_bits(ix: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
     """log2 of the positive normal float64 with bit patterns ix (also 2^-52-scaled bits)."""
     m = len(ix)
     tmp, i, k = ws["tmp"][:m], ws["i"][:m], ws["k"][:m]
-    z, a, r, rhi, t1, t2, s = (ws[n][:m] for n in ("z", "a", "r", "rhi", "t1", "t2", "s"))
+    z, a, r, rhi, lo, s = (ws[n][:m] for n in ("z", "a", "r", "rhi", "lo", "s"))
     np.subtract(ix, _OFF, out=tmp)
     np.right_shift(tmp, 52 - _K, out=i)
     np.bitwise_and(i, _N - 1, out=i)
     np.right_shift(tmp, 52, out=k)  # arithmetic: floor
     np.left_shift(k, 52, out=tmp)
-    np.subtract(ix, tmp, out=z.view(_I8))  # z in [0.75 - d, 1.5 - 2d), exactly
-    # r = z/c' - 1 exactly, with c' = 1/invc: (z - c) * invc and + b are both exact
-    np.subtract(z, np.take(t.c, i, out=a, mode="wrap"), out=z)
-    np.multiply(z, np.take(t.invc, i, out=a, mode="wrap"), out=z)
-    np.add(z, np.take(t.b, i, out=a, mode="wrap"), out=r)
-    # r/ln2 = t1 + t2: r_hi (21 bits) * ih (32 bits) is exact
+    zi = z.view(_I8)
+    np.subtract(ix, tmp, out=zi)  # z in [0.75 - d, 1.5 - 2d), exactly
+    # r = z*invc - 1 = (zh*invc - 1) + zl*invc, every step exact (see _log2_tables)
+    np.bitwise_and(zi, -1 << _ZL_BITS, out=rhi.view(_I8))  # zh
+    np.subtract(z, rhi, out=z)  # zl
+    np.take(t.invc, i, out=a, mode="wrap")
+    np.multiply(rhi, a, out=r)
+    r -= 1.0
+    z *= a
+    r += z
+    # r/ln2 = t1 + lo: r_hi (21 bits) * ih (32 bits) is exact
     np.bitwise_and(r.view(_I8), -1 << 32, out=rhi.view(_I8))
-    np.subtract(r, rhi, out=t2)  # r_lo
-    np.multiply(t2, t.ih, out=t2)
-    np.multiply(rhi, t.ih, out=t1)
-    np.multiply(r, t.il, out=a)
-    t2 += a
-    # s = k + lhi exactly; hi + e = s + t1 (Fast2Sum: |s| >= |t1| or s == 0)
+    np.subtract(r, rhi, out=lo)
+    lo *= t.ih
+    rhi *= t.ih  # t1
+    # s = k + lhi exactly; hi + e = s + t1 exactly (Fast2Sum: |s| >= |t1| or s == 0)
     np.copyto(s, k, casting="unsafe")
     s += np.take(t.lhi, i, out=a, mode="wrap")
-    np.add(s, t1, out=out)  # hi
+    np.add(s, rhi, out=out)  # hi
     np.subtract(s, out, out=s)
-    s += t1  # e
-    # the rest: r^2 (a2 + r (a3 + r (a4 + r (a5 + r a6)))) + t2 + e + lmid
+    s += rhi  # e
+    # the rest: r (il + r (a2 + r (a3 + r (a4 + r (a5 + r a6))))) + r_lo ih + e + lmid
     a2, a3, a4, a5, a6 = t.coef
     np.multiply(r, a6, out=a)
     a += a5
@@ -327,17 +340,18 @@ def _log2_chunk_bits(ix: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
     a += a3
     a *= r
     a += a2
-    np.multiply(r, r, out=rhi)
-    a *= rhi
-    a += t2
+    a *= r
+    a += t.il
+    a *= r
+    a += lo
     a += s
-    a += np.take(t.lmid, i, out=t1, mode="wrap")
+    a += np.take(t.lmid, i, out=lo, mode="wrap")
     out += a
 
 
 def _log2_ws(size: int) -> dict[str, np.ndarray]:
     """Preallocated chunk buffers for log2."""
-    ws = {n: np.empty(size) for n in ("z", "a", "r", "rhi", "t1", "t2", "s")}
+    ws = {n: np.empty(size) for n in ("z", "a", "r", "rhi", "lo", "s")}
     ws.update({n: np.empty(size, _I8) for n in ("tmp", "i", "k")})
     return ws
 

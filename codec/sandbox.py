@@ -32,10 +32,16 @@ the one every message carries):
 [shape]        static shape inference over ALLOWED_OPS with the batch axis symbolic: N
                broadcasts only against N or 1 and may only be the leading axis; anything
                whose shape cannot be inferred is refused; the output must be [N, width].
-[elements]     sum over all tensors of elements per row <= MAX_ELEMENTS_PER_ROW, and of
+[elements]     sum over all tensors of elements per row <= MAX_ELEMENTS_PER_ROW
+               + ELEMENTS_PER_IO_COLUMN x (input widths + output width), and of
                row-independent elements <= MAX_FIXED_ELEMENTS (memory ~ rows x that x 8 B).
-[flops]        Gemm/MatMul multiply-adds per row <= MAX_FLOPS_PER_ROW (row-independent
-               ones <= MAX_FIXED_FLOPS).
+[flops]        Gemm/MatMul multiply-adds per row <= MAX_FLOPS_PER_ROW
+               + FLOPS_PER_IO_COLUMN x (input widths + output width); row-independent
+               ones <= MAX_FIXED_FLOPS.
+
+The per-row budgets grow with the declared widths because a legitimate decoder of P
+columns needs about P elements and (MLP) width x P multiply-adds per row; what they stop
+is amplification beyond that.
 
 The last three stop broadcast bombs ([N,1] + [1,M], [N,1,1] + [N,1] = [N,N,1]),
 Concat-doubling chains and compute bombs (one weight reused by thousands of MatMul nodes).
@@ -64,12 +70,19 @@ MAX_NODES = 8192
 """Nodes in the graph; the exporter's largest (a physics decoder with MLP) has ~140."""
 MAX_ELEMENTS_PER_ROW = 1 << 16
 """Sum over every tensor that has the batch axis of its elements per row (ONNX Runtime
-needs at most rows x this x 8 bytes); the exporter's graphs need a few hundred."""
+needs at most rows x this x 8 bytes), plus ELEMENTS_PER_IO_COLUMN per input/output
+column; the exporter's graphs need a few hundred (baler, 6 + 11 columns: ~750)."""
+ELEMENTS_PER_IO_COLUMN = 4
+"""Extra per-row elements allowed per declared input or output column (an MLP needs ~2)."""
 MAX_FIXED_ELEMENTS = 1 << 24
 """Sum of the elements of every computed tensor without the batch axis (casts of weights,
 shapes, scalars)."""
 MAX_FLOPS_PER_ROW = 1 << 22
-"""Gemm/MatMul multiply-adds per row; the baler decoder needs ~30 thousand."""
+"""Gemm/MatMul multiply-adds per row, plus FLOPS_PER_IO_COLUMN per input/output column;
+the baler decoder on 17 columns needs ~26 thousand."""
+FLOPS_PER_IO_COLUMN = 256
+"""Extra multiply-adds per row allowed per declared column: any exporter MLP layer of
+width <= 256 (baler's widest is 200) fits for any number of columns."""
 MAX_FIXED_FLOPS = 1 << 26
 """Gemm/MatMul multiply-adds on tensors without the batch axis (done once per run)."""
 MAX_RANK = 4
@@ -193,6 +206,8 @@ class GraphReport:
     fixed_flops: int
     ir_version: int
     opset: int
+    elements_limit: int  # per row, for this spec's widths
+    flops_limit: int  # per row, for this spec's widths
 
 
 def check_model(model: bytes, spec: ModelSpec, source: str = "<decoder>") -> GraphReport:
@@ -495,9 +510,11 @@ def _check(buf: memoryview, spec: ModelSpec) -> GraphReport:
     for b in graph.get("value_info", []):
         _value_info(b, "value_info")
     _check_signature(inputs, outputs, spec)
-    stats = _infer(inputs, inits, nodes, spec.output)
-    return GraphReport(n_nodes, dict(Counter(n.op for n in nodes)), const_bytes, *stats,
-                       ir_version=ir, opset=opset)
+    acc = _Accounting(spec)
+    _infer(inputs, inits, nodes, spec.output, acc)
+    return GraphReport(n_nodes, dict(Counter(n.op for n in nodes)), const_bytes, acc.per_row,
+                       acc.fixed, acc.flops, acc.fixed_flops, ir, opset, acc.max_per_row,
+                       acc.max_flops)
 
 
 def _opset(model: Fields) -> int:
@@ -657,8 +674,8 @@ class _Unverifiable(Exception):
 
 
 def _infer(inputs: list[_Info], inits: list[_Tensor], nodes: list[_Node],
-           output: TensorSpec) -> tuple[int, int, int, int]:
-    """Run shape inference; (elements per row, fixed elements, flops per row, fixed flops)."""
+           output: TensorSpec, acc: _Accounting) -> None:
+    """Run shape inference node by node, adding every tensor and product to `acc`."""
     env: dict[str, _Value] = {}
 
     def define(name: str, value: _Value, what: str) -> None:
@@ -666,7 +683,6 @@ def _infer(inputs: list[_Info], inits: list[_Tensor], nodes: list[_Node],
             raise _Refusal("graph", f"{what} defines '{name}', which is already defined")
         env[name] = value
 
-    acc = _Accounting()
     for i in inputs:
         define(i.name, _Value((N, int(i.dims[1])), i.elem_type), "graph input")
         acc.add(env[i.name].shape, f"graph input '{i.name}'")
@@ -691,7 +707,6 @@ def _infer(inputs: list[_Info], inits: list[_Tensor], nodes: list[_Node],
         shown = "undefined" if got is None else f"{_dtype_name(got.dtype)} {list(got.shape)}"
         raise _Refusal("shape", f"the output '{output.name}' is computed as {shown}; expected "
                                 f"{output.dtype} {list(want)}")
-    return acc.per_row, acc.fixed, acc.flops, acc.fixed_flops
 
 
 def _check_dims(shape: Shape) -> None:
@@ -705,18 +720,21 @@ def _check_dims(shape: Shape) -> None:
 class _Accounting:
     """Running totals of elements and multiply-adds, refused as soon as one is over."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: ModelSpec) -> None:
         self.per_row = self.fixed = self.flops = self.fixed_flops = 0
+        io = sum(t.width for t in spec.inputs) + spec.output.width
+        self.max_per_row = MAX_ELEMENTS_PER_ROW + ELEMENTS_PER_IO_COLUMN * io
+        self.max_flops = MAX_FLOPS_PER_ROW + FLOPS_PER_IO_COLUMN * io
 
     def add(self, shape: Shape, what: str) -> None:
         if shape and shape[0] == N:
             self.per_row += math.prod(int(d) for d in shape[1:])
         else:
             self.fixed += math.prod(int(d) for d in shape)
-        if self.per_row > MAX_ELEMENTS_PER_ROW:
+        if self.per_row > self.max_per_row:
             raise _Refusal("elements", f"at {what} (shape {list(shape)}) the graph's tensors "
                                        f"hold {self.per_row} elements per row, over the limit "
-                                       f"of {MAX_ELEMENTS_PER_ROW}")
+                                       f"of {self.max_per_row} for its input/output widths")
         if self.fixed > MAX_FIXED_ELEMENTS:
             raise _Refusal("elements", f"at {what} (shape {list(shape)}) the graph's "
                                        f"row-independent tensors hold {self.fixed} elements, "
@@ -734,10 +752,11 @@ class _Accounting:
             self.flops += work
         else:
             self.fixed_flops += work * int(a[0])
-        if self.flops > MAX_FLOPS_PER_ROW or self.fixed_flops > MAX_FIXED_FLOPS:
+        if self.flops > self.max_flops or self.fixed_flops > MAX_FIXED_FLOPS:
             raise _Refusal("flops", f"at {node.label()} the graph needs {self.flops} "
                                     f"multiply-adds per row and {self.fixed_flops} fixed; "
-                                    f"limits {MAX_FLOPS_PER_ROW} and {MAX_FIXED_FLOPS}")
+                                    f"limits {self.max_flops} (for its input/output widths) "
+                                    f"and {MAX_FIXED_FLOPS}")
 
 
 _FLOATS = {FLOAT, DOUBLE, FLOAT16}
@@ -877,7 +896,8 @@ _INFER: dict[str, Callable[[_Node, list[_Value]], _Value]] = {
 }
 assert set(_INFER) == set(ALLOWED_OPS) == set(_ARITY)
 
-__all__ = ["ALLOWED_DTYPES", "ALLOWED_OPS", "GraphReport", "MAX_CONSTANT_BYTES",
+__all__ = ["ALLOWED_DTYPES", "ALLOWED_OPS", "ELEMENTS_PER_IO_COLUMN", "FLOPS_PER_IO_COLUMN",
+           "GraphReport", "MAX_CONSTANT_BYTES",
            "MAX_ELEMENTS_PER_ROW", "MAX_FIXED_ELEMENTS", "MAX_FIXED_FLOPS",
            "MAX_FLOPS_PER_ROW", "MAX_MODEL_BYTES", "MAX_NODES", "MAX_RANK", "ModelSpec",
            "TensorSpec", "check_model", "decoder_spec", "encoder_spec"]

@@ -8,6 +8,7 @@ before anything is decoded, so the decoding code may index and allocate from the
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from balerc.formats.errors import SchemaError
@@ -16,7 +17,7 @@ from balerc.formats.records import MAX_NAME_LEN, Check
 MODES_KNOWN = frozenset("qgparl")
 MAX_LATENT = 4096
 MAX_OFFSET = 1 << 53  # mode q/g code offsets stay exact in float64
-_FLOAT = 1e300
+_FLOAT = sys.float_info.max
 
 
 def check_lossless_desc(desc: dict[str, Any], where: str) -> None:

@@ -172,7 +172,7 @@ def check_table(header: dict[str, Any], where: str) -> None:
     if not cols:
         schema.fail("'columns' is empty")
     schema.unique([n for n, _ in cols], "column name")
-    schema.get("source", dict, {})
+    check_source(schema.get("source", dict, {}), f"{where}, 'source'")
     coders = c.list("coders", lambda x, w: Check(x, f"{where}, coder {w}"), max_len=MAX_COLUMNS)
     owner: dict[int, int] = {}
     index = {n: i for i, (n, _) in enumerate(cols)}
@@ -236,3 +236,39 @@ def check_footer(footer: Any, where: str, max_chunks: int, chunk_rows: int) -> C
     c.list("chunks", entry, max_len=max_chunks)
     c.get("summary", dict, {})
     return c
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,255}$")
+_NP_DTYPE = re.compile(r"^[<>|=]?[a-zA-Z]{1,12}[0-9]{0,3}$")
+MAX_EVENTS = 1 << 40
+
+
+def check_source(source: dict[str, Any], where: str) -> None:
+    """The source-format details writers use to rebuild the input (docs/FORMAT.md 3)."""
+    c = Check(source, where)
+    for key in ("format", "path", "tree", "npz_layout", "generator"):
+        if len(c.get(key, str, "")) > MAX_NAME_LEN:
+            c.fail(f"'{key}' is too long")
+    shape = c.list("shape", lambda x, w: c.typed(x, int, w), max_len=32, default=None)
+    if shape is not None and any(d < 0 for d in shape):
+        c.fail("'shape' has a negative dimension")
+    if len(c.get("header_text", str, "")) > MAX_JSON_BYTES // 4:
+        c.fail("'header_text' is too long")
+    if c.get("newline", str, "\n") not in ("\n", "\r\n", "\r"):
+        c.fail("'newline' is not a line terminator")
+    if len(c.get("delimiter", str, ",")) != 1:
+        c.fail("'delimiter' must be one character")
+    c.get("bom", bool, False)
+    if not _NP_DTYPE.match(c.get("names_empty_dtype", str, "U1")):
+        c.fail("'names_empty_dtype' is not a simple NumPy dtype")
+    if c.has("jagged"):
+        j = c.sub("jagged")
+        for key in ("collection", "counter"):
+            name = j.get(key, str, None)
+            if name is not None and not _NAME.match(name):
+                j.fail(f"'{key}' = {name[:40]!r} is not a branch name")
+        j.int("n_events", 0, MAX_EVENTS, None)
+    dtypes = c.get("dtypes", dict, {})
+    for k, v in dtypes.items():
+        if not isinstance(v, str) or len(v) > 64:
+            c.fail(f"'dtypes'['{k[:40]}'] is not a dtype name")

@@ -71,11 +71,13 @@ def dump_json(obj: Any, flags: int) -> bytes:
 
 def compress_json_text(text: bytes, flags: int) -> bytes:
     """Stored bytes of raw JSON text (any bytes), compressed as the writer would."""
+    fast = len(text) > 1 << 18  # huge crafted texts: a fast level, same format
     if flags & FLAG_JSON_DICT:
-        cctx = zstandard.ZstdCompressor(level=19, dict_data=_DICT, write_dict_id=False)
+        cctx = zstandard.ZstdCompressor(level=3 if fast else 19, dict_data=_DICT,
+                                        write_dict_id=False)
         return cctx.compress(text)
     if flags & FLAG_ZSTD_JSON:
-        return zstandard.ZstdCompressor(level=9).compress(text)
+        return zstandard.ZstdCompressor(level=3 if fast else 9).compress(text)
     return text
 
 
@@ -294,6 +296,16 @@ def _fixed_footer(parts: FileParts, entries: list[dict[str, int]]) -> Any:
 
 def write(parts: FileParts) -> bytes:
     """Lay the parts out as a file, recomputing every length, offset and checksum."""
+    return layout(parts)[0]
+
+
+def footer_for(parts: FileParts) -> Any:
+    """The footer object `write` would store now (chunk entries of the current layout)."""
+    return _fixed_footer(parts, layout(parts)[1]) if parts.footer is not None else None
+
+
+def layout(parts: FileParts) -> tuple[bytes, list[dict[str, int]]]:
+    """The file bytes and the footer chunk entries (offset, size, rows) they hold."""
     flags = parts.flags
     hstored = parts.header.encode(flags, _fixed_header(parts))
     hlen = len(hstored) if parts.header_len is None else parts.header_len
@@ -318,7 +330,7 @@ def write(parts: FileParts) -> bytes:
         off = foot_off if parts.footer_offset is None else parts.footer_offset
         out += TRAILER.pack(off, parts.end_magic)
     out += parts.tail
-    return bytes(out)
+    return bytes(out), entries
 
 
 def roundtrip(data: bytes) -> bytes:

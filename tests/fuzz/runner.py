@@ -41,8 +41,7 @@ import numpy as np
 TIME_LIMIT = 10.0  # seconds; a case over this is a hang
 MEM_LIMIT = 4 << 30  # RLIMIT_AS of a worker process
 _GRACE = 15.0  # extra seconds before the parent kills a worker stuck in native code
-_REPO = Path(__file__).resolve().parents[2]
-_PKG_DIRS = tuple(str(_REPO / d) + os.sep for d in ("formats", "codec", "train", "cli"))
+_SUBPACKAGES = ("formats", "codec", "train", "cli")
 
 
 class CaseTimeout(BaseException):
@@ -110,21 +109,38 @@ def compare(columns: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> 
 
 
 # --------------------------------------------------------------------------- sites
+def _package_dirs() -> dict[str, str]:
+    """Directory of each imported balerc subpackage -> its short name ("codec")."""
+    import importlib
+
+    out = {}
+    for name in _SUBPACKAGES:
+        try:
+            mod = importlib.import_module(f"balerc.{name}")
+        except ImportError:
+            continue
+        if getattr(mod, "__file__", None):
+            out[os.path.dirname(os.path.abspath(mod.__file__)) + os.sep] = name
+    return out
+
+
 def balerc_site(tb: Any) -> tuple[str, str]:
     """(innermost balerc frame, innermost frame) of a traceback as ``path:line (func)``."""
-    frames = traceback.extract_tb(tb)
+    dirs = _package_dirs()
     site = raised = ""
-    for fr in frames:
-        where = f"{_short(fr.filename)}:{fr.lineno} ({fr.name})"
-        if fr.filename.startswith(_PKG_DIRS):
+    for fr in traceback.extract_tb(tb):
+        path = os.path.abspath(fr.filename)
+        pkg = next((short for d, short in dirs.items() if path.startswith(d)), None)
+        short = f"{pkg}/{path[len(next(d for d in dirs if dirs[d] == pkg)):]}" if pkg else \
+            _short(path)
+        where = f"{short}:{fr.lineno} ({fr.name})"
+        if pkg:
             site = where
         raised = where
     return site or "<outside balerc>", raised
 
 
 def _short(path: str) -> str:
-    if path.startswith(str(_REPO) + os.sep):
-        return path[len(str(_REPO)) + 1 :]
     marker = "site-packages" + os.sep
     return path.split(marker, 1)[1] if marker in path else os.path.basename(path)
 

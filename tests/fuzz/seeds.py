@@ -240,8 +240,10 @@ def _jobs(root: Path) -> dict[str, Callable[[Path], object]]:
     }
 
 
-# golden files of format 1 (raw JSON, and zstd JSON without dictionary), copied as they are
-GOLDEN_SEEDS = {"v1_rel": "v1_rel1e-3", "v1z_model_pwrel": "v1z_model_pwrel1e-3"}
+# older formats, copied from the golden fixtures as they are: 1.0 with raw JSON, 1.0 with
+# zstd JSON (no dictionary), 2.0 (header checksum without the preamble, no first_row)
+GOLDEN_SEEDS = {"v1_rel": "v1_rel1e-3", "v1z_model_pwrel": "v1z_model_pwrel1e-3",
+                "v20_rel": "v2_rel1e-3", "v20_physics_pwrel": "v2_phys64_pwrel5e-4"}
 
 
 def build(out: Path = CORPUS) -> list[tuple[str, int]]:
