@@ -4,7 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint fuzz clean
+
+# Decoding must give the same bits whatever SIMD paths numpy picks: the golden files and
+# the CPU-independent math are re-run with numpy's AVX-512 (and AVX2) dispatch disabled.
+# Names a machine lacks are ignored by numpy.
+NO_AVX512 := AVX512_SPR AVX512_ICL AVX512_CNL AVX512_CLX AVX512_SKX X86_V4
+NO_AVX2 := $(NO_AVX512) X86_V3 AVX2 FMA3
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +25,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX2)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py
 	$(BIN)/ruff check .
+
+# A long fuzzing campaign over the committed corpus (the CI runs a bounded one in tests/).
+FUZZ_RANDOM ?= 20000
+FUZZ_STRUCTURAL ?= 6000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.campaign --random $(FUZZ_RANDOM) --structural $(FUZZ_STRUCTURAL) --seed 1 --out fuzz-report.md
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compare_table.py

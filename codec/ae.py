@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from balerc.formats import bounded
-from balerc.formats.errors import ContainerError, InputError
+from balerc.formats.errors import ContainerError, InputError, UnsafeModelError
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
@@ -58,6 +58,7 @@ from .pipeline import (
     write_table_container,
 )
 from .runtime import session
+from .sandbox import decoder_spec, encoder_spec
 from .validate import check_ae_desc, check_ae_meta, require
 
 # Allowed drift of the decoder output between runtimes, in normalized units (x = (y-o)/s).
@@ -103,7 +104,9 @@ class AECoder:
         device: str = "cpu",
         threads: int = 1,
         embed_model: bool = True,
+        source: str | None = None,
     ):
+        self.source = source or (model.path if model is not None else "<model>")
         self.columns = columns
         self.index = index
         self.dtypes = dtypes
@@ -131,8 +134,9 @@ class AECoder:
             try:  # what runs, on both sides, and what a file embeds
                 self.lean = lean_onnx(model.decoder)
             except ValueError as exc:
-                raise InputError(f"{model.path}: the decoder is not a valid ONNX model ({exc}); "
-                                 f"re-export the model") from None
+                raise UnsafeModelError(
+                    f"{self.source}: decoder: ONNX graph refused before it could run [protobuf]: "
+                    f"not a valid ONNX model ({exc}); re-export the model") from None
         else:
             self.anchor_idx, self.pred_idx = [], []
             self.io64, self.exact = False, set()
@@ -197,6 +201,7 @@ class AECoder:
         model_dir: str | os.PathLike | None = None,
         threads: int = 1,
         attachment: Any = None,
+        source: str = "<file>",
         **_: Any,
     ) -> AECoder:
         check_ae_desc(desc, "header, autoencoder coder", desc["columns"], dtypes)
@@ -240,6 +245,8 @@ class AECoder:
             margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
             level=desc.get("zstd_level", 3), device=device,
             threads=threads,
+            source=f"{source}: embedded" if model and model.path == "<embedded>" else (
+                str(model_dir) if model else source),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -253,19 +260,28 @@ class AECoder:
     def _predict(self, latents: np.ndarray | None, anchors: np.ndarray) -> np.ndarray:
         """Decoder output in column units (float64) for the predicted columns."""
         assert self.model is not None
-        dec = session(self.lean, self.device, self.threads)
+        dec = self._decoder_session(self.threads)
         inputs: dict[str, np.ndarray] = {}
         if latents is not None:
             inputs["z"] = latents
-        if self.io64:  # anchors and predictions in column units, float64 both ways
-            if self.anchor_idx:
-                inputs["a"] = anchors
-            return dec.run(**inputs).astype(np.float64)
-        if self.anchor_idx:
-            a = (anchors - self.offset[self.anchor_idx]) / self.scale[self.anchor_idx]
-            inputs["a"] = a.astype(np.float32)
-        out = dec.run(**inputs).astype(np.float64)
-        return out * self.scale[self.pred_idx] + self.offset[self.pred_idx]
+        if self.anchor_idx:  # float64 decoders take anchors in column units
+            inputs["a"] = anchors if self.io64 else (
+                (anchors - self.offset[self.anchor_idx]) / self.scale[self.anchor_idx]
+            ).astype(np.float32)
+        out = dec.run(**inputs)
+        if out.shape != (anchors.shape[0], len(self.pred_idx)):  # the sandbox checked it too
+            raise ContainerError(f"{self.source}: the decoder returned shape {out.shape}, "
+                                 f"expected ({anchors.shape[0]}, {len(self.pred_idx)})")
+        if self.io64:
+            return out.astype(np.float64)
+        return out.astype(np.float64) * self.scale[self.pred_idx] + self.offset[self.pred_idx]
+
+    def _decoder_session(self, threads: int) -> Any:
+        """The decoder's ONNX Runtime session, its graph checked by the sandbox first."""
+        assert self.model is not None
+        spec = decoder_spec(self.model.latent_dim, len(self.anchor_idx), len(self.pred_idx),
+                            self.io64)
+        return session(self.lean, self.device, threads, spec=spec, source=f"{self.source}: decoder")
 
     def _pred_margin(self, j: int) -> float:
         """Absolute slack for runtime drift of column j's prediction: margin x scale, or for
@@ -472,7 +488,10 @@ class AECoder:
             return None, b""
         assert self.model.encoder is not None and self.latent_step is not None
         x = (np.where(finite, Y, self.offset[:, None]).T - self.offset) / self.scale
-        z = session(self.model.encoder, self.device, self.threads).run(x=x.astype(np.float32))
+        spec = encoder_spec(len(self.columns), self.model.latent_dim)
+        enc = session(self.model.encoder, self.device, self.threads, spec=spec,
+                      source=f"{self.source}: encoder")
+        z = enc.run(x=x.astype(np.float32))
         qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
         return (qz * self.latent_step).astype(np.float32), pack_codes(qz.T.ravel(), self.level)
 
@@ -826,7 +845,7 @@ def compress_with_model(
     )
     result.extra["errors"] = ae.error_report()
     if model is not None:
-        notes.append(f"ONNX Runtime provider: {session(ae.lean, device, 1).provider}")
+        notes.append(f"ONNX Runtime provider: {ae._decoder_session(1).provider}")
         used = sum(ae._stats.modes.get(m, 0) for m in "par")
         if b is not None and used == 0:
             notes.append("the model did not pay on this table: stored with plain quantization")

@@ -69,11 +69,15 @@ class Codec:
         return target.getvalue() if out is None else self.last_result
 
     def decompress(
-        self, src: str | os.PathLike | bytes, as_array: bool = False, columns: list[str] | None = None
+        self, src: str | os.PathLike | bytes, as_array: bool = False,
+        columns: list[str] | None = None, recover: bool = False,
     ) -> Table | np.ndarray:
-        """A Table (or the float columns as an (N, F) float64 array with as_array=True)."""
+        """A Table (or the float columns as an (N, F) float64 array with as_array=True).
+
+        A damaged or unfinished file raises; `recover=True` returns its valid prefix.
+        """
         from .api import decompress
 
         table = decompress(src, columns=columns, threads=self.threads, device="cpu",
-                           model_dir=self.model_dir)
+                           model_dir=self.model_dir, recover=recover)
         return table.to_numpy() if as_array else table

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import decimal
 import functools
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -80,7 +81,7 @@ def _exp2_tables() -> _Exp2Tables:
             tail[j] = float((acc - decimal.Decimal(h)) / decimal.Decimal(h))
             acc *= step
         ln2 = decimal.Decimal(2).ln()
-        c = [ln2**n / _factorial(n) for n in range(1, 6)]
+        c = [ln2**n / math.factorial(n) for n in range(1, 6)]
     # |r| <= 2^-(K+1): fold the r^5 term into r^3 and r (Chebyshev economisation on
     # [-h, h]: t^5 ~ (20 t^3 - 5 t) / 16), which leaves a truncation error below 2^-68.
     h2 = decimal.Decimal(2) ** (-2 * (_K + 1))
@@ -89,14 +90,6 @@ def _exp2_tables() -> _Exp2Tables:
     j = np.arange(_N, dtype=_U8)
     sbits = hi.view(_U8) - (j << _U8(52 - _K))
     return _Exp2Tables(hi, tail, sbits, coef)
-
-
-def _factorial(n: int) -> int:
-    """n! (math.factorial, kept local so the table code reads on its own)."""
-    out = 1
-    for i in range(2, n + 1):
-        out *= i
-    return out
 
 
 def _exp2_reduce(x: np.ndarray, z: np.ndarray, r: np.ndarray) -> None:
@@ -147,7 +140,7 @@ def _exp2_slow(x: np.ndarray, t: _Exp2Tables) -> np.ndarray:
     z, r, tmp = np.empty_like(xs), np.empty_like(xs), np.empty_like(xs)
     _exp2_reduce(xs, z, r)
     n = z.view(_I8) - _SHIFT_BITS
-    j, e = n & (_N - 1), n >> _K
+    j, e = n & (_N - 1), (n >> _K).astype(np.int32)  # ldexp takes C int exponents
     hi = t.hi[j]
     _exp2_poly(r, t.tail[j], tmp, t.coef)
     res = np.empty_like(xs)
@@ -199,8 +192,8 @@ _I0 = 1 << (_K - 1)
 _MIN_NORMAL_BITS = _bits(2.0**-1022)
 _INF_BITS = _bits(np.inf)
 _LHI_ULP = Fraction(1, 1 << 41)  # k + lhi is exact for |k| < 2^11
-_INV_LN2_HI_BITS = 32
-_ZL_BITS = 12  # z = zh + zl, zl the low 12 mantissa bits; invc has at most 12 bits  # 1/ln2 rounded to 32 bits: times a 21-bit r_hi it is exact
+_INV_LN2_HI_BITS = 32  # 1/ln2 rounded to 32 bits: times a 21-bit r_hi it is exact
+_ZL_BITS = 12  # z = zh + zl, zl the low 12 mantissa bits; invc has at most 12 bits
 
 
 @dataclass(frozen=True)
@@ -217,14 +210,9 @@ class _Log2Tables:
     coef: tuple[float, ...]  # (log2(1+r) - r/ln2)/r^2 ~ a2 + a3 r + ... + a6 r^4
 
 
-def _representable(v: Fraction) -> bool:
-    """Whether v is exactly a float64 (no overflow or underflow in our ranges)."""
-    return Fraction(float(v)) == v
-
-
 @functools.cache
 def _log2_tables() -> _Log2Tables:
-    """Build the log2 tables once, deterministically, with `decimal` and `fractions`.
+    """Build the log2 tables once (~40 ms), deterministically, with `decimal` and integers.
 
     Interval i holds z in [zlo, zmax]. invc is chosen (short, near 1/centre) so that, for
     every z there, r = z*invc - 1 is a float64 and (zh*invc - 1) + zl*invc computes it
@@ -242,13 +230,14 @@ def _log2_tables() -> _Log2Tables:
         max_t1 = Fraction(ih) * (1 + Fraction(1, 1 << 40))  # bound on |t1| / |r|
         for i in range(_N):
             lo_bits = _OFF + i * width
-            zlo, zmax = Fraction(_float(lo_bits)), Fraction(_float(lo_bits + width - 1))
+            # z in units of 2^-53 (every z >= 0.5 is a whole number of them; exact)
+            zlo, zmax = (int(_float(v) * 2.0**53) for v in (lo_bits, lo_bits + width - 1))
             if i == _I0:
                 invc, log = Fraction(1), decimal.Decimal(0)
-                rmax = max(1 - zlo, zmax - 1)
+                rmax = Fraction(max((1 << 53) - zlo, zmax - (1 << 53)), 1 << 53)
             else:
-                c = Fraction(_float(lo_bits + width // 2))
-                invc, log, rmax = _pick_invc(c, zlo, zmax, max_t1, ln2)
+                zc = int(_float(lo_bits + width // 2) * 2.0**53)
+                invc, log, rmax = _pick_invc(zc, zlo, zmax, max_t1, ln2)
             rmax_all = max(rmax_all, rmax)
             lhi = Fraction(round(Fraction(log) / _LHI_ULP)) * _LHI_ULP
             invc_t[i], lhi_t[i], lmid_t[i] = float(invc), float(lhi), float(log - _dec(lhi))
@@ -275,27 +264,29 @@ def _round_to_bits(v: Fraction, bits: int) -> float:
     return float(Fraction(scaled, 1 << (bits - 1)) * Fraction(2) ** e)
 
 
-def _pick_invc(c: Fraction, zlo: Fraction, zmax: Fraction, max_t1: Fraction,
-               ln2: decimal.Decimal) -> tuple[Fraction, decimal.Decimal, Fraction]:
-    """A short approximation of 1/c for which the reduction is exact, -log2 of it, max|r|.
+def _pick_invc(zc: int, zlo: int, zmax: int, max_t1: Fraction, ln2: decimal.Decimal
+               ) -> tuple[Fraction, decimal.Decimal, Fraction]:
+    """invc = n/2^s near 2^53/zc for which the reduction is exact; -log2(invc); max|r|.
 
-    Of the candidates that keep every step exact, the one with the smallest max|r|.
+    z values are in units of 2^-53, all in one binade. Of the candidates that keep every
+    step exact, the one with the smallest max|r| (then the first found) is taken.
     """
-    uz = Fraction(1, 1 << 53) if c < 1 else Fraction(1, 1 << 52)
+    grain = 1 if zc < 1 << 53 else 2  # z (and so r) is a multiple of grain * 2^-53 / 2^s
     found = []
-    for shift in range(_K - 1, _K + 4):
-        q = Fraction(1, 1 << shift)
-        for step in (0, 1, -1):
-            invc = (round(1 / c / q) + step) * q
-            rmax = max(abs(zlo * invc - 1), abs(zmax * invc - 1))
-            if (invc.numerator.bit_length() <= _ZL_BITS  # zh*invc and zl*invc exact
-                    and rmax * invc.denominator < uz * (1 << 53)):  # r is a float64
-                found.append((rmax, invc))
-    for rmax, invc in sorted(found):
+    for s in range(_K - 1, _K + 4):
+        one = 1 << (53 + s)  # 1.0 in units of 2^-(53+s), the unit of z*invc
+        near = (2 * one + zc) // (2 * zc)
+        for n in (near, near + 1, near - 1):
+            rmax = max(abs(zlo * n - one), abs(zmax * n - one))
+            odd = n >> ((n & -n).bit_length() - 1)
+            if odd.bit_length() <= _ZL_BITS and rmax < grain << 53:  # exact, r a float64
+                found.append((rmax << (_K + 3 - s), n, s, rmax))
+    for _, n, s, rmax_units in sorted(found):
+        invc, rmax = Fraction(n, 1 << s), Fraction(rmax_units, 1 << (53 + s))
         log = -_dec(invc).ln() / ln2
         if abs(Fraction(log)) - _LHI_ULP > rmax * max_t1:  # Fast2Sum: |lhi| > |t1|
             return invc, log, rmax
-    raise AssertionError(f"no exact reduction for the interval around {float(c)}")
+    raise AssertionError(f"no exact reduction for the interval around {zc / 2**53}")
 
 
 def _log2_chunk_bits(ix: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
@@ -305,12 +296,11 @@ def _log2_chunk_bits(ix: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
     tmp, i, k = ws["tmp"][:m], ws["i"][:m], ws["k"][:m]
     z, a, r, rhi, lo, s = (ws[n][:m] for n in ("z", "a", "r", "rhi", "lo", "s"))
     np.subtract(ix, _OFF, out=tmp)
-    np.right_shift(tmp, 52 - _K, out=i)
-    np.bitwise_and(i, _N - 1, out=i)
     np.right_shift(tmp, 52, out=k)  # arithmetic: floor
-    np.left_shift(k, 52, out=tmp)
+    np.bitwise_and(tmp, (1 << 52) - 1, out=tmp)
+    np.right_shift(tmp, 52 - _K, out=i)
     zi = z.view(_I8)
-    np.subtract(ix, tmp, out=zi)  # z in [0.75 - d, 1.5 - 2d), exactly
+    np.add(tmp, _OFF, out=zi)  # z = x / 2^k in [0.75 - d, 1.5 - 2d), exactly
     # r = z*invc - 1 = (zh*invc - 1) + zl*invc, every step exact (see _log2_tables)
     np.bitwise_and(zi, -1 << _ZL_BITS, out=rhi.view(_I8))  # zh
     np.subtract(z, rhi, out=z)  # zl

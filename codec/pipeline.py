@@ -382,7 +382,8 @@ def decode_with(
     `recover`, keep the chunks before it (the reader then says how many rows survive)."""
     header = reader.header
     try:
-        coders = coders_from_header(header, attachment=reader.read_attachment, **runtime)
+        coders = coders_from_header(header, attachment=reader.read_attachment,
+                                    source=reader.path, **runtime)
     except ContainerError as exc:
         raise _prefixed(reader, exc) from None
     schema = header["schema"]["columns"]

@@ -12,7 +12,8 @@ the one every message carries):
                <= MAX_CONSTANT_BYTES.
 [protobuf]     well-formed wire format (nothing truncated), only the fields of onnx.proto
                the exporter writes, no singular field twice (protobuf would merge or
-               override them behind our back), valid UTF-8 strings.
+               override them behind our back), valid UTF-8 strings, at most MAX_FIELDS
+               protobuf fields in all (bounds the walker's own time).
 [ir_version]   MIN_IR_VERSION..MAX_IR_VERSION (the exporter writes 8).
 [opset]        one opset_import, domain "" or "ai.onnx", version MIN_OPSET..MAX_OPSET (17).
 [functions]    no model-local functions.     [training]  no training_info.
@@ -51,6 +52,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +89,9 @@ MAX_FIXED_FLOPS = 1 << 26
 """Gemm/MatMul multiply-adds on tensors without the batch axis (done once per run)."""
 MAX_RANK = 4
 """Rank of any tensor; the exporter's are at most 2."""
+MAX_FIELDS = 1 << 18
+"""Protobuf fields in the whole model (under 1 s of walking); a 140-node graph has ~1500,
+a graph of MAX_NODES nodes ~80 thousand."""
 MIN_IR_VERSION, MAX_IR_VERSION = 3, 10
 MIN_OPSET, MAX_OPSET = 13, 21
 
@@ -212,9 +217,9 @@ class GraphReport:
 
 def check_model(model: bytes, spec: ModelSpec, source: str = "<decoder>") -> GraphReport:
     """Validate `model` (ONNX protobuf bytes) against `spec`; UnsafeModelError if refused."""
+    _budget.left = MAX_FIELDS
     try:
-        return _check(memoryview(bytes(model)) if not isinstance(model, bytes)
-                      else memoryview(model), spec)
+        return _check(memoryview(model if isinstance(model, bytes) else bytes(model)), spec)
     except _Refusal as r:
         err = UnsafeModelError(
             f"{source}: ONNX graph refused before it could run [{r.check}]: {r.detail}; "
@@ -272,6 +277,7 @@ _SHAPE: Schema = {1: ("dim", "rm")}
 _DIM: Schema = {1: ("dim_value", "u"), 2: ("dim_param", "s"), 3: ("denotation", "s")}
 
 Fields = dict[str, list[Any]]
+_budget = threading.local()  # fields left to parse in this thread's check_model call
 
 
 def _varint(buf: memoryview, i: int, what: str) -> tuple[int, int]:
@@ -293,6 +299,9 @@ def _parse(buf: memoryview, schema: Schema, what: str) -> Fields:
     out: Fields = {}
     i, n = 0, len(buf)
     while i < n:
+        _budget.left -= 1
+        if _budget.left < 0:
+            raise _Refusal("protobuf", f"the model has over {MAX_FIELDS} protobuf fields")
         key, i = _varint(buf, i, what)
         num, wire = key >> 3, key & 7
         if num not in schema:
@@ -422,6 +431,8 @@ def _tensor(buf: memoryview, what: str) -> _Tensor:
                                     f"{', '.join(v[0] for v in ALLOWED_DTYPES.values())}")
     if "segment" in f:
         raise _Refusal("tensor", f"{what} is segmented, which balerc's exporter never writes")
+    if _count(f.get("dims", []), 0, what) > MAX_RANK:
+        raise _Refusal("tensor", f"{what} has rank over {MAX_RANK}")
     dims = tuple(_varints(f.get("dims", []), what))
     if any(d < 0 for d in dims) or len(dims) > MAX_RANK:
         raise _Refusal("tensor", f"{what} has dims {list(dims)}: need rank <= {MAX_RANK} "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +100,84 @@ def test_recovery_keeps_only_the_in_order_prefix(small):
     with pytest.warns(RecoveryWarning, match="recovered the first 100 rows"):
         got = read_container(body, recover=True)
     assert got.n_rows == 100
+
+
+# ------------------------------------------------------------- crafted embedded decoders
+HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
+
+
+def _with_decoder(decoder: bytes) -> bytes:
+    """A real file (4 anchors, 2 predicted columns) whose embedded decoder is replaced by
+    `decoder`, every checksum and the decoder's sha256 fixed as a forger would."""
+    import hashlib
+
+    import zstandard
+
+    from balerc.codec.model import ModelBundle
+    from tests.fuzz import fileparts
+
+    names = [f"c{i}" for i in range(6)]
+    manifest = {"format": "balerc-model", "model_format_version": 1, "columns": names,
+                "anchors": names[:4], "predicted": names[4:], "latent_dim": 0,
+                "latent_bits": 6, "opset": 17,
+                "normalization": [{"name": n, "offset": 0.0, "scale": 1.0} for n in names]}
+    valid = (HOSTILE / "decoders" / "valid.onnx").read_bytes()
+    rng = np.random.default_rng(1)
+    t = Table({n: rng.normal(size=500) for n in names})
+    buf = io.BytesIO()
+    compress_with_model(t, buf, model_dir=None, model=ModelBundle(manifest, None, valid),
+                        bound="rel:1e-3", keep_model=True)
+    parts = fileparts.parse(buf.getvalue())
+    (name, _), = parts.attachments
+    parts.attachments = [[name, zstandard.ZstdCompressor().compress(decoder)]]
+    coder = parts.header.obj["coders"][0]
+    coder["decoder_attachment_sha256"] = hashlib.sha256(decoder).hexdigest()
+    return fileparts.write(parts)
+
+
+def _crafted() -> list[tuple[str, str]]:
+    import sys
+
+    sys.path.insert(0, str(HOSTILE))
+    from make_decoders import EXPECTED
+
+    return [(f, c) for f, c in sorted(EXPECTED.items()) if c is not None]
+
+
+@pytest.fixture
+def no_onnxruntime(monkeypatch):
+    import onnxruntime
+
+    def refuse(*a, **k):
+        raise AssertionError("ONNX Runtime was asked to load a graph the sandbox should refuse")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+
+
+def test_valid_decoder_embedded_decodes():
+    table = read_container(_with_decoder((HOSTILE / "decoders" / "valid.onnx").read_bytes()))
+    assert table.n_rows == 500
+
+
+@pytest.mark.parametrize(("name", "check"), _crafted())
+def test_crafted_embedded_decoder_is_refused_before_it_runs(name, check, no_onnxruntime):
+    from balerc.formats.errors import UnsafeModelError
+
+    data = _with_decoder((HOSTILE / "decoders" / name).read_bytes())
+    with pytest.raises(UnsafeModelError, match=rf"\[{check}\]") as exc:
+        read_container(data)
+    assert str(exc.value).startswith("<bytes>: embedded: decoder: ONNX graph refused")
+
+
+def test_cli_refuses_a_crafted_decoder_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "loop.balerc"
+    f.write_bytes(_with_decoder((HOSTILE / "decoders" / "loop_2e40.onnx").read_bytes()))
+    r = subprocess.run([sys.executable, "-m", "balerc.cli", "decompress", str(f), "-o",
+                        str(tmp_path / "o.csv"), "-q"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "refused" in r.stderr and "Loop" in r.stderr and str(f) in r.stderr
+    assert not (tmp_path / "o.csv").exists()

@@ -25,6 +25,7 @@ from balerc.codec.sandbox import (
     ALLOWED_OPS,
     MAX_CONSTANT_BYTES,
     MAX_ELEMENTS_PER_ROW,
+    MAX_FIELDS,
     MAX_FLOPS_PER_ROW,
     MAX_NODES,
     ModelSpec,
@@ -122,6 +123,15 @@ def test_spec_mismatch_is_refused() -> None:
     data = (HOSTILE / "decoders" / "valid.onnx").read_bytes()
     _refused(data, "inputs", "v", ModelSpec((TensorSpec("a", "float32", 5),), SPEC.output))
     _refused(data, "outputs", "v", ModelSpec(SPEC.inputs, TensorSpec("y", "float64", 2)))
+
+
+def test_protobuf_tricks_refused() -> None:
+    valid = (HOSTILE / "decoders" / "valid.onnx").read_bytes()
+    _refused(b"\x72\x00" * (MAX_FIELDS + 1), "protobuf", "many fields")  # empty metadata
+    _refused(valid + b"\xd2\x01\x00", "protobuf", "unknown field")  # field 26, configuration
+    _refused(valid + b"\x08\x08", "protobuf", "ir_version twice")
+    _refused(b"\x08" + b"\xff" * 10 + b"\x01", "protobuf", "long varint")
+    _refused(valid + b"\x0b", "protobuf", "group wire type")
 
 
 def test_damaged_bytes_only_raise_unsafe_model_error() -> None:
