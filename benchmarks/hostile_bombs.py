@@ -105,6 +105,7 @@ def verdict(res: dict[str, Any], expected: str, honest: int) -> tuple[bool, str]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the table; exit 1 when a row misses the target."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=Path, default=HOSTILE)
     ap.add_argument("--mem-limit-gib", type=float, default=8.0)

@@ -36,7 +36,7 @@ from balerc.formats.table import Table
 
 from . import lossless
 from .bound import Bound
-from .logdomain import alone_values, exp2, log_codes, log_delta, relog, unlog
+from .logdomain import alone_values, exp2, log2, log_codes, log_delta, relog, unlog
 from .model import ModelBundle, lean_onnx, sha256
 from .packing import (
     decode_codes,
@@ -545,8 +545,8 @@ class AECoder:
             eps_r = eps * (1.0 - kappa)
             delta_r = log_delta(eps_r)
             with np.errstate(divide="ignore", invalid="ignore"):
-                logp = np.log2(ap)
-                c = np.log2(ay)
+                logp = log2(ap)
+                c = log2(ay)
             c -= logp
             c /= delta_r
             np.rint(c, out=c)
@@ -560,7 +560,7 @@ class AECoder:
             flag[zero] = 2
             r[zero] = 0.0
             if alone.any():  # the rows _relog decodes as +/-2^(c delta)
-                ca = np.rint(np.log2(ay[alone]) / delta)
+                ca = np.rint(log2(ay[alone]) / delta)
                 codes[alone] = ca
                 flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
                 r[alone] = alone_values(ca, flag[alone], delta)

@@ -7,9 +7,10 @@ table lookups by integer index), which are exactly rounded on every IEEE machine
 results are identical wherever numpy runs. numpy never contracts separate ufunc calls into
 fused multiply-adds, so every step below rounds exactly once, as written.
 
-Accuracy: within 1 ulp of the exact value everywhere, and correctly rounded for all but
-about one input in a thousand (tests/test_exactmath.py), so results agree with glibc's
-near-correctly-rounded libm nearly always.
+Accuracy: the error before the final rounding is about 2^-10 ulp, so results are within
+0.501 ulp of the exact value (measured; the tests check 0.51, the contract is 1) and correctly
+rounded for all but ~1 input in 6000 (exp2) or 1 in 80000 (log2): closer to correct
+rounding than either numpy path, and so equal to glibc's libm for ~99.9% of inputs.
 
 Method (both): a table of 2^K entries indexed by the top bits of the reduced argument,
 stored as double-double pairs built once with `decimal` (software arithmetic, the same
@@ -55,6 +56,9 @@ def _float(bits: int) -> float:
 # integer, in the low mantissa bits; z - _SHIFT is that multiple, exactly.
 _SHIFT = 1.5 * 2.0 ** (52 - _K)
 _SHIFT_BITS = _bits(_SHIFT)
+# The fast path needs scale = 2^e hi_j normal and scale * (2^r - 1) far from subnormal
+# (its rounding must stay below 2^-10 ulp of the result): 2^-1000 < result < 2^1022.
+_EXP2_FAST_LO, _EXP2_FAST_HI = -1000.0, 1022.0
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def _exp2_poly(r: np.ndarray, tail: np.ndarray, out: np.ndarray, coef: tuple) ->
 
 def _exp2_chunk(x: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
                 t: _Exp2Tables) -> None:
-    """exp2 of |x| < 1022 (normal results): 2^e * hi_j * (1 + tail_j + p(r))."""
+    """exp2 for x in (_EXP2_FAST_LO, _EXP2_FAST_HI): 2^e * hi_j * (1 + tail_j + p(r))."""
     m = len(x)
     z, r, tmp, tail = ws["z"][:m], ws["r"][:m], ws["tmp"][:m], ws["tail"][:m]
     j, sb = ws["j"][:m], ws["sb"][:m]
@@ -131,7 +135,7 @@ def _exp2_chunk(x: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
 
 
 def _exp2_slow(x: np.ndarray, t: _Exp2Tables) -> np.ndarray:
-    """exp2 where the result may overflow, be subnormal, or x is not finite."""
+    """exp2 where the result may overflow, be (nearly) subnormal, or x is not finite."""
     out = np.zeros_like(x)
     out[np.isnan(x)] = np.nan
     out[x >= 1024.0] = np.inf
@@ -177,8 +181,8 @@ def exp2(x: np.ndarray) -> np.ndarray:
         for start in range(0, flat.size, _CHUNK):
             xc, oc = flat[start:start + _CHUNK], out[start:start + _CHUNK]
             _exp2_chunk(xc, oc, ws, t)
-            if not (xc.min() > -1022.0 and xc.max() < 1022.0):  # false for nan too
-                bad = ~(np.abs(xc) < 1022.0)
+            if not (xc.min() > _EXP2_FAST_LO and xc.max() < _EXP2_FAST_HI):  # nan: too
+                bad = ~((xc > _EXP2_FAST_LO) & (xc < _EXP2_FAST_HI))
                 oc[bad] = _exp2_slow(xc[bad], t)
     return out.reshape(xa.shape)
 

@@ -7,11 +7,9 @@ Every function here is used by both sides, so a value decodes to the bits it was
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-exp2, log2 = np.exp2, np.log2  # replaced by the CPU-independent codec/exactmath.py
+from .exactmath import exp2, log2  # never numpy's: its SIMD paths differ between CPUs
 
 LOG_SLACK = 1.0 - 1e-9  # the step is a hair finer than the bound allows: rounding headroom
 
@@ -23,7 +21,7 @@ def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None
     finite = np.isfinite(y) if finite is None else finite
     valid = finite & (y != 0)
     k = np.zeros(len(y), dtype=np.int64)
-    k[valid] = np.rint(np.log2(np.abs(y[valid])) / delta).astype(np.int64)
+    k[valid] = np.rint(log2(np.abs(y[valid])) / delta).astype(np.int64)
     low = int(k[valid].min()) if valid.any() else 0
     codes = np.where(valid, np.where(np.signbit(y), -1, 1) * (k - low + 1), 0)
     return codes, low, unlog(codes, low, delta)
@@ -35,7 +33,7 @@ def relog_codes(y: np.ndarray, p: np.ndarray, eps_r: float) -> tuple[np.ndarray,
     rel = np.isfinite(y) & (ay > 0) & (ap > 0) & np.isfinite(p)
     codes = np.zeros(len(y), dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        codes[rel] = np.rint((np.log2(ay[rel]) - np.log2(ap[rel])) / log_delta(eps_r))
+        codes[rel] = np.rint((log2(ay[rel]) - log2(ap[rel])) / log_delta(eps_r))
     flag = np.where(np.signbit(y) != np.signbit(p), 1, 0).astype(np.uint8)
     flag[y == 0] = 2
     return codes, flag
@@ -51,24 +49,24 @@ def unlog(codes: np.ndarray, low: int, delta: float) -> np.ndarray:
     hi = int(a.max(initial=0))
     with np.errstate(over="ignore"):
         if hi <= 4 * len(codes) and hi <= 1 << 20:
-            table = np.exp2((np.arange(hi + 1, dtype=np.int64) - 1 + low) * delta)
+            table = exp2((np.arange(hi + 1, dtype=np.int64) - 1 + low) * delta)
             table[0] = 0.0
             mag = table[a]
         else:
-            mag = np.where(a == 0, 0.0, np.exp2((a - 1 + low) * delta))
+            mag = np.where(a == 0, 0.0, exp2((a - 1 + low) * delta))
     np.negative(mag, where=codes < 0, out=mag)
     return mag
 
 
 def log_delta(eps: float) -> float:
     """Log2 step whose half keeps |y'/y - 1| <= eps (with a hair of slack for rounding)."""
-    return 2.0 * math.log2(1.0 + eps) * LOG_SLACK
+    return 2.0 * float(log2(np.array([1.0 + eps]))[0]) * LOG_SLACK
 
 
 def alone_values(codes: np.ndarray, flag: np.ndarray, delta: float) -> np.ndarray:
     """Mode r rows coded without the prediction (flag 3/4): +/- 2^(c delta)."""
     with np.errstate(over="ignore"):
-        mag = np.exp2(codes * delta)
+        mag = exp2(codes * delta)
     return np.where(flag == 4, -mag, mag)
 
 
@@ -80,7 +78,7 @@ def relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
     3/4: +/- 2^(c delta), independent of the prediction. logp: log2|p| when known.
     """
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        out = np.exp2((np.log2(np.abs(p)) if logp is None else logp) + codes * delta_rel)
+        out = exp2((log2(np.abs(p)) if logp is None else logp) + codes * delta_rel)
     np.negative(out, where=np.signbit(p) != (flag == 1), out=out)
     alone = flag >= 3
     if alone.any():

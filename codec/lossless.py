@@ -119,9 +119,12 @@ def decode_column(data: bytes, dtype: str | np.dtype, n: int, what: str = "lossl
     if not data:
         raise ContainerError(f"{what}: empty")
     filt = data[0]
+    dt = np.dtype(dtype)
+    if (filt == UTF8) != (dt.kind == "O"):
+        raise ContainerError(f"{what}: a {'string' if filt == UTF8 else 'numeric'} stream "
+                             f"where the schema says {'strings' if dt.kind == 'O' else dt}")
     if filt == UTF8:
         return _decode_strings(data, n, what)
-    dt = np.dtype(dtype)
     store = np.dtype(np.uint8) if dt.kind == "b" else dt.newbyteorder("<")
     if filt not in (RAW, SHUFFLE, DELTA_SHUFFLE):
         raise ContainerError(f"{what}: unknown lossless filter id {filt}")

@@ -82,7 +82,12 @@ class Summary:
 
     @property
     def bad(self) -> dict[str, int]:
-        return {b: self.count(b) for b in BAD}
+        """Counts that must be zero (a prefix without recover=True too, once it exists)."""
+        out = {b: self.count(b) for b in BAD}
+        if self.recover_supported:
+            out["unrequested-recovery"] = self.count("unrequested-recovery")
+        out["mutator-error"] = self.count("mutator-error")
+        return out
 
 
 # ------------------------------------------------------------------------------ labels
@@ -199,6 +204,7 @@ class Saver:
             directory.mkdir(parents=True, exist_ok=True)
 
     def keys(self, case: Case) -> Iterator[str]:
+        """The findings a case shows (one reproducer is kept per key)."""
         for mode, lab in case.labels.items():
             att = case.attempts[mode]
             if lab in ("untyped", "hang", "crash"):
@@ -209,6 +215,7 @@ class Saver:
                 yield f"memory: {case.mutation.split('+')[0]} {att.outcome} {att.detail}"
 
     def consider(self, case: Case) -> None:
+        """Save the case if it is the first of one of its findings."""
         for key in self.keys(case):
             if key in self.paths or not case.data:
                 continue
@@ -347,6 +354,7 @@ def report(summary: Summary) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The CLI: run, write the report, exit 1 when a must-be-zero count is not."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--random", type=int, default=2000, help="random byte-level mutations")
     ap.add_argument("--structural", type=int, default=1000, help="structural mutations")

@@ -262,7 +262,8 @@ def _parse_chunk(data: bytes, pos: int, flags: int) -> tuple[Chunk, int]:
 # ------------------------------------------------------------------------------ write
 def _fixed_header(parts: FileParts) -> Any:
     obj = parts.header.obj
-    if parts.fix_attachments and isinstance(obj, dict) and (parts.attachments or "attachments" in obj):
+    has = isinstance(obj, dict) and (bool(parts.attachments) or "attachments" in obj)
+    if parts.fix_attachments and has:
         obj = dict(obj)
         obj["attachments"] = [[n, len(b), xxh64_hex(b)] for n, b in parts.attachments]
     return obj
@@ -275,7 +276,8 @@ def _chunk_bytes(chunk: Chunk, flags: int) -> bytes:
         obj["streams"] = [[n, len(b), xxh64_hex(b)] for n, b in chunk.streams]
     dstored = chunk.desc.encode(flags, obj)
     xx = xxh64_int(dstored) if chunk.checksum is None else chunk.checksum
-    return RECORD.pack(chunk.mark, len(dstored), xx) + dstored + b"".join(b for _, b in chunk.streams)
+    payloads = b"".join(b for _, b in chunk.streams)
+    return RECORD.pack(chunk.mark, len(dstored), xx) + dstored + payloads
 
 
 def _fixed_footer(parts: FileParts, entries: list[dict[str, int]]) -> Any:

@@ -223,6 +223,7 @@ def _pick_record(rng: random.Random, parts: FileParts) -> tuple[str, fp.JsonReco
 
 
 def json_set(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """Any value of any record replaced (huge, negative, float, string, null, ...)."""
     label, rec = _pick_record(rng, parts)
     path = rng.choice(_paths(rec.obj))
     value = rng.choice(JSON_VALUES)
@@ -231,6 +232,7 @@ def json_set(rng: random.Random, parts: FileParts) -> tuple[str, str]:
 
 
 def json_delete(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """A key (or list item) of any record deleted."""
     label, rec = _pick_record(rng, parts)
     paths = [p for p in _paths(rec.obj) if p and isinstance(_get(rec.obj, p[:-1]), dict | list)]
     if not paths:
@@ -241,6 +243,7 @@ def json_delete(rng: random.Random, parts: FileParts) -> tuple[str, str]:
 
 
 def json_dup(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """Duplicate an element of some list (schema columns, streams, footer entries...)."""
     label, rec = _pick_record(rng, parts)
     lists = [p for p in _paths(rec.obj) if isinstance(_get(rec.obj, p), list) and _get(rec.obj, p)]
     if not lists:
@@ -261,6 +264,7 @@ def _text_with(rec: fp.JsonRecord, path: tuple[Any, ...], text: str) -> bytes:
 
 
 def json_deep(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """A value replaced by a list or object nested up to 100,000 levels."""
     label, rec = _pick_record(rng, parts)
     path = rng.choice(_paths(rec.obj))
     depth = rng.choice((200, 1000, 5000, 100_000))
@@ -270,6 +274,7 @@ def json_deep(rng: random.Random, parts: FileParts) -> tuple[str, str]:
 
 
 def json_huge_list(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """A list replaced by one of up to a million items."""
     label, rec = _pick_record(rng, parts)
     lists = [p for p in _paths(rec.obj) if isinstance(_get(rec.obj, p), list)] or [()]
     path = rng.choice(lists)
@@ -314,6 +319,7 @@ def _metas(parts: FileParts) -> list[tuple[int, str, dict[str, Any]]]:
 
 
 def modes_edit(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """A letter of a chunk's modes string changed (unknown letters too), or its length."""
     metas = _metas(parts)
     if not metas:
         return json_set(rng, parts)
@@ -324,7 +330,8 @@ def modes_edit(rng: random.Random, parts: FileParts) -> tuple[str, str]:
         j = rng.randrange(len(modes))
         letter = rng.choice(MODE_LETTERS)
         m["modes"] = modes[:j] + letter + modes[j + 1 :]
-        return f"desc/{k}.meta.{key}.modes[{j}]={letter!r}", ANY if letter in KNOWN_MODES else REFUSE
+        expect = ANY if letter in KNOWN_MODES else REFUSE
+        return f"desc/{k}.meta.{key}.modes[{j}]={letter!r}", expect
     m["modes"] = modes[:-1] if r < 0.85 else modes + rng.choice(KNOWN_MODES)
     return f"desc/{k}.meta.{key}.modes length {len(modes)}->{len(m['modes'])}", REFUSE
 
@@ -357,6 +364,7 @@ def schema_dup_name(rng: random.Random, parts: FileParts) -> tuple[str, str]:
 
 
 def coder_columns(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """A coder's column list: duplicated, out of range, negative, unknown name, shared."""
     coders = parts.header.obj.get("coders") if isinstance(parts.header.obj, dict) else None
     if not isinstance(coders, list) or not coders:
         return json_set(rng, parts)
@@ -383,6 +391,7 @@ def coder_columns(rng: random.Random, parts: FileParts) -> tuple[str, str]:
 
 
 def chunk_rows(rng: random.Random, parts: FileParts) -> tuple[str, str]:
+    """A chunk claims another row count (0, -1, 10^12, 2^63, off by one)."""
     k = rng.randrange(len(parts.chunks))
     d = parts.chunks[k].desc.obj
     old = d.get("rows", 0)
@@ -570,7 +579,8 @@ def exc_rows(rng: random.Random, parts: FileParts) -> tuple[str, str]:
     rows = parts.chunks[k].rows
     what = rng.choice(("beyond", "negative", "count", "blen", "values"))
     if what in ("beyond", "negative") and m > 0:
-        target = rows + rng.choice((0, 5, 10**9)) if what == "beyond" else -rng.choice((1, 3, 10**9))
+        big = rng.choice((0, 5, 10**9))
+        target = rows + big if what == "beyond" else -max(big, 1)
         idx = list(range(m - 1)) + [target]
         body = _pack_codes(list(np.diff(np.asarray(idx, dtype=np.int64), prepend=0)))
         entry[1] = struct.pack("<QQ", m, len(body)) + body + values

@@ -382,6 +382,7 @@ class Worker:
         return CaseResult(att)
 
     def stop(self, kill: bool = False) -> None:
+        """End the worker (closing its pipes; killed when `kill` or stuck)."""
         if self.proc is None:
             return
         proc, self.proc = self.proc, None

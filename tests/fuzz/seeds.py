@@ -156,7 +156,8 @@ def _exact_model(root: Path) -> Path:
 def _latent_table(n: int = 1200) -> Table:
     rng = np.random.default_rng(8)
     c = rng.uniform(-10, 10, n)
-    return Table({"c": c, "d": 2 * c + rng.normal(0, 1e-3, n), "e": -c / 2 + rng.normal(0, 1e-3, n)})
+    noise = rng.normal(0, 1e-3, (2, n))
+    return Table({"c": c, "d": 2 * c + noise[0], "e": -c / 2 + noise[1]})
 
 
 def _latent_model(root: Path) -> Path:
@@ -165,6 +166,7 @@ def _latent_model(root: Path) -> Path:
     from onnx import TensorProto, helper
 
     def onnx_bytes(name: str, inp: str, k: int, w: np.ndarray, out: int) -> bytes:
+        """y = x @ w as an ONNX model."""
         graph = helper.make_graph(
             [helper.make_node("MatMul", [inp, "w"], ["y"])], name,
             [helper.make_tensor_value_info(inp, TensorProto.FLOAT, ["N", k])],
