@@ -638,20 +638,20 @@ class AECoder:
             members = self._group_members(F, modes)
             if version == 1:  # model-free columns only
                 members = [(j, r) for j, r in members if modes[j] in "qg"]
-            unpacked = unpack_group(require(streams, "qgroup", "chunk"), len(members), rows)
+            unpacked = unpack_group(require(streams, "qgroup"), len(members), rows)
             grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
 
         def codes_of(j: int) -> np.ndarray:
             sid = self._sid("res", j)
             if sid in grouped:
                 return decode_codes(*grouped[sid], rows)
-            return unpack_codes(require(streams, sid, "chunk"), rows, f"stream '{sid}'")
+            return unpack_codes(require(streams, sid), rows, f"stream '{sid}'")
 
         def flags_of(j: int) -> np.ndarray:
             sid = self._sid("sign", j)
             if sid in grouped:
                 return decode_codes(*grouped[sid], rows).astype(np.uint8)
-            return lossless.decode_column(require(streams, sid, "chunk"), np.uint8, rows, f"stream '{sid}'")
+            return lossless.decode_column(require(streams, sid), np.uint8, rows, f"stream '{sid}'")
 
         for j in range(F):
             m = modes[j]
@@ -684,7 +684,7 @@ class AECoder:
         if self.model.latent_dim > 0:
             assert self.latent_step is not None
             L = self.model.latent_dim
-            data = require(streams, "latents", "chunk")
+            data = require(streams, "latents")
             qz = unpack_codes(data, rows * L, "stream 'latents'").reshape(L, rows).T
             latents = (qz * self.latent_step).astype(np.float32)
         p = self._predict(latents, recon[self.anchor_idx].T)

@@ -133,9 +133,9 @@ def check_ae_meta(meta: Any, where: str, F: int, mode: str | None, has_model: bo
     return modes
 
 
-def require(streams: dict[str, bytes], sid: str, where: str) -> bytes:
+def require(streams: dict[str, bytes], sid: str) -> bytes:
     """A stream the chunk's metadata says is there."""
     data = streams.get(sid)
     if data is None:
-        raise SchemaError(f"{where}: stream '{sid}' is missing")
+        raise SchemaError(f"stream '{sid}' is missing")
     return data

@@ -80,6 +80,11 @@ class Check:
         if v is None:
             if default is ...:
                 self.fail(f"'{key}' is missing")
+            if key in self.record:  # null means absent: later `.get(key, x)` must see x
+                if default is None:
+                    del self.record[key]
+                else:
+                    self.record[key] = default
             return default
         return self.typed(v, kind, what or f"'{key}'")
 

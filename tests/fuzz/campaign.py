@@ -131,16 +131,17 @@ def _run_one(i: int, cfg: Config, targets: list[mu.Target], workers: Queue[Worke
         att = Attempt("mutator-error", type(exc).__name__, message=str(exc)[:200])
         return Case(f"x{i}", "?", "structural" if i >= cfg.random else "random", "?", "",
                     "any", {"default": "mutator-error"}, {"default": att})
+    seed = m.as_seed or t.name  # a splice that is wholly the other seed's file
     w = workers.get()
     try:
-        res: CaseResult = w.run(t.name, m.data, as_path=i % 2 == 1)
+        res: CaseResult = w.run(seed, m.data, as_path=i % 2 == 1)
     finally:
         workers.put(w)
     attempts = dict(res.attempts())
     labels = {mode: label_of(a, mode, m) for mode, a in attempts.items()}
     keep = any(lab in BAD or lab == "accepted-invalid" for lab in labels.values()) or any(
         a.rss_growth > 256 << 20 for a in attempts.values())
-    return Case(case_id, t.name, m.kind, m.name, m.detail, m.expect, labels, attempts,
+    return Case(case_id, seed, m.kind, m.name, m.detail, m.expect, labels, attempts,
                 m.data if keep else b"")
 
 

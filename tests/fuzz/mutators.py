@@ -37,6 +37,7 @@ class Mutation:
     detail: str
     kind: str  # "random" | "structural"
     expect: str = REFUSE
+    as_seed: str | None = None  # the result is this other seed's file, byte for byte
 
 
 @dataclass
@@ -144,8 +145,9 @@ def random_mutation(rng: random.Random, t: Target, others: list[Target]) -> Muta
         o = rng.choice(others)
         a = rng.randrange(len(t.data))
         b = rng.randrange(len(o.data)) if rng.random() < 0.5 else min(a, len(o.data) - 1)
-        return Mutation(t.data[:a] + o.data[b:], "splice", f"{t.name}[:{a}]+{o.name}[{b}:]",
-                        "random")
+        data = t.data[:a] + o.data[b:]
+        return Mutation(data, "splice", f"{t.name}[:{a}]+{o.name}[{b}:]", "random",
+                        as_seed=o.name if data == o.data else None)
     d = bytearray(t.data)
     names, details = [], []
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
@@ -729,6 +731,8 @@ def attachment_edit(rng: random.Random, parts: FileParts) -> tuple[str, str]:
         onnx = blob
     fix = rng.random() < 0.8
     what = rng.choice(("random", "truncated", "damaged", "empty", "raw", "rename", "size"))
+    if not onnx and what in ("truncated", "damaged"):
+        what = "random"
     expect = REFUSE
     if what == "random":
         _set_decoder(parts, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 2048))), fix)
