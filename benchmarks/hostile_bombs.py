@@ -8,8 +8,8 @@ balerc, notes its peak RSS, reads the file and reports the outcome (exception cl
 rows), the wall time of the read and the child's peak RSS (ru_maxrss). The child runs
 under an address-space limit (RLIMIT_AS) so a bomb cannot take the machine down.
 
-Target: each file refused (a typed error) in under a second, or decoded within 2x the
-memory its honest output needs (the table the file was made from; the growth allowance
+Target: each file refused (a typed error) in under a second without allocating (growth
+within the allowance below), or decoded within 2x the memory its honest output needs (the table the file was made from; the growth allowance
 never goes below 32 MiB, the price of a first decode: NumPy buffers, an ONNX session).
 Exit status 1 when a row misses the target or its expected outcome.
 """
@@ -101,6 +101,8 @@ def verdict(res: dict[str, Any], expected: str, honest: int) -> tuple[bool, str]
         return False, f"expected {expected}"
     if res["wall_s"] >= 1.0:
         return False, "refused, but not under 1 s"
+    if growth > max(2 * honest, FLOOR):
+        return False, f"refused after growing {growth >> 20} MiB"
     return True, ""
 
 

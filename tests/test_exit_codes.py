@@ -139,3 +139,26 @@ def test_stale_temporary_from_sigkill_is_recognised_and_removed(made, tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"removed {tmp}" in r.stderr and f"pid {proc.pid}" in r.stderr
     assert not tmp.exists() and out.exists()
+
+
+HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
+
+
+@pytest.mark.parametrize(("name", "words"), [
+    ("bomb_column_4gib.balerc", ["declares 4,294,967,296 bytes"]),
+    ("bomb_header_3gib.balerc", ["header", "over the limit"]),
+    ("chunks_swapped.balerc", ["says it is chunk 2", "swapped"]),
+    ("mode_letter_z.balerc", ["chunk 1", "mode letter 'z' (unknown)"]),
+    ("schema_duplicate_names.balerc", ["column name 'E1' appears twice"]),
+    ("footer_chunk0_2m.balerc", ["footer"]),
+])
+def test_cli_refuses_hostile_files_in_one_line(name, words, tmp_path):
+    """Exit 2, one line naming the file and what is wrong, nothing written, with and
+    without --recover for damage recovery cannot skip."""
+    out = tmp_path / "o.npz"
+    r = balerc("decompress", str(HOSTILE / name), "-o", str(out), "-q")
+    line = _one_line(r.stderr)
+    assert r.returncode == 2 and line.startswith(f"balerc: error: {HOSTILE / name}")
+    for w in words:
+        assert w in line, line
+    assert not out.exists() and not list(tmp_path.glob(f"*{TMP_TAG}*"))
