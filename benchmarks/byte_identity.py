@@ -41,9 +41,8 @@ def _tables() -> dict:
     b[::101] += 3.0
     t["exact"] = Table({"a": a, "b": b})
     try:
-        from conftest import shared_file
-
         from balerc.formats.tableio import read_table
+        from conftest import shared_file
 
         t["zmumu"] = read_table(shared_file("uproot-Zmumu.root"))
     except Exception:  # data absent: the generated tables still cover every mode
