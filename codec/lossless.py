@@ -9,6 +9,8 @@ event numbers, shuffle for smooth floats) depends on the column.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import zstandard
 
@@ -136,17 +138,30 @@ def decode_column(data: bytes, dtype: str | np.dtype, n: int, what: str = "lossl
 
 
 def _decode_strings(data: bytes, n: int, what: str) -> np.ndarray:
-    payload = bounded.decompress(data[1:], what, limit=4 * n + MAX_STRING_CHUNK)
-    if len(payload) < 4 * n:
-        raise ContainerError(f"{what}: holds fewer than {n:,} string lengths")
-    lengths = np.frombuffer(payload, dtype="<u4", count=n)
-    blob = payload[4 * n :]
-    ends = np.cumsum(lengths, dtype=np.int64)
-    if (ends[-1] if n else 0) != len(blob):
-        raise ContainerError(f"{what}: string lengths add up to {int(ends[-1]) if n else 0:,} "
-                             f"bytes, the stream holds {len(blob):,}")
-    if len(blob) > MAX_STRING_CHUNK:
-        raise LimitError(f"{what}: {len(blob):,} bytes of text, over {MAX_STRING_CHUNK:,}")
+    """n u32 lengths, then the text: the lengths are read first, so the text's exact size
+    is known (and checked against the limit and the frame's declared size) before it is
+    inflated."""
+    frame = data[1:]
+    declared = bounded.declared_size(frame, what)
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(frame, read_across_frames=False) as r:
+            head = _read_exactly(r, 4 * n)
+            if len(head) != 4 * n:
+                raise ContainerError(f"{what}: holds fewer than {n:,} string lengths")
+            lengths = np.frombuffer(head, dtype="<u4")
+            ends = np.cumsum(lengths, dtype=np.int64)
+            total = int(ends[-1]) if n else 0
+            if total > MAX_STRING_CHUNK:
+                raise LimitError(f"{what}: {total:,} bytes of text, over {MAX_STRING_CHUNK:,}")
+            if declared is not None and declared != 4 * n + total:
+                raise LimitError(f"{what}: the zstd frame declares {declared:,} bytes where "
+                                 f"its string lengths imply {4 * n + total:,}")
+            blob = _read_exactly(r, total + 1)
+    except zstandard.ZstdError as exc:
+        raise ContainerError(f"{what}: damaged zstd frame ({exc})") from None
+    if len(blob) != total:
+        raise ContainerError(f"{what}: string lengths add up to {total:,} bytes, the stream "
+                             f"holds {len(blob):,}")
     starts = ends - lengths
     out = np.empty(n, dtype=object)
     try:
@@ -155,6 +170,18 @@ def _decode_strings(data: bytes, n: int, what: str) -> np.ndarray:
     except UnicodeDecodeError as exc:
         raise ContainerError(f"{what}: row {i} is not valid UTF-8 ({exc.reason})") from None
     return out
+
+
+def _read_exactly(reader: Any, size: int) -> bytes:
+    """Up to `size` bytes from a zstd stream reader (which may return short reads)."""
+    parts, got = [], 0
+    while got < size:
+        block = reader.read(min(size - got, 1 << 20))
+        if not block:
+            break
+        parts.append(block)
+        got += len(block)
+    return b"".join(parts)
 
 
 def filter_name(data: bytes) -> str:

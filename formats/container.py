@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import secrets
 import struct
 import warnings
 from collections.abc import Iterable, Mapping
@@ -72,8 +73,8 @@ def xxh64_hex(data: bytes | memoryview) -> str:
     return xxhash.xxh64_hexdigest(data)
 
 
-def _xxh64_int(data: bytes | memoryview) -> int:
-    return xxhash.xxh64_intdigest(data)
+def _xxh64_int(data: bytes | memoryview, seed: int = 0) -> int:
+    return xxhash.xxh64_intdigest(data, seed)
 
 
 FLAG_ZSTD_JSON = 1  # header, descriptors and footer JSON are stored as zstd frames
@@ -155,6 +156,7 @@ class ContainerWriter:
         self._closed = False
         header = dict(header)
         header.setdefault("format", "balerc")
+        header.setdefault("file_id", secrets.token_hex(8))  # no two files share a header
         self._max_rows = int(header.get("chunk_rows", MAX_CHUNK_ROWS))
         header["format_version"] = [FORMAT_MAJOR, FORMAT_MINOR]
         attachments = dict(attachments or {})
@@ -163,6 +165,7 @@ class ContainerWriter:
         pre = _PREAMBLE.pack(MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, WRITE_FLAGS, len(hbytes), 0)
         xx = header_checksum(pre, hbytes, (FORMAT_MAJOR, FORMAT_MINOR))
         self._f.write(pre[:-8] + struct.pack("<Q", xx))
+        self._seed = xx  # 2.1: chunk and footer checksums are bound to this header
         self._f.write(hbytes)
         for blob in attachments.values():
             self._f.write(blob)
@@ -200,7 +203,7 @@ class ContainerWriter:
             desc["meta"] = dict(meta)
         dbytes = _dump(desc)
         start = self._pos
-        self._f.write(_RECORD.pack(CHUNK_MARK, len(dbytes), _xxh64_int(dbytes)))
+        self._f.write(_RECORD.pack(CHUNK_MARK, len(dbytes), _xxh64_int(dbytes, self._seed)))
         self._f.write(dbytes)
         size = _RECORD.size + len(dbytes)
         for data in streams.values():
@@ -219,7 +222,7 @@ class ContainerWriter:
         footer = {"rows": self._rows, "chunks": self._chunks, "summary": dict(summary or {})}
         fbytes = _dump(footer)
         foot_off = self._pos
-        self._f.write(_RECORD.pack(FOOTER_MARK, len(fbytes), _xxh64_int(fbytes)))
+        self._f.write(_RECORD.pack(FOOTER_MARK, len(fbytes), _xxh64_int(fbytes, self._seed)))
         self._f.write(fbytes)
         self._f.write(_TRAILER.pack(foot_off, MAGIC_END))
         self._f.flush()
@@ -326,6 +329,9 @@ class ContainerReader:
         hbytes = bytes(buf[_PREAMBLE.size : hend])
         if header_checksum(bytes(buf[: _PREAMBLE.size]), hbytes, self.format_version) != hxx:
             raise ChecksumError(f"{self.path}: the header is damaged (checksum mismatch)")
+        # 2.1: descriptor and footer checksums are seeded with the header's, so a chunk or
+        # footer of another file (a splice, a resumed download) reads as damage
+        self._seed = hxx if self.format_version >= (2, 1) else 0
         if flags & ~KNOWN_FLAGS or (major == 1 and flags & FLAG_JSON_DICT):
             raise UnsupportedFeatureError(
                 f"{self.path}: preamble flags {flags:#x} include bits this balerc does not know; "
@@ -390,7 +396,7 @@ class ContainerReader:
         if mark != FOOTER_MARK or fstart + flen != n - _TRAILER.size:
             return "the footer is malformed"
         fbytes = bytes(buf[fstart : fstart + flen])
-        if _xxh64_int(fbytes) != fxx:
+        if _xxh64_int(fbytes, self._seed) != fxx:
             return "the footer is damaged (checksum mismatch)"
         where = f"{self.path}: footer"
         max_chunks = (foot_off - self._data_start) // (_RECORD.size + 1)
@@ -444,7 +450,7 @@ class ContainerReader:
         if dstart + dlen > limit:
             raise self._fail(f"chunk {expect_index}: descriptor runs past the end of the file")
         dbytes = bytes(buf[dstart : dstart + dlen])
-        if _xxh64_int(dbytes) != dxx:
+        if _xxh64_int(dbytes, self._seed) != dxx:
             raise ChecksumError(
                 f"{where} is damaged (its descriptor checksum does not match)", chunk=expect_index)
         desc = check_descriptor(_load(dbytes, self.flags, where), where, self._chunk_rows,

@@ -20,6 +20,8 @@ from .errors import LimitError, SchemaError
 
 MAX_JSON_BYTES = 16 << 20  # a decompressed header, descriptor or footer
 MAX_JSON_DEPTH = 32  # balerc writes at most 6 levels
+MAX_JSON_VALUES = 1 << 20  # values (counted by separators) in one record: Python objects
+# cost ~30x their JSON text, so 16 MiB of "{}," would otherwise become ~800 MiB
 MAX_CHUNK_ROWS = 1 << 24  # rows per chunk (the default is 65,536)
 MAX_COLUMNS = 1 << 16
 MAX_NAME_LEN = 4096
@@ -33,6 +35,10 @@ def load_json(raw: bytes, where: str) -> Any:
     """Parse a record's JSON, refusing non-UTF-8, non-JSON and nesting past MAX_JSON_DEPTH."""
     if len(raw) > MAX_JSON_BYTES:
         raise LimitError(f"{where}: {len(raw):,} bytes of JSON, over the limit of {MAX_JSON_BYTES:,}")
+    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+    if values > MAX_JSON_VALUES:
+        raise LimitError(f"{where}: about {values:,} JSON values, over the limit of "
+                         f"{MAX_JSON_VALUES:,}")
     try:
         obj = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:

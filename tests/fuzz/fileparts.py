@@ -47,9 +47,10 @@ def xxh64_hex(data: bytes) -> str:
     return xxhash.xxh64_hexdigest(data)
 
 
-def xxh64_int(data: bytes) -> int:
-    """The xxh64 (seed 0) as the u64 stored in preambles and record headers."""
-    return xxhash.xxh64_intdigest(data)
+def xxh64_int(data: bytes, seed: int = 0) -> int:
+    """The xxh64 as the u64 stored in preambles and record headers (2.1 seeds descriptor
+    and footer checksums with the header checksum)."""
+    return xxhash.xxh64_intdigest(data, seed)
 
 
 def header_checksum(major: int, minor: int, flags: int, header: bytes) -> int:
@@ -269,13 +270,13 @@ def _fixed_header(parts: FileParts) -> Any:
     return obj
 
 
-def _chunk_bytes(chunk: Chunk, flags: int) -> bytes:
+def _chunk_bytes(chunk: Chunk, flags: int, seed: int = 0) -> bytes:
     obj = chunk.desc.obj
     if chunk.fix_streams and isinstance(obj, dict) and "streams" in obj:
         obj = dict(obj)
         obj["streams"] = [[n, len(b), xxh64_hex(b)] for n, b in chunk.streams]
     dstored = chunk.desc.encode(flags, obj)
-    xx = xxh64_int(dstored) if chunk.checksum is None else chunk.checksum
+    xx = xxh64_int(dstored, seed) if chunk.checksum is None else chunk.checksum
     payloads = b"".join(b for _, b in chunk.streams)
     return RECORD.pack(chunk.mark, len(dstored), xx) + dstored + payloads
 
@@ -314,6 +315,7 @@ def layout(parts: FileParts) -> tuple[bytes, list[dict[str, int]]]:
     hxx = parts.header_xxh64
     if hxx is None:
         hxx = header_checksum(parts.major, parts.minor, flags, hstored)
+    seed = hxx if parts.version >= (2, 1) else 0
     out = bytearray(PREAMBLE.pack(parts.magic, parts.major, parts.minor, flags, hlen, hxx))
     out += hstored
     for _, blob in parts.attachments:
@@ -321,13 +323,13 @@ def layout(parts: FileParts) -> tuple[bytes, list[dict[str, int]]]:
     entries = []
     for chunk in parts.chunks:
         start = len(out)
-        out += _chunk_bytes(chunk, flags)
+        out += _chunk_bytes(chunk, flags, seed)
         entries.append({"offset": start, "size": len(out) - start, "rows": chunk.rows})
     out += parts.gap
     if parts.footer is not None:
         foot_off = len(out)
         fstored = parts.footer.encode(flags, _fixed_footer(parts, entries))
-        fxx = xxh64_int(fstored) if parts.footer_xxh64 is None else parts.footer_xxh64
+        fxx = xxh64_int(fstored, seed) if parts.footer_xxh64 is None else parts.footer_xxh64
         out += RECORD.pack(FOOTER_MARK, len(fstored), fxx) + fstored
         off = foot_off if parts.footer_offset is None else parts.footer_offset
         out += TRAILER.pack(off, parts.end_magic)

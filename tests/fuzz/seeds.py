@@ -165,20 +165,20 @@ def _latent_model(root: Path) -> Path:
     stream serves three columns, so the latents pay and every chunk has a `latents` stream."""
     from onnx import TensorProto, helper
 
-    def onnx_bytes(name: str, inp: str, k: int, w: np.ndarray, out: int) -> bytes:
-        """y = x @ w as an ONNX model."""
+    def onnx_bytes(name: str, inp: str, k: int, w: np.ndarray, out: int, oname: str) -> bytes:
+        """oname = inp @ w as an ONNX model (names as balerc's exporter writes them)."""
         graph = helper.make_graph(
-            [helper.make_node("MatMul", [inp, "w"], ["y"])], name,
+            [helper.make_node("MatMul", [inp, "w"], [oname])], name,
             [helper.make_tensor_value_info(inp, TensorProto.FLOAT, ["N", k])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", out])],
+            [helper.make_tensor_value_info(oname, TensorProto.FLOAT, ["N", out])],
             [helper.make_tensor("w", TensorProto.FLOAT, list(w.shape), w.ravel())],
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         return model.SerializeToString()
 
-    enc = onnx_bytes("enc", "x", 3, np.array([[1.0], [0.0], [0.0]], dtype=np.float32), 1)
-    dec = onnx_bytes("dec", "z", 1, np.array([[1.0, 1.0, -1.0]], dtype=np.float32), 3)
+    enc = onnx_bytes("enc", "x", 3, np.array([[1.0], [0.0], [0.0]], dtype=np.float32), 1, "z")
+    dec = onnx_bytes("dec", "z", 1, np.array([[1.0, 1.0, -1.0]], dtype=np.float32), 3, "y")
     d = root / "latent"
     d.mkdir()
     (d / "encoder.onnx").write_bytes(enc)
