@@ -1,7 +1,15 @@
-"""balerc.codec: the deployable, torch-free runtime (numpy + ONNX Runtime + zstandard)."""
+"""balerc.codec: the deployable, torch-free runtime (numpy + ONNX Runtime + zstandard).
 
-from .bound import Bound
+Pipelines use `open_writer` (append batches, crash-safe per chunk) and `open_reader`
+(chunks, row ranges); `Codec` compresses whole tables in memory.
+"""
+
+from .bounds import Bound
 from .codec import Codec
+from .options import CompressOptions
 from .pipeline import CompressResult, compress_lossless, read_container
+from .reader import Reader, open_reader
+from .writer import Writer, open_writer
 
-__all__ = ["Bound", "Codec", "CompressResult", "compress_lossless", "read_container"]
+__all__ = ["Bound", "Codec", "CompressOptions", "CompressResult", "Reader", "Writer",
+           "compress_lossless", "open_reader", "open_writer", "read_container"]

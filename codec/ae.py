@@ -25,7 +25,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,9 +35,10 @@ from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
 from . import lossless
-from .bound import Bound
+from .bounds import Bound
 from .logdomain import alone_values, exp2, log2, log_codes, log_delta, relog, unlog
 from .model import ModelBundle, lean_onnx, sha256
+from .options import DEFAULT_CHUNK_ROWS
 from .packing import (
     decode_codes,
     encode_codes,
@@ -48,14 +49,6 @@ from .packing import (
     unpack_codes,
     unpack_exceptions,
     unpack_group,
-)
-from .pipeline import (
-    DEFAULT_CHUNK_ROWS,
-    CompressResult,
-    LosslessCoder,
-    choose_level,
-    dtype_str,
-    write_table_container,
 )
 from .runtime import session
 from .sandbox import decoder_spec, encoder_spec
@@ -71,7 +64,6 @@ EXACT_DRIFT = 2.0**-30
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the exported bytes
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
-STREAM_ENTRY_BYTES = 30  # a stream's entry in its chunk descriptor: name, size, xxh64
 GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
 MAX_MODEL_BYTES = 64 << 20  # an embedded decoder, compressed or not (docs/FORMAT.md)
 
@@ -87,6 +79,11 @@ class _Stats:
 
 class AECoder:
     """Codes a group of float columns with an optional model and an optional bound."""
+
+    codec_id: ClassVar[str] = "autoencoder"
+    features: ClassVar[frozenset[str]] = frozenset({
+        "autoencoder", "residual", "quantized", "decoder-float64", "lean-decoder",
+        "grouped-residuals"})
 
     def __init__(
         self,
@@ -181,6 +178,14 @@ class AECoder:
             if self.embed_model:
                 d["decoder_attachment_sha256"] = sha256(self.lean)
         return d
+
+    def get_config(self) -> dict[str, Any]:
+        return self.describe()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], index: dict[str, int], dtypes: dict[str, str],
+                    **runtime: Any) -> AECoder:
+        return cls.from_header(config, index, dtypes, **runtime)
 
     def attachments(self) -> dict[str, bytes]:
         """The lean decoder ONNX bytes, zstd-compressed, stored once right after the header."""
@@ -314,7 +319,7 @@ class AECoder:
         plain: dict[int, bytes] = {}  # per column: the stream without any model
         parts: dict[int, tuple[int, bytes]] = {}  # the same, uncompressed (for grouping)
         mparts: dict[str, tuple[int, bytes]] = {}  # model streams (res/sign), uncompressed
-        if self.bound is not None and self.bound.mode == "pwrel":
+        if self.bound is not None and self.bound.pointwise:
             modes = ["g"] * F
 
             def plain_of(j: int) -> bytes:
@@ -357,7 +362,7 @@ class AECoder:
                 streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level)
                 err[rows] = 0.0
             rel = None
-            if self.bound is not None and self.bound.mode == "pwrel":
+            if self.bound is not None and self.bound.pointwise:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
             self._account(j, err, rel)
@@ -432,7 +437,7 @@ class AECoder:
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
         if self.bound is None:
             return np.inf if j in self.pred_idx else self._col_bound(j)
-        if self.bound.mode == "pwrel":
+        if self.bound.pointwise:
             return self.bound.value * np.abs(y)
         return self._col_bound(j)
 
@@ -715,7 +720,7 @@ class AECoder:
     def error_report(self) -> list[dict[str, Any]]:
         s = self._stats
         out = []
-        pw = self.bound is not None and self.bound.mode == "pwrel"
+        pw = self.bound is not None and self.bound.pointwise
         for j, name in enumerate(self.columns):
             b = None
             if self.bound is not None and not pw:
@@ -783,102 +788,19 @@ def compress_with_model(
     show_progress: bool = False,
     model: ModelBundle | None = None,
     keep_model: bool = False,
-) -> CompressResult:
+) -> Any:
     """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless.
 
     With a bound, a model whose embedded decoder costs more than it saves on this table is
     dropped (plain quantization, with a note) unless `keep_model` is set.
     """
-    stream = data if isinstance(data, TableStream) else TableStream.from_table(data)
-    table = stream.first
-    zstd_level = choose_level(zstd_level, stream)
-    b = Bound.parse(bound) if bound is not None else None
+    from .options import CompressOptions
+    from .pipeline import compress_table
+
     if model is None and model_dir is not None:
         model = ModelBundle.load(model_dir)
-    if model is None and b is None:
-        raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
-    if model is not None:
-        check_model_columns(table, model)
-        cols = model.columns
-    else:
-        cols = table.names_of_kind("float")
-        if not cols:
-            raise InputError(f"the table has no float columns to compress lossily; kinds: {table.kinds}")
-    index = {n: i for i, n in enumerate(table.names)}
-    dtypes = {n: dtype_str(a) for n, a in table.columns.items()}
-    abs_bounds = None
-    rule = Bound.parse(model.manifest.get("train_bound", "rel:1e-3")) if b is None and model else b
-    if rule is not None and rule.mode != "pwrel":
-        ranges = stream.column_ranges(cols) if rule.mode == "rel" else dict.fromkeys(cols, (0.0, 0.0))
-        abs_bounds = [rule.absolute_from_range(*ranges[c]) for c in cols]
-    step = 2.0 / 2**latent_bits if latent_bits else None
-    n_workers = max(1, threads)
-    notes: list[str] = []
-
-    def make(m: ModelBundle | None) -> AECoder:
-        return AECoder(cols, index, dtypes, b, abs_bounds, m, latent_step=step, level=zstd_level,
-                       device=device, threads=1, embed_model=embed_model)
-
-    if model is not None and b is not None and not keep_model:
-        gain, cost = _model_gain(stream, chunk_rows, make(model), make(None))
-        if gain <= cost:
-            notes.append(
-                f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
-                f"decoder and model header cost {cost:,} bytes: stored without the model (plain quantization); "
-                f"with --no-embed-model a model shared by many files costs nothing per file"
-            )
-            model = None
-    ae = make(model)
-    rest = [n for n in table.names if n not in cols]
-    coders: list[Any] = [ae]
-    if rest:
-        coders.append(LosslessCoder(rest, index, dtypes, zstd_level))
-
-    def summary() -> dict[str, Any]:
-        """Measured errors per column (schema order of the coder), 4 significant digits."""
-        rep = ae.error_report()
-        return {"max_error": [_g4(r["max"]) for r in rep], "modes": ae._stats.modes}
-
-    result = write_table_container(
-        stream, output, coders, chunk_rows=chunk_rows, threads=n_workers, force=force,
-        show_progress=show_progress, summary=summary,
-    )
-    result.extra["errors"] = ae.error_report()
-    if model is not None:
-        notes.append(f"ONNX Runtime provider: {ae._decoder_session(1).provider}")
-        used = sum(ae._stats.modes.get(m, 0) for m in "par")
-        if b is not None and used == 0:
-            notes.append("the model did not pay on this table: stored with plain quantization")
-    result.extra["notes"] = notes
-    return result
-
-
-def _model_gain(stream: TableStream, chunk_rows: int, with_model: AECoder,
-                without: AECoder) -> tuple[float, int]:
-    """Bytes the model saves on the whole stream (measured on its first chunk), and what it
-    costs once per file: the embedded decoder and the larger coder header (the model's
-    normalization and hashes). Small tables cannot amortize a model."""
-    from balerc.formats.container import record_size
-
-    def size(coder: AECoder, probe: Table) -> int:  # streams + their descriptor entries
-        return sum(len(v) + STREAM_ENTRY_BYTES for v in coder.encode(probe, 0)[0].values())
-
-    def header(coder: AECoder) -> int:
-        return record_size(coder.describe())
-
-    probe = next(stream.chunks(chunk_rows))
-    gain = (size(without, probe) - size(with_model, probe)) * stream.n_rows / probe.n_rows
-    cost = sum(len(v) for v in with_model.attachments().values())
-    cost += max(0, header(with_model) - header(without))
-    return gain, cost
-
-
-def check_model_columns(table: Table, model: ModelBundle) -> None:
-    missing = [c for c in model.columns if c not in table]
-    if missing:
-        raise InputError(
-            f"the model's column(s) {missing} are not in the data; the data has {table.names}"
-        )
-    wrong = {c: table.kind(c) for c in model.columns if table.kind(c) != "float"}
-    if wrong:
-        raise InputError(f"the model needs float columns, but these are not: {wrong}")
+    opts = CompressOptions(
+        bound=Bound.parse(bound) if bound is not None else None, latent_bits=latent_bits,
+        chunk_rows=chunk_rows, threads=max(1, threads), device=device, zstd_level=zstd_level,
+        embed_model=embed_model, force=force, progress=show_progress, keep_model=keep_model)
+    return compress_table(data, output, opts, model)

@@ -10,7 +10,7 @@ import numpy as np
 
 from balerc.formats.table import Table
 
-from .bound import Bound
+from .bounds import Bound
 from .model import ModelBundle
 from .pipeline import DEFAULT_CHUNK_ROWS, CompressResult, default_threads
 

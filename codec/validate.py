@@ -11,8 +11,10 @@ import math
 import sys
 from typing import Any
 
-from balerc.formats.errors import SchemaError
+from balerc.formats.errors import InputError, SchemaError
 from balerc.formats.records import MAX_NAME_LEN, Check
+
+from .bounds import get_bound_mode
 
 MODES_KNOWN = frozenset("qgparl")
 MAX_LATENT = 4096
@@ -36,16 +38,18 @@ def check_ae_desc(desc: dict[str, Any], where: str, names: list[str], dtypes: di
     if bound is not None:
         b = Check(bound, f"{where}, 'bound'")
         mode = b.get("mode", str)
-        if mode not in ("abs", "rel", "pwrel"):
-            b.fail(f"unknown bound mode '{mode[:20]}'")
-        b.num("value", 0.0, 0.5 if mode == "pwrel" else _FLOAT, open_low=True)
+        value = b.num("value", 0.0, _FLOAT, open_low=True)
+        try:
+            get_bound_mode(mode).check(value)
+        except InputError as exc:
+            b.fail(str(exc))
     abs_bounds = c.list("abs_bounds", lambda x, w: c.typed(x, float, w), max_len=F, default=None)
     if abs_bounds is not None:
         if len(abs_bounds) != F:
             c.fail(f"'abs_bounds' has {len(abs_bounds)} entries for {F} columns")
         for i, v in enumerate(abs_bounds):
             c.in_range(v, 0.0, _FLOAT, f"'abs_bounds'[{i}]", open_low=True)
-    elif mode != "pwrel":
+    elif not (mode and get_bound_mode(mode).pointwise):
         c.fail("'abs_bounds' is missing (needed by every bound but pwrel)")
     c.num("margin", 0.0, 0.25, None)
     c.num("exact_drift", 0.0, 2.0**-10, None)
@@ -109,11 +113,12 @@ def check_ae_meta(meta: Any, where: str, F: int, mode: str | None, has_model: bo
     modes = c.get("modes", str, "q" * F)
     if len(modes) != F:
         c.fail(f"'modes' has {len(modes)} letters for {F} columns")
-    allowed = {"g", "l"} if mode == "pwrel" else {"q"}
+    kind = get_bound_mode(mode) if mode else None
+    allowed = kind.wire_modes - {kind.model_mode} if kind else {"q"}
+    model_mode = kind.model_mode if kind else "a"
     for j, m in enumerate(modes):
         if m in allowed:
             continue
-        model_mode = {"pwrel": "r"}.get(mode or "", "p" if mode else "a")
         if not (has_model and m == model_mode and j in predicted):
             known = "known" if m in MODES_KNOWN else "unknown"
             c.fail(f"mode letter '{m}' ({known}) is not valid for column {j} of a "

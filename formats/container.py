@@ -59,10 +59,19 @@ READABLE_MAJORS = (1, 2)
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
 _TRAILER = struct.Struct("<Q8s")  # footer_offset, MAGIC_END
-# Features this reader understands; a file listing anything else in
-# header["required_features"] is refused with the names (rule 5 of DESIGN.md).
-KNOWN_FEATURES = frozenset({"lossless", "autoencoder", "residual", "quantized", "decoder-float64",
-                            "lean-decoder", "grouped-residuals"})
+# Features this reader understands: handed over by the codec's coder registry (each coder
+# declares the features files using it may require), so the container lists none itself;
+# a file listing anything else in header["required_features"] is refused with the names.
+_KNOWN_FEATURES: set[str] = set()
+
+
+def accept_features(names: Iterable[str]) -> None:
+    """Called by codec.coders.register_coder: these features can be read."""
+    _KNOWN_FEATURES.update(names)
+
+
+def known_features() -> frozenset[str]:
+    return frozenset(_KNOWN_FEATURES)
 
 
 class RecoveryWarning(UserWarning):
@@ -339,7 +348,7 @@ class ContainerReader:
             )
         self.header: dict[str, Any] = check_header(
             _load(hbytes, flags, f"{self.path}: header"), f"{self.path}: header")
-        missing = sorted(set(self.header.get("required_features", [])) - KNOWN_FEATURES)
+        missing = sorted(set(self.header.get("required_features", [])) - _KNOWN_FEATURES)
         if missing:
             raise UnsupportedFeatureError(
                 f"{self.path}: needs feature(s) {missing} that this balerc does not implement; "

@@ -1,0 +1,192 @@
+"""Error-bound modes as registered objects: ``abs:E``, ``rel:E``, ``pwrel:E``.
+
+A mode knows how to check its value, how it turns into per-value limits, which wire
+modes the coder may use under it, and whether it needs each column's range first. The
+codec, the peers, the metrics and the tests ask the mode instead of comparing strings,
+and `Bound.allowed` is the one definition of "within the bound". Adding a mode is one
+subclass of `BoundMode` and one `register_bound` line.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from balerc.formats.errors import InputError
+
+_REGISTRY: dict[str, BoundMode] = {}
+
+
+class BoundMode(ABC):
+    """One kind of per-value error bound (stateless; `Bound` pairs it with a value)."""
+
+    name: ClassVar[str]
+    pointwise: ClassVar[bool] = False  # limits scale with |y| (no single absolute value)
+    needs_range: ClassVar[bool] = False  # limits come from each column's finite range
+    wire_modes: ClassVar[frozenset[str]]  # column modes a coder may use (docs/FORMAT.md 5)
+    model_mode: ClassVar[str]  # the wire mode of a predicted column under this bound
+    doc: ClassVar[str]
+
+    def check(self, value: float) -> None:
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(f"the error bound must be a positive finite number, got {value!r} "
+                             f"(example: --error-bound rel:1e-3)")
+
+    @abstractmethod
+    def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
+        """The absolute limit of a column whose finite values span [lo, hi]."""
+
+    def limit(self, value: float, y: np.ndarray, absolute: float | None) -> np.ndarray | float:
+        """Per-value limits for original values y (absolute: the column's abs limit)."""
+        assert absolute is not None
+        return absolute
+
+
+class AbsBound(BoundMode):
+    name = "abs"
+    wire_modes = frozenset("qp")
+    model_mode = "p"
+    doc = "|y - y'| <= E"
+
+    def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
+        return value
+
+
+class RelBound(BoundMode):
+    name = "rel"
+    needs_range = True
+    wire_modes = frozenset("qp")
+    model_mode = "p"
+    doc = "|y - y'| <= E x (max - min) of the column (SZ's relative mode)"
+
+    def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
+        """A constant column gets E x max(|y|, 1): a zero range would ask for lossless."""
+        if math.isnan(lo):
+            return value
+        rng = hi - lo
+        if rng == 0.0 or not math.isfinite(rng):
+            return value * max(abs(lo), 1.0)
+        return value * rng
+
+
+class PwrelBound(BoundMode):
+    name = "pwrel"
+    pointwise = True
+    wire_modes = frozenset("glr")
+    model_mode = "r"
+    doc = "|y - y'| <= E x |y| pointwise (what mantissa truncation gives)"
+
+    def check(self, value: float) -> None:
+        super().check(value)
+        if value >= 1:
+            raise InputError(f"a pointwise relative bound must be < 1, got {value}")
+
+    def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
+        raise InputError("pointwise relative bounds have no single absolute value")
+
+    def limit(self, value: float, y: np.ndarray, absolute: float | None) -> np.ndarray | float:
+        return value * np.abs(y)
+
+
+def register_bound(mode: BoundMode) -> BoundMode:
+    """Make a bound mode known by its name (parse, header records, validation)."""
+    _REGISTRY[mode.name] = mode
+    return mode
+
+
+def get_bound_mode(name: str) -> BoundMode:
+    mode = _REGISTRY.get(name)
+    if mode is None:
+        raise InputError(f"unknown bound mode '{name}'; use one of {', '.join(_REGISTRY)}")
+    return mode
+
+
+def bound_modes() -> list[str]:
+    return list(_REGISTRY)
+
+
+for _m in (AbsBound(), RelBound(), PwrelBound()):
+    register_bound(_m)
+MODES = tuple(_REGISTRY)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A per-value error bound: a registered mode and its value E."""
+
+    mode: str
+    value: float
+
+    def __post_init__(self) -> None:
+        get_bound_mode(self.mode).check(self.value)
+
+    @property
+    def kind(self) -> BoundMode:
+        return _REGISTRY[self.mode]
+
+    @property
+    def pointwise(self) -> bool:
+        return self.kind.pointwise
+
+    @property
+    def needs_range(self) -> bool:
+        return self.kind.needs_range
+
+    @classmethod
+    def parse(cls, text: str | Bound) -> Bound:
+        """Parse 'abs:1e-3', 'rel:1e-3' or 'pwrel:5e-4' (a bare number means rel)."""
+        if isinstance(text, Bound):
+            return text
+        s = str(text).strip()
+        mode, sep, num = s.partition(":")
+        if not sep:
+            mode, num = "rel", s
+        try:
+            value = float(num)
+        except ValueError:
+            raise InputError(
+                f"cannot read the error bound '{text}'; write MODE:VALUE with MODE one of "
+                f"{', '.join(_REGISTRY)}, e.g. rel:1e-3"
+            ) from None
+        return cls(mode.strip().lower(), value)
+
+    def __str__(self) -> str:
+        return f"{self.mode}:{self.value:g}"
+
+    def absolute(self, column: np.ndarray) -> float:
+        """The absolute limit for a column in abs/rel modes (rel: its finite range)."""
+        finite = column[np.isfinite(column)]
+        if finite.size == 0:
+            return self.absolute_from_range(math.nan, math.nan)
+        return self.absolute_from_range(float(finite.min()), float(finite.max()))
+
+    def absolute_from_range(self, lo: float, hi: float) -> float:
+        """Same as `absolute` from a column's finite (min, max); NaN when none is finite."""
+        return self.kind.absolute_from_range(self.value, lo, hi)
+
+    def limit(self, y: np.ndarray, absolute: float | None = None) -> np.ndarray | float:
+        """Per-value limits for the original values y (absolute: the column's limit,
+        needed by abs and rel; computed from y when not given)."""
+        if absolute is None and not self.pointwise:
+            absolute = self.absolute(np.asarray(y, dtype=np.float64))
+        return self.kind.limit(self.value, y, absolute)
+
+    def allowed(self, y: np.ndarray, decoded: np.ndarray, absolute: float | None = None
+                ) -> np.ndarray:
+        """Which values are within the bound: the one definition everybody uses.
+
+        Compared in float64; non-finite originals must come back bit-identical
+        (the codec stores them verbatim).
+        """
+        y64 = np.asarray(y, dtype=np.float64)
+        d64 = np.asarray(decoded, dtype=np.float64)
+        finite = np.isfinite(y64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ok = np.abs(y64 - d64) <= self.limit(y64, absolute)
+        same_bits = np.asarray(y).view(np.uint8).reshape(len(y64), -1) == \
+            np.asarray(decoded).view(np.uint8).reshape(len(y64), -1)
+        return np.where(finite, ok, same_bits.all(axis=1))

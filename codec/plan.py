@@ -1,0 +1,142 @@
+"""Which coder codes which column: the plan a writer starts from.
+
+Lossless files put every column in the lossless coder. Otherwise the float columns (the
+model's, or all of them) go to the autoencoder coder with per-column absolute limits,
+and everything else is lossless. `rel` limits need each column's range before the first
+chunk: from a pass over the data (files), the caller (`ranges=`), or the model's training
+ranges (streams); a stream without either is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from balerc.formats.errors import InputError
+from balerc.formats.table import Table
+
+from .bounds import Bound
+from .model import ModelBundle
+from .options import CompressOptions
+
+Ranges = Mapping[str, tuple[float, float]]
+
+
+@dataclass
+class Plan:
+    coders: list[Any]
+    ae: Any = None  # the autoencoder coder, when there is one (statistics, notes)
+    model: ModelBundle | None = None  # the model kept (None when dropped or absent)
+    notes: list[str] = field(default_factory=list)
+
+
+def dtype_str(dtype: np.dtype) -> str:
+    """Portable dtype name stored in the schema ('<f8', '|b1', 'str')."""
+    return "str" if dtype.kind in "OUS" else dtype.newbyteorder("<").str
+
+
+def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
+                model: ModelBundle | None = None, ranges: Ranges | None = None,
+                probe: Table | None = None, expected_rows: int | None = None) -> Plan:
+    """The coders for a table of this schema (names in order -> numpy dtypes)."""
+    from .ae import AECoder
+    from .coders.lossless import LosslessCoder
+
+    names = list(schema)
+    index = {n: i for i, n in enumerate(names)}
+    dtypes = {n: dtype_str(np.dtype(d)) for n, d in schema.items()}
+    level = options.zstd_level if options.zstd_level is not None else 3
+    if options.lossless:
+        if model is not None:
+            raise InputError("--lossless cannot be combined with -m/--model")
+        return Plan([LosslessCoder(names, index, dtypes, level)])
+    b = options.bound
+    if model is None and b is None:
+        raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
+    cols = _lossy_columns(schema, model)
+    abs_bounds = _absolute_limits(cols, b, model, ranges)
+    step = 2.0 / 2**options.latent_bits if options.latent_bits else None
+    plan = Plan([])
+
+    def make(m: ModelBundle | None) -> AECoder:
+        return AECoder(cols, index, dtypes, b, abs_bounds, m, latent_step=step, level=level,
+                       device=options.device, threads=1, embed_model=options.embed_model)
+
+    if model is not None and b is not None and not options.keep_model and probe is not None:
+        gain, cost = model_gain(probe, expected_rows or probe.n_rows, make(model), make(None))
+        if gain <= cost:
+            plan.notes.append(
+                f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
+                f"decoder and model header cost {cost:,} bytes: stored without the model "
+                f"(plain quantization); with --no-embed-model a model shared by many files "
+                f"costs nothing per file")
+            model = None
+    plan.ae, plan.model = make(model), model
+    plan.coders.append(plan.ae)
+    rest = [n for n in names if n not in cols]
+    if rest:
+        plan.coders.append(LosslessCoder(rest, index, dtypes, level))
+    return plan
+
+
+def _lossy_columns(schema: Mapping[str, np.dtype], model: ModelBundle | None) -> list[str]:
+    floats = [n for n, d in schema.items() if np.dtype(d).kind == "f"]
+    if model is None:
+        if not floats:
+            kinds = {n: np.dtype(d).kind for n, d in schema.items()}
+            raise InputError(f"the table has no float columns to compress lossily; dtypes: {kinds}")
+        return floats
+    missing = [c for c in model.columns if c not in schema]
+    if missing:
+        raise InputError(f"the model's column(s) {missing} are not in the data; the data has "
+                         f"{list(schema)}")
+    wrong = {c: str(np.dtype(schema[c])) for c in model.columns if c not in floats}
+    if wrong:
+        raise InputError(f"the model needs float columns, but these are not: {wrong}")
+    return model.columns
+
+
+def _absolute_limits(cols: list[str], bound: Bound | None, model: ModelBundle | None,
+                     ranges: Ranges | None) -> list[float] | None:
+    """Per-column absolute limits (None at pwrel). Without a bound, a model's columns get
+    the limits of the bound it was trained for (for its anchors)."""
+    rule = bound
+    if rule is None and model is not None:
+        rule = Bound.parse(model.manifest.get("train_bound", "rel:1e-3"))
+    if rule is None or rule.pointwise:
+        return None
+    if not rule.needs_range:
+        return [rule.absolute_from_range(0.0, 0.0) for _ in cols]
+    known = dict(ranges or {})
+    if model is not None:  # the training ranges, where the caller gave none
+        for n in model.manifest.get("normalization", []):
+            if n.get("name") in cols and "min" in n and "max" in n:
+                known.setdefault(n["name"], (float(n["min"]), float(n["max"])))
+    missing = [c for c in cols if c not in known]
+    if missing:
+        raise InputError(
+            f"a rel bound needs each column's range before the first chunk, and none is known "
+            f"for {missing[:8]}: pass ranges={{name: (min, max)}}, use a model trained on this "
+            f"data, or an abs or pwrel bound")
+    return [rule.absolute_from_range(*map(float, known[c])) for c in cols]
+
+
+STREAM_ENTRY_BYTES = 30  # a stream's entry in its chunk descriptor: name, size, xxh64
+
+
+def model_gain(probe: Table, rows: int, with_model: Any, without: Any) -> tuple[float, int]:
+    """Bytes the model saves on `rows` rows (measured on the probe chunk), and what it
+    costs once per file: the embedded decoder and the larger coder header (the model's
+    normalization and hashes). Small tables cannot amortize a model."""
+    from balerc.formats.container import record_size
+
+    def size(coder: Any) -> int:  # streams + their descriptor entries
+        return sum(len(v) + STREAM_ENTRY_BYTES for v in coder.encode(probe, 0)[0].values())
+
+    gain = (size(without) - size(with_model)) * rows / probe.n_rows
+    cost = sum(len(v) for v in with_model.attachments().values())
+    cost += max(0, record_size(with_model.describe()) - record_size(without.describe()))
+    return gain, cost

@@ -1,0 +1,211 @@
+"""The read path: a .balerc file (or bytes) back to tables, all at once or chunk by chunk.
+
+`read_container` decodes a whole file (or some columns or chunks); `open_reader` gives a
+Reader for pipelines: `iter_chunks(columns=...)` yields one Table per chunk, `read(rows=,
+columns=)` decodes only the chunks a row range touches (from the footer index), `info()`
+describes the file. Every record was validated when the container opened; the coders
+validate their own metadata before decoding (codec/validate.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from balerc.formats.container import ContainerReader
+from balerc.formats.errors import ContainerError, InputError, SchemaError
+from balerc.formats.table import Table
+
+from .coders import ColumnCoder, get_coder
+from .options import default_threads
+from .parallel import parallel_ordered
+from .progress import progress
+
+
+def coder_column_names(header: dict[str, Any], desc: dict[str, Any]) -> list[str]:
+    """A coder's columns by name (stored as schema indices; early files stored names)."""
+    schema = header["schema"]["columns"]
+    return [schema[c]["name"] if isinstance(c, int) else c for c in desc.get("columns", [])]
+
+
+def coders_from_header(header: dict[str, Any], **runtime: Any) -> list[ColumnCoder]:
+    """Rebuild the coders a file was written with, by id from the coder registry."""
+    if "schema" not in header or "coders" not in header:
+        raise SchemaError("the header has no table schema or coders: not a balerc table file")
+    schema = header["schema"]["columns"]
+    index = {c["name"]: i for i, c in enumerate(schema)}
+    dtypes = {c["name"]: c["dtype"] for c in schema}
+    return [get_coder(desc["id"]).from_config(
+                dict(desc, columns=coder_column_names(header, desc)), index, dtypes, **runtime)
+            for desc in header["coders"]]
+
+
+def read_container(
+    source: str | os.PathLike | bytes,
+    *,
+    columns: list[str] | None = None,
+    chunks: Iterable[int] | None = None,
+    threads: int = 1,
+    show_progress: bool = False,
+    recover: bool = False,
+    **runtime: Any,
+) -> Table:
+    """Decode a .balerc file (all of it, some chunks, or some columns) into a Table.
+
+    A damaged or unfinished file raises a ContainerError subclass; with `recover=True` the
+    longest valid prefix of chunks is returned instead, with a RecoveryWarning.
+    """
+    with ContainerReader(source, recover=recover) as reader:
+        return decode_with(reader, columns=columns, chunks=chunks, threads=threads,
+                           show_progress=show_progress, **runtime)
+
+
+def decode_with(
+    reader: ContainerReader,
+    *,
+    columns: list[str] | None = None,
+    chunks: Iterable[int] | None = None,
+    threads: int = 1,
+    show_progress: bool = False,
+    **runtime: Any,
+) -> Table:
+    """Decode chunks of an open reader; on a damaged chunk, fail, or with the reader's
+    `recover`, keep the chunks before it (the reader then says how many rows survive)."""
+    header = reader.header
+    try:
+        coders = coders_from_header(header, attachment=reader.read_attachment,
+                                    source=reader.path, **runtime)
+    except ContainerError as exc:
+        raise _prefixed(reader, exc) from None
+    schema = header["schema"]["columns"]
+    all_names = [c["name"] for c in schema]
+    wanted = all_names if columns is None else list(columns)
+    missing = [n for n in wanted if n not in all_names]
+    if missing:
+        raise InputError(f"{reader.path} has no column(s) {missing}; it has {all_names}")
+    plan = []
+    for k, coder in enumerate(coders):
+        need = [n for n in wanted if n in coder.columns]
+        if need:
+            plan.append((k, coder, need, coder.streams_for(need)))
+    chunk_ids = list(range(reader.n_chunks)) if chunks is None else list(chunks)
+
+    def decode(i: int) -> dict[str, np.ndarray] | ContainerError:
+        try:
+            info = reader.chunk(i)
+            cols: dict[str, np.ndarray] = {}
+            for k, coder, need, stream_names in plan:
+                streams = reader.read_chunk(i, stream_names)
+                got = coder.decode(streams, info.rows, info.meta.get(str(k), {}))
+                lost = [n for n in need if n not in got]
+                if lost:
+                    raise SchemaError(f"the streams of column(s) {lost[:5]} are missing")
+                cols.update({n: got[n] for n in need})
+            return cols
+        except ContainerError as exc:
+            return _prefixed(reader, exc, f"chunk {i}: ")
+
+    # output columns preallocated and filled chunk by chunk: peak memory ~ output + window
+    dtypes = {c["name"]: c["dtype"] for c in schema}
+    starts = np.cumsum([0] + [reader.chunk_rows_of(i) for i in chunk_ids])
+    out = {n: np.empty(int(starts[-1]), dtype=object if dtypes[n] == "str" else dtypes[n]) for n in wanted}
+    with progress(len(chunk_ids), "decompress", "chunk", enabled=show_progress) as bar:
+        for k, cols in enumerate(parallel_ordered(decode, chunk_ids, min(threads, len(chunk_ids)))):
+            if isinstance(cols, ContainerError):
+                if not (reader.recover and chunks is None):
+                    raise cols
+                reader.keep_prefix(k, f"chunk {k} is damaged ({cols})")
+                out = {n: a[: starts[k]] for n, a in out.items()}
+                break
+            for n in wanted:
+                out[n][starts[k] : starts[k + 1]] = cols[n]
+            bar.update(1)
+    source = dict(header["schema"].get("source", {}))
+    return Table(out, source)
+
+
+def _prefixed(reader: ContainerReader, exc: ContainerError, where: str = "") -> ContainerError:
+    """The same error, its message naming the file (and chunk): codec errors know neither."""
+    text = str(exc)
+    if text.startswith(reader.path):
+        return exc
+    new = type(exc).__new__(type(exc))
+    new.__dict__.update(exc.__dict__)
+    new.args = (f"{reader.path}: {where}{text}",)
+    return new
+
+
+class Reader:
+    """An open .balerc file for pipelines: chunk by chunk, row ranges, info."""
+
+    def __init__(self, source: str | os.PathLike | bytes, *, recover: bool = False,
+                 threads: int | None = None, **runtime: Any):
+        self._reader = ContainerReader(source, recover=recover)
+        self.path = self._reader.path
+        self.threads = threads or default_threads()
+        self._runtime = runtime
+        header = self._reader.header
+        if "schema" not in header:
+            self._reader.close()
+            raise SchemaError(f"{self.path}: the header has no table schema: not a balerc "
+                              f"table file")
+        self.columns = [c["name"] for c in header["schema"]["columns"]]
+        self._starts = np.cumsum([0] + [c.rows for c in self._reader.chunks])
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._reader.close()
+
+    @property
+    def n_rows(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def n_chunks(self) -> int:
+        return self._reader.n_chunks
+
+    def info(self) -> dict[str, Any]:
+        """What `balerc info --json` prints (without re-verifying every stream)."""
+        from .inspect import describe_file
+
+        return describe_file(self.path, verify=False) if self.path != "<bytes>" else {
+            "rows": self.n_rows, "chunks": self.n_chunks, "columns": self.columns,
+            "format_version": ".".join(map(str, self._reader.format_version))}
+
+    def iter_chunks(self, columns: list[str] | None = None) -> Iterator[Table]:
+        """One Table per chunk, in order (decoded on `threads` threads ahead)."""
+        def one(i: int) -> Table:
+            return decode_with(self._reader, columns=columns, chunks=[i], threads=1,
+                               **self._runtime)
+
+        yield from parallel_ordered(one, range(self.n_chunks), self.threads)
+
+    def read(self, rows: slice | None = None, columns: list[str] | None = None) -> Table:
+        """Rows `rows` (a slice, step 1) of `columns`, decoding only the chunks it touches."""
+        start, stop, step = (rows or slice(None)).indices(self.n_rows)
+        if step != 1:
+            raise InputError("read(rows=...) takes a contiguous slice (step 1)")
+        if stop <= start:
+            return self._decode([], columns)
+        first = int(np.searchsorted(self._starts, start, side="right") - 1)
+        last = int(np.searchsorted(self._starts, stop, side="left"))
+        table = self._decode(list(range(first, last)), columns)
+        offset = int(self._starts[first])
+        return table.slice(start - offset, stop - offset)
+
+    def _decode(self, chunks: list[int], columns: list[str] | None) -> Table:
+        return decode_with(self._reader, columns=columns, chunks=chunks, threads=self.threads,
+                           **self._runtime)
+
+
+def open_reader(source: str | os.PathLike | bytes, **kw: Any) -> Reader:
+    """A Reader over a .balerc file (`recover=True` for a damaged or unfinished one)."""
+    return Reader(source, **kw)

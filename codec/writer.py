@@ -1,0 +1,362 @@
+"""The write path: batches in, a crash-safe .balerc out (the public streaming writer).
+
+`open_writer(...)` returns a Writer; `append(batch)` buffers rows to `chunk_rows`,
+encodes full chunks on a thread pool (a bounded window, so memory is chunk size x
+threads) and writes them in order, each flushed as written: a process killed mid-run
+leaves a file that `decompress --recover` reads up to its last written chunk. `close()`
+writes the footer. `balerc compress` is this writer fed by a file's chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import zstandard
+
+from balerc.formats.container import ContainerWriter
+from balerc.formats.errors import InputError
+from balerc.formats.fileio import check_output
+from balerc.formats.table import Table, kind_of
+
+from .model import ModelBundle
+from .options import CompressOptions
+from .plan import Plan, Ranges, dtype_str, plan_coders
+from .progress import progress
+
+
+@dataclass
+class CompressResult:
+    path: Path | None
+    rows: int
+    chunks: int
+    raw_bytes: int
+    file_bytes: int
+    source_bytes: int | None
+    seconds: float
+    column_bytes: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.raw_bytes / self.file_bytes if self.file_bytes else float("inf")
+
+    @property
+    def ratio_vs_source(self) -> float | None:
+        return self.source_bytes / self.file_bytes if self.source_bytes and self.file_bytes else None
+
+    @property
+    def mbps(self) -> float:
+        return self.raw_bytes / 1e6 / self.seconds if self.seconds > 0 else float("inf")
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("balerc")
+    except Exception:  # pragma: no cover - running from a source tree without install
+        return "0+unknown"
+
+
+def producer() -> dict[str, str]:
+    return {"balerc": package_version(), "python": platform.python_version(),
+            "numpy": np.__version__, "zstandard": zstandard.__version__}
+
+
+def schema_of(batch: Any) -> dict[str, np.dtype]:
+    """Column names in order -> dtypes, from a Table, dict of arrays or structured array."""
+    return {n: np.asarray(a).dtype for n, a in columns_of(batch).items()}
+
+
+def columns_of(batch: Any) -> dict[str, np.ndarray]:
+    """A batch as named 1-D columns: Table, dict of arrays, numpy structured array, or a
+    pandas DataFrame."""
+    if isinstance(batch, Table):
+        return dict(batch.columns)
+    if isinstance(batch, np.ndarray) and batch.dtype.names:
+        return {n: batch[n] for n in batch.dtype.names}
+    if isinstance(batch, Mapping):
+        return {str(k): np.asarray(v) for k, v in batch.items()}
+    if hasattr(batch, "columns") and hasattr(batch, "to_numpy"):  # pandas
+        return {str(c): batch[c].to_numpy() for c in batch.columns}
+    raise InputError(f"cannot append a {type(batch).__name__}: give a Table, a dict of "
+                     f"arrays, a numpy structured array or a pandas DataFrame")
+
+
+def _jsonable(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class Writer:
+    """Appends batches of rows to a .balerc file; see the module docstring."""
+
+    def __init__(self, target: str | os.PathLike | BinaryIO, options: CompressOptions, *,
+                 schema: Mapping[str, Any] | None = None, model: ModelBundle | None = None,
+                 ranges: Ranges | None = None, source: Mapping[str, Any] | None = None,
+                 allow_extra: bool = False, probe: Table | None = None,
+                 expected_rows: int | None = None, header_extra: dict[str, Any] | None = None):
+        self.options = options
+        self.model = model
+        self.ranges = ranges
+        self.allow_extra = allow_extra
+        self._source = dict(source or {})
+        self._header_extra = header_extra or {}
+        self._expected_rows = expected_rows
+        self.path: Path | None = None
+        self._own = not hasattr(target, "write")
+        if self._own:
+            self.path = check_output(target, options.force)
+            self._f: BinaryIO = open(self.path, "wb")
+        else:
+            self._f = target  # type: ignore[assignment]
+        self._cw: ContainerWriter | None = None
+        self._plan: Plan | None = None
+        self._schema: dict[str, np.dtype] = {}
+        self._pending: list[dict[str, np.ndarray]] = []
+        self._buffered = 0
+        self._window: deque[Future] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+        self._raw = 0
+        self._col_bytes: dict[str, int] = {}
+        self._t0 = time.perf_counter()
+        self._bar = progress(-(-expected_rows // options.chunk_rows) if expected_rows else 0,
+                             "compress", "chunk", enabled=options.progress and bool(expected_rows))
+        self._progress = self._bar.__enter__()
+        self.result: CompressResult | None = None
+        if schema is not None:
+            self._start({n: np.dtype(d) for n, d in schema.items()}, probe)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # leave what was written, without a footer: readable with --recover
+            self._abandon()
+
+    def _start(self, schema: dict[str, np.dtype], probe: Table | None) -> None:
+        """Plan the coders and write the header (and attachments)."""
+        if not schema:
+            raise InputError("the schema has no columns")
+        kinds = {n: _kind(d) for n, d in schema.items()}  # refuses dtypes balerc cannot store
+        self._schema = schema
+        self._plan = plan_coders(schema, self.options, self.model, self.ranges, probe,
+                                 self._expected_rows)
+        coders = self._plan.coders
+        codec_of = {n: c.get_config()["id"] for c in coders for n in c.columns}
+        features = sorted({f for c in coders for f in c.describe().get("features", [c.codec_id])})
+        header = {
+            "format": "balerc", "required_features": features, "producer": producer(),
+            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "chunk_rows": self.options.chunk_rows,
+            "schema": {"columns": [{"name": n, "kind": kinds[n], "dtype": dtype_str(d),
+                                    "codec": codec_of.get(n, "lossless")}
+                                   for n, d in schema.items()],
+                       "source": {k: v for k, v in self._source.items() if _jsonable(v)}},
+            "coders": [c.get_config() for c in coders],
+        }
+        header.update(self._header_extra)
+        attachments: dict[str, bytes] = {}
+        for c in coders:
+            attachments.update(c.attachments())
+        self._cw = ContainerWriter(self._f, header, attachments)
+
+    # -- appending -----------------------------------------------------------------------
+    def append(self, batch: Any) -> None:
+        """Add rows (columns matched by name); full chunks are encoded and written."""
+        cols = columns_of(batch)
+        if self._cw is None:
+            self._start(schema_of(cols), Table(cols))
+        cols = self._conform(cols)
+        n = len(next(iter(cols.values())))
+        if n == 0:
+            return
+        size = self.options.chunk_rows
+        if not self._pending and n == size:  # the file path: one chunk per batch, no copy
+            self._submit(cols, n)
+            return
+        self._pending.append(cols)
+        self._buffered += n
+        while self._buffered >= size:
+            self._submit(*self._take(size))
+
+    def _conform(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch's columns in schema order, refusing other names or types by name."""
+        missing = [n for n in self._schema if n not in cols]
+        extra = [n for n in cols if n not in self._schema]
+        if missing or (extra and not self.allow_extra):
+            raise InputError(
+                f"the batch does not match the file's schema: missing {missing}, unexpected "
+                f"{extra}" + (" (pass allow_extra=True to drop extra columns)" if extra else ""))
+        wrong = {}
+        for n, d in self._schema.items():
+            got = np.asarray(cols[n]).dtype
+            if got != d and not (got.kind in "OUS" and d.kind in "OUS"):
+                wrong[n] = f"{got} (the file has {d})"
+        if wrong:
+            raise InputError(f"the batch's column types differ from the file's schema: {wrong}")
+        out = {n: np.asarray(cols[n]) for n in self._schema}
+        lengths = {len(a) for a in out.values()}
+        if len(lengths) != 1 or any(a.ndim != 1 for a in out.values()):
+            raise InputError(f"the batch's columns must be 1-D of one length, got lengths "
+                             f"{ {n: a.shape for n, a in out.items()} }")
+        return out
+
+    def _take(self, size: int) -> tuple[dict[str, np.ndarray], int]:
+        """The first `size` buffered rows as one chunk; the rest stays buffered."""
+        joined = {n: np.concatenate([p[n] for p in self._pending]) for n in self._schema}
+        total = self._buffered
+        head = {n: a[:size] for n, a in joined.items()}
+        self._pending = [{n: a[size:] for n, a in joined.items()}] if total > size else []
+        self._buffered = total - size
+        return head, size
+
+    def flush(self) -> None:
+        """Encode and write the buffered rows now (a partial chunk) and wait for every
+        chunk in flight: afterwards the file on disk holds every row appended so far."""
+        if self._buffered:
+            self._submit(*self._take(self._buffered))
+        while self._window:
+            self._write(self._window.popleft().result())
+
+    # -- encoding ------------------------------------------------------------------------
+    def _submit(self, cols: dict[str, np.ndarray], n: int) -> None:
+        assert self._cw is not None and self._plan is not None
+        chunk = Table(cols, self._source)
+        self._raw += chunk.nbytes
+        index = self._cw.n_chunks + len(self._window)
+        threads = self.options.threads
+        if threads <= 1:
+            self._write(self._encode(chunk, index))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=threads)
+        self._window.append(self._pool.submit(self._encode, chunk, index))
+        while len(self._window) >= 2 * threads:
+            self._write(self._window.popleft().result())
+
+    def _encode(self, chunk: Table, index: int) -> tuple[int, dict[str, bytes], dict[str, Any]]:
+        assert self._plan is not None
+        streams: dict[str, bytes] = {}
+        meta: dict[str, Any] = {}
+        for k, coder in enumerate(self._plan.coders):
+            s, m = coder.encode(chunk, index)
+            streams.update(s)
+            if m:
+                meta[str(k)] = m
+        return chunk.n_rows, streams, meta
+
+    def _write(self, encoded: tuple[int, dict[str, bytes], dict[str, Any]]) -> None:
+        assert self._cw is not None
+        rows, streams, meta = encoded
+        self._cw.write_chunk(streams, rows, meta)
+        for name, blob in streams.items():
+            self._col_bytes[name] = self._col_bytes.get(name, 0) + len(blob)
+        self._progress.update(1)
+
+    # -- the end -------------------------------------------------------------------------
+    def close(self) -> CompressResult:
+        """Write what is buffered, then the footer; returns the result (also `.result`)."""
+        if self.result is not None:
+            return self.result
+        if self._cw is None:
+            self._abandon()
+            raise InputError("nothing was appended: an empty table cannot be written")
+        try:
+            self.flush()
+            self._cw.close({"raw_bytes": self._raw, **self._summary()})
+        finally:
+            self._shutdown()
+        self.result = CompressResult(
+            path=self.path, rows=self._cw.rows, chunks=self._cw.n_chunks, raw_bytes=self._raw,
+            file_bytes=self._cw.bytes_written, source_bytes=self._source.get("size"),
+            seconds=time.perf_counter() - self._t0, column_bytes=self._col_bytes)
+        self._report(self.result)
+        return self.result
+
+    def _summary(self) -> dict[str, Any]:
+        ae = self._plan.ae if self._plan else None
+        if ae is None:
+            return {}
+        return {"max_error": [_g4(r["max"]) for r in ae.error_report()],
+                "modes": ae._stats.modes}
+
+    def _report(self, result: CompressResult) -> None:
+        """Measured errors and notes for the summary the CLI prints."""
+        assert self._plan is not None
+        notes = list(self._plan.notes)
+        ae = self._plan.ae
+        if ae is not None:
+            result.extra["errors"] = ae.error_report()
+            if self._plan.model is not None:
+                notes.append(f"ONNX Runtime provider: {ae._decoder_session(1).provider}")
+                used = sum(ae._stats.modes.get(m, 0) for m in "par")
+                if self.options.bound is not None and used == 0:
+                    notes.append("the model did not pay on this table: stored with plain "
+                                 "quantization")
+        result.extra["notes"] = notes
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._bar.__exit__(None, None, None)
+        if self._own:
+            self._f.close()
+
+    def _abandon(self) -> None:
+        """Stop without a footer (after an error): written chunks stay recoverable."""
+        self._window.clear()
+        self._shutdown()
+
+
+def _kind(dtype: np.dtype) -> str:
+    return kind_of(np.empty(0, dtype=object if dtype.kind in "OUS" else dtype))
+
+
+def _g4(v: float | None) -> float | None:
+    import math
+
+    return None if v is None or not math.isfinite(v) else float(f"{v:.4g}")
+
+
+def open_writer(path: str | os.PathLike | BinaryIO, *, model: str | os.PathLike | ModelBundle |
+                None = None, bound: str | None = None, schema: Mapping[str, Any] | None = None,
+                ranges: Ranges | None = None, allow_extra: bool = False,
+                **options: Any) -> Writer:
+    """A streaming writer for a data-taking loop::
+
+        with balerc.open_writer("run.balerc", model="model/", bound="pwrel:5e-4") as w:
+            for batch in source:
+                w.append(batch)
+        print(w.result.ratio)
+
+    `schema` (name -> dtype) fixes the columns before the first batch (else the first
+    batch does); columns are matched by name. A `rel` bound needs `ranges` (name ->
+    (min, max)) or the model's training ranges: the bound is then guaranteed against
+    that declared range. `options` are CompressOptions fields (chunk_rows, threads,
+    device, zstd_level, embed_model, keep_model, latent_bits, force); the writer writes to
+    `path` directly, so a killed process leaves a file readable with --recover.
+    """
+    bundle = model if isinstance(model, ModelBundle) or model is None else ModelBundle.load(model)
+    opts = CompressOptions.make(bound, keep_model=options.pop("keep_model", True), **options)
+    return Writer(path, opts, schema=schema, model=bundle, ranges=ranges,
+                  allow_extra=allow_extra)
