@@ -25,7 +25,7 @@ import numpy as np
 from balerc.codec.ae import compress_with_model
 from balerc.codec.api import decompress
 from balerc.codec.bound import Bound
-from balerc.codec.peers import compare
+from balerc.cli.analysis.peers import compare
 from balerc.formats import toy
 from balerc.formats.table import Table
 from balerc.formats.tableio import read_table

@@ -28,12 +28,13 @@ def demo_command(rows: int, bound: str, epochs: int, output_dir: Path, threads: 
     from balerc.codec.ae import compress_with_model
     from balerc.codec.api import decompress
     from balerc.codec.bound import Bound
-    from balerc.codec.peers import compare
     from balerc.codec.pipeline import default_threads
     from balerc.formats import toy
     from balerc.formats.errors import BalercError
     from balerc.formats.tableio import write_table
     from balerc.train import TrainConfig, export, fit
+
+    from .analysis.peers import compare
 
     b = Bound.parse(bound)
     threads = threads or default_threads()

@@ -125,7 +125,7 @@ def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: boo
         table, output, model_dir=model_dir, lossless=lossless, bound=bound,
         latent_bits=latent_bits, chunk_rows=chunk_rows, threads=threads, device=device,
         zstd_level=zstd_level, embed_model=not no_embed_model, force=force,
-        show_progress=not quiet, keep_model=keep_model,
+        progress=not quiet, keep_model=keep_model,
     )
     if not quiet:
         click.echo(api.format_summary(result))

@@ -139,6 +139,7 @@ class AECoder:
             self.io64, self.exact = False, set()
             self.lean = b""
         self._stats = _Stats(np.zeros(len(columns)), np.zeros(len(columns)), np.zeros(len(columns)))
+        self._recorded_hashes: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ description
@@ -172,8 +173,10 @@ class AECoder:
                 d["model"]["exact"] = m.get("exact") or []
                 d["exact_drift"] = self.exact_drift
             d["model"]["model_format_version"] = m.get("model_format_version")
-            d["decoder_sha256"] = sha256(self.model.decoder)
-            d["encoder_sha256"] = sha256(self.model.encoder) if self.model.encoder else None
+            recorded = self._recorded_hashes  # rebuilt from a header: what it names
+            d["decoder_sha256"] = recorded.get("decoder_sha256") or sha256(self.model.decoder)
+            d["encoder_sha256"] = recorded.get("encoder_sha256") or (
+                sha256(self.model.encoder) if self.model.encoder else None)
             d["decoder_attachment"] = LEAN_ATTACHMENT if self.embed_model else None
             if self.embed_model:
                 d["decoder_attachment_sha256"] = sha256(self.lean)
@@ -244,7 +247,7 @@ class AECoder:
                         f"not the one the file was compressed with ({desc['decoder_sha256'][:16]}...)"
                     )
         b = desc.get("bound")
-        return cls(
+        coder = cls(
             desc["columns"], index, dtypes, Bound(b["mode"], b["value"]) if b else None,
             desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
             margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
@@ -253,6 +256,9 @@ class AECoder:
             source=f"{source}: embedded" if model and model.path == "<embedded>" else (
                 str(model_dir) if model else source),
         )
+        coder._recorded_hashes = {k: desc[k] for k in ("decoder_sha256", "encoder_sha256")
+                                  if desc.get(k)}
+        return coder
 
     # ------------------------------------------------------------------ helpers
     def _col_bound(self, j: int) -> float:

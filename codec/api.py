@@ -11,7 +11,9 @@ from balerc.formats.fileio import atomic_output, check_output
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
-from .pipeline import CompressResult, compress_lossless, default_threads
+from .model import ModelBundle
+from .options import CompressOptions
+from .pipeline import CompressResult, compress_table, default_threads
 
 
 def compress_file(
@@ -21,37 +23,24 @@ def compress_file(
     model_dir: str | os.PathLike | None = None,
     lossless: bool = False,
     bound: str | None = None,
-    latent_bits: int | None = None,
-    chunk_rows: int = 65536,
     threads: int | None = None,
-    device: str = "auto",
-    zstd_level: int | None = None,
-    embed_model: bool = True,
-    force: bool = False,
-    show_progress: bool = False,
-    keep_model: bool = False,
+    **options: Any,
 ) -> CompressResult:
-    """Compress `table` into `output`: lossless, or with a model and/or an error bound."""
-    threads = threads or default_threads()
-    if lossless:
-        if model_dir is not None or bound is not None:
-            raise InputError("--lossless cannot be combined with -m/--model or --error-bound")
-        return compress_lossless(
-            table, output, chunk_rows=chunk_rows, threads=threads, zstd_level=zstd_level,
-            force=force, show_progress=show_progress,
-        )
-    if model_dir is None and bound is None:
+    """Compress `table` into `output`: lossless, or with a model and/or an error bound.
+
+    `options` are CompressOptions fields (chunk_rows, device, zstd_level, embed_model,
+    keep_model, latent_bits, force, progress).
+    """
+    if lossless and (model_dir is not None or bound is not None):
+        raise InputError("--lossless cannot be combined with -m/--model or --error-bound")
+    if not lossless and model_dir is None and bound is None:
         raise InputError(
             "say how to compress: --lossless, or --error-bound MODE:E (e.g. rel:1e-3), "
             "or -m MODEL_DIR from `balerc train`"
         )
-    from .ae import compress_with_model
-
-    return compress_with_model(
-        table, output, model_dir=model_dir, bound=bound, latent_bits=latent_bits,
-        chunk_rows=chunk_rows, threads=threads, device=device, zstd_level=zstd_level,
-        embed_model=embed_model, force=force, show_progress=show_progress, keep_model=keep_model,
-    )
+    opts = CompressOptions.make(bound, threads=threads, lossless=lossless, **options)
+    model = ModelBundle.load(model_dir) if model_dir is not None else None
+    return compress_table(table, output, opts, model)
 
 
 def decompress_file(

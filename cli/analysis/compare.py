@@ -71,7 +71,7 @@ class CompareOptions:
 
 def all_methods(model_dir: Path | None) -> list[str]:
     """balerc (model-free always, with the model when given) and every registered peer."""
-    from balerc.codec.peers import PEERS
+    from .peers import PEERS
 
     return [BALERC] + ([BALERC_MODEL] if model_dir else []) + list(PEERS)
 
@@ -142,7 +142,7 @@ def _balerc_runner(ft: Table, model_dir: Path | None, opts: CompareOptions) -> R
 
 
 def _peer_runner(name: str, x: np.ndarray, opts: CompareOptions) -> Runner:
-    from balerc.codec.peers import PEERS, read_header
+    from .peers import PEERS, read_header
 
     peer = PEERS[name]
 
@@ -159,7 +159,7 @@ def _skip_reason(name: str, bound: Bound) -> str | None:
     """Why a method cannot run here (missing package, unsupported mode), else None."""
     if name in (BALERC, BALERC_MODEL):
         return None
-    from balerc.codec.peers import PEERS
+    from .peers import PEERS
 
     peer = PEERS[name]
     if not peer.available():

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
+from balerc.codec.bound import Bound
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.optional import available, hint, require
-
-from .bound import Bound
 
 MAGIC = b"BLPR"
 ZSTD_LEVEL = 19

@@ -1,0 +1,188 @@
+"""The public streaming writer and reader: what a data-taking loop relies on."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from balerc.codec import open_reader, open_writer
+from balerc.codec.ae import compress_with_model
+from balerc.codec.bounds import Bound, bound_modes, get_bound_mode
+from balerc.codec.coders import get_coder, registered
+from balerc.codec.pipeline import coder_column_names, read_container
+from balerc.formats import toy
+from balerc.formats.container import ContainerReader
+from balerc.formats.errors import InputError
+from balerc.formats.table import Table
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def table() -> Table:
+    return toy.dimuon(2500, seed=4)
+
+
+def _streams(data: bytes) -> list[dict[str, bytes]]:
+    with ContainerReader(data) as r:
+        return [r.read_chunk(i) for i in range(r.n_chunks)]
+
+
+def _ranges(t: Table) -> dict[str, tuple[float, float]]:
+    return {n: (float(t[n].min()), float(t[n].max())) for n in t.names_of_kind("float")}
+
+
+@pytest.mark.parametrize("batch", [1, 7, 1000])
+@pytest.mark.parametrize("bound", ["pwrel:5e-4", "rel:1e-3", "abs:0.01"])
+def test_appending_batches_writes_what_compress_writes(table, batch, bound):
+    """Same chunks, same bytes: any batch size gives compress's chunk streams."""
+    whole = io.BytesIO()
+    compress_with_model(table, whole, model_dir=None, bound=bound, chunk_rows=400, zstd_level=3)
+    streamed = io.BytesIO()
+    ranges = _ranges(table) if bound.startswith("rel") else None
+    with open_writer(streamed, bound=bound, chunk_rows=400, zstd_level=3, ranges=ranges,
+                     threads=2) as w:
+        for start in range(0, table.n_rows, batch):
+            w.append(table.slice(start, start + batch))
+    assert w.result.rows == table.n_rows and w.result.chunks == 7
+    assert _streams(streamed.getvalue()) == _streams(whole.getvalue())
+    back = read_container(streamed.getvalue())
+    b = Bound.parse(bound)
+    for n in table.names_of_kind("float"):
+        assert b.allowed(table[n], back[n], None if b.pointwise else
+                         b.absolute_from_range(*ranges[n]) if ranges else None).all(), n
+
+
+def test_batches_as_dicts_structured_arrays_and_flush(tmp_path, table):
+    path = tmp_path / "s.balerc"
+    rec = np.zeros(10, dtype=[(n, table[n].dtype) for n in table.names])
+    for n in table.names:
+        rec[n] = table[n][:10]
+    with open_writer(path, bound="pwrel:1e-3", chunk_rows=1000) as w:
+        w.append(rec)  # the first batch fixes the schema (names in its order)
+        w.append({n: table[n][10:20] for n in reversed(table.names)})  # matched by name
+        w.flush()  # a partial chunk now: the file holds 20 rows already
+        with pytest.warns(UserWarning, match="recovered the first 20 rows"):
+            assert read_container(path, recover=True).n_rows == 20
+        w.append(table.slice(20, 25))
+    back = read_container(path)
+    assert back.n_rows == 25 and back.names == table.names
+    assert np.array_equal(back["Run"][10:20], table["Run"][10:20])
+
+
+def test_wrong_batches_are_refused_by_name(tmp_path, table):
+    with open_writer(tmp_path / "w.balerc", bound="abs:0.1") as w:
+        w.append(table.slice(0, 5))
+        with pytest.raises(InputError, match=r"missing \['M'\]"):
+            w.append({n: table[n][:5] for n in table.names if n != "M"})
+        with pytest.raises(InputError, match=r"unexpected \['extra'\].*allow_extra"):
+            w.append({**table.slice(0, 5).columns, "extra": np.zeros(5)})
+        with pytest.raises(InputError, match=r"'E1': 'float32 \(the file has float64\)'"):
+            w.append({**table.slice(0, 5).columns, "E1": table["E1"][:5].astype(np.float32)})
+    with open_writer(tmp_path / "x.balerc", bound="abs:0.1", allow_extra=True,
+                     schema={n: table[n].dtype for n in table.names}) as w:
+        w.append({**table.slice(0, 5).columns, "extra": np.zeros(5)})
+    assert "extra" not in read_container(tmp_path / "x.balerc").names
+
+
+def test_rel_needs_declared_ranges(tmp_path, table):
+    with pytest.raises(InputError, match=r"rel bound needs each column's range.*ranges="):
+        with open_writer(tmp_path / "r.balerc", bound="rel:1e-3") as w:
+            w.append(table.slice(0, 100))
+    ranges = _ranges(table.slice(0, 100))  # declared from a first look; later values exceed it
+    with open_writer(tmp_path / "r2.balerc", bound="rel:1e-3", ranges=ranges, force=True) as w:
+        w.append(table)
+    back = read_container(tmp_path / "r2.balerc")
+    for n, (lo, hi) in ranges.items():  # held against the declared range's absolute limit
+        assert Bound("rel", 1e-3).allowed(table[n], back[n], 1e-3 * (hi - lo) or 1e-3).all(), n
+
+
+def test_writer_refuses_to_clobber(tmp_path, table):
+    (tmp_path / "e.balerc").write_bytes(b"x")
+    with pytest.raises(InputError, match="already exists"):
+        open_writer(tmp_path / "e.balerc", bound="abs:1")
+
+
+def test_killed_writer_leaves_every_flushed_chunk(tmp_path):
+    """SIGKILL mid-stream: --recover reads every chunk written before the kill."""
+    path = tmp_path / "k.balerc"
+    script = textwrap.dedent(f"""
+        import sys
+        from balerc.codec import open_writer
+        from balerc.formats import toy
+        t = toy.dimuon(500, seed=1)
+        w = open_writer({str(path)!r}, bound="pwrel:1e-3", chunk_rows=500)
+        for i in range(10_000):
+            w.append(t)
+            if i == 5:
+                print("six", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "six"
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    with pytest.warns(UserWarning, match="recovered"):
+        back = read_container(path, recover=True)
+    assert back.n_rows >= 3000 and back.n_rows % 500 == 0
+    t = toy.dimuon(500, seed=1)
+    assert np.array_equal(back["Event"][-500:], t["Event"])
+
+
+def test_reader_iterates_chunks_and_reads_row_ranges(tmp_path, table):
+    path = tmp_path / "rd.balerc"
+    compress_with_model(table, path, model_dir=None, bound="abs:0.01", chunk_rows=300)
+    whole = read_container(path)
+    with open_reader(path, threads=2) as r:
+        assert r.n_rows == table.n_rows and r.n_chunks == 9 and r.columns == table.names
+        parts = list(r.iter_chunks(columns=["M", "Run"]))
+        assert [p.n_rows for p in parts] == [300] * 8 + [100]
+        assert np.array_equal(np.concatenate([p["M"] for p in parts]), whole["M"])
+        got = r.read(rows=slice(250, 1234), columns=["E1"])
+        assert got.names == ["E1"] and np.array_equal(got["E1"], whole["E1"][250:1234])
+        assert r.read(rows=slice(5, 5)).n_rows == 0
+        assert r.info()["rows"] == table.n_rows
+
+
+# ------------------------------------------------------------------ registries
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("v21_*.balerc")), ids=lambda p: p.stem)
+def test_every_coder_config_round_trips(path):
+    """The header's coder records rebuild coders whose get_config() is that record, and
+    from_config(get_config()) again gives it, for every coder of every golden file of the
+    current format (older files decode through the same classes: tests/test_golden.py)."""
+    from balerc.codec.reader import coders_from_header
+
+    with ContainerReader(path) as r:
+        coders = coders_from_header(r.header, attachment=r.read_attachment, source=str(path))
+        schema = r.header["schema"]["columns"]
+        index = {c["name"]: i for i, c in enumerate(schema)}
+        dtypes = {c["name"]: c["dtype"] for c in schema}
+        for desc, coder in zip(r.header["coders"], coders, strict=True):
+            assert type(coder) is get_coder(desc["id"])
+            config = coder.get_config()
+            assert config == desc
+            again = type(coder).from_config(dict(config, columns=coder_column_names(
+                r.header, config)), index, dtypes, attachment=r.read_attachment)
+            assert again.get_config() == config
+
+
+def test_registries_list_the_builtins():
+    assert set(registered()) >= {"lossless", "autoencoder"}
+    assert bound_modes() == ["abs", "rel", "pwrel"]
+    for name in bound_modes():
+        b = Bound(name, 1e-3)
+        assert Bound.parse(str(b)) == b and get_bound_mode(name).name == name
+        y = np.array([1.0, -2.0, 0.5, np.nan])
+        ok = b.allowed(y, y + np.array([2.5e-4, 0.0, 2e-4, 0.0]), 1e-3)
+        assert ok.tolist() == [True, True, True, True]
+        assert not b.allowed(y, y + 1.0, 1e-3)[:3].any()
+    with pytest.raises(InputError, match="unknown bound mode 'foo'"):
+        Bound.parse("foo:1")
