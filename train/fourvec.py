@@ -41,6 +41,7 @@ _TOKENS = {
     "eta": ("eta",), "phi": ("phi",), "m": ("mass", "m"),
 }
 _SEPARATORS = "_.:-/ "
+MAX_LISTED = 20  # float columns an error message lists
 BARE_LABEL = "obj"  # the label of a group named without prefix or suffix (pt, eta, ...)
 
 
@@ -95,7 +96,7 @@ def parse_spec(text: str, index: int = 0) -> FourVector:
     if len(cols) not in (3, 4):
         raise InputError(f"--four-vector {text!r}: give 3 or 4 columns (got {len(cols)}) as "
                          f"[LABEL=][cart:]E,PX,PY,PZ or [LABEL=]polar:PT,ETA,PHI,MASS")
-    roles = FULL[kind] if len(cols) == 4 else FULL[kind][:3] if kind == "polar" else CARTESIAN
+    roles = FULL[kind] if len(cols) == 4 else (POLAR if kind == "polar" else CARTESIAN)
     return FourVector(label.strip() or f"obj{index + 1}", dict(zip(roles, cols, strict=True)),
                       declared=True)
 
@@ -109,18 +110,17 @@ def parse_specs(texts: Sequence[str]) -> list[FourVector]:
     return groups
 
 
-def declared(texts: Sequence[str], names: Sequence[str], what: str = "float columns"
-             ) -> list[FourVector]:
-    """The user's groups, each column checked against `names` (the usable columns)."""
-    groups = parse_specs(texts)
-    for text, g in zip(texts, groups, strict=True):
+def declared(texts: Sequence[str], names: Sequence[str]) -> list[FourVector]:
+    """The user's groups, each column checked against `names` (the float columns)."""
+    out = parse_specs(texts)
+    for text, g in zip(texts, out, strict=True):
         missing = [c for c in g.cols.values() if c not in names]
         if missing:
-            hint = (f" (kinds are {', '.join(KINDS)})"
-                    if any(":" in c for c in missing) else "")
+            kinds = f" (kinds are {', '.join(KINDS)})" if any(":" in c for c in missing) else ""
+            shown = ", ".join(list(names)[:MAX_LISTED]) + (", ..." if len(names) > MAX_LISTED else "")
             raise InputError(f"--four-vector {text!r} names column(s) {missing} that are not "
-                             f"{what}{hint}; available: {list(names)}")
-    return groups
+                             f"float columns{kinds}; available: {shown}")
+    return out
 
 
 # ---------------------------------------------------------------------------- names

@@ -15,24 +15,15 @@ thing in the same order.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from balerc.formats.errors import InputError
+from . import fourvec
+from .fourvec import CARTESIAN, POLAR, FourVector
 
-ROLES = ("E", "px", "py", "pz", "pt", "eta", "phi", "m")
-CARTESIAN = ("px", "py", "pz")
-POLAR = ("pt", "eta", "phi")
-# Name tokens per role, matched case-insensitively (longest first so "eta" beats "E").
-_TOKENS = {
-    "E": ("energy", "e"),
-    "px": ("px",), "py": ("py",), "pz": ("pz",), "pt": ("pt",),
-    "eta": ("eta",), "phi": ("phi",), "m": ("mass", "m"),
-}
 # Acceptance of a relation on the data: at least EXACT_FRACTION of the rows within
 # EXACT_REL relative, or CLOSE_FRACTION within CLOSE_RANGE of the column's range (source
 # files that rounded a derived column, e.g. Zmumu's pt, still gain from the formula).
@@ -48,29 +39,6 @@ LINEAR_MAX_SOURCES = 8
 
 
 # ---------------------------------------------------------------------------- structures
-@dataclass
-class FourVector:
-    """One object's kinematic columns: role -> column name, plus what fixes its mass."""
-
-    label: str
-    cols: dict[str, str]
-    mass: float | None = None  # constant mass found on the data (E from p and this)
-    declared: bool = False
-    confirmed: dict[str, float] = field(default_factory=dict)  # role -> fraction exact
-
-    def bases(self) -> list[str]:
-        out = []
-        if all(r in self.cols for r in CARTESIAN):
-            out.append("cartesian")
-        if all(r in self.cols for r in POLAR):
-            out.append("polar")
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "columns": dict(self.cols), "mass": self.mass,
-                "declared": self.declared}
-
-
 @dataclass
 class PairMass:
     """Column `name` is the invariant mass of four-vectors `a` + `b` (labels)."""
@@ -124,85 +92,6 @@ class Plan:
             "linear": [r.to_json() for r in self.relations.linear if r.target in self.derived],
             "derived": list(self.derived),
         }
-
-
-# ---------------------------------------------------------------------------- names
-def parse_name(name: str) -> tuple[str, str, str] | None:
-    """(role, prefix, suffix) for names like px1, Muon_Px, Jet_pt, E2, jet_mass; else None.
-
-    The prefix must be empty or end in a separator, the suffix empty or start with a digit
-    or a separator, so "Event" or "Muon_Eta" never read as an energy.
-    """
-    low = name.lower()
-    best = None
-    for role, toks in _TOKENS.items():
-        for tok in toks:
-            for m in re.finditer(re.escape(tok), low):
-                pre, suf = name[: m.start()], name[m.end():]
-                if pre and not re.search(r"[_.:\-/ ]$", pre):
-                    continue
-                if suf and not re.match(r"[_.\-:/ 0-9]", suf):
-                    continue
-                if best is None or len(tok) > len(best[3]):
-                    best = (role, pre, suf, tok)
-    return None if best is None else best[:3]
-
-
-def groups_from_names(names: Sequence[str]) -> list[FourVector]:
-    """Candidate four-vector groups: columns sharing a prefix/suffix with a usable basis."""
-    by_key: dict[tuple[str, str], dict[str, str]] = {}
-    for n in names:
-        parsed = parse_name(n)
-        if parsed is None:
-            continue
-        role, pre, suf = parsed
-        slot = by_key.setdefault((pre.lower(), suf.lower()), {})
-        if role not in slot:
-            slot[role] = n
-    out = []
-    for (pre, suf), cols in by_key.items():
-        g = FourVector(label=(pre + suf).strip("_.:-/ ") or "p", cols=cols)
-        if g.bases() and len(cols) > 3:
-            out.append(g)
-    return out
-
-
-def parse_declaration(text: str) -> tuple[str, str, list[str]]:
-    """'LABEL=E,px,py,pz' (cartesian roles) or 'LABEL=polar:pt,eta,phi[,mass]'."""
-    if "=" not in text:
-        raise InputError(f"--four-vector {text!r}: expected LABEL=E,px,py,pz or "
-                         f"LABEL=polar:pt,eta,phi,mass")
-    label, rest = text.split("=", 1)
-    kind = "cartesian"
-    if ":" in rest:
-        kind, rest = rest.split(":", 1)
-        kind = kind.strip().lower()
-        if kind not in ("polar", "cartesian"):
-            raise InputError(f"--four-vector {text!r}: unknown kind {kind!r} (polar or cartesian)")
-    cols = [c.strip() for c in rest.split(",") if c.strip()]
-    want = (3, 4)
-    if len(cols) not in want:
-        raise InputError(f"--four-vector {text!r}: give 3 or 4 column names, got {len(cols)}")
-    return label.strip() or "p", kind, cols
-
-
-def declared_groups(decls: Sequence[str], names: Sequence[str]) -> list[FourVector]:
-    """Groups the user declared; columns that are not training columns are refused by name."""
-    out = []
-    for text in decls:
-        label, kind, cols = parse_declaration(text)
-        missing = [c for c in cols if c not in names]
-        if missing:
-            raise InputError(
-                f"--four-vector {text!r} names column(s) {missing} that are not float training "
-                f"columns; available: {list(names)}"
-            )
-        if kind == "polar":
-            roles = ["pt", "eta", "phi", "m"][: len(cols)]
-        else:  # E,px,py,pz or px,py,pz
-            roles = ["E", "px", "py", "pz"] if len(cols) == 4 else ["px", "py", "pz"]
-        out.append(FourVector(label=label, cols=dict(zip(roles, cols, strict=True)), declared=True))
-    return out
 
 
 # ---------------------------------------------------------------------------- formulas
@@ -469,19 +358,7 @@ def detect(names: Sequence[str], y: np.ndarray, declared: Sequence[str] = (),
     rows = y if len(y) <= DETECT_ROWS else y[np.sort(rng.choice(len(y), DETECT_ROWS, replace=False))]
     data = {n: rows[:, j] for j, n in enumerate(names)}
     rel = Relations()
-    groups = declared_groups(declared, names)
-    taken = {c for g in groups for c in g.cols.values()}
-    for g in groups_from_names(names):
-        if not taken.intersection(g.cols.values()):
-            groups.append(g)
-            taken.update(g.cols.values())
-    labels: set[str] = set()
-    for g in groups:
-        while g.label in labels:
-            g.label += "_"
-        labels.add(g.label)
-        if confirm_group(g, data) is not None:
-            rel.groups.append(g)
+    rel.groups = [g for g in fourvec.groups(declared, names) if confirm_group(g, data) is not None]
     # Pair masses: any remaining column equal to the invariant mass of two groups.
     o = NumpyOps()
     kins = {}

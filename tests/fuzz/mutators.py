@@ -699,7 +699,7 @@ def gap_tail(rng: random.Random, parts: FileParts) -> tuple[str, str]:
 def _decoder_coder(parts: FileParts) -> dict[str, Any] | None:
     h = parts.header.obj
     for c in (h.get("coders") or []) if isinstance(h, dict) else []:
-        if isinstance(c, dict) and c.get("decoder_attachment"):
+        if isinstance(c, dict) and isinstance(c.get("decoder_attachment"), str):
             return c
     return None
 
