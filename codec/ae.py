@@ -21,10 +21,7 @@ Per chunk, for the float columns it covers (docs/FORMAT.md, "autoencoder coder")
 from __future__ import annotations
 
 import base64
-import math
 import os
-import threading
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,7 +33,20 @@ from balerc.formats.table import Table
 
 from . import lossless
 from .bounds import Bound
-from .logdomain import alone_values, exp2, log2, log_codes, log_delta, relog, unlog
+from .coders.grouping import choose_grouping, group_members
+from .coders.stats import ColumnStats
+from .coders.wiremodes import (
+    AUTOENCODER,
+    LOG,
+    MODEL_FREE,
+    PREDICTED,
+    PREDICTED_LOG,
+    PREDICTING,
+    QUANTIZED,
+    WIRE_MODES,
+    DecodeContext,
+)
+from .logdomain import alone_values, log2, log_codes, log_delta, relog
 from .model import ModelBundle, lean_onnx, sha256
 from .options import DEFAULT_CHUNK_ROWS
 from .packing import (
@@ -45,7 +55,6 @@ from .packing import (
     finish_codes,
     pack_codes,
     pack_exceptions,
-    pack_group,
     unpack_codes,
     unpack_exceptions,
     unpack_group,
@@ -66,15 +75,6 @@ DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the expor
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
 GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
 MAX_MODEL_BYTES = 64 << 20  # an embedded decoder, compressed or not (docs/FORMAT.md)
-
-
-@dataclass
-class _Stats:
-    max: np.ndarray
-    sumsq: np.ndarray
-    maxrel: np.ndarray  # pwrel: max |y - y'| / |y|
-    n: int = 0
-    modes: dict[str, int] = field(default_factory=dict)
 
 
 class AECoder:
@@ -138,9 +138,8 @@ class AECoder:
             self.anchor_idx, self.pred_idx = [], []
             self.io64, self.exact = False, set()
             self.lean = b""
-        self._stats = _Stats(np.zeros(len(columns)), np.zeros(len(columns)), np.zeros(len(columns)))
+        self._stats = ColumnStats(len(columns))
         self._recorded_hashes: dict[str, str] = {}
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ description
     def describe(self) -> dict[str, Any]:
@@ -317,7 +316,7 @@ class AECoder:
         all_finite = finite.all(axis=1)
         recon = np.empty_like(Y)
         streams: dict[str, bytes] = {}
-        modes = ["q"] * F
+        modes = [QUANTIZED.letter] * F
         offsets = [0] * F
 
         strict: dict[int, np.ndarray | float] = {}  # limits that leave room for decoder drift
@@ -326,7 +325,7 @@ class AECoder:
         parts: dict[int, tuple[int, bytes]] = {}  # the same, uncompressed (for grouping)
         mparts: dict[str, tuple[int, bytes]] = {}  # model streams (res/sign), uncompressed
         if self.bound is not None and self.bound.pointwise:
-            modes = ["g"] * F
+            modes = [LOG.letter] * F
 
             def plain_of(j: int) -> bytes:
                 """Column j's model-free stream, made on first use."""
@@ -344,7 +343,7 @@ class AECoder:
                 self._encode_model_pwrel(Y, finite, recon, plain_of, modes, streams, strict, rel_eps,
                                          mparts)
                 for j in range(F):
-                    if modes[j] == "g":
+                    if modes[j] in MODEL_FREE:
                         plain_of(j)
         else:
             assert self.abs_bounds is not None
@@ -355,7 +354,7 @@ class AECoder:
                 plain[j] = finish_codes(parts[j], self.level)
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
-        grouped = self._group(F, modes, parts, plain, mparts, streams)
+        grouped = self._group(modes, parts, plain, mparts, streams)
         # exceptions: anything the decoder would not reproduce within the bound
         for j in range(F):
             dt = np.dtype(self.dtypes[self.columns[j]])
@@ -371,74 +370,38 @@ class AECoder:
             if self.bound is not None and self.bound.pointwise:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
-            self._account(j, err, rel)
-        with self._lock:
-            self._stats.n += n
-            for m in modes:
-                self._stats.modes[m] = self._stats.modes.get(m, 0) + 1
+            self._stats.account(j, err, rel)
+        self._stats.chunk_done(n, modes)
         meta: dict[str, Any] = {"modes": "".join(modes)}
         if grouped:
             meta["grouped"] = grouped
         if rel_eps:
             meta["rel_eps"] = [rel_eps.get(j, 0.0) for j in range(F)]
-        kept = [o if m in "qlg" else 0 for o, m in zip(offsets, modes, strict=True)]
+        kept = [o if WIRE_MODES[m].takes_offset else 0 for o, m in zip(offsets, modes, strict=True)]
         if any(kept):
             meta["offsets"] = kept
         return streams, meta
 
-    def _group_members(self, F: int, modes: list[str] | str) -> list[tuple[int, str]]:
-        """What a grouped chunk's qgroup holds, in order: every q/g column's codes, and
-        (grouped = 2) every p column's residual codes and r column's codes and flags."""
-        out: list[tuple[int, str]] = []
-        for j in range(F):
-            if modes[j] in "qgp":
-                out.append((j, "res"))
-            elif modes[j] == "r":
-                out += [(j, "res"), (j, "sign")]
-        return out
-
-    def _group(self, F: int, modes: list[str], parts: dict[int, tuple[int, bytes]],
+    def _group(self, modes: list[str], parts: dict[int, tuple[int, bytes]],
                plain: dict[int, bytes], mparts: dict[str, tuple[int, bytes]],
                streams: dict[str, bytes]) -> int:
-        """Pack the chunk's code streams into one zstd frame (`qgroup`) when that is smaller.
-
-        One entropy table instead of many, and no per-stream frame header or descriptor
-        entry: +1% (rel) to +9% (pwrel) on 1M dimuons, more on small or wide tables; model
-        residuals join (grouped = 2, feature grouped-residuals) since the lean physics
-        decoder made their ~18 tiny streams a visible share of small files. Returns the
-        meta `grouped` value: 0 (separate streams), 1 (q/g columns) or 2 (all).
-        """
-        members, qg = [], []  # in _group_members order (the reader's)
-        for j, role in self._group_members(F, modes):
+        """Pack the chunk's code streams into `qgroup` when smaller (codec/coders/grouping.py);
+        returns the meta `grouped` version (0: separate streams)."""
+        def member(j: int, role: str) -> tuple[str, tuple[int, bytes], bytes]:
             sid = self._sid(role, j)
-            if modes[j] in "qg":
-                qg.append((sid, parts[j], plain[j]))
-                members.append(qg[-1])
-            else:  # a p/r column's streams, made by _encode_model(_pwrel)
-                members.append((sid, mparts[sid], streams[sid]))
-        separate = sum(len(m[2]) + 24 for m in members)  # + each stream's descriptor entry
-        # every model-free column is in both candidate groups; model streams only in version 2
-        candidates = ([(2, members)] if len(members) > len(qg) else []) + [(1, qg)]
-        options = []  # (size, version, group, members)
-        for version, group_members in candidates:
-            if group_members and sum(len(m[1][1]) for m in group_members) <= GROUP_BYTES:
-                g = pack_group([m[1] for m in group_members], self.level)
-                rest = separate - sum(len(m[2]) + 24 for m in group_members)
-                options.append((len(g) + rest, version, g, group_members))
-        best = min(options, key=lambda o: o[0], default=None)
-        if best is None or best[0] >= separate:
-            self._separate(qg, streams)
-            return 0
-        _, version, group, grouped = best
-        for sid, _, _ in grouped:
-            streams.pop(sid, None)
-        streams["qgroup"] = group
-        return version
+            if not WIRE_MODES[modes[j]].needs_prediction:
+                return sid, parts[j], plain[j]
+            return sid, mparts[sid], streams[sid]  # made by _encode_model(_pwrel)
 
-    @staticmethod
-    def _separate(members: list[tuple[str, tuple[int, bytes], bytes]], streams: dict[str, bytes]) -> None:
+        version, frame, members = choose_grouping(modes, member, self.level)
         for sid, _, data in members:
-            streams[sid] = data
+            if frame is None:
+                streams[sid] = data
+            else:
+                streams.pop(sid, None)
+        if frame is not None:
+            streams["qgroup"] = frame
+        return version
 
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
         if self.bound is None:
@@ -485,7 +448,7 @@ class AECoder:
         if lat_stream:
             streams["latents"] = lat_stream
         for j, (data, r) in candidates.items():
-            modes[j] = "a" if self.bound is None else "p"
+            modes[j] = (AUTOENCODER if self.bound is None else PREDICTED).letter
             recon[j] = r
             if data:
                 streams[self._sid("res", j)] = data
@@ -593,7 +556,7 @@ class AECoder:
         if lat_stream:
             streams["latents"] = lat_stream
         for j, (data, r, limit) in chosen.items():
-            modes[j] = "r"
+            modes[j] = PREDICTED_LOG.letter
             recon[j] = r
             streams.update(data)
             mparts.update({k: raw[k] for k in data})
@@ -619,14 +582,6 @@ class AECoder:
         codes, offsets[j], recon[j] = log_codes(y, self.bound.value, finite)
         return encode_codes(codes)
 
-    def _account(self, j: int, err: np.ndarray, rel: np.ndarray | None = None) -> None:
-        with self._lock:
-            if err.size:
-                self._stats.max[j] = max(self._stats.max[j], float(np.max(err)))
-                if rel is not None:
-                    self._stats.maxrel[j] = max(self._stats.maxrel[j], float(np.max(rel)))
-                self._stats.sumsq[j] += float(np.square(err).sum())  # not np.dot: BLAS threads spin
-
     # ------------------------------------------------------------------ decode
     def streams_for(self, names: list[str]) -> list[str]:
         idx = [self.index[c] for c in self.columns]
@@ -638,45 +593,22 @@ class AECoder:
             return self._decode(streams, rows, meta)
 
     def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Model-free columns first (the anchors among them), then the predicted ones, each
+        by its wire mode (codec/coders/wiremodes.py), then the verbatim exceptions."""
         F = len(self.columns)
         modes = check_ae_meta(meta, "chunk metadata", F, self.bound.mode if self.bound else None,
                               self.model is not None, set(self.pred_idx))
-        offsets = meta.get("offsets", [0] * F)
+        ctx = self._context(streams, rows, meta, modes)
         recon = np.zeros((F, rows))  # column-major, as in encode
-        grouped: dict[str, tuple[int, bytes]] = {}
-        version = meta.get("grouped", 0)
-        if version:
-            members = self._group_members(F, modes)
-            if version == 1:  # model-free columns only
-                members = [(j, r) for j, r in members if modes[j] in "qg"]
-            unpacked = unpack_group(require(streams, "qgroup"), len(members), rows)
-            grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
-
-        def codes_of(j: int) -> np.ndarray:
-            sid = self._sid("res", j)
-            if sid in grouped:
-                return decode_codes(*grouped[sid], rows)
-            return unpack_codes(require(streams, sid), rows, f"stream '{sid}'")
-
-        def flags_of(j: int) -> np.ndarray:
-            sid = self._sid("sign", j)
-            if sid in grouped:
-                return decode_codes(*grouped[sid], rows).astype(np.uint8)
-            return lossless.decode_column(require(streams, sid), np.uint8, rows, f"stream '{sid}'")
-
-        for j in range(F):
-            m = modes[j]
-            if m in "qg":
-                codes = codes_of(j)
-                if m == "q":
-                    np.multiply(codes + offsets[j], 2.0 * self._col_bound(j), out=recon[j])
-                else:
-                    assert self.bound is not None
-                    recon[j] = unlog(codes, offsets[j], log_delta(self.bound.value))
-            elif m == "l":  # files from before mode g: sign in its own stream
-                recon[j] = self._decode_log(j, codes_of(j), flags_of(j), offsets[j])
-        if "p" in modes or "a" in modes or "r" in modes:
-            self._decode_predicted(streams, rows, meta, modes, recon, codes_of, flags_of)
+        for j, m in enumerate(modes):
+            if m in MODEL_FREE:
+                recon[j] = WIRE_MODES[m].decode(ctx, j)
+        if any(m in PREDICTING for m in modes):
+            predicted = self._decode_prediction(streams, rows, recon)
+            ctx.prediction = predicted.__getitem__
+            for j, m in enumerate(modes):
+                if m in PREDICTING:
+                    recon[j] = WIRE_MODES[m].decode(ctx, j)
         out = {}
         for j, name in enumerate(self.columns):
             col = recon[j]
@@ -687,9 +619,41 @@ class AECoder:
             out[name] = col.astype(np.dtype(self.dtypes[name]))
         return out
 
-    def _decode_predicted(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any],
-                          modes: str, recon: np.ndarray, codes_of: Any, flags_of: Any) -> None:
-        """Columns coded against the decoder's prediction (modes p, a, r), in place."""
+    def _context(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any],
+                 modes: str) -> DecodeContext:
+        """Stream access for the wire modes: grouped codes unpacked once, others on demand."""
+        grouped: dict[str, tuple[int, bytes]] = {}
+        version = meta.get("grouped", 0)
+        if version:
+            members = group_members(modes, version)
+            unpacked = unpack_group(require(streams, "qgroup"), len(members), rows)
+            grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
+
+        def codes(j: int) -> np.ndarray:
+            sid = self._sid("res", j)
+            if sid in grouped:
+                return decode_codes(*grouped[sid], rows)
+            return unpack_codes(require(streams, sid), rows, f"stream '{sid}'")
+
+        def flags(j: int) -> np.ndarray:
+            sid = self._sid("sign", j)
+            if sid in grouped:
+                return decode_codes(*grouped[sid], rows).astype(np.uint8)
+            return lossless.decode_column(require(streams, sid), np.uint8, rows, f"stream '{sid}'")
+
+        def no_prediction(j: int) -> np.ndarray:
+            raise AssertionError("a model-free wire mode asked for a prediction")
+
+        F = len(self.columns)
+        return DecodeContext(
+            codes=codes, flags=flags, offsets=meta.get("offsets", [0] * F),
+            prediction=no_prediction, abs_bound=self._col_bound, drift=self._pred_margin,
+            eps=self.bound.value if self.bound is not None else None,
+            rel_eps=meta.get("rel_eps"))
+
+    def _decode_prediction(self, streams: dict[str, bytes], rows: int, recon: np.ndarray
+                           ) -> dict[int, np.ndarray]:
+        """The decoder's output per predicted column, from the decoded anchors and latents."""
         assert self.model is not None
         latents = None
         if self.model.latent_dim > 0:
@@ -699,66 +663,21 @@ class AECoder:
             qz = unpack_codes(data, rows * L, "stream 'latents'").reshape(L, rows).T
             latents = (qz * self.latent_step).astype(np.float32)
         p = self._predict(latents, recon[self.anchor_idx].T)
-        F = len(self.columns)
-        for k, j in enumerate(self.pred_idx):
-            pk = np.ascontiguousarray(p[:, k])
-            if modes[j] == "p":
-                pk[~np.isfinite(pk)] = 0.0
-                e = self._col_bound(j) - self._pred_margin(j)
-                recon[j] = pk + codes_of(j) * (2.0 * e)
-            elif modes[j] == "a":
-                recon[j] = pk
-            elif modes[j] == "r":
-                assert self.bound is not None
-                pk[~np.isfinite(pk)] = 0.0
-                eps = self.bound.value
-                eps_r = meta.get("rel_eps", [eps] * F)[j]
-                recon[j] = relog(pk, codes_of(j), flags_of(j), log_delta(eps_r), log_delta(eps))
-
-    def _decode_log(self, j: int, codes: np.ndarray, sign: np.ndarray, offset: int) -> np.ndarray:
-        """Mode l (files before mode g): 2^((c + offset) delta), sign 2 negative, 0 zero."""
-        assert self.bound is not None
-        r = exp2((codes + offset) * log_delta(self.bound.value)) * np.where(sign == 2, -1.0, 1.0)
-        r[sign == 0] = 0.0
-        return r
+        return {j: np.ascontiguousarray(p[:, k]) for k, j in enumerate(self.pred_idx)}
 
     # ------------------------------------------------------------------ report
     def error_report(self) -> list[dict[str, Any]]:
-        s = self._stats
+        """Per column: bound, max and RMS error measured at compression, how it was coded."""
+        pw = self.bound.value if self.bound is not None and self.bound.pointwise else None
         out = []
-        pw = self.bound is not None and self.bound.pointwise
         for j, name in enumerate(self.columns):
-            b = None
-            if self.bound is not None and not pw:
-                b = self._col_bound(j)
+            b = self._col_bound(j) if self.bound is not None and pw is None else None
             mode = "pwrel" if pw else (
                 "autoencoder" if j in self.pred_idx and self.bound is None else
                 ("predicted" if j in self.pred_idx else ("anchor" if j in self.anchor_idx else "quantized"))
             )
-            row = {
-                "name": name,
-                "bound": _finite_or_none(b),
-                "max": _finite_or_none(float(s.max[j])),
-                "rms": _finite_or_none(math.sqrt(s.sumsq[j] / s.n) if s.n else 0.0),
-                "max_over_bound": _finite_or_none(float(s.max[j]) / b) if b else None,
-                "mode": mode,
-            }
-            if pw:
-                assert self.bound is not None
-                row["bound_text"] = f"{self.bound.value:.3g}*|y|"
-                row["max_rel"] = _finite_or_none(float(s.maxrel[j]))
-                row["max_over_bound"] = _finite_or_none(float(s.maxrel[j]) / self.bound.value)
-            out.append(row)
+            out.append(self._stats.row(j, name, b, pw, mode))
         return out
-
-
-def _g4(v: float | None) -> float | None:
-    return None if v is None else float(f"{v:.4g}")
-
-
-def _finite_or_none(v: float | None) -> float | None:
-    """JSON has no inf/NaN: report them as null (the summary is stored in the footer)."""
-    return v if v is not None and math.isfinite(v) else None
 
 
 def _quantize(

@@ -1,0 +1,94 @@
+"""The autoencoder coder's wire modes: how one column of one chunk is stored.
+
+Each chunk's metadata names one mode per column by letter (docs/FORMAT.md, section 5);
+this module is the one place that says what each letter means: which streams it uses,
+whether it needs the model's prediction, whether it takes a code offset, which `qgroup`
+version may pack its streams, and how it is decoded. Code elsewhere asks these
+attributes instead of testing letters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..logdomain import exp2, log_delta, relog, unlog
+
+
+@dataclass(frozen=True)
+class WireMode:
+    letter: str
+    name: str
+    roles: tuple[str, ...]  # the column's streams: "res" (codes), "sign" (flags)
+    needs_prediction: bool
+    takes_offset: bool  # meta.offsets[j] is added to its codes
+    grouped_in: int  # smallest meta.grouped version whose qgroup packs its streams (0: never)
+    decode: Callable[[Any, int], np.ndarray]  # (DecodeContext, column) -> float64 values
+
+
+@dataclass
+class DecodeContext:
+    """What decoding one chunk's columns needs (built by the coder per chunk)."""
+
+    codes: Callable[[int], np.ndarray]  # column j's integer codes
+    flags: Callable[[int], np.ndarray]  # column j's flag stream (u8)
+    offsets: list[int]
+    prediction: Callable[[int], np.ndarray]  # column j's prediction, float64 column units
+    abs_bound: Callable[[int], float]  # e_j
+    drift: Callable[[int], float]  # m_j: the decoder-drift allowance of column j
+    eps: float | None  # the pwrel bound E
+    rel_eps: list[float] | None  # mode r: the finer bound E_r per column
+
+
+def _quantized(c: DecodeContext, j: int) -> np.ndarray:
+    return (c.codes(j) + c.offsets[j]) * (2.0 * c.abs_bound(j))
+
+
+def _log(c: DecodeContext, j: int) -> np.ndarray:
+    assert c.eps is not None
+    return unlog(c.codes(j), c.offsets[j], log_delta(c.eps))
+
+
+def _log_signed(c: DecodeContext, j: int) -> np.ndarray:
+    assert c.eps is not None
+    sign = c.flags(j)
+    r = exp2((c.codes(j) + c.offsets[j]) * log_delta(c.eps)) * np.where(sign == 2, -1.0, 1.0)
+    r[sign == 0] = 0.0
+    return r
+
+
+def _finite(p: np.ndarray) -> np.ndarray:
+    p = np.array(p, dtype=np.float64)
+    p[~np.isfinite(p)] = 0.0
+    return p
+
+
+def _predicted(c: DecodeContext, j: int) -> np.ndarray:
+    return _finite(c.prediction(j)) + c.codes(j) * (2.0 * (c.abs_bound(j) - c.drift(j)))
+
+
+def _autoencoder(c: DecodeContext, j: int) -> np.ndarray:
+    return np.array(c.prediction(j), dtype=np.float64)
+
+
+def _predicted_log(c: DecodeContext, j: int) -> np.ndarray:
+    assert c.eps is not None
+    eps_r = (c.rel_eps or [c.eps] * (j + 1))[j]
+    return relog(_finite(c.prediction(j)), c.codes(j), c.flags(j), log_delta(eps_r),
+                 log_delta(c.eps))
+
+
+QUANTIZED = WireMode("q", "quantized", ("res",), False, True, 1, _quantized)
+LOG = WireMode("g", "log", ("res",), False, True, 1, _log)
+LOG_SIGNED = WireMode("l", "log, sign apart", ("res", "sign"), False, True, 0, _log_signed)
+PREDICTED = WireMode("p", "predicted", ("res",), True, False, 2, _predicted)
+AUTOENCODER = WireMode("a", "autoencoder only", (), True, False, 0, _autoencoder)
+PREDICTED_LOG = WireMode("r", "predicted, log", ("res", "sign"), True, False, 2, _predicted_log)
+
+WIRE_MODES: dict[str, WireMode] = {m.letter: m for m in (
+    QUANTIZED, LOG, LOG_SIGNED, PREDICTED, AUTOENCODER, PREDICTED_LOG)}
+MODEL_FREE = frozenset(m.letter for m in WIRE_MODES.values() if not m.needs_prediction)
+PREDICTING = frozenset(m.letter for m in WIRE_MODES.values() if m.needs_prediction)
