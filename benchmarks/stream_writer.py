@@ -1,0 +1,124 @@
+"""The streaming writer in a data-taking loop vs `balerc compress` of the same rows.
+
+    python benchmarks/stream_writer.py [--rows 10000000] [--threads 2]
+
+Generates dimuon events batch by batch (generation is not timed), trains one shared
+model for pwrel:5e-4 on 200k rows, then per batch size appends the rows through
+`open_writer` (model not embedded: shared by many files) in a fresh process and reports
+MB/s of raw bytes and peak RSS; the file path compresses the same rows from a flat ROOT
+tree written beforehand (`balerc compress` reads it chunk by chunk). One run each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, sys, time
+import numpy as np
+from balerc.codec import api, open_writer
+from balerc.formats import toy
+from balerc.formats.stream import open_stream
+
+def peak_mb():  # VmHWM starts afresh at exec (ru_maxrss would inherit the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+mode, model, out, rows, batch, threads = sys.argv[1:7]
+rows, batch, threads = int(rows), int(batch), int(threads)
+t0 = time.perf_counter(); gen = 0.0
+if mode == "stream":
+    block = 100_000
+    with open_writer(out, model=model, bound="pwrel:5e-4", threads=threads, embed_model=False,
+                     keep_model=True, zstd_level=3) as w:
+        for start in range(0, rows, block):
+            g0 = time.perf_counter()
+            t = toy.dimuon(min(block, rows - start), seed=start)
+            cols = {n: t[n] for n in t.names}
+            gen += time.perf_counter() - g0
+            for b in range(0, len(cols["M"]), batch):
+                w.append({n: a[b:b + batch] for n, a in cols.items()})
+    res = w.result
+else:
+    model_dir, src = model.split("|")
+    res = api.compress_file(open_stream(src), out, model_dir=model_dir, bound="pwrel:5e-4",
+                            threads=threads, embed_model=False, keep_model=True, zstd_level=3)
+secs = time.perf_counter() - t0 - gen
+print(json.dumps({"raw": res.raw_bytes, "bytes": res.file_bytes, "seconds": secs,
+                  "rss_mb": peak_mb()}))
+"""
+
+
+def _model(d: Path) -> Path:
+    from balerc.formats import toy
+    from balerc.train import TrainConfig, export, fit
+
+    m = d / "model"
+    export(fit(toy.dimuon(200_000, seed=99), TrainConfig(bound="pwrel:5e-4", threads=2,
+                                                         progress=False)), m, force=True)
+    return m
+
+
+def _root(d: Path, rows: int) -> Path:
+    """The same rows as a flat ROOT tree (what `balerc compress` reads chunk by chunk)."""
+    import uproot
+
+    from balerc.formats import toy
+
+    p = d / "rows.root"
+    with uproot.recreate(p) as f:
+        tree = None
+        for start in range(0, rows, 500_000):
+            t = toy.dimuon(min(500_000, rows - start), seed=start)
+            cols = {n: t[n] for n in t.names}
+            if tree is None:
+                tree = f.mktree("events", {n: a.dtype for n, a in cols.items()})
+            tree.extend(cols)
+    return p
+
+
+def run(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    d = Path(tempfile.mkdtemp())
+    t0 = time.perf_counter()
+    model = _model(d)
+    src = _root(d, args.rows)
+    print(f"model and {args.rows:,}-row source ready in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    rows = []
+    for batch in (1_000, 10_000, 100_000):
+        r = run(["stream", str(model), str(d / f"s{batch}.balerc"), str(args.rows), str(batch),
+                 str(args.threads)])
+        rows.append((f"open_writer, batches of {batch:,}", r))
+    r = run(["file", f"{model}|{src}", str(d / "f.balerc"), str(args.rows), "0",
+             str(args.threads)])
+    rows.append(("balerc compress rows.root (flat tree, read chunk by chunk)", r))
+    print(f"\n{args.rows:,} dimuon rows, pwrel:5e-4, shared physics model, "
+          f"{args.threads} threads, zstd 3\n")
+    print("| path | MB/s (raw) | ratio | peak RSS MB |")
+    print("|---|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['raw'] / 1e6 / r['seconds']:.0f} | {r['raw'] / r['bytes']:.2f} "
+              f"| {r['rss_mb']:.0f} |")
+    print(f"\n(parent peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
