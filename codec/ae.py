@@ -355,8 +355,24 @@ class AECoder:
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
         grouped = self._group(modes, parts, plain, mparts, streams)
-        # exceptions: anything the decoder would not reproduce within the bound
-        for j in range(F):
+        self._exceptions(Y, finite, all_finite, recon, strict, streams)
+        self._stats.chunk_done(n, modes)
+        meta: dict[str, Any] = {"modes": "".join(modes)}
+        if grouped:
+            meta["grouped"] = grouped
+        if rel_eps:
+            meta["rel_eps"] = [rel_eps.get(j, 0.0) for j in range(F)]
+        kept = [o if WIRE_MODES[m].takes_offset else 0 for o, m in zip(offsets, modes, strict=True)]
+        if any(kept):
+            meta["offsets"] = kept
+        return streams, meta
+
+    def _exceptions(self, Y: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
+                    recon: np.ndarray, strict: dict[int, np.ndarray | float],
+                    streams: dict[str, bytes]) -> None:
+        """Store verbatim every value the decoder would not reproduce within the bound
+        (after the cast to the column's dtype; NaN and Inf included), and account errors."""
+        for j in range(len(self.columns)):
             dt = np.dtype(self.dtypes[self.columns[j]])
             cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
             err = np.abs(Y[j] - cast)
@@ -371,16 +387,6 @@ class AECoder:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
             self._stats.account(j, err, rel)
-        self._stats.chunk_done(n, modes)
-        meta: dict[str, Any] = {"modes": "".join(modes)}
-        if grouped:
-            meta["grouped"] = grouped
-        if rel_eps:
-            meta["rel_eps"] = [rel_eps.get(j, 0.0) for j in range(F)]
-        kept = [o if WIRE_MODES[m].takes_offset else 0 for o, m in zip(offsets, modes, strict=True)]
-        if any(kept):
-            meta["offsets"] = kept
-        return streams, meta
 
     def _group(self, modes: list[str], parts: dict[int, tuple[int, bytes]],
                plain: dict[int, bytes], mparts: dict[str, tuple[int, bytes]],
@@ -491,8 +497,6 @@ class AECoder:
         sample says it could be smaller than the model's (it costs as much as the model path).
         """
         assert self.model is not None and self.bound is not None
-        eps = self.bound.value
-        delta = log_delta(eps)
         latents, lat_stream = self._latents(Y, finite)
         p = self._predict(latents, recon[self.anchor_idx].T)
         chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
@@ -503,42 +507,7 @@ class AECoder:
             pk = np.ascontiguousarray(p[:, k])
             pk[~np.isfinite(pk)] = 0.0
             y = Y[j]
-            ap, ay = np.abs(pk), np.abs(y)
-            nonzero = finite[j] & (ay > 0)
-            # relative to the prediction where it is usable, else log2|y| on its own
-            rel = nonzero & (ap > 0)
-            # a finer relative step leaves room for drift: |y - y''| <= (eps_r + d/|p|)|y|
-            if j in self.exact:  # float64 formulas: drift relative to |p|, tiny
-                drift: np.ndarray | float = self.exact_drift
-                kappa = float(np.clip(self.exact_drift * (1.0 + eps) / eps, 1 / 256, 0.5))
-            else:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    drift = self._pred_margin(j) / ap
-                need = drift[rel] * (1.0 + eps) / eps
-                kappa = float(np.clip(np.quantile(need, 0.98), 1 / 256, 0.5)) if need.size else 0.5
-            eps_r = eps * (1.0 - kappa)
-            delta_r = log_delta(eps_r)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                logp = log2(ap)
-                c = log2(ay)
-            c -= logp
-            c /= delta_r
-            np.rint(c, out=c)
-            codes = np.where(rel, c, 0.0)
-            flag = (np.signbit(y) != np.signbit(pk)).view(np.uint8)
-            r = relog(pk, codes, flag, delta_r, delta, logp)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                limit = eps * ay - np.abs(r) * drift
-            alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift
-            zero = finite[j] & (y == 0)
-            flag[zero] = 2
-            r[zero] = 0.0
-            if alone.any():  # the rows _relog decodes as +/-2^(c delta)
-                ca = np.rint(log2(ay[alone]) / delta)
-                codes[alone] = ca
-                flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
-                r[alone] = alone_values(ca, flag[alone], delta)
-                limit = np.where(alone, eps * ay, limit)
+            codes, flag, r, limit, eps_r = self._relog_column(j, y, pk, finite[j])
             rid, sid = self._sid("res", j), self._sid("sign", j)
             raw[rid] = encode_codes(codes.astype(np.int64))
             raw[sid] = encode_codes(flag.astype(np.int64))  # flags as codes inside a group
@@ -562,6 +531,56 @@ class AECoder:
             mparts.update({k: raw[k] for k in data})
             strict[j] = limit
             rel_eps[j] = pw_eps[j]
+
+    def _drift_room(self, j: int, ap: np.ndarray, rel: np.ndarray
+                    ) -> tuple[np.ndarray | float, float]:
+        """Column j's drift allowance (relative to |p|) and the finer bound E_r that leaves
+        room for it on 98% of the rows: |y - y''| <= (E_r + d/|p|)|y|."""
+        assert self.bound is not None
+        eps = self.bound.value
+        if j in self.exact:  # float64 formulas: drift relative to |p|, tiny
+            drift: np.ndarray | float = self.exact_drift
+            kappa = float(np.clip(self.exact_drift * (1.0 + eps) / eps, 1 / 256, 0.5))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                drift = self._pred_margin(j) / ap
+            need = drift[rel] * (1.0 + eps) / eps
+            kappa = float(np.clip(np.quantile(need, 0.98), 1 / 256, 0.5)) if need.size else 0.5
+        return drift, eps * (1.0 - kappa)
+
+    def _relog_column(self, j: int, y: np.ndarray, pk: np.ndarray, finite: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """Mode r for one column: codes, flags, reconstruction, per-row limits, E_r."""
+        assert self.bound is not None
+        eps = self.bound.value
+        delta = log_delta(eps)
+        ap, ay = np.abs(pk), np.abs(y)
+        nonzero = finite & (ay > 0)
+        rel = nonzero & (ap > 0)  # relative to the prediction where usable, else alone
+        drift, eps_r = self._drift_room(j, ap, rel)
+        delta_r = log_delta(eps_r)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logp = log2(ap)
+            c = log2(ay)
+        c -= logp
+        c /= delta_r
+        np.rint(c, out=c)
+        codes = np.where(rel, c, 0.0)
+        flag = (np.signbit(y) != np.signbit(pk)).view(np.uint8)
+        r = relog(pk, codes, flag, delta_r, delta, logp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            limit = eps * ay - np.abs(r) * drift
+        alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift
+        zero = finite & (y == 0)
+        flag[zero] = 2
+        r[zero] = 0.0
+        if alone.any():  # the rows relog decodes as +/-2^(c delta)
+            ca = np.rint(log2(ay[alone]) / delta)
+            codes[alone] = ca
+            flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
+            r[alone] = alone_values(ca, flag[alone], delta)
+            limit = np.where(alone, eps * ay, limit)
+        return codes, flag, r, limit, eps_r
 
     def _plain_log_estimate(self, y: np.ndarray, finite: np.ndarray) -> float:
         """Mode g bytes of a column estimated from every k-th row (about 4096 rows)."""
