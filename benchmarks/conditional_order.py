@@ -26,7 +26,8 @@ from balerc.formats.table import Table
 from balerc.formats.tableio import read_table
 from balerc.train.estimate import estimate_bytes
 from balerc.train.problem import build_problem
-from balerc.train.search import _Proxy, _sample
+from balerc.train.search import _Proxy
+from balerc.train.setup import sample_rows
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "skhep_testdata_subset"
 
@@ -56,7 +57,7 @@ def column_bytes(proxy: _Proxy, sources: list[int], target: int) -> float:
 
 def run(name: str, t: Table, bound: str) -> dict:
     p = build_problem(t, t.names, "auto", bound, 0.2, 0)
-    fit_rows, eval_rows = _sample(p, 0, 16384, 8192)
+    fit_rows, eval_rows = sample_rows(p, 0, 16384, 8192)
     proxy = _Proxy(p, fit_rows, eval_rows, 0, 2.0 / 64)
     f = p.n_features
     usable = [j for j in range(f) if np.ptp(p.y_train[:, j]) > 0]

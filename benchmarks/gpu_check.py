@@ -22,7 +22,7 @@ import numpy as np
 
 from balerc.codec.ae import EXACT_DRIFT, MARGIN, compress_with_model
 from balerc.codec.api import decompress
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.codec.model import ModelBundle, lean_onnx
 from balerc.codec.runtime import Session
 from balerc.formats import toy

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from balerc.codec.bound import Bound
 from balerc.cli.analysis.peers import PeerResult, compare
+from balerc.codec.bounds import Bound
 
 DATA = Path("/work/shared/data/skhep_testdata_subset")
 DEFAULT_DATA = [DATA / "zmumu_2304.csv", DATA / "nano_ttbar_jets.csv"]

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from balerc.codec.ae import compress_with_model
-from balerc.codec.api import decompress
-from balerc.codec.bound import Bound
 from balerc.cli.analysis.peers import PEERS as PEER_CODECS
 from balerc.cli.analysis.peers import compare
+from balerc.codec.ae import compress_with_model
+from balerc.codec.api import decompress
+from balerc.codec.bounds import Bound
 from balerc.formats import toy
 from balerc.formats.table import Table
 from balerc.formats.tableio import read_table

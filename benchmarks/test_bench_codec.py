@@ -14,7 +14,7 @@ import pytest
 
 from balerc.codec.ae import AECoder, compress_with_model
 from balerc.codec.api import decompress
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.codec.lossless import encode_column
 from balerc.codec.packing import pack_codes, unpack_codes
 from balerc.formats import toy

@@ -27,7 +27,7 @@ def demo_command(rows: int, bound: str, epochs: int, output_dir: Path, threads: 
     """Generate toy dimuon events, train, compress, verify the bound, compare with peers."""
     from balerc.codec.ae import compress_with_model
     from balerc.codec.api import decompress
-    from balerc.codec.bound import Bound
+    from balerc.codec.bounds import Bound
     from balerc.codec.pipeline import default_threads
     from balerc.formats import toy
     from balerc.formats.errors import BalercError

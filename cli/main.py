@@ -44,6 +44,8 @@ class BalercGroup(click.Group):
                 raise
             click.echo(f"balerc: error: {exc.strerror}: {exc.filename}", err=True)
             sys.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # --help, usage errors: click prints them and sets the exit status
         except KeyboardInterrupt:
             click.echo("balerc: interrupted; nothing was written", err=True)
             sys.exit(130)
@@ -193,7 +195,7 @@ cli.add_command(compare_command)
 def _add_optional_commands() -> None:
     """Commands whose modules need extras register lazily, so `--help` always works."""
     try:
-        from balerc.train.cli_command import train_command
+        from .train_cmd import train_command
     except ImportError:
         @cli.command("train", context_settings={"ignore_unknown_options": True})
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)

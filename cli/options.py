@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from balerc.train.fourvec import SPEC_HELP
+
 columns_option = click.option(
     "--columns", "columns", multiple=True, metavar="PATTERNS",
     help="Columns to keep: glob patterns, comma-separated or repeated (e.g. 'Jet_*,MET_pt').",
@@ -24,8 +26,7 @@ tree_option = click.option(
 )
 four_vector_option = click.option(
     "--four-vector", "four_vectors", multiple=True, metavar="SPEC",
-    help="An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ or "
-         "[LABEL=]polar:PT,ETA,PHI,MASS. Default: detected from the column names.",
+    help=f"{SPEC_HELP} Without it, groups are detected from the column names.",
 )
 mass_window_option = click.option(
     "--mass-window", default=None, metavar="LO,HI",

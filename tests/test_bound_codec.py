@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from balerc.codec.ae import compress_with_model
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.codec.pipeline import read_container
 from balerc.formats.errors import InputError
 from balerc.formats.table import Table

@@ -125,3 +125,24 @@ def test_root_tree_errors(tmp_path):
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "balerc.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "compress" in out.stdout
+
+
+def test_train_without_torch_prints_the_install_hint(tmp_path):
+    """`balerc --help` needs no torch; `balerc train` without it says how to install it."""
+    data = tmp_path / "t.csv"
+    data.write_text("a,b\n1.0,2.0\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from click.testing import CliRunner\n"
+        "from balerc.cli.main import cli\n"
+        "print(CliRunner().invoke(cli, ['--help']).exit_code)\n"
+        "r = CliRunner().invoke(cli, ['train', sys.argv[1], '-o', sys.argv[2]])\n"
+        "print(r.exit_code); print(r.output)\n"
+        "print('torch' in sys.modules and sys.modules['torch'] is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(data), str(tmp_path / "m")],
+                         capture_output=True, text=True)
+    lines = out.stdout.splitlines()
+    assert lines[:2] == ["0", "2"], out.stdout + out.stderr
+    assert "pip install torch" in out.stdout and "balerc[train]" in out.stdout
+    assert lines[-1] == "False" and not (tmp_path / "m").exists()

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from balerc.cli.analysis import peers
 from balerc.cli.analysis.compare import BALERC, BALERC_MODEL, CompareOptions, run_compare
 from balerc.cli.compare_cmd import compare_command
 from balerc.cli.main import BalercGroup
-from balerc.cli.analysis import peers
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.formats import toy
 from balerc.formats.errors import InputError
 from balerc.formats.tableio import write_table

@@ -16,7 +16,7 @@ from balerc.cli.evaluate_cmd import evaluate_command
 from balerc.cli.main import BalercGroup
 from balerc.codec.ae import compress_with_model
 from balerc.codec.api import decompress
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.formats import toy
 from balerc.formats.table import Table
 from balerc.formats.tableio import read_table, write_table

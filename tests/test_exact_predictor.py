@@ -17,7 +17,7 @@ from test_bound_codec import assert_within
 
 from balerc.codec.ae import compress_with_model
 from balerc.codec.api import decompress
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.formats.table import Table
 
 onnx = pytest.importorskip("onnx")

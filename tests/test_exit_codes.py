@@ -162,3 +162,9 @@ def test_cli_refuses_hostile_files_in_one_line(name, words, tmp_path):
     for w in words:
         assert w in line, line
     assert not out.exists() and not list(tmp_path.glob(f"*{TMP_TAG}*"))
+
+
+def test_help_and_usage_errors_keep_clicks_exit_codes():
+    assert balerc("info", "--help").returncode == 0
+    r = balerc("info")
+    assert r.returncode == 2 and "Missing argument" in r.stderr and "internal error" not in r.stderr

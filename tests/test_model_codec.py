@@ -19,7 +19,7 @@ from test_bound_codec import assert_within
 from balerc.codec import Codec
 from balerc.codec.ae import MARGIN, compress_with_model
 from balerc.codec.api import decompress
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.codec.model import ModelBundle
 from balerc.codec.runtime import Session
 from balerc.formats import toy

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from balerc.cli.analysis import peers
-from balerc.codec.bound import Bound
 from balerc.cli.analysis.peers import PEERS, compare, read_header, run_peer
+from balerc.codec.bounds import Bound
 from balerc.formats.errors import ContainerError
 
 BOUNDS = [Bound.parse(b) for b in ("abs:1e-2", "rel:1e-3", "rel:1e-5", "pwrel:5e-4")]

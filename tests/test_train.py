@@ -283,7 +283,7 @@ def test_normalization_choices() -> None:
 def test_cli_train_command(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from balerc.train.cli_command import train_command
+    from balerc.cli.train_cmd import train_command
 
     t = kinematics(600)
     csv = tmp_path / "k.csv"
@@ -307,7 +307,8 @@ def test_cli_train_command(tmp_path: Path) -> None:
 
 
 def test_importing_train_and_command_does_not_import_torch() -> None:
-    code = ("import sys, balerc.train; from balerc.train.cli_command import train_command; "
+    code = ("import sys, balerc.train, balerc.cli.main; "
+            "from balerc.cli.train_cmd import train_command; "
             "import balerc.codec; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -4,8 +4,9 @@
     model = fit(table, TrainConfig(latent=2))
     export(model, "model_dir")
 
-`import balerc.train` stays light (no torch) so the CLI can attach `balerc train`
-cheaply; torch is imported on first use of fit/export/the model zoo.
+`import balerc.train` stays light (no torch) so the CLI can attach `balerc train` and the
+analysis can use the torch-free modules (config, fourvec, normalization); torch is imported
+on first use of fit/export/train_file/the model zoo.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ __all__ = [
     "build_model",
     "export",
     "fit",
-    "register_cli",
-    "train_command",
+    "train_file",
 ]
 
 _LAZY = {
@@ -38,8 +38,7 @@ _LAZY = {
     "MODEL_FORMAT_VERSION": "exporter",
     "MODELS": "models",
     "build_model": "models",
-    "register_cli": "cli_command",
-    "train_command": "cli_command",
+    "train_file": "api",
 }
 
 
@@ -48,11 +47,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'balerc.train' has no attribute '{name}'")
-    if module != "cli_command":
-        from balerc.formats.optional import require
+    from balerc.formats.optional import require
 
-        require("torch", "training models")
-        require("onnx", "exporting models")
+    require("torch", "training models")
+    require("onnx", "exporting models")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

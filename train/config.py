@@ -21,13 +21,14 @@ class TrainConfig:
     columns: glob patterns selecting float columns (None: every float column).
     latent / ratio: latent size L, or L = ceil(F / ratio); both None: searched.
     anchors: None searches the anchor set; [] means no anchors; else column names.
-    bound: the target error bound the search optimizes bytes for (abs:E or rel:E).
+    bound: the target error bound the search optimizes bytes for (abs:E, rel:E or pwrel:E).
     min_delta: relative improvement of the validation loss that resets patience.
     threads: torch intra-op threads (None: 1 below 50k rows, else torch's default).
     physics: "auto" also scores physics-informed candidates (exact relations found on the
         data) and keeps whichever writes fewest bytes; "off" never does. model="physics"
         forces a physics-informed decoder.
-    four_vectors: declared groups, "LABEL=E,px,py,pz" or "LABEL=polar:pt,eta,phi,mass".
+    four_vectors: declared groups in the --four-vector grammar of fourvec.py, e.g.
+        "mu=E1,px1,py1,pz1" or "jet=polar:pt,eta,phi,mass".
     half_weights: store the physics decoder's learned MLP weights in float16.
     """
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.codec.packing import pack_codes
 
 ZSTD_LEVEL = 3

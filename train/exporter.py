@@ -206,14 +206,21 @@ def _loss_curve(model: TrainedModel, out: Path) -> str | None:
     return None
 
 
-def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = False) -> Path:
-    """Export to model_dir (created). Existing model files need force=True."""
+def check_target(model_dir: str | os.PathLike, force: bool = False) -> Path:
+    """Refuse a model directory that is a file, or holds a model, unless force; run before
+    training too, so a long run never ends in a refusal to write."""
     out = Path(model_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a directory; choose another -o path")
     clash = [n for n in FILES if (out / n).exists()]
     if clash and not force:
         raise InputError(f"{out} already holds a model ({', '.join(clash)}); use --force to overwrite")
+    return out
+
+
+def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = False) -> Path:
+    """Export to model_dir (created). Existing model files need force=True."""
+    out = check_target(model_dir, force)
     out.mkdir(parents=True, exist_ok=True)
     net = model.net.cpu().eval()
     core = core_manifest(model)

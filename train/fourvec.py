@@ -25,8 +25,6 @@ from typing import Any
 
 from balerc.formats.errors import InputError
 
-# The role vocabulary, shared by the grammar, the detector, the formulas and the manifests.
-ROLES = ("E", "px", "py", "pz", "pt", "eta", "phi", "m")
 CARTESIAN = ("px", "py", "pz")  # momentum roles of the cartesian basis
 POLAR = ("pt", "eta", "phi")  # momentum roles of the polar basis
 # The complete four-column sets an invariant mass needs, per kind.
@@ -34,7 +32,8 @@ FULL = {"cartesian": ("E", *CARTESIAN), "polar": (*POLAR, "m")}
 KINDS = {"cart": "cartesian", "cartesian": "cartesian", "polar": "polar"}
 SPEC_HELP = ("An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ (or PX,PY,PZ) or "
              "[LABEL=]polar:PT,ETA,PHI,MASS (or PT,ETA,PHI).")
-# Name tokens per role, matched case-insensitively (longest first so "eta" beats "E").
+# The role vocabulary (shared by the grammar, the detector, the formulas and the manifests)
+# with each role's name tokens, matched case-insensitively (the longest match wins).
 _TOKENS = {
     "E": ("energy", "e"),
     "px": ("px",), "py": ("py",), "pz": ("pz",), "pt": ("pt",),
@@ -117,7 +116,8 @@ def declared(texts: Sequence[str], names: Sequence[str]) -> list[FourVector]:
         missing = [c for c in g.cols.values() if c not in names]
         if missing:
             kinds = f" (kinds are {', '.join(KINDS)})" if any(":" in c for c in missing) else ""
-            shown = ", ".join(list(names)[:MAX_LISTED]) + (", ..." if len(names) > MAX_LISTED else "")
+            more = ", ..." if len(names) > MAX_LISTED else ""
+            shown = ", ".join(list(names)[:MAX_LISTED]) + more
             raise InputError(f"--four-vector {text!r} names column(s) {missing} that are not "
                              f"float columns{kinds}; available: {shown}")
     return out

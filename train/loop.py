@@ -41,30 +41,6 @@ class LoopResult:
     stopped: str = ""
 
 
-def decoded_anchors(y: np.ndarray, anchors: Sequence[int], e: np.ndarray,
-                    pwrel: float | None = None) -> np.ndarray:
-    """Anchors in column units exactly as the codec decodes them: 2e round(y/2e), or at a
-    pwrel bound the log-domain reconstruction (mode g)."""
-    idx = list(anchors)
-    if not idx:
-        return np.zeros((y.shape[0], 0), dtype=np.float64)
-    if pwrel is not None:
-        from balerc.codec.logdomain import log_codes
-
-        return np.stack([log_codes(np.ascontiguousarray(y[:, j]), pwrel)[2] for j in idx], axis=1)
-    ea = e[idx]
-    return 2.0 * ea * np.rint(y[:, idx] / (2.0 * ea))
-
-
-def quantize_anchors(
-    y: np.ndarray, anchors: Sequence[int], e: np.ndarray, offset: np.ndarray, scale: np.ndarray,
-    pwrel: float | None = None,
-) -> np.ndarray:
-    """Normalized anchors exactly as the codec decodes them: (decoded - offset) / scale."""
-    idx = list(anchors)
-    return (decoded_anchors(y, idx, e, pwrel) - offset[idx]) / scale[idx]
-
-
 def make_batch(
     x: np.ndarray, a: np.ndarray, predicted: Sequence[int], device: torch.device
 ) -> Batch:

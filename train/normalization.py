@@ -20,7 +20,6 @@ NORMS = ("minmax", "standard", "robust", "log", "auto")
 # 100k dimuon rows (bits loss, fixed anchors): minmax 8.2x, standard 9.9-10.2x, robust
 # 10.0x, auto 9.7-9.9x; on Zmumu auto 5.96x, standard 5.90x, robust 5.93x, minmax 5.65x.
 # minmax squeezes the bulk of heavy-tailed columns into a sliver of [0, 1].
-TRANSFORMS = ("none", "log")
 # `auto` uses log for non-negative columns whose skewness exceeds this (pt, E, ...).
 AUTO_LOG_SKEW = 2.0
 LOG_K_RANGE = (1.0, 1.0e6)
@@ -116,17 +115,6 @@ def offsets_scales(norms: Sequence[ColumnNorm]) -> tuple[np.ndarray, np.ndarray]
     off = np.array([c.offset for c in norms], dtype=np.float64)
     sc = np.array([c.scale for c in norms], dtype=np.float64)
     return off, sc
-
-
-def normalize(y: np.ndarray, norms: Sequence[ColumnNorm]) -> np.ndarray:
-    """Affine part only (what the codec does): x = (y - offset) / scale, float64."""
-    off, sc = offsets_scales(norms)
-    return (np.asarray(y, dtype=np.float64) - off) / sc
-
-
-def denormalize(x: np.ndarray, norms: Sequence[ColumnNorm]) -> np.ndarray:
-    off, sc = offsets_scales(norms)
-    return np.asarray(x, dtype=np.float64) * sc + off
 
 
 def apply_transform(x: np.ndarray, norms: Sequence[ColumnNorm]) -> np.ndarray:

@@ -22,7 +22,6 @@ eta uses log and atan2 a float32 atan refined by one float64 Newton step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -446,4 +445,4 @@ def onnx_size(model: PhysicsModel) -> int:
     return len(model.decoder.onnx_model().SerializeToString())
 
 
-__all__ = ["PhysicsDecoder", "PhysicsModel", "build_physics", "onnx_size", "math"]
+__all__ = ["PhysicsDecoder", "PhysicsModel", "build_physics", "onnx_size"]

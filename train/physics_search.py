@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .config import TrainConfig
 from .estimate import estimate_bytes
-from .loop import decoded_anchors, make_batch, quantize_anchors, train_loop
-from .physics import PhysicsModel, build_physics, onnx_size
-from .problem import Problem
+from .loop import LoopResult
+from .physics import PhysicsModel, onnx_size
+from .problem import Problem, decoded_anchors
 from .relations import Plan, Relations, candidate_plans
+from .setup import loop_data, physics_model, run_loop
 
 
 @dataclass
@@ -30,6 +32,7 @@ class PhysicsCandidate:
     model_bytes: int = 0
     chosen: bool = False
     net: PhysicsModel | None = None
+    final_bytes: float | None = None  # measured after the full training, when chosen
 
     def label(self) -> str:
         basis = ",".join(sorted(set(self.plan.basis.values()))) or "linear"
@@ -43,7 +46,8 @@ class PhysicsCandidate:
             "derived": list(self.plan.derived), "mlp_columns": list(self.mlp_columns),
             "model_bytes": self.model_bytes, "proxy_bytes": None, "proxy_ratio": None,
             "short_bytes": round(self.bytes), "short_ratio": round(raw_bytes / self.bytes, 4),
-            "final_bytes": None, "final_ratio": None, "chosen": self.chosen,
+            "final_bytes": None if self.final_bytes is None else round(self.final_bytes),
+            "final_ratio": None, "chosen": self.chosen,
         }
 
 
@@ -64,28 +68,23 @@ def measure(problem: Problem, net: PhysicsModel, y: np.ndarray) -> tuple[float, 
     return est.total_bytes, mb
 
 
-def train_mlp(problem: Problem, cfg, net: PhysicsModel, y_fit: np.ndarray, y_eval: np.ndarray,
-              device: torch.device, max_steps: int | None, patience: int, epochs: int):
-    anchors, pred = net.anchor_index, net.predicted_index
-    tr = make_batch(problem.normalize(y_fit),
-                    quantize_anchors(y_fit, anchors, problem.e, problem.offset, problem.scale, problem.pw), pred, device)
-    ev = make_batch(problem.normalize(y_eval),
-                    quantize_anchors(y_eval, anchors, problem.e, problem.offset, problem.scale, problem.pw), pred, device)
-    w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
-    noise = torch.as_tensor(problem.e_n[anchors], dtype=torch.float32, device=device)
-    floor = torch.as_tensor(problem.e_n[pred] ** 2, dtype=torch.float32, device=device)
+def train_mlp(problem: Problem, cfg: TrainConfig, net: PhysicsModel, y_fit: np.ndarray,
+              y_eval: np.ndarray, device: torch.device, max_steps: int | None, patience: int,
+              epochs: int) -> LoopResult:
+    """Train the MLP of a physics decoder (formulas stay exact); weights rounded to float16
+    afterwards when the decoder stores them so."""
+    data = loop_data(problem, net.anchor_index, net.predicted_index, y_fit, y_eval, device)
     net.to(device)
-    res = train_loop(net, tr, ev, anchor_noise=noise, weights=w, floor=floor, step=1.0, qat=False,
-                     epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, patience=patience,
-                     min_delta=cfg.min_delta, seed=cfg.seed, loss=cfg.loss, max_steps=max_steps,
-                     progress=cfg.progress and max_steps is None, desc="physics mlp")
+    res = run_loop(net, data, cfg, step=1.0, qat=False, epochs=epochs, patience=patience,
+                   max_steps=max_steps, progress=cfg.progress and max_steps is None,
+                   desc="physics mlp")
     net.cpu().eval()
     if net.decoder.half_weights:
         net.decoder.round_weights_half()
     return res
 
 
-def physics_candidates(problem: Problem, cfg, rel: Relations, y_fit: np.ndarray,
+def physics_candidates(problem: Problem, cfg: TrainConfig, rel: Relations, y_fit: np.ndarray,
                        y_eval: np.ndarray, device: torch.device,
                        log: Callable[[str], None]) -> list[PhysicsCandidate]:
     """Every physics plan, with the uncovered columns as anchors and (if any) via an MLP."""
@@ -97,9 +96,7 @@ def physics_candidates(problem: Problem, cfg, rel: Relations, y_fit: np.ndarray,
         if others and cfg.search_steps > 0:
             variants.append(others)
         for mlp_cols in variants:
-            torch.manual_seed(cfg.seed)
-            net = build_physics(plan, problem.names, problem.norms, mlp_cols, cfg.widths,
-                                cfg.activation, half_weights=cfg.half_weights)
+            net = physics_model(cfg, problem, plan, mlp_cols)
             if mlp_cols:
                 train_mlp(problem, cfg, net, y_fit, y_eval, device, cfg.search_steps, 10**9,
                           cfg.epochs)

@@ -6,6 +6,7 @@ residual costs almost nothing (it only carries the anchors' quantization noise a
 the source file rounded). Detection never trusts names alone: every relation is confirmed
 numerically, and a column whose values do not follow it is simply not derived. The codec's
 residual path keeps the bound on rows that violate a relation (corrupted or rounded values).
+Four-vector groups (declared with --four-vector, or found by name) come from fourvec.py.
 
 Formulas are written once against a tiny op interface (`Ops`) so that the torch reference
 (train/physics.py), the ONNX graph built from it and the detection here compute the same

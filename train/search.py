@@ -18,11 +18,13 @@ import torch
 
 from balerc.formats.errors import InputError
 
+from .config import TrainConfig
 from .estimate import estimate_bytes
-from .loop import codec_forward, make_batch, quantize_anchors, train_loop
+from .loop import codec_forward
 from .models import build_model, count_params
 from .normalization import apply_transform
 from .problem import Problem
+from .setup import dense_model, loop_data, run_loop, sample_rows
 
 PROXY_FEATURES = 256
 PROXY_ROWS = 8192
@@ -79,12 +81,9 @@ class _Proxy:
         self.y_fit, self.y_eval = fit_rows, eval_rows
         self.t_fit = problem.normalize(fit_rows)
         self.t_eval = problem.normalize(eval_rows)
-        self.xa_fit = apply_transform(
-            quantize_anchors(fit_rows, range(problem.n_features), problem.e, problem.offset,
-                             problem.scale, problem.pw), problem.norms)
-        self.xa_eval = apply_transform(
-            quantize_anchors(eval_rows, range(problem.n_features), problem.e, problem.offset,
-                             problem.scale, problem.pw), problem.norms)
+        every = range(problem.n_features)
+        self.xa_fit = apply_transform(problem.anchor_inputs(fit_rows, every), problem.norms)
+        self.xa_eval = apply_transform(problem.anchor_inputs(eval_rows, every), problem.norms)
         self.rng_seed = seed
         self.step = step
         self.plain_cache: dict[int, int] = {}
@@ -151,19 +150,9 @@ class _Proxy:
         return est.total_bytes
 
 
-def _sample(problem: Problem, seed: int, fit_n: int, eval_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint fit/eval samples of the training split (halves of it when it is small)."""
-    y = problem.y_train
-    perm = np.random.default_rng(seed + 7).permutation(len(y))
-    if len(y) >= fit_n + eval_n:
-        return y[perm[:fit_n]], y[perm[fit_n : fit_n + eval_n]]
-    cut = (2 * len(y)) // 3
-    return y[perm[:cut]], y[perm[cut:]]
-
-
 def search(
     problem: Problem,
-    cfg,  # TrainConfig (not imported to avoid a cycle)
+    cfg: TrainConfig,
     fixed_anchors: list[int] | None,
     fixed_latent: int | None,
     step: float,
@@ -181,7 +170,8 @@ def search(
                                          list(anchors))
         return model_b[key]
 
-    fit_rows, eval_rows = _sample(problem, cfg.seed, min(cfg.search_rows, PROXY_ROWS), PROXY_ROWS // 2)
+    fit_rows, eval_rows = sample_rows(problem, cfg.seed, min(cfg.search_rows, PROXY_ROWS),
+                                      PROXY_ROWS // 2)
     proxy = _Proxy(problem, fit_rows, eval_rows, cfg.seed, step)
     plain = proxy.plain_bytes()
     cands: dict[tuple, Candidate] = {}
@@ -243,7 +233,7 @@ def search(
     if len(top) == 1:
         top[0].chosen = True
         return top[0], ranked, plain
-    s_fit, s_eval = _sample(problem, cfg.seed + 1, cfg.search_rows, PROXY_ROWS)
+    s_fit, s_eval = sample_rows(problem, cfg.seed + 1, cfg.search_rows, PROXY_ROWS)
     for c in top:
         c.short_bytes = short_run(problem, cfg, c, s_fit, s_eval, step, device,
                                   mbytes(c.anchors, c.latent))
@@ -254,29 +244,16 @@ def search(
     return best, ranked, plain
 
 
-def short_run(problem: Problem, cfg, cand: Candidate, y_fit: np.ndarray, y_eval: np.ndarray,
-              step: float, device: torch.device, model_bytes: int) -> float:
+def short_run(problem: Problem, cfg: TrainConfig, cand: Candidate, y_fit: np.ndarray,
+              y_eval: np.ndarray, step: float, device: torch.device, model_bytes: int) -> float:
     """Train a candidate briefly on a sample and measure its bytes on held-out rows."""
     anchors = list(cand.anchors)
-    torch.manual_seed(cfg.seed)
-    net = build_model(cfg.model, problem.n_features, cand.latent, anchors,
-                      [c.transform for c in problem.norms], [c.log_k for c in problem.norms],
-                      cfg.widths, cfg.activation).to(device)
+    net = dense_model(cfg, problem, cand.latent, anchors, device)
     pred = net.predicted_index
-    tr = make_batch(problem.normalize(y_fit),
-                    quantize_anchors(y_fit, anchors, problem.e, problem.offset, problem.scale, problem.pw),
-                    pred, device)
-    ev = make_batch(problem.normalize(y_eval),
-                    quantize_anchors(y_eval, anchors, problem.e, problem.offset, problem.scale, problem.pw),
-                    pred, device)
-    w = torch.as_tensor(problem.weights(pred), dtype=torch.float32, device=device)
-    noise = torch.as_tensor(problem.e_n[anchors], dtype=torch.float32, device=device)
-    floor = torch.as_tensor(problem.e_n[pred] ** 2, dtype=torch.float32, device=device)
-    train_loop(net, tr, ev, anchor_noise=noise, weights=w, floor=floor, step=step, qat=cfg.qat,
-               epochs=cfg.epochs, batch_size=min(cfg.batch_size, 512), lr=cfg.lr,
-               patience=10**9, min_delta=0.0, seed=cfg.seed, loss=cfg.loss,
-               max_steps=cfg.search_steps)
-    y_hat_n, codes = codec_forward(net, ev.x, ev.a, step)
+    data = loop_data(problem, anchors, pred, y_fit, y_eval, device)
+    run_loop(net, data, cfg, step=step, qat=cfg.qat, batch_size=min(cfg.batch_size, 512),
+             patience=10**9, min_delta=0.0, max_steps=cfg.search_steps)
+    y_hat_n, codes = codec_forward(net, data.val.x, data.val.a, step)
     y_hat = y_hat_n.cpu().double().numpy() * problem.scale[pred] + problem.offset[pred]
     q = None if codes is None else codes.cpu().numpy().astype(np.int64)
     est = estimate_bytes(y_eval, problem.names, problem.e, anchors, y_hat, q, model_bytes,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.formats.errors import BalercError, InputError, MissingDependencyError
 from balerc.formats.table import Table
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 
 from . import peakfit
 

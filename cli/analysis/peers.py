@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
-from balerc.codec.bound import Bound
+from balerc.codec.bounds import Bound
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.optional import available, hint, require
 

@@ -1,7 +1,8 @@
-"""`balerc train DATA -o MODEL_DIR`: a thin click layer over fit() and export().
+"""`balerc train DATA -o MODEL_DIR`: parse the options, call balerc.train.train_file, print.
 
-Importing this module does not import torch, so attaching the command to the CLI group
-costs nothing for users who only compress; torch is loaded when the command runs.
+Importing this module does not import torch (balerc.train.config is numpy-only), so the
+command is always listed; torch is imported when it runs, and its absence is reported
+with the install hint.
 """
 
 from __future__ import annotations
@@ -9,14 +10,10 @@ from __future__ import annotations
 import click
 
 from balerc.formats.errors import InputError
+from balerc.train.config import DEVICES, LOSSES, PHYSICS, TrainConfig
+from balerc.train.normalization import NORMS
 
-from .config import DEVICES, LOSSES, PHYSICS, TrainConfig
-from .normalization import NORMS
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    """Accept repeated options and comma-separated lists alike."""
-    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+from .options import columns_option, force_option, four_vector_option, split_patterns, tree_option
 
 
 def _parse_widths(text: str | None) -> list[int] | None:
@@ -25,7 +22,8 @@ def _parse_widths(text: str | None) -> list[int] | None:
     try:
         widths = [int(w) for w in text.split(",") if w.strip()]
     except ValueError:
-        raise InputError(f"--widths {text}: expected comma-separated integers like 128,64") from None
+        raise InputError(f"--widths {text}: expected comma-separated integers like 128,64"
+                         ) from None
     if not widths or min(widths) < 1:
         raise InputError(f"--widths {text}: expected positive integers like 128,64")
     return widths
@@ -43,9 +41,8 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
               help="Model directory to write (encoder.onnx, decoder.onnx, model.json).")
-@click.option("--tree", default=None, help="ROOT tree (or RNTuple) name.")
-@click.option("--columns", multiple=True,
-              help="Glob patterns of float columns (repeat or comma-separate); default: all.")
+@tree_option
+@columns_option
 @click.option("--latent", type=int, default=None, help="Latent size L (default: searched).")
 @click.option("--ratio", type=float, default=None, help="Latent size = ceil(columns / R).")
 @click.option("--model", "model_name", default="dense", show_default=True,
@@ -61,7 +58,8 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 @click.option("--val-fraction", type=float, default=TrainConfig.val_fraction, show_default=True)
 @click.option("--seed", type=int, default=TrainConfig.seed, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads (default: 1 below 50,000 rows, else torch's choice).")
 @click.option("--no-qat", is_flag=True, help="Train without latent quantization noise.")
 @click.option("--anchors", default=None,
               help="Anchor columns (comma-separated), 'none', or 'auto' (default: searched).")
@@ -71,15 +69,13 @@ def _parse_anchors(text: str | None) -> list[str] | None:
                    "four-vectors rel picks pt,eta,phi anchors, pwrel picks px,py,pz.")
 @click.option("--loss", type=click.Choice(LOSSES), default=TrainConfig.loss, show_default=True,
               help="mse (even errors), bits (log-MSE per column: favours bytes), smooth_l1.")
-@click.option("--four-vector", "four_vectors", multiple=True,
-              help="Declare a four-vector: LABEL=E,px,py,pz or LABEL=polar:pt,eta,phi,mass "
-                   "(repeatable; groups are also detected from names and checked on the data).")
+@four_vector_option
 @click.option("--physics", type=click.Choice(PHYSICS), default="auto", show_default=True,
               help="auto: also score physics-informed decoders (exact relations) and keep the "
                    "smallest; off: never. --model physics forces one.")
 @click.option("--half-weights", is_flag=True,
               help="Store the physics decoder's learned MLP weights in float16.")
-@click.option("--force", is_flag=True, help="Overwrite an existing model directory.")
+@force_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[str, ...],
                   latent: int | None, ratio: float | None, model_name: str, widths: str | None,
@@ -89,18 +85,8 @@ def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[st
                   loss: str, four_vectors: tuple[str, ...], physics: str, half_weights: bool,
                   force: bool, quiet: bool) -> None:
     """Train an encoder/decoder for the float columns of DATA and export them to ONNX."""
-    from pathlib import Path
-
-    from balerc.formats.tableio import read_table
-
-    from . import export, fit
-
-    out = Path(model_dir)
-    if not force and (out / "model.json").exists():
-        raise InputError(f"{out} already holds a model; use --force to overwrite")
-    patterns = _split(columns) or None
     cfg = TrainConfig(
-        columns=patterns, latent=latent, ratio=ratio, model=model_name,
+        columns=split_patterns(columns), latent=latent, ratio=ratio, model=model_name,
         widths=_parse_widths(widths), norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
         patience=patience, min_delta=min_delta, val_fraction=val_fraction, seed=seed,
         device=device, threads=threads, qat=not no_qat, anchors=_parse_anchors(anchors),
@@ -108,13 +94,8 @@ def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[st
         four_vectors=list(four_vectors) or None, half_weights=half_weights,
     )
     cfg.validate()
-    table = read_table(data, tree=tree, columns=patterns)
-    model = fit(table, cfg)
-    path = export(model, out, force=force)
+    from balerc.train import train_file  # torch from here on: the install hint if absent
+
+    model, path = train_file(data, model_dir, cfg, tree=tree, force=force)
     click.echo(model.summary())
     click.echo(f"model written to {path}/ (encoder.onnx, decoder.onnx, model.json, loss_curve.*)")
-
-
-def register_cli(group: click.Group) -> None:
-    """Attach `train` to the balerc CLI group."""
-    group.add_command(train_command)
