@@ -156,22 +156,10 @@ class AECoder:
             "zstd_level": self.level,
         }
         if self.model is not None:
-            m = self.model.manifest
             d["latent_step"] = self.latent_step
-            d["model"] = {
-                k: m.get(k)
-                for k in ("columns", "anchors", "predicted", "latent_dim", "latent_bits", "opset")
-            }
-            # the codec needs each column's affine map only (the rest stays in model.json)
-            d["model"]["normalization"] = [
-                {"name": n["name"], "offset": n["offset"], "scale": n["scale"]}
-                for n in m["normalization"]
-            ]
+            d["model"] = self.model.manifest.header_fields()
             if self.io64:
-                d["model"]["decoder_io"] = "float64"
-                d["model"]["exact"] = m.get("exact") or []
                 d["exact_drift"] = self.exact_drift
-            d["model"]["model_format_version"] = m.get("model_format_version")
             recorded = self._recorded_hashes  # rebuilt from a header: what it names
             d["decoder_sha256"] = recorded.get("decoder_sha256") or sha256(self.model.decoder)
             d["encoder_sha256"] = recorded.get("encoder_sha256") or (

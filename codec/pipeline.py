@@ -78,7 +78,7 @@ def _ranges(stream: TableStream, options: CompressOptions, model: ModelBundle | 
     without one) is relative to them."""
     rule = options.bound
     if rule is None and model is not None:
-        rule = Bound.parse(model.manifest.get("train_bound", "rel:1e-3"))
+        rule = Bound.parse(model.manifest.train_bound)
     if options.lossless or rule is None or not rule.needs_range:
         return None
     cols = model.columns if model is not None else stream.first.names_of_kind("float")

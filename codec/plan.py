@@ -105,16 +105,16 @@ def _absolute_limits(cols: list[str], bound: Bound | None, model: ModelBundle | 
     the limits of the bound it was trained for (for its anchors)."""
     rule = bound
     if rule is None and model is not None:
-        rule = Bound.parse(model.manifest.get("train_bound", "rel:1e-3"))
+        rule = Bound.parse(model.manifest.train_bound)
     if rule is None or rule.pointwise:
         return None
     if not rule.needs_range:
         return [rule.absolute_from_range(0.0, 0.0) for _ in cols]
     known = dict(ranges or {})
     if model is not None:  # the training ranges, where the caller gave none
-        for n in model.manifest.get("normalization", []):
-            if n.get("name") in cols and "min" in n and "max" in n:
-                known.setdefault(n["name"], (float(n["min"]), float(n["max"])))
+        for name, lo_hi in model.manifest.training_ranges().items():
+            if name in cols:
+                known.setdefault(name, lo_hi)
     missing = [c for c in cols if c not in known]
     if missing:
         raise InputError(

@@ -22,14 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from balerc.codec.model.manifest import MODEL_FORMAT, MODEL_FORMAT_VERSION, OPSET, ModelManifest
 from balerc.formats.errors import BalercError, InputError
 from balerc.formats.optional import available, require
 
 from .trainer import TrainedModel
 
-MODEL_FORMAT = "balerc-model"
-MODEL_FORMAT_VERSION = 2  # 2 adds decoder_io and exact (docs/MODEL.md)
-OPSET = 17
+# the model format version and opset are the codec's (codec/model/manifest.py), defined once
 PARITY_TOL = 1e-5
 FILES = ("encoder.onnx", "decoder.onnx", "model.json", "loss_curve.csv", "loss_curve.png")
 
@@ -63,7 +62,7 @@ def core_manifest(model: TrainedModel) -> dict[str, Any]:
     It holds no file hashes (a file cannot contain its own hash) and no timings, so the
     same seed and data give byte-identical ONNX files.
     """
-    io64 = hasattr(model.net.decoder, "predict_raw")
+    io64 = model.net.decoder.IO == "float64"  # declared by the decoder class
     return {
         "format": MODEL_FORMAT,
         "model_format_version": MODEL_FORMAT_VERSION,
@@ -152,7 +151,7 @@ def _verify(model: TrainedModel, enc: bytes | None, dec: bytes) -> dict[str, flo
             dec_inputs["z"] = zq
             torch_in.append(torch.from_numpy(zq))
         sess = ort.InferenceSession(dec, opts, providers=["CPUExecutionProvider"])
-        if hasattr(net.decoder, "predict_raw"):  # float64 column units in and out
+        if net.decoder.IO == "float64":  # column units in and out
             d = net.decoder
             raw = a.astype(np.float64) * d.a_sc.numpy() + d.a_off.numpy()
             dec_inputs["a"] = raw
@@ -230,7 +229,7 @@ def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = Fals
     if lat > 0:
         enc_bytes = _to_onnx(net.encoder, (torch.zeros(n_ex, f),), ["x"], ["z"], "encoder", core)
     dec_args = tuple(([torch.zeros(n_ex, lat)] if lat else []) + ([torch.zeros(n_ex, k)] if k else []))
-    if hasattr(net.decoder, "onnx_model"):  # physics decoder: graph built node by node
+    if net.decoder.IO == "float64":  # physics decoder: graph built node by node
         dec_bytes = _finish(net.decoder.onnx_model(), "decoder", core)
     else:
         dec_bytes = _to_onnx(net.decoder, dec_args, net.decoder.input_names(), ["y"], "decoder", core)
@@ -262,11 +261,8 @@ def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = Fals
     training["parity_max_abs_diff"] = diffs
     manifest["training"] = training
     manifest["producer"] = producer()
-    # Keep the documented key order: format fields first, training and producer last.
-    order = ["format", "model_format_version", "decoder_io", "exact", "columns", "anchors", "predicted", "latent_dim",
-             "latent_bits", "latent_step", "normalization", "model", "encoder", "decoder",
-             "opset", "train_bound", "training", "producer"]
-    manifest = {key: manifest[key] for key in order}
+    # the typed record checks it and keeps the documented key order (docs/MODEL.md)
+    manifest = ModelManifest.from_dict(manifest, str(out / "model.json")).to_dict()
     (out / "loss_curve.png").unlink(missing_ok=True)  # never leave a stale plot behind
     note = _loss_curve(model, out)
     if note:

@@ -77,6 +77,8 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """(z [N, L], a [N, K]) -> y [N, F-K]; either input may be absent (L or K is 0)."""
 
+    IO = "normalized-float32"  # the manifest's decoder_io: what its ONNX graph takes and returns
+
     def __init__(self, transform: InputTransform, net: nn.Module, latent: int, anchors: int):
         super().__init__()
         self.transform = transform

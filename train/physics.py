@@ -29,11 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from balerc.codec.model.manifest import OPSET
+
 from .models import ACTIVATIONS, InputTransform, count_params, mlp
 from .relations import Ops, Plan, evaluate
 
 IR_VERSION = 8
-OPSET = 17
 
 
 class TorchOps(Ops):
@@ -95,6 +96,8 @@ class PhysicsDecoder(nn.Module):
     forward: (z, a normalized float32) -> y normalized float32, for training the MLP;
     predict_raw and the ONNX graph: (z, a float64 column units) -> y float64 column units.
     """
+
+    IO = "float64"  # the manifest's decoder_io
 
     def __init__(self, plan: Plan, names: Sequence[str], anchor_index: Sequence[int],
                  predicted_index: Sequence[int], offset: np.ndarray, scale: np.ndarray,

@@ -7,12 +7,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from balerc.formats.errors import InputError
 
-MODEL_FORMAT_VERSION = 2  # 2: decoder_io "float64" and "exact" columns (docs/MODEL.md)
-READABLE_VERSIONS = (1, 2)
+from .manifest import MODEL_FORMAT_VERSION, OPSET, READABLE_VERSIONS, ModelManifest
+
+__all__ = ["MODEL_FORMAT_VERSION", "OPSET", "READABLE_VERSIONS", "ModelBundle", "ModelManifest",
+           "lean_onnx", "sha256"]
 
 
 def sha256(data: bytes) -> str:
@@ -71,48 +72,48 @@ def lean_onnx(model: bytes) -> bytes:
 class ModelBundle:
     """The manifest plus the ONNX bytes of the encoder (may be absent) and the decoder."""
 
-    manifest: dict[str, Any]
+    manifest: ModelManifest
     encoder: bytes | None
     decoder: bytes
     path: str = "<embedded>"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.manifest, dict):  # a manifest read as JSON (or a coder record)
+            self.manifest = ModelManifest.from_dict(self.manifest, self.path)
+
     @property
     def columns(self) -> list[str]:
-        return list(self.manifest["columns"])
+        return list(self.manifest.columns)
 
     @property
     def anchors(self) -> list[str]:
-        return list(self.manifest.get("anchors", []))
+        return list(self.manifest.anchors)
 
     @property
     def predicted(self) -> list[str]:
-        return list(self.manifest["predicted"])
+        return list(self.manifest.predicted)
 
     @property
     def latent_dim(self) -> int:
-        return int(self.manifest.get("latent_dim", 0))
+        return int(self.manifest.latent_dim)
 
     @property
     def latent_bits(self) -> int:
-        return int(self.manifest.get("latent_bits", 6))
+        return int(self.manifest.latent_bits)
 
     @property
     def io64(self) -> bool:
         """The decoder takes anchors and returns predictions in column units as float64."""
-        return self.manifest.get("decoder_io") == "float64"
+        return self.manifest.io64
 
     @property
     def exact(self) -> list[str]:
         """Predicted columns the decoder computes by float64 formulas only (ulp-level drift)."""
-        return list(self.manifest.get("exact") or [])
+        return list(self.manifest.exact)
 
     def norm(self) -> tuple[list[float], list[float]]:
         """(offsets, scales) in manifest column order."""
-        by_name = {n["name"]: n for n in self.manifest["normalization"]}
-        return (
-            [float(by_name[c]["offset"]) for c in self.columns],
-            [float(by_name[c]["scale"]) for c in self.columns],
-        )
+        return self.manifest.norm()
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike) -> ModelBundle:
@@ -124,29 +125,25 @@ class ModelBundle:
         if not mpath.is_file():
             raise InputError(f"{d} has no model.json: not a balerc model directory")
         try:
-            manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
+            raw = json.loads(mpath.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{mpath} is not valid JSON ({exc})") from None
-        if manifest.get("format") != "balerc-model":
-            raise InputError(f"{mpath} is not a balerc model manifest")
-        version = manifest.get("model_format_version")
-        if version not in READABLE_VERSIONS:
-            raise InputError(
-                f"{mpath}: model format version {version} is not supported "
-                f"(this balerc reads {', '.join(map(str, READABLE_VERSIONS))}); "
-                f"re-export or upgrade balerc"
-            )
+        manifest = ModelManifest.from_dict(raw, str(mpath))
         blobs: dict[str, bytes | None] = {}
         for role in ("encoder", "decoder"):
-            entry = manifest.get(role)
+            entry = getattr(manifest, role)
             if entry is None:
                 blobs[role] = None
                 continue
-            f = d / entry["file"]
+            name = str(entry.get("file", ""))
+            if not name or Path(name).name != name:
+                raise InputError(f"{mpath}: the {role} file must be a plain name in the model "
+                                 f"directory, not '{name}'")
+            f = d / name
             if not f.is_file():
-                raise InputError(f"{d}: {entry['file']} is missing")
+                raise InputError(f"{d}: {name} is missing")
             data = f.read_bytes()
-            if sha256(data) != entry["sha256"]:
+            if sha256(data) != entry.get("sha256"):
                 raise InputError(
                     f"{f}: sha256 does not match model.json (the file was modified or replaced); "
                     f"re-export the model"
