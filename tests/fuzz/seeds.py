@@ -121,36 +121,9 @@ def _exact_table(n: int = 1500) -> Table:
 # ------------------------------------------------------------------------------ models
 def _exact_model(root: Path) -> Path:
     """A hand-built decoder b = 2a (in column units): every prediction mode is used."""
-    from onnx import TensorProto, helper
+    from tests.test_exact_predictor import exact_model
 
-    off, sc = [-100.0, -200.0], [200.0, 400.0]
-    w = np.array([[2 * sc[0] / sc[1]]], dtype=np.float32)
-    c = np.array([(2 * off[0] - off[1]) / sc[1]], dtype=np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "w"], ["t"]), helper.make_node("Add", ["t", "c"], ["y"])],
-        "exact",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
-        [helper.make_tensor("w", TensorProto.FLOAT, [1, 1], w.ravel()),
-         helper.make_tensor("c", TensorProto.FLOAT, [1], c)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    d = root / "exact"
-    d.mkdir()
-    data = model.SerializeToString()
-    (d / "decoder.onnx").write_bytes(data)
-    manifest = {
-        "format": "balerc-model", "model_format_version": 1, "columns": ["a", "b"],
-        "anchors": ["a"], "predicted": ["b"], "latent_dim": 0, "latent_bits": 6,
-        "normalization": [{"name": n, "offset": o, "scale": s}
-                          for n, o, s in zip("ab", off, sc, strict=True)],
-        "encoder": None,
-        "decoder": {"file": "decoder.onnx", "sha256": hashlib.sha256(data).hexdigest()},
-        "train_bound": "rel:1e-3",
-    }
-    (d / "model.json").write_text(json.dumps(manifest))
-    return d
+    return exact_model(root, [-100.0, -200.0], [200.0, 400.0])
 
 
 def _latent_table(n: int = 1200) -> Table:
