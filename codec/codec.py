@@ -58,7 +58,7 @@ class Codec:
         force: bool = False,
     ) -> bytes | CompressResult:
         """Bytes of a .balerc file, or write it to `out` and return the result summary."""
-        from .ae import compress_with_model
+        from .pipeline import compress_with_model
 
         target: Any = io.BytesIO() if out is None else out
         self.last_result = compress_with_model(

@@ -27,7 +27,8 @@ from .writer import CompressResult, Writer, package_version, producer
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS", "CompressResult", "LosslessCoder", "coder_column_names",
-    "coders_from_header", "compress_lossless", "compress_table", "decode_with",
+    "coders_from_header", "compress_lossless", "compress_table", "compress_with_model",
+    "decode_with",
     "default_threads", "dtype_str", "package_version", "producer", "read_container",
 ]
 
@@ -106,3 +107,34 @@ def compress_lossless(table: Table | TableStream, out: str | os.PathLike | Any, 
     opts = CompressOptions(lossless=True, chunk_rows=chunk_rows, threads=threads,
                            zstd_level=zstd_level, force=force, progress=show_progress)
     return compress_table(table, out, opts)
+
+
+def compress_with_model(
+    data: Table | TableStream,
+    output: Any,
+    *,
+    model_dir: str | os.PathLike | None,
+    bound: str | Bound | None,
+    latent_bits: int | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    threads: int = 1,
+    device: str = "auto",
+    zstd_level: int | None = None,
+    embed_model: bool = True,
+    force: bool = False,
+    show_progress: bool = False,
+    model: ModelBundle | None = None,
+    keep_model: bool = False,
+) -> CompressResult:
+    """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless.
+
+    With a bound, a model whose embedded decoder costs more than it saves on this table is
+    dropped (plain quantization, with a note) unless `keep_model` is set.
+    """
+    if model is None and model_dir is not None:
+        model = ModelBundle.load(model_dir)
+    opts = CompressOptions(
+        bound=Bound.parse(bound) if bound is not None else None, latent_bits=latent_bits,
+        chunk_rows=chunk_rows, threads=max(1, threads), device=device, zstd_level=zstd_level,
+        embed_model=embed_model, force=force, progress=show_progress, keep_model=keep_model)
+    return compress_table(data, output, opts, model)

@@ -42,7 +42,7 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
                 model: ModelBundle | None = None, ranges: Ranges | None = None,
                 probe: Table | None = None, expected_rows: int | None = None) -> Plan:
     """The coders for a table of this schema (names in order -> numpy dtypes)."""
-    from .ae import AECoder
+    from .coders.autoencoder import AECoder
     from .coders.lossless import LosslessCoder
 
     names = list(schema)

@@ -70,7 +70,7 @@ def registered() -> dict[str, type[ColumnCoder]]:
 
 
 def _builtin() -> None:
-    from ..ae import AECoder
+    from .autoencoder import AECoder
     from .lossless import LosslessCoder
 
     register_coder(LosslessCoder)

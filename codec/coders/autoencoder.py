@@ -1,0 +1,701 @@
+"""The lossy coder: anchors, quantized latents, and a residual that guarantees the bound.
+
+Per chunk, for the float columns it covers (docs/FORMAT.md, "autoencoder coder"):
+
+* anchor columns: codes round(y / 2e), decoded exactly to within e;
+* latents: z = encoder(x), codes round(z / step), one stream;
+* predicted columns: p = denorm(decoder(z', anchors')); residual codes round((y - p) / 2e')
+  with e' = e - margin, where the margin absorbs the last-bit differences between ONNX
+  Runtime providers and thread counts, so the bound holds wherever the file is decoded
+  (a float64 decoder's formula columns need only a relative 2^-30: docs/FORMAT.md);
+* per column and chunk the coder keeps whichever of "predicted" and "plain quantization"
+  packs smaller, and drops the latents when no column gains: never worse than
+  quantization + zstd, by construction;
+* pwrel bounds quantize log2|y| with the sign folded into the code (mode g), or, for
+  predicted columns, log2|y| - log2|p| with a finer step that leaves room for drift (r);
+* small chunks pack all their code streams into one zstd frame (`qgroup`);
+* every value whose reconstruction (after the cast to the column dtype) misses the bound,
+  NaN and Inf included, is stored verbatim in an exception stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+
+from balerc.formats import bounded
+from balerc.formats.errors import ContainerError, InputError, UnsafeModelError
+from balerc.formats.table import Table
+
+from .. import lossless
+from ..bounds import Bound
+from ..logdomain import alone_values, log2, log_codes, log_delta, relog
+from ..model import ModelBundle, lean_onnx, sha256
+from ..packing import (
+    decode_codes,
+    encode_codes,
+    finish_codes,
+    pack_codes,
+    pack_exceptions,
+    unpack_codes,
+    unpack_exceptions,
+    unpack_group,
+)
+from ..runtime import session
+from ..sandbox import decoder_spec, encoder_spec
+from ..validate import check_ae_desc, check_ae_meta, require
+from .grouping import choose_grouping, group_members
+from .stats import ColumnStats
+from .wiremodes import (
+    AUTOENCODER,
+    LOG,
+    MODEL_FREE,
+    PREDICTED,
+    PREDICTED_LOG,
+    PREDICTING,
+    QUANTIZED,
+    WIRE_MODES,
+    DecodeContext,
+)
+
+# Allowed drift of the decoder output between runtimes, in normalized units (x = (y-o)/s).
+# Measured drift CPU 1 vs 2 threads vs CUDA (TF32 off) is < 1e-6; see docs/FORMAT.md.
+MARGIN = 2.0**-18
+# Decoders with float64 I/O compute their "exact" columns by float64 formulas: providers
+# differ there by a few ulps (2^-52 relative), so a relative allowance far above that
+# replaces the range-sized MARGIN for those columns (docs/FORMAT.md, drift).
+EXACT_DRIFT = 2.0**-30
+_MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
+DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the exported bytes
+LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
+GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
+MAX_MODEL_BYTES = 64 << 20  # an embedded decoder, compressed or not (docs/FORMAT.md)
+
+
+class AECoder:
+    """Codes a group of float columns with an optional model and an optional bound."""
+
+    codec_id: ClassVar[str] = "autoencoder"
+    features: ClassVar[frozenset[str]] = frozenset({
+        "autoencoder", "residual", "quantized", "decoder-float64", "lean-decoder",
+        "grouped-residuals"})
+
+    def __init__(
+        self,
+        columns: list[str],
+        index: dict[str, int],
+        dtypes: dict[str, str],
+        bound: Bound | None,
+        abs_bounds: list[float] | None,
+        model: ModelBundle | None,
+        *,
+        latent_step: float | None = None,
+        margin: float = MARGIN,
+        exact_drift: float = EXACT_DRIFT,
+        level: int = 3,
+        device: str = "cpu",
+        threads: int = 1,
+        embed_model: bool = True,
+        source: str | None = None,
+    ):
+        self.source = source or (model.path if model is not None else "<model>")
+        self.columns = columns
+        self.index = index
+        self.dtypes = dtypes
+        self.bound = bound
+        self.abs_bounds = np.asarray(abs_bounds, dtype=np.float64) if abs_bounds is not None else None
+        self.model = model
+        self.margin = margin
+        self.exact_drift = exact_drift
+        self.level = level
+        self.device = device
+        self.threads = threads
+        self.embed_model = embed_model
+        self.latent_step = latent_step
+        if model is not None:
+            pos = {c: j for j, c in enumerate(columns)}
+            self.anchor_idx = [pos[c] for c in model.anchors]
+            self.pred_idx = [pos[c] for c in model.predicted]
+            off, sc = model.norm()
+            self.offset = np.asarray(off, dtype=np.float64)
+            self.scale = np.asarray(sc, dtype=np.float64)
+            if latent_step is None:
+                self.latent_step = 2.0 / 2 ** model.latent_bits
+            self.io64 = model.io64
+            self.exact = {pos[c] for c in model.exact}
+            try:  # what runs, on both sides, and what a file embeds
+                self.lean = lean_onnx(model.decoder)
+            except ValueError as exc:
+                raise UnsafeModelError(
+                    f"{self.source}: decoder: ONNX graph refused before it could run [protobuf]: "
+                    f"not a valid ONNX model ({exc}); re-export the model") from None
+        else:
+            self.anchor_idx, self.pred_idx = [], []
+            self.io64, self.exact = False, set()
+            self.lean = b""
+        self._stats = ColumnStats(len(columns))
+        self._recorded_hashes: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ description
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": "autoencoder",
+            "features": ["quantized", "residual"] + (["autoencoder"] if self.model else [])
+            + (["decoder-float64"] if self.io64 else [])
+            + (["lean-decoder"] if self.model is not None and self.embed_model else [])
+            + (["grouped-residuals"] if self.model is not None and self.bound is not None else []),
+            "columns": [self.index[c] for c in self.columns],
+            "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
+            "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
+            "margin": self.margin,
+            "zstd_level": self.level,
+        }
+        if self.model is not None:
+            d["latent_step"] = self.latent_step
+            d["model"] = self.model.manifest.header_fields()
+            if self.io64:
+                d["exact_drift"] = self.exact_drift
+            recorded = self._recorded_hashes  # rebuilt from a header: what it names
+            d["decoder_sha256"] = recorded.get("decoder_sha256") or sha256(self.model.decoder)
+            d["encoder_sha256"] = recorded.get("encoder_sha256") or (
+                sha256(self.model.encoder) if self.model.encoder else None)
+            d["decoder_attachment"] = LEAN_ATTACHMENT if self.embed_model else None
+            if self.embed_model:
+                d["decoder_attachment_sha256"] = sha256(self.lean)
+        return d
+
+    def get_config(self) -> dict[str, Any]:
+        return self.describe()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], index: dict[str, int], dtypes: dict[str, str],
+                    **runtime: Any) -> AECoder:
+        return cls.from_header(config, index, dtypes, **runtime)
+
+    def attachments(self) -> dict[str, bytes]:
+        """The lean decoder ONNX bytes, zstd-compressed, stored once right after the header."""
+        if self.model is None or not self.embed_model:
+            return {}
+        import zstandard
+
+        return {LEAN_ATTACHMENT: zstandard.ZstdCompressor(level=19).compress(self.lean)}
+
+    @classmethod
+    def from_header(
+        cls,
+        desc: dict[str, Any],
+        index: dict[str, int],
+        dtypes: dict[str, str],
+        *,
+        device: str = "cpu",
+        model_dir: str | os.PathLike | None = None,
+        threads: int = 1,
+        attachment: Any = None,
+        source: str = "<file>",
+        **_: Any,
+    ) -> AECoder:
+        check_ae_desc(desc, "header, autoencoder coder", desc["columns"], dtypes)
+        model = None
+        if desc.get("model") is not None:
+            embedded = desc.get("decoder_attachment")
+            if embedded or desc.get("decoder_onnx"):
+                if embedded:
+                    decoder = attachment(embedded, MAX_MODEL_BYTES)
+                    if embedded.endswith(".zst"):
+                        decoder = bounded.decompress(decoder, f"attachment '{embedded}'",
+                                                     limit=MAX_MODEL_BYTES)
+                else:  # files written before attachments existed
+                    try:
+                        decoder = base64.b64decode(desc["decoder_onnx"], validate=True)
+                    except ValueError:
+                        raise ContainerError("the embedded decoder is not valid base64") from None
+                want = desc.get("decoder_attachment_sha256") or desc.get("decoder_sha256")
+                if sha256(decoder) != want:
+                    raise ContainerError("the embedded decoder does not match its recorded sha256")
+                manifest = dict(desc["model"], format="balerc-model")
+                model = ModelBundle(manifest, None, decoder)
+            else:
+                if model_dir is None:
+                    raise InputError(
+                        "this file was written with --no-embed-model: pass -m MODEL_DIR with the "
+                        f"model it was compressed with (decoder sha256 {desc['decoder_sha256'][:16]}...)"
+                    )
+                if not desc.get("decoder_sha256"):
+                    raise ContainerError("the header records neither a decoder nor its sha256")
+                model = ModelBundle.load(model_dir)
+                if sha256(model.decoder) != desc["decoder_sha256"]:
+                    raise InputError(
+                        f"{model_dir}: this model's decoder (sha256 {sha256(model.decoder)[:16]}...) is "
+                        f"not the one the file was compressed with ({desc['decoder_sha256'][:16]}...)"
+                    )
+        b = desc.get("bound")
+        coder = cls(
+            desc["columns"], index, dtypes, Bound(b["mode"], b["value"]) if b else None,
+            desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
+            margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
+            level=desc.get("zstd_level", 3), device=device,
+            threads=threads,
+            source=f"{source}: embedded" if model and model.path == "<embedded>" else (
+                str(model_dir) if model else source),
+        )
+        coder._recorded_hashes = {k: desc[k] for k in ("decoder_sha256", "encoder_sha256")
+                                  if desc.get(k)}
+        return coder
+
+    # ------------------------------------------------------------------ helpers
+    def _col_bound(self, j: int) -> float:
+        assert self.abs_bounds is not None
+        return float(self.abs_bounds[j])
+
+    def _sid(self, role: str, j: int) -> str:
+        return f"{role}/{self.index[self.columns[j]]}"
+
+    def _predict(self, latents: np.ndarray | None, anchors: np.ndarray) -> np.ndarray:
+        """Decoder output in column units (float64) for the predicted columns."""
+        assert self.model is not None
+        dec = self._decoder_session(self.threads)
+        inputs: dict[str, np.ndarray] = {}
+        if latents is not None:
+            inputs["z"] = latents
+        if self.anchor_idx:  # float64 decoders take anchors in column units
+            inputs["a"] = anchors if self.io64 else (
+                (anchors - self.offset[self.anchor_idx]) / self.scale[self.anchor_idx]
+            ).astype(np.float32)
+        out = dec.run(**inputs)
+        if out.shape != (anchors.shape[0], len(self.pred_idx)):  # the sandbox checked it too
+            raise ContainerError(f"{self.source}: the decoder returned shape {out.shape}, "
+                                 f"expected ({anchors.shape[0]}, {len(self.pred_idx)})")
+        if self.io64:
+            return out.astype(np.float64)
+        return out.astype(np.float64) * self.scale[self.pred_idx] + self.offset[self.pred_idx]
+
+    def _decoder_session(self, threads: int) -> Any:
+        """The decoder's ONNX Runtime session, its graph checked by the sandbox first."""
+        assert self.model is not None
+        spec = decoder_spec(self.model.latent_dim, len(self.anchor_idx), len(self.pred_idx),
+                            self.io64)
+        return session(self.lean, self.device, threads, spec=spec, source=f"{self.source}: decoder")
+
+    def _pred_margin(self, j: int) -> float:
+        """Absolute slack for runtime drift of column j's prediction: margin x scale, or for
+        an exact column the relative allowance x the largest value of its range."""
+        if j in self.exact:
+            return self.exact_drift * (abs(float(self.offset[j])) + abs(float(self.scale[j])))
+        return self.margin * float(self.scale[j])
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, chunk: Table, index: int) -> tuple[dict[str, bytes], dict[str, Any]]:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._encode(chunk)
+
+    def _encode(self, chunk: Table) -> tuple[dict[str, bytes], dict[str, Any]]:
+        n = chunk.n_rows
+        F = len(self.columns)
+        # column-major (F, n): every per-column operation below runs on contiguous memory
+        Y = np.empty((F, n))
+        for j, name in enumerate(self.columns):
+            Y[j] = chunk[name]
+        finite = np.isfinite(Y)
+        all_finite = finite.all(axis=1)
+        recon = np.empty_like(Y)
+        streams: dict[str, bytes] = {}
+        modes = [QUANTIZED.letter] * F
+        offsets = [0] * F
+
+        strict: dict[int, np.ndarray | float] = {}  # limits that leave room for decoder drift
+        rel_eps: dict[int, float] = {}  # mode r: the finer relative bound its codes use
+        plain: dict[int, bytes] = {}  # per column: the stream without any model
+        parts: dict[int, tuple[int, bytes]] = {}  # the same, uncompressed (for grouping)
+        mparts: dict[str, tuple[int, bytes]] = {}  # model streams (res/sign), uncompressed
+        if self.bound is not None and self.bound.pointwise:
+            modes = [LOG.letter] * F
+
+            def plain_of(j: int) -> bytes:
+                """Column j's model-free stream, made on first use."""
+                if j not in plain:
+                    parts[j] = self._encode_log(j, Y[j], finite[j], recon, offsets)
+                    plain[j] = finish_codes(parts[j], self.level)
+                return plain[j]
+
+            # predicted columns get their model-free stream only if the model's may not win
+            lazy = set(self.pred_idx) if self.model is not None else set()
+            for j in range(F):
+                if j not in lazy:
+                    plain_of(j)
+            if self.model is not None:
+                self._encode_model_pwrel(Y, finite, recon, plain_of, modes, streams, strict, rel_eps,
+                                         mparts)
+                for j in range(F):
+                    if modes[j] in MODEL_FREE:
+                        plain_of(j)
+        else:
+            assert self.abs_bounds is not None
+            for j in range(F):
+                codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
+                offsets[j] = int(codes.min())  # non-negative codes pack narrower
+                parts[j] = encode_codes(codes - offsets[j])
+                plain[j] = finish_codes(parts[j], self.level)
+            if self.model is not None:
+                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
+        grouped = self._group(modes, parts, plain, mparts, streams)
+        self._exceptions(Y, finite, all_finite, recon, strict, streams)
+        self._stats.chunk_done(n, modes)
+        meta: dict[str, Any] = {"modes": "".join(modes)}
+        if grouped:
+            meta["grouped"] = grouped
+        if rel_eps:
+            meta["rel_eps"] = [rel_eps.get(j, 0.0) for j in range(F)]
+        kept = [o if WIRE_MODES[m].takes_offset else 0 for o, m in zip(offsets, modes, strict=True)]
+        if any(kept):
+            meta["offsets"] = kept
+        return streams, meta
+
+    def _exceptions(self, Y: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
+                    recon: np.ndarray, strict: dict[int, np.ndarray | float],
+                    streams: dict[str, bytes]) -> None:
+        """Store verbatim every value the decoder would not reproduce within the bound
+        (after the cast to the column's dtype; NaN and Inf included), and account errors."""
+        for j in range(len(self.columns)):
+            dt = np.dtype(self.dtypes[self.columns[j]])
+            cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
+            err = np.abs(Y[j] - cast)
+            limit = strict[j] if j in strict else self._limit(j, Y[j])
+            bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level)
+                err[rows] = 0.0
+            rel = None
+            if self.bound is not None and self.bound.pointwise:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
+            self._stats.account(j, err, rel)
+
+    def _group(self, modes: list[str], parts: dict[int, tuple[int, bytes]],
+               plain: dict[int, bytes], mparts: dict[str, tuple[int, bytes]],
+               streams: dict[str, bytes]) -> int:
+        """Pack the chunk's code streams into `qgroup` when smaller (codec/coders/grouping.py);
+        returns the meta `grouped` version (0: separate streams)."""
+        def member(j: int, role: str) -> tuple[str, tuple[int, bytes], bytes]:
+            sid = self._sid(role, j)
+            if not WIRE_MODES[modes[j]].needs_prediction:
+                return sid, parts[j], plain[j]
+            return sid, mparts[sid], streams[sid]  # made by _encode_model(_pwrel)
+
+        version, frame, members = choose_grouping(modes, member, self.level)
+        for sid, _, data in members:
+            if frame is None:
+                streams[sid] = data
+            else:
+                streams.pop(sid, None)
+        if frame is not None:
+            streams["qgroup"] = frame
+        return version
+
+    def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
+        if self.bound is None:
+            return np.inf if j in self.pred_idx else self._col_bound(j)
+        if self.bound.pointwise:
+            return self.bound.value * np.abs(y)
+        return self._col_bound(j)
+
+    def _encode_model(
+        self,
+        Y: np.ndarray,
+        finite: np.ndarray,
+        all_finite: np.ndarray,
+        recon: np.ndarray,
+        plain: dict[int, bytes],
+        modes: list[str],
+        streams: dict[str, bytes],
+        strict: dict[int, np.ndarray | float],
+        mparts: dict[str, tuple[int, bytes]],
+    ) -> None:
+        """Latents + predictions; keep a column's prediction only where it packs smaller."""
+        assert self.model is not None and self.abs_bounds is not None
+        latents, lat_stream = self._latents(Y, finite)
+        p = self._predict(latents, recon[self.anchor_idx].T)
+        candidates: dict[int, tuple[bytes, np.ndarray]] = {}
+        raw: dict[int, tuple[int, bytes]] = {}
+        for k, j in enumerate(self.pred_idx):
+            pk = np.ascontiguousarray(p[:, k])
+            if self.bound is None:
+                candidates[j] = (b"", pk)
+                continue
+            e = self.abs_bounds[j] - self._pred_margin(j)
+            if e <= 0.75 * self.abs_bounds[j]:  # bound too tight for the margin: no prediction
+                continue
+            pk[~np.isfinite(pk)] = 0.0
+            codes, r = _quantize(Y[j], pk, e, finite[j], all_finite[j])
+            raw[j] = encode_codes(codes)
+            data = finish_codes(raw[j], self.level)
+            if len(data) < len(plain[j]):
+                candidates[j] = (data, r)
+        gain = sum(len(plain[j]) - len(d) for j, (d, _) in candidates.items())
+        if self.bound is not None and gain <= len(lat_stream):
+            return  # the model does not pay in this chunk: plain quantization everywhere
+        if lat_stream:
+            streams["latents"] = lat_stream
+        for j, (data, r) in candidates.items():
+            modes[j] = (AUTOENCODER if self.bound is None else PREDICTED).letter
+            recon[j] = r
+            if data:
+                streams[self._sid("res", j)] = data
+                mparts[self._sid("res", j)] = raw[j]
+                strict[j] = self.abs_bounds[j] - self._pred_margin(j)
+
+    def _latents(self, Y: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray | None, bytes]:
+        """Quantized latents as the decoder will see them, and their packed stream."""
+        assert self.model is not None
+        if self.model.latent_dim == 0:
+            return None, b""
+        assert self.model.encoder is not None and self.latent_step is not None
+        x = (np.where(finite, Y, self.offset[:, None]).T - self.offset) / self.scale
+        spec = encoder_spec(len(self.columns), self.model.latent_dim)
+        enc = session(self.model.encoder, self.device, self.threads, spec=spec,
+                      source=f"{self.source}: encoder")
+        z = enc.run(x=x.astype(np.float32))
+        qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
+        return (qz * self.latent_step).astype(np.float32), pack_codes(qz.T.ravel(), self.level)
+
+    def _encode_model_pwrel(
+        self,
+        Y: np.ndarray,
+        finite: np.ndarray,
+        recon: np.ndarray,
+        plain_of: Any,
+        modes: list[str],
+        streams: dict[str, bytes],
+        strict: dict[int, np.ndarray | float],
+        rel_eps: dict[int, float],
+        mparts: dict[str, tuple[int, bytes]],
+    ) -> None:
+        """Pointwise bound relative to the prediction, in the log domain.
+
+        codes = round((log2|y| - log2|p|) / delta_r), plus a flag stream: y has p's sign (0),
+        the other sign (1), is zero (2), or is coded alone as +/-2^(c delta) (3/4). A
+        decoder on another runtime sees p' = p + drift and so scales |y'| by |p'|/|p|;
+        delta_r comes from a bound E_r < E chosen so that 98% of the rows keep that room,
+        the others are coded alone. The model-free stream of a column is only made when a
+        sample says it could be smaller than the model's (it costs as much as the model path).
+        """
+        assert self.model is not None and self.bound is not None
+        latents, lat_stream = self._latents(Y, finite)
+        p = self._predict(latents, recon[self.anchor_idx].T)
+        chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
+        pw_eps: dict[int, float] = {}
+        raw: dict[str, tuple[int, bytes]] = {}
+        gain = 0.0
+        for k, j in enumerate(self.pred_idx):
+            pk = np.ascontiguousarray(p[:, k])
+            pk[~np.isfinite(pk)] = 0.0
+            y = Y[j]
+            codes, flag, r, limit, eps_r = self._relog_column(j, y, pk, finite[j])
+            rid, sid = self._sid("res", j), self._sid("sign", j)
+            raw[rid] = encode_codes(codes.astype(np.int64))
+            raw[sid] = encode_codes(flag.astype(np.int64))  # flags as codes inside a group
+            data = {rid: finish_codes(raw[rid], self.level),
+                    sid: lossless.encode_column(flag, self.level)}
+            size = sum(len(v) for v in data.values())
+            est = self._plain_log_estimate(y, finite[j])
+            base = est if size < 0.6 * est else len(plain_of(j))
+            if size < base:
+                chosen[j] = (data, r, limit)
+                pw_eps[j] = eps_r
+                gain += base - size
+        if gain <= len(lat_stream):
+            return
+        if lat_stream:
+            streams["latents"] = lat_stream
+        for j, (data, r, limit) in chosen.items():
+            modes[j] = PREDICTED_LOG.letter
+            recon[j] = r
+            streams.update(data)
+            mparts.update({k: raw[k] for k in data})
+            strict[j] = limit
+            rel_eps[j] = pw_eps[j]
+
+    def _drift_room(self, j: int, ap: np.ndarray, rel: np.ndarray
+                    ) -> tuple[np.ndarray | float, float]:
+        """Column j's drift allowance (relative to |p|) and the finer bound E_r that leaves
+        room for it on 98% of the rows: |y - y''| <= (E_r + d/|p|)|y|."""
+        assert self.bound is not None
+        eps = self.bound.value
+        if j in self.exact:  # float64 formulas: drift relative to |p|, tiny
+            drift: np.ndarray | float = self.exact_drift
+            kappa = float(np.clip(self.exact_drift * (1.0 + eps) / eps, 1 / 256, 0.5))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                drift = self._pred_margin(j) / ap
+            need = drift[rel] * (1.0 + eps) / eps
+            kappa = float(np.clip(np.quantile(need, 0.98), 1 / 256, 0.5)) if need.size else 0.5
+        return drift, eps * (1.0 - kappa)
+
+    def _relog_column(self, j: int, y: np.ndarray, pk: np.ndarray, finite: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """Mode r for one column: codes, flags, reconstruction, per-row limits, E_r."""
+        assert self.bound is not None
+        eps = self.bound.value
+        delta = log_delta(eps)
+        ap, ay = np.abs(pk), np.abs(y)
+        nonzero = finite & (ay > 0)
+        rel = nonzero & (ap > 0)  # relative to the prediction where usable, else alone
+        drift, eps_r = self._drift_room(j, ap, rel)
+        delta_r = log_delta(eps_r)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logp = log2(ap)
+            c = log2(ay)
+        c -= logp
+        c /= delta_r
+        np.rint(c, out=c)
+        codes = np.where(rel, c, 0.0)
+        flag = (np.signbit(y) != np.signbit(pk)).view(np.uint8)
+        r = relog(pk, codes, flag, delta_r, delta, logp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            limit = eps * ay - np.abs(r) * drift
+        alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift
+        zero = finite & (y == 0)
+        flag[zero] = 2
+        r[zero] = 0.0
+        if alone.any():  # the rows relog decodes as +/-2^(c delta)
+            ca = np.rint(log2(ay[alone]) / delta)
+            codes[alone] = ca
+            flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
+            r[alone] = alone_values(ca, flag[alone], delta)
+            limit = np.where(alone, eps * ay, limit)
+        return codes, flag, r, limit, eps_r
+
+    def _plain_log_estimate(self, y: np.ndarray, finite: np.ndarray) -> float:
+        """Mode g bytes of a column estimated from every k-th row (about 4096 rows)."""
+        assert self.bound is not None
+        k = max(1, len(y) // 4096)
+        codes = log_codes(y[::k], self.bound.value, finite[::k])[0]
+        return len(pack_codes(codes, self.level)) * (len(y) / max(1, len(codes)))
+
+    def _encode_log(
+        self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
+    ) -> tuple[int, bytes]:
+        """Mode g: c = sign(y) * (round(log2|y| / delta) - k + 1), 0 for zero (k = offset).
+
+        The sign rides in the code (one stream, like the peers' log quantization); NaN/Inf
+        get code 0 and are restored from the exception stream.
+        """
+        assert self.bound is not None
+        codes, offsets[j], recon[j] = log_codes(y, self.bound.value, finite)
+        return encode_codes(codes)
+
+    # ------------------------------------------------------------------ decode
+    def streams_for(self, names: list[str]) -> list[str]:
+        idx = [self.index[c] for c in self.columns]
+        roles = ("res", "exc", "sign")
+        return [f"{r}/{i}" for i in idx for r in roles] + ["latents", "qgroup"]
+
+    def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._decode(streams, rows, meta)
+
+    def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Model-free columns first (the anchors among them), then the predicted ones, each
+        by its wire mode (codec/coders/wiremodes.py), then the verbatim exceptions."""
+        F = len(self.columns)
+        modes = check_ae_meta(meta, "chunk metadata", F, self.bound.mode if self.bound else None,
+                              self.model is not None, set(self.pred_idx))
+        ctx = self._context(streams, rows, meta, modes)
+        recon = np.zeros((F, rows))  # column-major, as in encode
+        for j, m in enumerate(modes):
+            if m in MODEL_FREE:
+                recon[j] = WIRE_MODES[m].decode(ctx, j)
+        if any(m in PREDICTING for m in modes):
+            predicted = self._decode_prediction(streams, rows, recon)
+            ctx.prediction = predicted.__getitem__
+            for j, m in enumerate(modes):
+                if m in PREDICTING:
+                    recon[j] = WIRE_MODES[m].decode(ctx, j)
+        out = {}
+        for j, name in enumerate(self.columns):
+            col = recon[j]
+            sid = self._sid("exc", j)
+            if sid in streams:
+                r, v = unpack_exceptions(streams[sid], rows)
+                col[r] = v
+            out[name] = col.astype(np.dtype(self.dtypes[name]))
+        return out
+
+    def _context(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any],
+                 modes: str) -> DecodeContext:
+        """Stream access for the wire modes: grouped codes unpacked once, others on demand."""
+        grouped: dict[str, tuple[int, bytes]] = {}
+        version = meta.get("grouped", 0)
+        if version:
+            members = group_members(modes, version)
+            unpacked = unpack_group(require(streams, "qgroup"), len(members), rows)
+            grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
+
+        def codes(j: int) -> np.ndarray:
+            sid = self._sid("res", j)
+            if sid in grouped:
+                return decode_codes(*grouped[sid], rows)
+            return unpack_codes(require(streams, sid), rows, f"stream '{sid}'")
+
+        def flags(j: int) -> np.ndarray:
+            sid = self._sid("sign", j)
+            if sid in grouped:
+                return decode_codes(*grouped[sid], rows).astype(np.uint8)
+            return lossless.decode_column(require(streams, sid), np.uint8, rows, f"stream '{sid}'")
+
+        def no_prediction(j: int) -> np.ndarray:
+            raise AssertionError("a model-free wire mode asked for a prediction")
+
+        F = len(self.columns)
+        return DecodeContext(
+            codes=codes, flags=flags, offsets=meta.get("offsets", [0] * F),
+            prediction=no_prediction, abs_bound=self._col_bound, drift=self._pred_margin,
+            eps=self.bound.value if self.bound is not None else None,
+            rel_eps=meta.get("rel_eps"))
+
+    def _decode_prediction(self, streams: dict[str, bytes], rows: int, recon: np.ndarray
+                           ) -> dict[int, np.ndarray]:
+        """The decoder's output per predicted column, from the decoded anchors and latents."""
+        assert self.model is not None
+        latents = None
+        if self.model.latent_dim > 0:
+            assert self.latent_step is not None
+            L = self.model.latent_dim
+            data = require(streams, "latents")
+            qz = unpack_codes(data, rows * L, "stream 'latents'").reshape(L, rows).T
+            latents = (qz * self.latent_step).astype(np.float32)
+        p = self._predict(latents, recon[self.anchor_idx].T)
+        return {j: np.ascontiguousarray(p[:, k]) for k, j in enumerate(self.pred_idx)}
+
+    # ------------------------------------------------------------------ report
+    def error_report(self) -> list[dict[str, Any]]:
+        """Per column: bound, max and RMS error measured at compression, how it was coded."""
+        pw = self.bound.value if self.bound is not None and self.bound.pointwise else None
+        out = []
+        for j, name in enumerate(self.columns):
+            b = self._col_bound(j) if self.bound is not None and pw is None else None
+            mode = "pwrel" if pw else (
+                "autoencoder" if j in self.pred_idx and self.bound is None else
+                ("predicted" if j in self.pred_idx else ("anchor" if j in self.anchor_idx else "quantized"))
+            )
+            out.append(self._stats.row(j, name, b, pw, mode))
+        return out
+
+
+def _quantize(
+    y: np.ndarray, p: np.ndarray | float, e: float, finite: np.ndarray, all_finite: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """codes = round((y - p) / 2e) and the reconstruction p + 2e*codes (non-finite -> 0)."""
+    step = 2.0 * e
+    c = np.subtract(y if all_finite else np.where(finite, y, 0.0), p)
+    c /= step
+    np.rint(c, out=c)
+    if not (all_finite and np.abs(c).max(initial=0.0) <= _MAX_CODE):
+        c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
+    codes = c.astype(np.int64)
+    c *= step
+    c += p
+    return codes, c
