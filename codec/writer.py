@@ -221,13 +221,25 @@ class Writer:
         return out
 
     def _take(self, size: int) -> tuple[dict[str, np.ndarray], int]:
-        """The first `size` buffered rows as one chunk; the rest stays buffered."""
-        joined = {n: np.concatenate([p[n] for p in self._pending]) for n in self._schema}
-        total = self._buffered
-        head = {n: a[:size] for n, a in joined.items()}
-        self._pending = [{n: a[size:] for n, a in joined.items()}] if total > size else []
-        self._buffered = total - size
-        return head, size
+        """The first `size` buffered rows as one chunk; the rest stays buffered as views.
+
+        Copies only when a chunk spans several batches (and then only its own rows).
+        """
+        pieces, got = [], 0
+        while got < size:
+            batch = self._pending.pop(0)
+            n = len(next(iter(batch.values())))
+            if got + n > size:  # split: the tail stays first in line, as a view
+                cut = size - got
+                self._pending.insert(0, {c: a[cut:] for c, a in batch.items()})
+                batch = {c: a[:cut] for c, a in batch.items()}
+                n = cut
+            pieces.append(batch)
+            got += n
+        self._buffered -= size
+        if len(pieces) == 1:
+            return pieces[0], size
+        return {c: np.concatenate([p[c] for p in pieces]) for c in self._schema}, size
 
     def flush(self) -> None:
         """Encode and write the buffered rows now (a partial chunk) and wait for every
