@@ -1,6 +1,6 @@
 """The streaming writer in a data-taking loop vs `balerc compress` of the same rows.
 
-    python benchmarks/stream_writer.py [--rows 10000000] [--threads 2]
+    python benchmarks/stream_writer.py [--rows 10000000] [--threads 2] [--repeat 3]
 
 Generates 1M dimuon events once per process and cycles through them (generation is not
 what is measured; chunks are coded independently, so repetition does not help the
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     d = Path(tempfile.mkdtemp())
     t0 = time.perf_counter()
@@ -113,23 +115,26 @@ def main() -> None:
     src = _root(d, args.rows)
     print(f"model and {args.rows:,}-row source ready in {time.perf_counter() - t0:.0f} s",
           flush=True)
-    rows = []
-    for batch in (1_000, 10_000, 100_000):
-        r = run(["stream", str(model), str(d / f"s{batch}.balerc"), str(args.rows), str(batch),
-                 str(args.threads)])
-        rows.append((f"open_writer, batches of {batch:,}", r))
-    r = run(["table", str(model), str(d / "t.balerc"), str(args.rows), "0", str(args.threads)])
-    rows.append(("compress of the same rows (TableStream in memory: compress's code path)", r))
-    r = run(["file", f"{model}|{src}", str(d / "f.balerc"), str(args.rows), "0",
-             str(args.threads)])
-    rows.append(("balerc compress rows.root (flat tree, read chunk by chunk)", r))
+    cases = [(f"open_writer, batches of {b:,}",
+              ["stream", str(model), str(d / f"s{b}.balerc"), str(args.rows), str(b)])
+             for b in (1_000, 10_000, 100_000)]
+    cases.append(("compress of the same rows (TableStream in memory: compress's code path)",
+                  ["table", str(model), str(d / "t.balerc"), str(args.rows), "0"]))
+    cases.append(("balerc compress rows.root (flat tree, read chunk by chunk)",
+                  ["file", f"{model}|{src}", str(d / "f.balerc"), str(args.rows), "0"]))
+    results: dict[str, list[dict]] = {name: [] for name, _ in cases}
+    for _ in range(args.repeat):  # interleaved, so drifts of the machine hit every path
+        for name, argv in cases:
+            results[name].append(run([*argv, str(args.threads)]))
     print(f"\n{args.rows:,} dimuon rows, pwrel:5e-4, shared physics model, "
-          f"{args.threads} threads, zstd 3\n")
-    print("| path | MB/s (raw) | ratio | peak RSS MB |")
-    print("|---|---|---|---|")
-    for name, r in rows:
-        print(f"| {name} | {r['raw'] / 1e6 / r['seconds']:.0f} | {r['raw'] / r['bytes']:.2f} "
-              f"| {r['rss_mb']:.0f} |")
+          f"{args.threads} threads, zstd 3; {args.repeat} interleaved runs (median, range)\n")
+    print("| path | MB/s (raw) | range | ratio | peak RSS MB |")
+    print("|---|---|---|---|---|")
+    for name, rs in results.items():
+        mbps = sorted(r["raw"] / 1e6 / r["seconds"] for r in rs)
+        r = rs[0]
+        print(f"| {name} | {statistics.median(mbps):.0f} | {mbps[0]:.0f}-{mbps[-1]:.0f} | "
+              f"{r['raw'] / r['bytes']:.2f} | {max(x['rss_mb'] for x in rs):.0f} |")
     print(f"\n(parent peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 

@@ -140,7 +140,11 @@ class Writer:
         self._progress = self._bar.__enter__()
         self.result: CompressResult | None = None
         if schema is not None:
-            self._start({n: np.dtype(d) for n, d in schema.items()}, probe)
+            try:
+                self._start({n: np.dtype(d) for n, d in schema.items()}, probe)
+            except BaseException:
+                self._abandon()
+                raise
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Writer:
@@ -335,9 +339,12 @@ class Writer:
             self._f.close()
 
     def _abandon(self) -> None:
-        """Stop without a footer (after an error): written chunks stay recoverable."""
+        """Stop without a footer (after an error): written chunks stay recoverable; a file
+        of ours that never got its header is removed (it holds nothing)."""
         self._window.clear()
         self._shutdown()
+        if self._own and self._cw is None and self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def _kind(dtype: np.dtype) -> str:

@@ -97,6 +97,7 @@ def test_rel_needs_declared_ranges(tmp_path, table):
     with pytest.raises(InputError, match=r"rel bound needs each column's range.*ranges="):
         with open_writer(tmp_path / "r.balerc", bound="rel:1e-3") as w:
             w.append(table.slice(0, 100))
+    assert not (tmp_path / "r.balerc").exists()  # nothing was written: nothing left behind
     ranges = _ranges(table.slice(0, 100))  # declared from a first look; later values exceed it
     with open_writer(tmp_path / "r2.balerc", bound="rel:1e-3", ranges=ranges, force=True) as w:
         w.append(table)
