@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from balerc.formats.errors import InputError
 from balerc.formats.table import Table
 
 from .bounds import Bound
@@ -44,25 +45,39 @@ class Codec:
         self.zstd_level = zstd_level
         self.last_result: CompressResult | None = None
 
-    def _table(self, data: Table | np.ndarray) -> Table:
+    def _table(self, data: Any, names: list[str] | None = None) -> Table:
+        """Columns by name from a Table, DataFrame, dict of arrays or structured array; a
+        plain 2-D array takes `names`, else the model's columns by position, else c0, c1..."""
         if isinstance(data, Table):
             return data
-        names = self.model.columns if self.model is not None else None
-        return Table.from_numpy(np.asarray(data), names)
+        if isinstance(data, np.ndarray) and not data.dtype.names:
+            arr = np.asarray(data)
+            names = names or (self.model.columns if self.model is not None else None)
+            if names is not None and arr.ndim == 2 and len(names) != arr.shape[1]:
+                raise InputError(f"{len(names)} names for an array of {arr.shape[1]} columns")
+            return Table.from_numpy(arr, names)
+        from .writer import columns_of
+
+        return Table(columns_of(data))
 
     def compress(
         self,
-        data: Table | np.ndarray,
+        data: Any,
         bound: str | Bound | None = "rel:1e-3",
         out: str | os.PathLike | None = None,
         force: bool = False,
+        names: list[str] | None = None,
     ) -> bytes | CompressResult:
-        """Bytes of a .balerc file, or write it to `out` and return the result summary."""
+        """Bytes of a .balerc file, or write it to `out` and return the result summary.
+
+        `data`: a Table, pandas DataFrame, dict of arrays or numpy structured array (columns
+        matched by name), or a 2-D array whose columns are `names` (or, without them, the
+        model's columns in order)."""
         from .pipeline import compress_with_model
 
         target: Any = io.BytesIO() if out is None else out
         self.last_result = compress_with_model(
-            self._table(data), target, model_dir=None, bound=bound, chunk_rows=self.chunk_rows,
+            self._table(data, names), target, model_dir=None, bound=bound, chunk_rows=self.chunk_rows,
             threads=self.threads, device=self.device, zstd_level=self.zstd_level, force=force,
             model=self.model, keep_model=self.keep_model, embed_model=self.embed_model,
         )

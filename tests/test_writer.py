@@ -187,3 +187,31 @@ def test_registries_list_the_builtins():
         assert not b.allowed(y, y + 1.0, 1e-3)[:3].any()
     with pytest.raises(InputError, match="unknown bound mode 'foo'"):
         Bound.parse("foo:1")
+
+
+def test_codec_matches_columns_by_name_with_a_model(tmp_path):
+    """A column-reversed frame must not land in the model's columns by position."""
+    from balerc.codec import Codec
+    from tests.test_exact_predictor import exact_model
+
+    model = exact_model(tmp_path, [-100.0, -200.0], [200.0, 400.0])
+    rng = np.random.default_rng(2)
+    a = rng.uniform(-100, 100, 3000)
+    reversed_cols = {"b": 2 * a, "a": a}  # the model's order is a, b
+    codec = Codec(model, threads=1, keep_model=True)
+    back = codec.decompress(codec.compress(reversed_cols, bound="abs:0.01"))
+    assert back.names == ["b", "a"]
+    assert np.all(np.abs(back["a"] - a) <= 0.01) and np.all(np.abs(back["b"] - 2 * a) <= 0.01)
+    plain = codec.decompress(codec.compress(np.stack([a, 2 * a], 1), bound="abs:0.01"))
+    assert plain.names == ["a", "b"]  # a bare array takes the model's names by position
+    with pytest.raises(InputError, match="3 names for an array of 2 columns"):
+        codec.compress(np.stack([a, a], 1), names=["x", "y", "z"])
+
+
+def test_codec_takes_dataframes_by_name(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from balerc.codec import Codec
+
+    frame = pd.DataFrame({"y": np.arange(50.0), "x": np.arange(50.0) * 3})
+    back = Codec(threads=1).decompress(Codec(threads=1).compress(frame, bound="abs:0.1"))
+    assert back.names == ["y", "x"] and np.all(np.abs(back["x"] - frame["x"].to_numpy()) <= 0.1)
