@@ -50,7 +50,7 @@ def rows_at(a, b):  # rows a..b of the cycled pool, as one Table
         {c: np.concatenate([p[c] for p in parts]) for c in pool.names}, pool.source)
 
 opts = dict(bound="pwrel:5e-4", threads=threads, embed_model=False, keep_model=True,
-            zstd_level=3)
+            zstd_level=3, force=True)
 t0 = time.perf_counter()
 if mode == "stream":
     with open_writer(out, model=model, **opts) as w:
@@ -98,8 +98,9 @@ def _root(d: Path, rows: int) -> Path:
 
 
 def run(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{args[0]} run failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

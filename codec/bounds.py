@@ -187,6 +187,10 @@ class Bound:
         finite = np.isfinite(y64)
         with np.errstate(invalid="ignore", over="ignore"):
             ok = np.abs(y64 - d64) <= self.limit(y64, absolute)
-        same_bits = np.asarray(y).view(np.uint8).reshape(len(y64), -1) == \
-            np.asarray(decoded).view(np.uint8).reshape(len(y64), -1)
+        same_bits = _bits(y, len(y64)) == _bits(decoded, len(y64))
         return np.where(finite, ok, same_bits.all(axis=1))
+
+
+def _bits(a: np.ndarray, n: int) -> np.ndarray:
+    """Each value's bytes as a row (any stride or dtype)."""
+    return np.ascontiguousarray(a).view(np.uint8).reshape(n, -1)

@@ -19,6 +19,8 @@ _HINTS = {
     "uproot": "pip install uproot",
     "awkward": "pip install awkward",
     "tqdm": "pip install tqdm",
+    "numcodecs": "pip install 'balerc[zarr]'",
+    "zarr": "pip install 'balerc[zarr]'",
 }
 
 

@@ -1,0 +1,236 @@
+"""balerc as a numcodecs codec (`BalercCodec`, zarr v2) and a zarr v3 codec (`BalercZarrCodec`).
+
+Each chunk becomes one self-describing .balerc blob (schema, bound, coders). numcodecs and
+zarr stay optional: this module imports them when it is imported, and `balerc.codec`
+never imports this module, so the runtime does not need them.
+
+Model choice: zarr chunks are many small blobs, so embedding the decoder (tens of kB) in
+each one would cost more than the chunk saves. With a model the blobs only reference it:
+the config records the decoder's sha256 next to the model directory, and decoding loads
+that directory and refuses a decoder with another hash (the blob records the hash too).
+`embed_model=True` embeds the decoder anyway, for arrays that must travel without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from balerc.formats.errors import InputError
+from balerc.formats.optional import require
+
+from .bounds import Bound
+from .pipeline import DEFAULT_CHUNK_ROWS
+
+numcodecs = require("numcodecs", "the balerc numcodecs/zarr codec")
+_abc = require("numcodecs.abc", "the balerc numcodecs/zarr codec")
+_compat = require("numcodecs.compat", "the balerc numcodecs/zarr codec")
+
+CODEC_ID = "balerc"
+FLOAT_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    """Only float32/float64 have an error bound; anything else is refused by name."""
+    dt = np.dtype(dtype)
+    if dt.newbyteorder("=") not in FLOAT_DTYPES:
+        raise InputError(f"the balerc codec stores float32 or float64 arrays, not {dt}; "
+                         f"use a lossless codec (e.g. zstd) for this array")
+    return dt
+
+
+def _as_table_array(buf: Any) -> np.ndarray:
+    """A 1-D or 2-D float array in native byte order from whatever numcodecs passes."""
+    if not isinstance(buf, np.ndarray):
+        raise InputError("the balerc codec needs a numpy float array (a raw buffer has no "
+                         "dtype or shape); pass np.asarray(...) with dtype float32/float64")
+    arr = buf
+    dt = _check_dtype(arr.dtype)
+    if arr.ndim not in (1, 2):
+        raise InputError(f"the balerc codec takes a 1-D column or a 2-D (rows x columns) "
+                         f"array, got shape {arr.shape}; reshape it to (-1, columns)")
+    if arr.size == 0:
+        raise InputError(f"the balerc codec cannot encode an empty array (shape {arr.shape})")
+    return np.ascontiguousarray(arr, dtype=dt.newbyteorder("="))
+
+
+class BalercCodec(_abc.Codec):
+    """An error-bounded float codec: encode gives the bytes of a .balerc file.
+
+    >>> codec = BalercCodec(bound="abs:1e-3")
+    >>> back = codec.decode(codec.encode(array))      # |array - back| <= 1e-3, same dtype
+    """
+
+    codec_id = CODEC_ID
+
+    def __init__(self, bound: str = "abs:1e-3", model: str | None = None,
+                 model_sha256: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 names: list[str] | None = None, embed_model: bool = False):
+        parsed = Bound.parse(bound)
+        self.bound = f"{parsed.mode}:{parsed.value!r}"  # repr: no digits lost, unlike :g
+        if not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+        self.model = None if model is None else str(model)
+        self.model_sha256 = model_sha256
+        self.chunk_rows = int(chunk_rows)
+        self.names = None if names is None else [str(n) for n in names]
+        self.embed_model = bool(embed_model)
+        self._codec: Any = None
+        if self.model is not None and self.model_sha256 is None:
+            # The writer side: the model must exist to encode, so pin its hash now.
+            self._codec, self.model_sha256 = _load_core(self.model, None, self.chunk_rows,
+                                                        self.embed_model)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"id": self.codec_id, "bound": self.bound, "model": self.model,
+                "model_sha256": self.model_sha256, "chunk_rows": self.chunk_rows,
+                "names": self.names, "embed_model": self.embed_model}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        return f"{type(self).__name__}({args})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the config only (dask/multiprocessing); the model reloads on first use."""
+        return {**self.__dict__, "_codec": None}
+
+    def _core(self) -> Any:
+        """The balerc `Codec`, built once (model loaded and its hash checked once)."""
+        if self._codec is None:
+            self._codec, _ = _load_core(self.model, self.model_sha256, self.chunk_rows,
+                                        self.embed_model)
+        return self._codec
+
+    def encode(self, buf: Any) -> bytes:
+        arr = _as_table_array(buf)
+        names = self.names
+        if names is not None and len(names) != (1 if arr.ndim == 1 else arr.shape[1]):
+            raise InputError(f"the codec config names {len(names)} columns but the chunk has "
+                             f"{1 if arr.ndim == 1 else arr.shape[1]}; fix 'names' or the chunks")
+        return self._core().compress(arr, bound=self.bound, names=names)
+
+    def decode(self, buf: Any, out: Any = None) -> np.ndarray:
+        blob = _compat.ensure_bytes(buf)
+        table = self._core().decompress(blob, as_array=False)
+        cols = [table[n] for n in table.names_of_kind("float")]
+        if not cols:
+            raise InputError("this .balerc blob holds no float columns: not written by the "
+                             "balerc zarr/numcodecs codec")
+        dtype = cols[0].dtype
+        arr = cols[0].copy() if len(cols) == 1 else np.stack(cols, axis=1).astype(dtype)
+        return _compat.ndarray_copy(arr, out) if out is not None else arr
+
+
+def _load_core(model: str | None, want_sha: str | None, chunk_rows: int,
+               embed: bool) -> tuple[Any, str | None]:
+    """Load the model directory (when any) and refuse one whose decoder is not `want_sha`."""
+    from .codec import Codec
+    from .model import sha256
+
+    if model is None:
+        if want_sha is not None:
+            raise InputError(f"the codec config pins model_sha256={want_sha[:16]}... but names "
+                             f"no model directory; set 'model' to the model directory")
+        # zstd 3: a zarr chunk is one small table, where the default small-table level 19
+        # would cost ~10x the time for a few percent
+        return Codec(None, threads=1, chunk_rows=chunk_rows, zstd_level=3), None
+    try:
+        codec = Codec(model, threads=1, chunk_rows=chunk_rows, embed_model=embed, zstd_level=3)
+    except InputError as exc:
+        raise InputError(f"the balerc codec config names the model '{model}', which cannot "
+                         f"be loaded: {exc}; set 'model' to the directory the data was "
+                         f"written with") from None
+    got = sha256(codec.model.decoder)
+    if want_sha is not None and got != want_sha:
+        raise InputError(f"the model '{model}' has decoder sha256 {got[:16]}... but the data "
+                         f"was written with {want_sha[:16]}...; point 'model' at the model "
+                         f"directory it was written with")
+    return codec, got
+
+
+numcodecs.registry.register_codec(BalercCodec, CODEC_ID)
+
+
+# -- zarr v3 ---------------------------------------------------------------------------------
+
+def _zarr_codec_class() -> type | None:
+    """Define BalercZarrCodec when zarr (v3) imports; None otherwise."""
+    try:
+        from zarr.abc.codec import ArrayBytesCodec
+        from zarr.core.common import parse_named_configuration
+        from zarr.registry import register_codec
+    except ImportError:
+        return None
+
+    @dataclass(frozen=True)
+    class BalercZarrCodec(ArrayBytesCodec):
+        """zarr v3 array-to-bytes codec: each chunk is one .balerc blob (lossy floats must
+        be array-to-bytes in v3, since the bytes codec would fix their exact layout)."""
+
+        is_fixed_size = False
+        inner: BalercCodec
+
+        def __init__(self, *, bound: str = "abs:1e-3", model: str | None = None,
+                     model_sha256: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                     names: list[str] | None = None, embed_model: bool = False) -> None:
+            inner = BalercCodec(bound=bound, model=model, model_sha256=model_sha256,
+                                chunk_rows=chunk_rows, names=names, embed_model=embed_model)
+            object.__setattr__(self, "inner", inner)
+
+        @classmethod
+        def from_dict(cls, data: dict[str, Any]) -> BalercZarrCodec:
+            _, config = parse_named_configuration(data, CODEC_ID, require_configuration=False)
+            return cls(**(config or {}))
+
+        def to_dict(self) -> dict[str, Any]:
+            config = {k: v for k, v in self.inner.get_config().items() if k != "id"}
+            return {"name": CODEC_ID, "configuration": config}
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, BalercZarrCodec) and self.to_dict() == other.to_dict()
+
+        def __hash__(self) -> int:
+            return hash(repr(self.to_dict()))
+
+        def validate(self, *, shape: tuple[int, ...], dtype: Any, chunk_grid: Any) -> None:
+            _check_dtype(dtype.to_native_dtype())
+            if len(shape) not in (1, 2):
+                raise InputError(f"the balerc zarr codec stores 1-D or 2-D (rows x columns) "
+                                 f"arrays, got {len(shape)}-D shape {shape}")
+
+        async def _encode_single(self, chunk_array: Any, chunk_spec: Any) -> Any:
+            arr = chunk_array.as_numpy_array()
+            blob = await asyncio.to_thread(self.inner.encode, arr)
+            return chunk_spec.prototype.buffer.from_bytes(blob)
+
+        async def _decode_single(self, chunk_bytes: Any, chunk_spec: Any) -> Any:
+            arr = await asyncio.to_thread(self.inner.decode, chunk_bytes.to_bytes())
+            arr = arr.astype(chunk_spec.dtype.to_native_dtype(), copy=False)
+            arr = arr.reshape(chunk_spec.shape)
+            return chunk_spec.prototype.nd_buffer.from_numpy_array(arr)
+
+        def compute_encoded_size(self, _input_byte_length: int, _chunk_spec: Any) -> int:
+            raise NotImplementedError  # variable size, like every compressor
+
+    BalercZarrCodec.__qualname__ = "BalercZarrCodec"  # the name zarr's registry keys on
+    BalercZarrCodec.__module__ = __name__
+    register_codec(CODEC_ID, BalercZarrCodec)
+    return BalercZarrCodec
+
+
+_zarr_cls = _zarr_codec_class()
+if _zarr_cls is not None:
+    BalercZarrCodec = _zarr_cls
+else:  # pragma: no cover - zarr absent
+
+    class BalercZarrCodec:  # type: ignore[no-redef]
+        """Stand-in that says how to get zarr."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            require("zarr", "the balerc zarr v3 codec")
+
+
+__all__ = ["CODEC_ID", "BalercCodec", "BalercZarrCodec"]
