@@ -20,7 +20,14 @@ from balerc.formats.errors import BalercError
 from .compare_cmd import compare_command
 from .evaluate_cmd import evaluate_command
 from .info import info_command
-from .options import columns_option, force_option, split_patterns, threads_option, tree_option
+from .options import (
+    columns_option,
+    force_option,
+    json_option,
+    split_patterns,
+    threads_option,
+    tree_option,
+)
 
 
 class BalercGroup(click.Group):
@@ -49,6 +56,9 @@ class BalercGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("balerc: interrupted; nothing was written", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader of our stdout went away (`| head`): quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except Exception as exc:  # a bug: say so in one line
             if debug:
                 raise
@@ -84,8 +94,9 @@ def cli(debug: bool) -> None:
 
 @cli.command("compress")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Output .balerc file.")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path),
+              help="Output .balerc file (default: DATA with the extension .balerc; '-' writes "
+                   "to stdout).")
 @click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
               help="Model directory from `balerc train` (encoder.onnx, decoder.onnx, model.json).")
 @click.option("--lossless", is_flag=True, help="Store every column losslessly (bit-exact).")
@@ -110,33 +121,45 @@ def cli(debug: bool) -> None:
               help="Use the model even where its embedded decoder costs more than it saves "
                    "(by default small tables fall back to plain quantization, with a note).")
 @force_option
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: bool,
+def compress_cmd(data: Path, output: Path | None, model_dir: Path | None, lossless: bool,
                  bound: str | None, latent_bits: int | None, tree: str | None,
                  columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
                  zstd_level: int | None, no_embed_model: bool, keep_model: bool, force: bool,
-                 quiet: bool) -> None:
+                 as_json: bool, quiet: bool) -> None:
     """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet) into a .balerc file."""
+    import io
+
     from balerc.codec import api
     from balerc.formats.fileio import check_output
     from balerc.formats.stream import open_stream
 
-    check_output(output, force)
+    to_stdout = str(output) == "-"
+    output = output or data.with_suffix(".balerc")
+    if not to_stdout:
+        check_output(output, force)
     table = open_stream(data, tree=tree, columns=split_patterns(columns))
+    target: Any = io.BytesIO() if to_stdout else output
     result = api.compress_file(
-        table, output, model_dir=model_dir, lossless=lossless, bound=bound,
+        table, target, model_dir=model_dir, lossless=lossless, bound=bound,
         latent_bits=latent_bits, chunk_rows=chunk_rows, threads=threads, device=device,
         zstd_level=zstd_level, embed_model=not no_embed_model, force=force,
-        progress=not quiet, keep_model=keep_model,
+        progress=not quiet and not to_stdout, keep_model=keep_model,
     )
-    if not quiet:
-        click.echo(api.format_summary(result))
+    if to_stdout:
+        sys.stdout.buffer.write(target.getvalue())
+        sys.stdout.buffer.flush()
+    _report(api.result_json(result) if as_json else None,
+            None if quiet else api.format_summary(result), to_stdout)
 
 
 @cli.command("decompress")
 @click.argument("src", metavar="IN", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Output table: .root, .csv, .tsv, .npy, .npz or .parquet.")
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path),
+              help="Output table: .root, .csv, .tsv, .npy, .npz or .parquet (default: IN with "
+                   "the extension of the format it was compressed from; '-' writes CSV to "
+                   "stdout). IN may be '-' for stdin.")
 @click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
               help="Model directory, needed only for files written with --no-embed-model.")
 @columns_option
@@ -148,10 +171,11 @@ def compress_cmd(data: Path, output: Path, model_dir: Path | None, lossless: boo
                    "write the rows of its valid chunks before the damage, say how many, and "
                    "exit 0. Without it such a file fails and nothing is written.")
 @force_option
+@json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def decompress_cmd(src: Path, output: Path, model_dir: Path | None, columns: tuple[str, ...],
-                   threads: int | None, device: str, recover: bool, force: bool,
-                   quiet: bool) -> None:
+def decompress_cmd(src: Path, output: Path | None, model_dir: Path | None,
+                   columns: tuple[str, ...], threads: int | None, device: str, recover: bool,
+                   force: bool, as_json: bool, quiet: bool) -> None:
     """Restore a table from a .balerc file (only the file is needed).
 
     \b
@@ -160,11 +184,30 @@ def decompress_cmd(src: Path, output: Path, model_dir: Path | None, columns: tup
     """
     from balerc.codec import api
 
-    table = api.decompress_file(src, output, model_dir=model_dir, columns=split_patterns(columns),
-                                threads=threads, device=device, force=force,
-                                show_progress=not quiet, recover=recover)
-    if not quiet:
-        click.echo(f"wrote {output}: {table.n_rows:,} rows")
+    source: Any = sys.stdin.buffer.read() if str(src) == "-" else src
+    to_stdout = str(output) == "-"
+    if output is None:
+        output = api.default_output(source, src)
+    kw = dict(model_dir=model_dir, columns=split_patterns(columns), threads=threads,
+              device=device, recover=recover)
+    if to_stdout:
+        table = api.decompress_to_stream(source, sys.stdout, **kw)
+    else:
+        table = api.decompress_file(source, output, force=force,
+                                    show_progress=not quiet, **kw)
+    info = {"output": str(output), "rows": table.n_rows, "columns": table.n_columns}
+    _report(info if as_json else None,
+            None if quiet else f"wrote {output}: {table.n_rows:,} rows", to_stdout)
+
+
+def _report(machine: dict[str, Any] | None, human: str | None, data_on_stdout: bool) -> None:
+    """JSON for machines (stdout, or stderr when stdout carries the data); text for people."""
+    import json
+
+    if machine is not None:
+        click.echo(json.dumps(machine), err=data_on_stdout)
+    elif human:
+        click.echo(human, err=data_on_stdout)
 
 
 @cli.command("generate")

@@ -11,10 +11,14 @@ columns_option = click.option(
     help="Columns to keep: glob patterns, comma-separated or repeated (e.g. 'Jet_*,MET_pt').",
 )
 threads_option = click.option(
-    "--threads", type=click.IntRange(1, 256), default=None,
-    help="Worker threads (default: the machine's cores, at most 8).",
+    "-T", "--threads", type=click.IntRange(1, 256), default=None,
+    help="Worker threads (default: the cores this process may use, at most 8).",
 )
-force_option = click.option("--force", is_flag=True, help="Overwrite the output if it exists.")
+force_option = click.option("-f", "--force", is_flag=True,
+                            help="Overwrite the output if it exists.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print a machine-readable JSON summary (on stdout; on stderr when "
+                                "the data itself goes to stdout with -o -).")
 
 
 def split_patterns(values: tuple[str, ...]) -> list[str] | None:

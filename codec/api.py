@@ -73,7 +73,8 @@ def decompress_file(
     table = decompress(src, columns=columns, threads=threads, device=device,
                        model_dir=model_dir, show_progress=show_progress, recover=recover)
     if table.n_rows == 0:
-        raise IncompleteFileError(f"{src}: no complete chunk could be recovered; nothing written")
+        label = "<stdin>" if isinstance(src, (bytes, bytearray)) else src
+        raise IncompleteFileError(f"{label}: no complete chunk could be recovered; nothing written")
     with atomic_output(out, force) as tmp:
         write_table(table, tmp, fmt=ext.lstrip("."))
     return table
@@ -133,3 +134,45 @@ def format_summary(result: CompressResult) -> str:
 
 def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
+
+
+def result_json(result: CompressResult) -> dict[str, Any]:
+    """`compress --json`: what a pipeline step wants to record."""
+    return {"output": str(result.path) if result.path else "-", "rows": result.rows,
+            "chunks": result.chunks, "raw_bytes": result.raw_bytes,
+            "file_bytes": result.file_bytes, "ratio": round(result.ratio, 4),
+            "seconds": round(result.seconds, 3), "errors": result.extra.get("errors", []),
+            "notes": result.extra.get("notes", [])}
+
+
+def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:
+    """x.balerc -> x.<the format it was compressed from> (refused when unknown or stdin)."""
+    from balerc.formats.container import ContainerReader
+    from balerc.formats.tableio import SUPPORTED_OUTPUT
+
+    if isinstance(source, (bytes, bytearray)):
+        raise InputError("reading stdin: say where to write with -o FILE (or -o - for CSV)")
+    with ContainerReader(source, recover=True) as r:
+        fmt = str(r.header.get("schema", {}).get("source", {}).get("format", ""))
+    ext = f".{fmt}"
+    if ext not in SUPPORTED_OUTPUT:
+        raise InputError(f"{src} does not record a source format balerc can write "
+                         f"({fmt or 'none'}); say where to write with -o FILE")
+    return Path(src).with_suffix(ext)
+
+
+def decompress_to_stream(source: str | os.PathLike | bytes, stream: Any, **kw: Any) -> Table:
+    """Decode and write the table as CSV to a text stream (stdout)."""
+    import shutil
+    import tempfile
+
+    from balerc.formats.tableio import write_table
+
+    table = decompress(source, **kw)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d) / "out.csv"
+        write_table(table, tmp, fmt="csv")
+        with open(tmp, encoding="utf-8", newline="") as f:
+            shutil.copyfileobj(f, stream)
+    stream.flush()
+    return table

@@ -17,7 +17,12 @@ SMALL_TABLE_BYTES = 16 << 20  # below this, zstd's strongest level costs well un
 
 
 def default_threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+    """The cores this process may use (its CPU affinity: a batch slot, a container), at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 @dataclass(frozen=True)

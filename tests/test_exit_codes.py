@@ -168,3 +168,32 @@ def test_help_and_usage_errors_keep_clicks_exit_codes():
     assert balerc("info", "--help").returncode == 0
     r = balerc("info")
     assert r.returncode == 2 and "Missing argument" in r.stderr and "internal error" not in r.stderr
+
+
+def test_default_output_names_stdio_and_json(made, tmp_path):
+    """zstd's habits: a default output name, '-' for stdin/stdout, --json for machines."""
+    import json
+    import shutil
+
+    src = tmp_path / "t.npz"
+    shutil.copy(made / "t.npz", src)
+    r = balerc("compress", str(src), "--error-bound", "abs:0.01", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["output"] == str(tmp_path / "t.balerc") and summary["rows"] == 4000
+    r = balerc("decompress", str(tmp_path / "t.balerc"), "-q")  # would be t.npz: exists
+    assert r.returncode == 2 and "t.npz already exists" in r.stderr
+    (tmp_path / "t.npz").unlink()
+    assert balerc("decompress", str(tmp_path / "t.balerc"), "-q").returncode == 0
+    assert (tmp_path / "t.npz").exists()  # the recorded source format
+    # compress to stdout, decompress from stdin to CSV on stdout
+    blob = subprocess.run([*BALERC, "compress", str(src), "-o", "-", "--error-bound", "abs:0.01",
+                           "-q"], capture_output=True, timeout=120)
+    assert blob.returncode == 0 and blob.stdout.startswith(b"\x89BLR")
+    csv = subprocess.run([*BALERC, "decompress", "-", "-o", "-", "-q"], input=blob.stdout,
+                         capture_output=True, timeout=120)
+    lines = csv.stdout.decode().splitlines()
+    assert csv.returncode == 0 and len(lines) == 4001 and lines[0].startswith("Run,Event,E1")
+    nameless = subprocess.run([*BALERC, "decompress", "-"], input=blob.stdout,
+                              capture_output=True, timeout=120)
+    assert nameless.returncode == 2 and b"say where to write with -o" in nameless.stderr
