@@ -56,9 +56,12 @@ class Codec:
             if names is not None and arr.ndim == 2 and len(names) != arr.shape[1]:
                 raise InputError(f"{len(names)} names for an array of {arr.shape[1]} columns")
             return Table.from_numpy(arr, names)
+        from balerc.formats.interop import from_any
+
         from .writer import columns_of
 
-        return Table(columns_of(data))
+        table = from_any(data)
+        return table if table is not None else Table(columns_of(data))
 
     def compress(
         self,

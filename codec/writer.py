@@ -79,16 +79,19 @@ def schema_of(batch: Any) -> dict[str, np.dtype]:
 
 
 def columns_of(batch: Any) -> dict[str, np.ndarray]:
-    """A batch as named 1-D columns: Table, dict of arrays, numpy structured array, or a
-    pandas DataFrame."""
+    """A batch as named 1-D columns: Table, dict of arrays, numpy structured array, pandas
+    DataFrame, Arrow table or awkward record array (formats/interop.py)."""
     if isinstance(batch, Table):
         return dict(batch.columns)
+    from balerc.formats.interop import from_any
+
+    converted = from_any(batch)  # pandas (index kept as a column), Arrow, awkward
+    if converted is not None:
+        return dict(converted.columns)
     if isinstance(batch, np.ndarray) and batch.dtype.names:
         return {n: batch[n] for n in batch.dtype.names}
     if isinstance(batch, Mapping):
         return {str(k): np.asarray(v) for k, v in batch.items()}
-    if hasattr(batch, "columns") and hasattr(batch, "to_numpy"):  # pandas
-        return {str(c): batch[c].to_numpy() for c in batch.columns}
     raise InputError(f"cannot append a {type(batch).__name__}: give a Table, a dict of "
                      f"arrays, a numpy structured array or a pandas DataFrame")
 

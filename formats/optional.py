@@ -20,6 +20,7 @@ _HINTS = {
     "awkward": "pip install awkward",
     "tqdm": "pip install tqdm",
     "numcodecs": "pip install 'balerc[zarr]'",
+    "pandas": "pip install pandas",
     "zarr": "pip install 'balerc[zarr]'",
 }
 

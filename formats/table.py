@@ -120,6 +120,24 @@ class Table:
                 total += arr.nbytes
         return total
 
+    # -- other libraries (formats/interop.py) ---------------------------------------------
+    def to_pandas(self) -> Any:
+        """A DataFrame (a pandas index the table came with becomes the index again)."""
+        from .interop import to_pandas
+
+        return to_pandas(self)
+
+    def to_arrow(self) -> Any:
+        from .interop import to_arrow
+
+        return to_arrow(self)
+
+    def to_awkward(self) -> Any:
+        """A record array; one list of records per event for a flattened collection."""
+        from .interop import to_awkward
+
+        return to_awkward(self)
+
     # -- derived tables ----------------------------------------------------------------
     def select(self, names: Iterable[str]) -> Table:
         names = list(names)

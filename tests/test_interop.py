@@ -1,0 +1,53 @@
+"""pandas, Arrow and awkward in and out of balerc, always by column name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from balerc.codec import Codec
+from balerc.formats.errors import InputError
+from balerc.formats.interop import from_awkward
+
+
+def _codec() -> Codec:
+    return Codec(threads=1)
+
+
+def test_arrow_in_and_out():
+    pa = pytest.importorskip("pyarrow")
+    t = pa.table({"y": np.linspace(0, 1, 500), "n": np.arange(500), "s": [f"g{i}" for i in range(500)]})
+    back = _codec().decompress(_codec().compress(t, bound="abs:1e-3"))
+    assert back.names == ["y", "n", "s"]
+    out = back.to_arrow()
+    assert out.column_names == ["y", "n", "s"] and out.column("s").to_pylist()[:2] == ["g0", "g1"]
+    assert np.all(np.abs(out.column("y").to_numpy() - t.column("y").to_numpy()) <= 1e-3)
+    with pytest.raises(InputError, match="nulls"):
+        _codec().compress(pa.table({"y": [1.0, None]}), bound="abs:1")
+
+
+def test_awkward_flat_and_one_jagged_collection():
+    ak = pytest.importorskip("awkward")
+    flat = ak.zip({"pt": np.arange(10.0), "eta": np.linspace(-1, 1, 10)})
+    back = _codec().decompress(_codec().compress(flat, bound="abs:1e-3")).to_awkward()
+    assert ak.fields(back) == ["pt", "eta"] and len(back) == 10
+    jets = ak.Array([[{"pt": 1.0, "eta": 0.1}, {"pt": 2.0, "eta": -0.2}], [],
+                     [{"pt": 3.5, "eta": 1.0}]])
+    table = from_awkward(jets)
+    assert table.names == ["__event__", "pt", "eta"] and list(table["__event__"]) == [0, 0, 2]
+    back = _codec().decompress(_codec().compress(jets, bound="abs:1e-3")).to_awkward()
+    assert ak.to_list(ak.num(back, axis=1)) == [2, 0, 1]
+    assert np.allclose(ak.to_numpy(ak.flatten(back.pt)), [1.0, 2.0, 3.5], atol=1e-3)
+    mixed = ak.zip({"met": np.ones(3), "jet_pt": ak.Array([[1.0], [], [2.0, 3.0]])},
+                   depth_limit=1)
+    with pytest.raises(InputError, match="mixing per-event fields"):
+        from_awkward(mixed)
+
+
+def test_pandas_index_comes_back_as_the_index():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"expr": np.linspace(0, 5, 20)},
+                         index=pd.Index([f"gene{i}" for i in range(20)], name="gene"))
+    back = _codec().decompress(_codec().compress(frame, bound="abs:1e-3")).to_pandas()
+    assert back.index.name == "gene" and list(back.index[:2]) == ["gene0", "gene1"]
+    assert list(back.columns) == ["expr"]
