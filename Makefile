@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: this exact version is the CPU wheel; anything else pulls a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,bench,parquet,plot,dev,zarr]'
+	$(BIN)/pip install -q -e '.[train,bench,parquet,plot,dev,zarr,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,0 +1,78 @@
+"""Many files at once: globs, file:tree, output names, failures by name, Dask and a pool."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from balerc.codec import many
+from balerc.codec.pipeline import read_container
+from balerc.formats import toy
+from balerc.formats.errors import InputError
+from balerc.formats.tableio import write_table
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("many")
+    for i in range(3):
+        write_table(toy.dimuon(3000, seed=i), d / f"run{i}.npz")
+    write_table(toy.dimuon(2000, seed=9), d / "tree.root")
+    (d / "broken.npz").write_bytes(b"not a zip")
+    return d
+
+
+def test_specs_globs_and_names(inputs, tmp_path):
+    got = many.expand_inputs([str(inputs / "run*.npz"), f"{inputs / 'tree.root'}:events"])
+    assert [(p.name, t) for p, t in got] == [("run0.npz", None), ("run1.npz", None),
+                                             ("run2.npz", None), ("tree.root", "events")]
+    outs = many.plan_outputs(got, tmp_path, ".balerc")
+    assert [o.name for o in outs] == ["run0.balerc", "run1.balerc", "run2.balerc",
+                                      "tree.events.balerc"]
+    with pytest.raises(InputError, match="would both be written to"):
+        many.plan_outputs([(inputs / "run0.npz", None), (inputs / "run0.npz", None)], tmp_path,
+                          ".balerc")
+    with pytest.raises(InputError, match="no file matches"):
+        many.expand_inputs([str(inputs / "nothing*.root")])
+
+
+def test_process_pool_by_default(inputs, tmp_path, monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    seen = []
+    res = many.compress_files([str(inputs / "run*.npz"), str(inputs / "broken.npz")], tmp_path,
+                              bound="rel:1e-3", workers=2, progress=seen.append)
+    assert [r.ok for r in res] == [True, True, True, False] and len(seen) == 4
+    assert "broken.npz" in res[3].error and res[0].worst_error_over_bound <= 1.0
+    assert read_container(tmp_path / "run1.balerc").n_rows == 3000
+
+
+def test_local_dask_cluster_and_a_scheduler_address(inputs, tmp_path):
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    res = many.compress_files([str(inputs / "run*.npz")], tmp_path, bound="pwrel:1e-3",
+                              workers=2, scheduler="local")
+    assert all(r.ok for r in res) and len(res) == 3
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        out = tmp_path / "sched"
+        out.mkdir()
+        res = many.compress_files([f"{inputs / 'tree.root'}:events"], out, bound="abs:0.01",
+                                  scheduler=cluster.scheduler_address)
+    assert res[0].ok and (out / "tree.events.balerc").exists()
+
+
+def test_cli_many_inputs(inputs, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "balerc.cli", "compress", str(inputs / "run*.npz"),
+                        str(inputs / "broken.npz"), "--output-dir", str(tmp_path),
+                        "--error-bound", "rel:1e-3", "--json"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 2 and "1 file(s) failed" in r.stderr and "broken.npz" in r.stderr
+    rows = json.loads(r.stdout)
+    assert [x["ok"] for x in rows] == [True, True, True, False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run0.balerc", "run1.balerc",
+                                                           "run2.balerc"]
