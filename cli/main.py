@@ -151,8 +151,11 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     if len(data) > 1 or output_dir is not None or any(c in d for d in data for c in "*?["):
         if output is not None:
             raise InputError("several inputs: give --output-dir instead of -o")
-        _compress_many(data, output_dir or Path("."), options, columns, threads, scheduler,
-                       as_json, quiet)
+        from balerc.codec.many import compress_files
+
+        _many(compress_files, data, output_dir or Path("."),
+              dict(options, columns=split_patterns(columns)), threads, scheduler, as_json,
+              quiet, "compressed")
         return
     spec, spec_tree = split_spec(data[0])
     data_path, tree = Path(spec), tree or spec_tree
@@ -172,7 +175,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
 
 
 @cli.command("decompress")
-@click.argument("src", metavar="IN", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("srcs", metavar="IN...", nargs=-1, required=True)
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path),
               help="Output table: .root, .csv, .tsv, .npy, .npz or .parquet (default: IN with "
                    "the extension of the format it was compressed from; '-' writes CSV to "
@@ -187,12 +190,17 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
               help="For a damaged or unfinished file (a writer that died, a cut download): "
                    "write the rows of its valid chunks before the damage, say how many, and "
                    "exit 0. Without it such a file fails and nothing is written.")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Several inputs (or globs): write OUTPUT_DIR/<name>.<source format> each.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Several inputs: run on this Dask scheduler ('local': a local Dask cluster).")
 @force_option
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def decompress_cmd(src: Path, output: Path | None, model_dir: Path | None,
+def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path | None,
                    columns: tuple[str, ...], threads: int | None, device: str, recover: bool,
-                   force: bool, as_json: bool, quiet: bool) -> None:
+                   output_dir: Path | None, scheduler: str | None, force: bool, as_json: bool,
+                   quiet: bool) -> None:
     """Restore a table from a .balerc file (only the file is needed).
 
     \b
@@ -201,12 +209,22 @@ def decompress_cmd(src: Path, output: Path | None, model_dir: Path | None,
     """
     from balerc.codec import api
 
+    kw = dict(model_dir=model_dir, columns=split_patterns(columns), device=device,
+              recover=recover)
+    if len(srcs) > 1 or output_dir is not None or any(c in s for s in srcs for c in "*?["):
+        if output is not None:
+            raise InputError("several inputs: give --output-dir instead of -o")
+        from balerc.codec.many import decompress_files
+
+        _many(decompress_files, srcs, output_dir or Path("."), dict(kw, force=force), threads,
+              scheduler, as_json, quiet, "decompressed")
+        return
+    src = Path(srcs[0])
     source: Any = sys.stdin.buffer.read() if str(src) == "-" else src
     to_stdout = str(output) == "-"
     if output is None:
         output = api.default_output(source, src)
-    kw = dict(model_dir=model_dir, columns=split_patterns(columns), threads=threads,
-              device=device, recover=recover)
+    kw["threads"] = threads
     if to_stdout:
         table = api.decompress_to_stream(source, sys.stdout, **kw)
     else:
@@ -217,29 +235,27 @@ def decompress_cmd(src: Path, output: Path | None, model_dir: Path | None,
             None if quiet else f"wrote {output}: {table.n_rows:,} rows", to_stdout)
 
 
-def _compress_many(data: tuple[str, ...], output_dir: Path, options: dict[str, Any],
-                   columns: tuple[str, ...], threads: int | None, scheduler: str | None,
-                   as_json: bool, quiet: bool) -> None:
+def _many(run: Any, inputs: tuple[str, ...], output_dir: Path, options: dict[str, Any],
+          threads: int | None, scheduler: str | None, as_json: bool, quiet: bool,
+          verb: str) -> None:
     """Several inputs: one task per file; a failure is named and the others go on."""
     import json
-
-    from balerc.codec.many import compress_files
 
     def done(r: Any) -> None:
         if not quiet and not as_json:
             what = f"{r.rows:,} rows, {r.ratio}x" if r.ok else f"FAILED: {r.error}"
             click.echo(f"  {r.input} -> {r.output}: {what}", err=True)
 
-    results = compress_files(data, output_dir, scheduler=scheduler, workers=threads,
-                             progress=done, columns=split_patterns(columns), **options)
+    results = run(inputs, output_dir, scheduler=scheduler, workers=threads, progress=done,
+                  **options)
     failed = [r for r in results if not r.ok]
     if as_json:
         click.echo(json.dumps([r.to_json() for r in results]))
     elif not quiet:
         raw = sum(r.raw_bytes for r in results)
         stored = sum(r.file_bytes for r in results)
-        click.echo(f"{len(results) - len(failed)} of {len(results)} files compressed: "
-                   f"{raw:,} raw bytes -> {stored:,} bytes"
+        click.echo(f"{len(results) - len(failed)} of {len(results)} files {verb}: "
+                   f"{raw:,} raw bytes, {stored:,} bytes stored"
                    + (f" ({raw / stored:.2f}x)" if stored else ""))
     if failed:
         click.echo(f"balerc: error: {len(failed)} file(s) failed: "

@@ -76,3 +76,19 @@ def test_cli_many_inputs(inputs, tmp_path):
     assert [x["ok"] for x in rows] == [True, True, True, False]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run0.balerc", "run1.balerc",
                                                            "run2.balerc"]
+
+
+def test_decompress_many_back_to_their_formats(inputs, tmp_path):
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    assert all(r.ok for r in many.compress_files([str(inputs / "run*.npz")], packed,
+                                                 bound="abs:0.01"))
+    back = tmp_path / "back"
+    back.mkdir()
+    r = subprocess.run([sys.executable, "-m", "balerc.cli", "decompress",
+                        str(packed / "*.balerc"), "--output-dir", str(back), "-q"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in back.iterdir()) == ["run0.npz", "run1.npz", "run2.npz"]
+    with pytest.raises(InputError, match="already exists"):
+        many.decompress_files([str(packed / "run0.balerc")], back)
