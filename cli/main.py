@@ -129,13 +129,14 @@ def cli(debug: bool) -> None:
                    "by every file.")
 @force_option
 @json_option
+@click.option("-v", "--verbose", is_flag=True, help="Also the per-column error table.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | None,
                  lossless: bool, bound: str | None, latent_bits: int | None, tree: str | None,
                  columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
                  zstd_level: int | None, no_embed_model: bool, keep_model: bool,
                  output_dir: Path | None, scheduler: str | None, force: bool, as_json: bool,
-                 quiet: bool) -> None:
+                 verbose: bool, quiet: bool) -> None:
     """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet; `file.root:tree` picks a
     tree; several files or globs with --output-dir) into .balerc files."""
     import io
@@ -171,7 +172,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
         sys.stdout.buffer.write(target.getvalue())
         sys.stdout.buffer.flush()
     _report(api.result_json(result) if as_json else None,
-            None if quiet else api.format_summary(result), to_stdout)
+            None if quiet else api.format_summary(result, verbose), to_stdout)
 
 
 @cli.command("decompress")
@@ -264,13 +265,14 @@ def _many(run: Any, inputs: tuple[str, ...], output_dir: Path, options: dict[str
 
 
 def _report(machine: dict[str, Any] | None, human: str | None, data_on_stdout: bool) -> None:
-    """JSON for machines (stdout, or stderr when stdout carries the data); text for people."""
+    """JSON for machines (stdout, or stderr when stdout carries the data); text for people
+    (stderr)."""
     import json
 
     if machine is not None:
         click.echo(json.dumps(machine), err=data_on_stdout)
-    elif human:
-        click.echo(human, err=data_on_stdout)
+    elif human:  # what happened, not the command's data: stderr, like zstd and xz
+        click.echo(human, err=True)
 
 
 @cli.command("generate")

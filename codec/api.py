@@ -109,17 +109,21 @@ def decompress(
                            show_progress=show_progress, device=device, model_dir=model_dir)
 
 
-def format_summary(result: CompressResult) -> str:
-    """The one summary `compress` ends with."""
+def format_summary(result: CompressResult, verbose: bool = False) -> str:
+    """What `compress` ends with: one line (with -v, also the per-column errors), and any
+    notes (a dropped model, the ONNX Runtime provider)."""
+    worst = [r.get("max_over_bound") for r in result.extra.get("errors", [])]
+    worst = [w for w in worst if w is not None]
     lines = [
-        f"wrote {result.path}: {result.rows:,} rows in {result.chunks} chunk(s), "
-        f"{result.file_bytes:,} bytes",
-        f"  ratio {result.ratio:.2f}x vs raw ({result.raw_bytes:,} bytes)"
-        + (f", {result.ratio_vs_source:.2f}x vs the input file" if result.ratio_vs_source else "")
-        + f"; {result.mbps:.0f} MB/s",
+        f"wrote {result.path or 'stdout'}: {result.rows:,} rows, {result.file_bytes:,} bytes, "
+        f"{result.ratio:.2f}x vs raw"
+        + (f" ({result.ratio_vs_source:.2f}x vs the input file)" if result.ratio_vs_source else "")
+        + (f", worst error {max(worst):.3f} of the bound" if worst else "")
+        + f", {result.mbps:.0f} MB/s"
     ]
-    report: list[dict[str, Any]] = result.extra.get("errors", [])
+    report: list[dict[str, Any]] = result.extra.get("errors", []) if verbose else []
     if report:
+        lines.append(f"  {result.chunks} chunk(s), {result.raw_bytes:,} raw bytes")
         w = max(len(r["name"]) for r in report)
         lines.append(f"  {'column':<{w}}  {'bound':>10} {'max err':>10} {'rms err':>10} {'max/bound':>9}  mode")
         for r in report:
