@@ -18,7 +18,6 @@ _HINTS = {
     "pcodec": "pip install 'balerc[bench]'",
     "uproot": "pip install uproot",
     "awkward": "pip install awkward",
-    "tqdm": "pip install tqdm",
     "numcodecs": "pip install 'balerc[zarr]'",
     "pandas": "pip install pandas",
     "zarr": "pip install 'balerc[zarr]'",

@@ -223,8 +223,11 @@ def test_cli_compress_with_model_and_summary(tmp_path, dimuon, model_dir):
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, ["compress", str(src), "-m", str(model_dir), "-o", str(out),
                                    "--error-bound", "rel:1e-3", "--force", "--keep-model"])
+    assert res.exit_code == 0 and "x vs raw" in res.output and "max/bound" not in res.output
+    res = CliRunner().invoke(cli, ["compress", str(src), "-m", str(model_dir), "-o", str(out),
+                                   "--error-bound", "rel:1e-3", "--force", "--keep-model", "-v"])
     assert res.exit_code == 0, res.output
-    assert "ratio" in res.output and "max/bound" in res.output and "MB/s" in res.output
+    assert "vs raw" in res.output and "max/bound" in res.output and "MB/s" in res.output
     back = tmp_path / "back.root"
     res = CliRunner().invoke(cli, ["decompress", str(out), "-o", str(back), "-q"])
     assert res.exit_code == 0, res.output
