@@ -7,6 +7,8 @@ with the install hint.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from balerc.formats.errors import InputError
@@ -38,7 +40,7 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 
 
 @click.command("train")
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
 @click.option("-o", "--output", "model_dir", required=True, type=click.Path(file_okay=False),
               help="Model directory to write (encoder.onnx, decoder.onnx, model.json).")
 @tree_option
@@ -77,14 +79,18 @@ def _parse_anchors(text: str | None) -> list[str] | None:
               help="Store the physics decoder's learned MLP weights in float16.")
 @force_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[str, ...],
+def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, columns: tuple[str, ...],
                   latent: int | None, ratio: float | None, model_name: str, widths: str | None,
                   norm: str, epochs: int, batch_size: int, lr: float, patience: int,
                   min_delta: float, val_fraction: float, seed: int, device: str,
                   threads: int | None, no_qat: bool, anchors: str | None, bound: str,
                   loss: str, four_vectors: tuple[str, ...], physics: str, half_weights: bool,
                   force: bool, quiet: bool) -> None:
-    """Train an encoder/decoder for the float columns of DATA and export them to ONNX."""
+    """Train an encoder/decoder for the float columns of DATA and export them to ONNX.
+
+    Several files or globs (and `file.root:tree`) train one model on rows sampled evenly
+    across them (at most 2,000,000 in all), for a model shared by a dataset's files.
+    """
     cfg = TrainConfig(
         columns=split_patterns(columns), latent=latent, ratio=ratio, model=model_name,
         widths=_parse_widths(widths), norm=norm, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -94,8 +100,11 @@ def train_command(data: str, model_dir: str, tree: str | None, columns: tuple[st
         four_vectors=list(four_vectors) or None, half_weights=half_weights,
     )
     cfg.validate()
-    from balerc.train import train_file  # torch from here on: the install hint if absent
+    from balerc.train import train_file, train_files  # torch from here on
 
-    model, path = train_file(data, model_dir, cfg, tree=tree, force=force)
+    if len(data) == 1 and not any(c in data[0] for c in "*?[") and Path(data[0]).is_file():
+        model, path = train_file(data[0], model_dir, cfg, tree=tree, force=force)
+    else:
+        model, path = train_files(list(data), model_dir, cfg, tree=tree, force=force)
     click.echo(model.summary())
     click.echo(f"model written to {path}/ (encoder.onnx, decoder.onnx, model.json, loss_curve.*)")

@@ -92,3 +92,16 @@ def test_decompress_many_back_to_their_formats(inputs, tmp_path):
     assert sorted(p.name for p in back.iterdir()) == ["run0.npz", "run1.npz", "run2.npz"]
     with pytest.raises(InputError, match="already exists"):
         many.decompress_files([str(packed / "run0.balerc")], back)
+
+
+def test_train_on_rows_sampled_across_files(inputs, tmp_path):
+    pytest.importorskip("torch")
+    from balerc.train import TrainConfig, train_files
+
+    cfg = TrainConfig(epochs=2, progress=False, threads=1, physics="off", latent=2,
+                      anchors=[])
+    model, path = train_files([str(inputs / "run*.npz")], tmp_path / "m", cfg, max_rows=3000)
+    manifest = json.loads((path / "model.json").read_text())
+    assert manifest["training"]["rows"] == 3000  # 1,000 from each of the three files
+    with pytest.raises(InputError, match="no file matches"):
+        train_files([str(inputs / "none*.npz")], tmp_path / "m2", cfg)

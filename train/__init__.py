@@ -27,6 +27,7 @@ __all__ = [
     "export",
     "fit",
     "train_file",
+    "train_files",
 ]
 
 _LAZY = {
@@ -39,6 +40,7 @@ _LAZY = {
     "MODELS": "models",
     "build_model": "models",
     "train_file": "api",
+    "train_files": "api",
 }
 
 
