@@ -323,7 +323,22 @@ def _add_optional_commands() -> None:
 _add_optional_commands()
 
 
+def _logging() -> None:
+    """The `balerc` logger hierarchy (balerc.codec, balerc.train, ...) on stderr: warnings
+    by default, more with BALERC_LOG=info|debug; results are never logged, they are output."""
+    import logging
+
+    level = os.environ.get("BALERC_LOG", "warning").upper()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("balerc: %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger("balerc")
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level, logging.WARNING))
+    root.propagate = False
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    _logging()
     cli(prog_name="balerc")
 
