@@ -12,12 +12,15 @@ STAMP := $(VENV)/.installed
 NO_AVX512 := AVX512_SPR AVX512_ICL AVX512_CNL AVX512_CLX AVX512_SKX X86_V4
 NO_AVX2 := $(NO_AVX512) X86_V3 AVX2 FMA3
 
+# ORT=gpu installs onnxruntime-gpu with the CUDA libraries (a GPU machine); never both
+ORT ?= cpu
+
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: this exact version is the CPU wheel; anything else pulls a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,bench,parquet,plot,dev,zarr,dask]'
+	$(BIN)/pip install -q -e '.[$(ORT),train,bench,parquet,plot,dev,zarr,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from balerc.formats.errors import InputError, LimitError, UnsafeModelError
+from balerc.formats.errors import InputError, LimitError, MissingDependencyError, UnsafeModelError
 
 from .sandbox import MAX_CONSTANT_BYTES, ModelSpec, check_model
 
@@ -53,7 +53,12 @@ _arena_failed = False
 
 
 def _ort() -> Any:
-    import onnxruntime
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError(
+            "running a model needs ONNX Runtime: pip install 'balerc[cpu]' (or 'balerc[gpu]' "
+            "for CUDA; never both). Lossless and model-free files need neither.") from None
 
     onnxruntime.set_default_logger_severity(3)
     return onnxruntime
