@@ -146,3 +146,14 @@ def test_train_without_torch_prints_the_install_hint(tmp_path):
     assert lines[:2] == ["0", "2"], out.stdout + out.stderr
     assert "pip install torch" in out.stdout and "balerc[train]" in out.stdout
     assert lines[-1] == "False" and not (tmp_path / "m").exists()
+
+
+def test_top_level_package_is_light_and_runs_the_cli():
+    code = ("import sys, balerc; "
+            "assert balerc.__version__ and callable(balerc.open_writer); "
+            "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
+    out = subprocess.run([sys.executable, "-m", "balerc", "--version"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0 and "version" in out.stdout
