@@ -78,7 +78,7 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 @click.option("--half-weights", is_flag=True,
               help="Store the physics decoder's learned MLP weights in float16.")
 @force_option
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, columns: tuple[str, ...],
                   latent: int | None, ratio: float | None, model_name: str, widths: str | None,
                   norm: str, epochs: int, batch_size: int, lr: float, patience: int,

@@ -215,3 +215,18 @@ def test_codec_takes_dataframes_by_name(tmp_path):
     frame = pd.DataFrame({"y": np.arange(50.0), "x": np.arange(50.0) * 3})
     back = Codec(threads=1).decompress(Codec(threads=1).compress(frame, bound="abs:0.1"))
     assert back.names == ["y", "x"] and np.all(np.abs(back["x"] - frame["x"].to_numpy()) <= 0.1)
+
+
+def test_reordered_dataframe_with_a_model_lands_by_name(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from balerc.codec import Codec
+    from tests.test_exact_predictor import exact_model
+
+    codec = Codec(exact_model(tmp_path, [-100.0, -200.0], [200.0, 400.0]), threads=1,
+                  keep_model=True)
+    a = np.random.default_rng(4).uniform(-100, 100, 2000)
+    frame = pd.DataFrame({"b": 2 * a, "a": a})  # the model's order is a, b
+    back = codec.decompress(codec.compress(frame, bound="abs:0.01")).to_pandas()
+    assert list(back.columns) == ["b", "a"]
+    assert np.all(np.abs(back["a"].to_numpy() - a) <= 0.01)
+    assert np.all(np.abs(back["b"].to_numpy() - 2 * a) <= 0.01)
