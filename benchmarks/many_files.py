@@ -26,6 +26,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=16)
     ap.add_argument("--rows", type=int, default=250_000)
+    ap.add_argument("--scheduler", default=None,
+                    help="also run on this Dask scheduler (e.g. one started with `dask "
+                         "scheduler` and `dask worker ADDRESS --nworkers 2 --nthreads 1`)")
     args = ap.parse_args()
     d = Path(tempfile.mkdtemp())
     for i in range(args.files):
@@ -57,6 +60,15 @@ def main() -> None:
     print(f"| one process, files in turn | {t_one:.1f} | {raw / 1e6 / t_one:.0f} | 1.00 |")
     print(f"| local Dask cluster, 2 processes (incl. start-up) | {t_two:.1f} | "
           f"{raw / 1e6 / t_two:.0f} | {t_one / t_two:.2f} |")
+    if args.scheduler:
+        ext = d / "ext"
+        ext.mkdir()
+        t0 = time.perf_counter()
+        res = compress_files(files, ext, bound="rel:1e-3", scheduler=args.scheduler)
+        t_ext = time.perf_counter() - t0
+        assert all(r.ok for r in res)
+        print(f"| Dask scheduler {args.scheduler} (started beforehand) | {t_ext:.1f} | "
+              f"{raw / 1e6 / t_ext:.0f} | {t_one / t_ext:.2f} |")
     print(f"| process pool, 2 processes (the default) | {t_pool:.1f} | {raw / 1e6 / t_pool:.0f} | "
           f"{t_one / t_pool:.2f} |")
 
