@@ -103,16 +103,19 @@ def _exp2_reduce(x: np.ndarray, z: np.ndarray, r: np.ndarray) -> None:
     np.subtract(x, r, out=r)
 
 
+def _horner(r: np.ndarray, coefs: tuple, out: np.ndarray) -> None:
+    """out = r (c_1 + r (c_2 + ... + r c_n)), coefs given highest first, one IEEE rounding
+    per step in this fixed order (separate ufunc calls: no fused multiply-add)."""
+    np.multiply(r, coefs[0], out=out)
+    for c in coefs[1:]:
+        out += c
+        out *= r
+
+
 def _exp2_poly(r: np.ndarray, tail: np.ndarray, out: np.ndarray, coef: tuple) -> None:
     """out = tail + (2^r - 1): the relative correction to the table value, Horner form."""
     c1, c2, c3, c4 = coef
-    np.multiply(r, c4, out=out)
-    out += c3
-    out *= r
-    out += c2
-    out *= r
-    out += c1
-    out *= r
+    _horner(r, (c4, c3, c2, c1), out)
     out += tail
 
 
@@ -326,17 +329,7 @@ def _log2_chunk_bits(ix: np.ndarray, out: np.ndarray, ws: dict[str, np.ndarray],
     s += rhi  # e
     # the rest: r (il + r (a2 + r (a3 + r (a4 + r (a5 + r a6))))) + r_lo ih + e + lmid
     a2, a3, a4, a5, a6 = t.coef
-    np.multiply(r, a6, out=a)
-    a += a5
-    a *= r
-    a += a4
-    a *= r
-    a += a3
-    a *= r
-    a += a2
-    a *= r
-    a += t.il
-    a *= r
+    _horner(r, (a6, a5, a4, a3, a2, t.il), a)
     a += lo
     a += s
     a += np.take(t.lmid, i, out=lo, mode="wrap")
