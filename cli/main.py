@@ -142,14 +142,14 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     import io
 
     from balerc.codec import api
-    from balerc.codec.many import split_spec
+    from balerc.codec.many import several, split_spec
     from balerc.formats.fileio import check_output
     from balerc.formats.stream import open_stream
 
     options = dict(model_dir=model_dir, lossless=lossless, bound=bound, latent_bits=latent_bits,
                    chunk_rows=chunk_rows, device=device, zstd_level=zstd_level,
                    embed_model=not no_embed_model, force=force, keep_model=keep_model)
-    if len(data) > 1 or output_dir is not None or any(c in d for d in data for c in "*?["):
+    if several(data, output_dir):
         if output is not None:
             raise InputError("several inputs: give --output-dir instead of -o")
         from balerc.codec.many import compress_files
@@ -212,7 +212,9 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
 
     kw = dict(model_dir=model_dir, columns=split_patterns(columns), device=device,
               recover=recover)
-    if len(srcs) > 1 or output_dir is not None or any(c in s for s in srcs for c in "*?["):
+    from balerc.codec.many import several
+
+    if several(srcs, output_dir):
         if output is not None:
             raise InputError("several inputs: give --output-dir instead of -o")
         from balerc.codec.many import decompress_files

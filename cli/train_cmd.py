@@ -100,9 +100,10 @@ def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, colum
         four_vectors=list(four_vectors) or None, half_weights=half_weights,
     )
     cfg.validate()
+    from balerc.codec.many import several
     from balerc.train import train_file, train_files  # torch from here on
 
-    if len(data) == 1 and not any(c in data[0] for c in "*?[") and Path(data[0]).is_file():
+    if not several(data) and Path(data[0]).is_file():
         model, path = train_file(data[0], model_dir, cfg, tree=tree, force=force)
     else:
         model, path = train_files(list(data), model_dir, cfg, tree=tree, force=force)

@@ -49,6 +49,12 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def several(specs: Iterable[str], output_dir: object = None) -> bool:
+    """Whether a command's inputs mean many-file mode: several, a glob, or --output-dir."""
+    specs = list(specs)
+    return len(specs) > 1 or output_dir is not None or any(glob.has_magic(s) for s in specs)
+
+
 def expand_inputs(patterns: Iterable[str]) -> list[tuple[Path, str | None]]:
     """Globs and `file:tree` specs to (path, tree) pairs, in the order given."""
     out: list[tuple[Path, str | None]] = []
@@ -118,11 +124,8 @@ def compress_files(paths: Iterable[str], out_dir: str | os.PathLike, *,
     inputs = expand_inputs(paths)
     outputs = plan_outputs(inputs, Path(out_dir), ".balerc", options.get("force", False))
     options = {**options, "threads": 1, "progress": False}  # parallel across files
-    jobs = [(str(p), tree, str(o), dict(options)) for (p, tree), o in zip(inputs, outputs,
-                                                                            strict=True)]
-    results = _run(compress_one, jobs, client, scheduler, workers, progress)
-    order = {o: i for i, (_, _, o, _) in enumerate(jobs)}
-    return sorted(results, key=lambda r: order[r.output])
+    return _run_in_order(compress_one, inputs, outputs, options, client, scheduler, workers,
+                         progress)
 
 
 def decompress_one(path: str, tree: str | None, output: str, options: dict[str, Any]
@@ -135,8 +138,9 @@ def decompress_one(path: str, tree: str | None, output: str, options: dict[str, 
         table = api.decompress_file(path, output, **options)
     except BalercError as exc:
         return FileResult(path, output, False, seconds=time.perf_counter() - t0, error=str(exc))
-    return FileResult(path, output, True, table.n_rows, table.nbytes, os.path.getsize(path),
-                      round(table.nbytes / max(os.path.getsize(path), 1), 4), None,
+    stored = os.path.getsize(path)
+    return FileResult(path, output, True, table.n_rows, table.nbytes, stored,
+                      round(table.nbytes / max(stored, 1), 4), None,
                       round(time.perf_counter() - t0, 3))
 
 
@@ -153,10 +157,19 @@ def decompress_files(paths: Iterable[str], out_dir: str | os.PathLike, *, client
                             [out / default_output(str(p), p).name for p, _ in inputs], out,
                             options.get("force", False))
     options = {**options, "threads": 1, "show_progress": False}
-    jobs = [(str(p), None, str(o), dict(options)) for (p, _), o in zip(inputs, outputs,
-                                                                         strict=True)]
-    results = _run(decompress_one, jobs, client, scheduler, workers, progress)
-    order = {o: i for i, (_, _, o, _) in enumerate(jobs)}
+    return _run_in_order(decompress_one, inputs, outputs, options, client, scheduler, workers,
+                         progress)
+
+
+def _run_in_order(task: Callable[..., FileResult], inputs: list[tuple[Path, str | None]],
+                  outputs: list[Path], options: dict[str, Any], client: Any,
+                  scheduler: str | None, workers: int | None,
+                  progress: Callable[[FileResult], None] | None) -> list[FileResult]:
+    """One job per input (each with its own copy of the options); results in input order."""
+    jobs = [(str(p), tree, str(o), dict(options))
+            for (p, tree), o in zip(inputs, outputs, strict=True)]
+    results = _run(task, jobs, client, scheduler, workers, progress)
+    order = {str(o): i for i, o in enumerate(outputs)}
     return sorted(results, key=lambda r: order[r.output])
 
 

@@ -21,7 +21,7 @@ from .bounds import Bound
 from .coders.lossless import LosslessCoder
 from .model import ModelBundle
 from .options import DEFAULT_CHUNK_ROWS, CompressOptions, default_threads
-from .plan import dtype_str
+from .plan import dtype_str, limit_rule
 from .reader import coder_column_names, coders_from_header, decode_with, read_container
 from .writer import CompressResult, Writer, package_version, producer
 
@@ -77,9 +77,7 @@ def _ranges(stream: TableStream, options: CompressOptions, model: ModelBundle | 
             ) -> dict[str, tuple[float, float]] | None:
     """One pass for the columns' ranges when the bound (or the model's training bound,
     without one) is relative to them."""
-    rule = options.bound
-    if rule is None and model is not None:
-        rule = Bound.parse(model.manifest.train_bound)
+    rule = limit_rule(options.bound, model)
     if options.lossless or rule is None or not rule.needs_range:
         return None
     cols = model.columns if model is not None else stream.first.names_of_kind("float")

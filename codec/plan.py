@@ -99,13 +99,18 @@ def _lossy_columns(schema: Mapping[str, np.dtype], model: ModelBundle | None) ->
     return model.columns
 
 
+def limit_rule(bound: Bound | None, model: ModelBundle | None) -> Bound | None:
+    """The bound per-column limits follow: the user's, else (storing the autoencoder's
+    reconstruction alone) the one the model was trained for, which its anchors keep."""
+    if bound is None and model is not None:
+        return Bound.parse(model.manifest.train_bound)
+    return bound
+
+
 def _absolute_limits(cols: list[str], bound: Bound | None, model: ModelBundle | None,
                      ranges: Ranges | None) -> list[float] | None:
-    """Per-column absolute limits (None at pwrel). Without a bound, a model's columns get
-    the limits of the bound it was trained for (for its anchors)."""
-    rule = bound
-    if rule is None and model is not None:
-        rule = Bound.parse(model.manifest.train_bound)
+    """Per-column absolute limits (None at pwrel), by `limit_rule`."""
+    rule = limit_rule(bound, model)
     if rule is None or rule.pointwise:
         return None
     if not rule.needs_range:

@@ -168,8 +168,10 @@ class Writer:
         self._plan = plan_coders(schema, self.options, self.model, self.ranges, probe,
                                  self._expected_rows)
         coders = self._plan.coders
-        codec_of = {n: c.get_config()["id"] for c in coders for n in c.columns}
-        features = sorted({f for c in coders for f in c.describe().get("features", [c.codec_id])})
+        configs = [c.get_config() for c in coders]  # once: the model coder hashes its decoder
+        codec_of = {n: c.codec_id for c in coders for n in c.columns}
+        features = sorted({f for c, cfg in zip(coders, configs, strict=True)
+                           for f in cfg.get("features", [c.codec_id])})
         header = {
             "format": "balerc", "required_features": features, "producer": producer(),
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -178,7 +180,7 @@ class Writer:
                                     "codec": codec_of.get(n, "lossless")}
                                    for n, d in schema.items()],
                        "source": {k: v for k, v in self._source.items() if _jsonable(v)}},
-            "coders": [c.get_config() for c in coders],
+            "coders": configs,
         }
         header.update(self._header_extra)
         attachments: dict[str, bytes] = {}

@@ -396,11 +396,10 @@ class AECoder:
         return version
 
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
+        """Column j's per-value limit: the bound's own definition (codec/bounds.py)."""
         if self.bound is None:
             return np.inf if j in self.pred_idx else self._col_bound(j)
-        if self.bound.pointwise:
-            return self.bound.value * np.abs(y)
-        return self._col_bound(j)
+        return self.bound.limit(y, None if self.bound.pointwise else self._col_bound(j))
 
     def _encode_model(
         self,
