@@ -112,13 +112,12 @@ def decompress(
 def format_summary(result: CompressResult, verbose: bool = False) -> str:
     """What `compress` ends with: one line (with -v, also the per-column errors), and any
     notes (a dropped model, the ONNX Runtime provider)."""
-    worst = [r.get("max_over_bound") for r in result.extra.get("errors", [])]
-    worst = [w for w in worst if w is not None]
+    worst = result.worst_over_bound
     lines = [
         f"wrote {result.path or 'stdout'}: {result.rows:,} rows, {result.file_bytes:,} bytes, "
         f"{result.ratio:.2f}x vs raw"
         + (f" ({result.ratio_vs_source:.2f}x vs the input file)" if result.ratio_vs_source else "")
-        + (f", worst error {max(worst):.3f} of the bound" if worst else "")
+        + (f", worst error {worst:.3f} of the bound" if worst is not None else "")
         + f", {result.mbps:.0f} MB/s"
     ]
     report: list[dict[str, Any]] = result.extra.get("errors", []) if verbose else []

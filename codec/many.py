@@ -105,10 +105,8 @@ def compress_one(path: str, tree: str | None, output: str, options: dict[str, An
         res = api.compress_file(stream, output, **options)
     except BalercError as exc:
         return FileResult(path, output, False, seconds=time.perf_counter() - t0, error=str(exc))
-    worst = [r.get("max_over_bound") for r in res.extra.get("errors", [])]
-    worst = [w for w in worst if w is not None]
     return FileResult(path, output, True, res.rows, res.raw_bytes, res.file_bytes,
-                      round(res.ratio, 4), max(worst) if worst else None,
+                      round(res.ratio, 4), res.worst_over_bound,
                       round(time.perf_counter() - t0, 3))
 
 

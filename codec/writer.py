@@ -28,6 +28,7 @@ from balerc.formats.errors import InputError
 from balerc.formats.fileio import check_output
 from balerc.formats.table import Table, kind_of
 
+from .coders.stats import finite_or_none
 from .model import ModelBundle
 from .options import CompressOptions
 from .plan import Plan, Ranges, dtype_str, plan_coders
@@ -57,6 +58,13 @@ class CompressResult:
     @property
     def mbps(self) -> float:
         return self.raw_bytes / 1e6 / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def worst_over_bound(self) -> float | None:
+        """The largest measured error / bound over the lossy columns (None without a bound)."""
+        worst = [r.get("max_over_bound") for r in self.extra.get("errors", [])]
+        worst = [w for w in worst if w is not None]
+        return max(worst) if worst else None
 
 
 def package_version() -> str:
@@ -357,9 +365,8 @@ def _kind(dtype: np.dtype) -> str:
 
 
 def _g4(v: float | None) -> float | None:
-    import math
-
-    return None if v is None or not math.isfinite(v) else float(f"{v:.4g}")
+    v = finite_or_none(v)
+    return None if v is None else float(f"{v:.4g}")
 
 
 def open_writer(path: str | os.PathLike | BinaryIO, *, model: str | os.PathLike | ModelBundle |
