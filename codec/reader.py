@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from balerc.formats.container import ContainerReader
+from balerc.formats.container import SECTIONS_FEATURE, ContainerReader, accept_features
 from balerc.formats.errors import ContainerError, InputError, SchemaError
 from balerc.formats.table import Table
 
@@ -23,6 +23,8 @@ from .coders import ColumnCoder, get_coder
 from .options import default_threads
 from .parallel import parallel_ordered
 from .progress import progress
+
+accept_features([SECTIONS_FEATURE])  # multi-section files: codec/sections.py
 
 
 def coder_column_names(header: dict[str, Any], desc: dict[str, Any]) -> list[str]:

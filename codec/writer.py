@@ -130,19 +130,25 @@ class Writer:
         self._header_extra = header_extra or {}
         self._expected_rows = expected_rows
         self.path: Path | None = None
-        self._own = not hasattr(target, "write")
+        # target None: one section of a multi-section file (codec/sections.py), which
+        # takes the planned header part and hands a channel into the shared container
+        self._deferred = target is None
+        self._own = not self._deferred and not hasattr(target, "write")
         if self._own:
             self.path = check_output(target, options.force)
             self._f: BinaryIO = open(self.path, "wb")
         else:
             self._f = target  # type: ignore[assignment]
-        self._cw: ContainerWriter | None = None
+        self._cw: Any = None
+        self.table_header: dict[str, Any] = {}
+        self.table_attachments: dict[str, bytes] = {}
         self._plan: Plan | None = None
         self._schema: dict[str, np.dtype] = {}
         self._pending: list[dict[str, np.ndarray]] = []
         self._buffered = 0
         self._window: deque[Future] = deque()
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_shared = False  # a multi-section file's sections share one pool
         self._raw = 0
         self._col_bytes: dict[str, int] = {}
         self._t0 = time.perf_counter()
@@ -194,6 +200,9 @@ class Writer:
         attachments: dict[str, bytes] = {}
         for c in coders:
             attachments.update(c.attachments())
+        if self._deferred:
+            self.table_header, self.table_attachments = header, attachments
+            return
         self._cw = ContainerWriter(self._f, header, attachments)
 
     # -- appending -----------------------------------------------------------------------
@@ -201,6 +210,8 @@ class Writer:
         """Add rows (columns matched by name); full chunks are encoded and written."""
         cols = columns_of(batch)
         if self._cw is None:
+            if self._deferred:
+                raise InputError("a section writer takes rows only once its file is open")
             self._start(schema_of(cols), Table(cols))
         cols = self._conform(cols)
         n = len(next(iter(cols.values())))
@@ -344,9 +355,9 @@ class Writer:
         result.extra["notes"] = notes
 
     def _shutdown(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and not self._pool_shared:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None
         self._bar.__exit__(None, None, None)
         if self._own:
             self._f.close()
