@@ -127,24 +127,35 @@ def cli(debug: bool) -> None:
                    "cluster; default: $DASK_SCHEDULER_ADDRESS, else a local process pool, "
                    "measured faster on one machine). Use --no-embed-model with a model shared "
                    "by every file.")
+@click.option("--skip-unsupported", is_flag=True,
+              help="ROOT: compress the tree without branches of types balerc cannot store "
+                   "(nested vectors, classes), which are then listed in a warning and in "
+                   "`balerc info`; without it such branches stop the command by name.")
 @force_option
 @json_option
-@click.option("-v", "--verbose", is_flag=True, help="Also the per-column error table.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also the per-column error table (and per-section sizes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | None,
                  lossless: bool, bound: str | None, latent_bits: int | None, tree: str | None,
                  columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
                  zstd_level: int | None, no_embed_model: bool, keep_model: bool,
-                 output_dir: Path | None, scheduler: str | None, force: bool, as_json: bool,
-                 verbose: bool, quiet: bool) -> None:
+                 output_dir: Path | None, scheduler: str | None, skip_unsupported: bool,
+                 force: bool, as_json: bool, verbose: bool, quiet: bool) -> None:
     """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet; `file.root:tree` picks a
-    tree; several files or globs with --output-dir) into .balerc files."""
+    tree; several files or globs with --output-dir) into .balerc files.
+
+    \b
+    A ROOT tree is stored whole: flat branches (counters included) in the section
+    'events', each jagged collection (Jet_* counted by nJet, ...) in a section of its own,
+    fixed-size arrays and strings losslessly; `decompress -o out.root` writes the tree
+    back. --columns selects branches (a jagged branch brings its counter)."""
     import io
 
     from balerc.codec import api
     from balerc.codec.many import several, split_spec
     from balerc.formats.fileio import check_output
-    from balerc.formats.stream import open_stream
+    from balerc.formats.stream import open_input
 
     options = dict(model_dir=model_dir, lossless=lossless, bound=bound, latent_bits=latent_bits,
                    chunk_rows=chunk_rows, device=device, zstd_level=zstd_level,
@@ -155,7 +166,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
         from balerc.codec.many import compress_files
 
         _many(compress_files, data, output_dir or Path("."),
-              dict(options, columns=split_patterns(columns)), threads, scheduler, as_json,
+              dict(options, columns=split_patterns(columns), skip_unsupported=skip_unsupported), threads, scheduler, as_json,
               quiet, "compressed")
         return
     spec, spec_tree = split_spec(data[0])
@@ -164,7 +175,8 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     output = output or data_path.with_suffix(".balerc")
     if not to_stdout:
         check_output(output, force)
-    table = open_stream(data_path, tree=tree, columns=split_patterns(columns))
+    table = open_input(data_path, tree=tree, columns=split_patterns(columns),
+                       allow_skip=skip_unsupported)
     target: Any = io.BytesIO() if to_stdout else output
     result = api.compress_file(table, target, threads=threads,
                                progress=not quiet and not to_stdout, **options)
@@ -195,13 +207,17 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
               help="Several inputs (or globs): write OUTPUT_DIR/<name>.<source format> each.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Several inputs: run on this Dask scheduler ('local': a local Dask cluster).")
+@click.option("--sections", "sections", multiple=True, metavar="NAMES",
+              help="Files of a whole ROOT tree: the sections to decode (names or globs, "
+                   "comma-separated or repeated; e.g. 'Jet' or 'events,Muon'). A .root output "
+                   "takes any set; other formats take one section.")
 @force_option
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path | None,
                    columns: tuple[str, ...], threads: int | None, device: str, recover: bool,
-                   output_dir: Path | None, scheduler: str | None, force: bool, as_json: bool,
-                   quiet: bool) -> None:
+                   output_dir: Path | None, scheduler: str | None, sections: tuple[str, ...],
+                   force: bool, as_json: bool, quiet: bool) -> None:
     """Restore a table from a .balerc file (only the file is needed).
 
     \b
@@ -211,7 +227,7 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
     from balerc.codec import api
 
     kw = dict(model_dir=model_dir, columns=split_patterns(columns), device=device,
-              recover=recover)
+              recover=recover, sections=split_patterns(sections))
     from balerc.codec.many import several
 
     if several(srcs, output_dir):

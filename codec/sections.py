@@ -134,10 +134,22 @@ class SectionsWriter:
                                         "bytes": sum(r.column_bytes.values()),
                                         "errors": r.extra.get("errors", [])}
                                     for n, r in results.items()}
-        result.extra["errors"] = [dict(e, column=f"{n}/{e.get('column', '')}")
+        result.extra["errors"] = [dict(e, name=f"{n}/{e.get('name', '')}")
                                   for n, r in results.items() for e in r.extra.get("errors", [])]
         result.extra["notes"] = [note for r in results.values() for note in r.extra.get("notes", [])]
         return result
+
+
+def models_for(first: Sections, model: ModelBundle | None) -> dict[str, ModelBundle]:
+    """The section a model was trained for: the one holding all of its columns."""
+    if model is None:
+        return {}
+    fits = [n for n in first.names if set(model.columns) <= set(first[n].names)]
+    if not fits:
+        raise InputError(f"the model's columns {model.columns[:6]} are not all in one section "
+                         f"of this file (sections: {first.names}); train it on this file's "
+                         f"tree with `balerc train`")
+    return {fits[0]: model}
 
 
 def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,

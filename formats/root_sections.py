@@ -98,6 +98,20 @@ def _open(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[dict[s
     return file, file[tree], tree, trees[tree], others
 
 
+def needs_sections(path: Path, *, tree: str | None = None, columns: list[str] | None = None
+                   ) -> bool:
+    """Whether the selected branches need Sections: anything but flat numbers/strings."""
+    from .tableio import select_names
+
+    uproot, ak = _modules()
+    file, obj, _, cls, _ = _open(path, tree)
+    with file:
+        fields = _classify_rntuple(obj, ak) if "RNTuple" in cls else _classify_ttree(obj, uproot)
+        names = [f.name for f in fields]
+        wanted = set(names if columns is None else select_names(names, columns, path))
+        return any(f.kind not in ("flat", "string") for f in fields if f.name in wanted)
+
+
 def open_root_sections(path: str | Path, *, tree: str | None = None,
                        columns: list[str] | None = None, allow_skip: bool = False
                        ) -> SectionStream:
@@ -109,7 +123,7 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     path = Path(path)
     file, obj, tree, cls, others = _open(path, tree)
     is_ntuple = "RNTuple" in cls
-    fields = _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, __import__("uproot"))
+    fields = _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, _modules()[0])
     by_name = {f.name: f for f in fields}
     wanted = [f.name for f in fields] if columns is None else select_names(list(by_name), columns, path)
     for f in [by_name[n] for n in wanted]:  # a selected jagged branch brings its counter
@@ -129,13 +143,15 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     chosen = [f for f in chosen if f.kind != "other"]
     flat = [f for f in chosen if f.kind in ("flat", "string", "array")]
     collections = _group(chosen, {f.name for f in flat})
-    source = {"format": "root", "path": str(path), "size": path.stat().st_size, "tree": tree,
+    source = {"format": "root", "path": str(path), "tree": tree,
               "tree_class": "RNTuple" if is_ntuple else "TTree",
               "title": str(getattr(obj, "title", "") or ""),
               "n_entries": int(obj.num_entries),
               "branches": [_branch_record(f, collections) for f in chosen]}
     if views:
         source["views"] = views  # RNTuple collections whose fields are stored one by one
+    if columns is None:  # the whole tree: a ratio against the file's size means something
+        source["size"] = path.stat().st_size
     skipped = [{"name": f.name, "type": f.detail} for f in bad]
     if skipped:
         source["skipped"] = skipped
