@@ -95,11 +95,9 @@ def decompress_file(
 
 
 def _has_sections(src: str | os.PathLike | bytes) -> bool:
-    from balerc.formats.container import ContainerReader
-
     import warnings
 
-    from balerc.formats.container import RecoveryWarning
+    from balerc.formats.container import ContainerReader, RecoveryWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RecoveryWarning)  # the decode says it once
