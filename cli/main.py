@@ -100,9 +100,23 @@ def cli(debug: bool) -> None:
 @click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
               help="Model directory from `balerc train` (encoder.onnx, decoder.onnx, model.json).")
 @click.option("--lossless", is_flag=True, help="Store every column losslessly (bit-exact).")
-@click.option("--error-bound", "bound", default=None, metavar="MODE:E",
+@click.option("--error-bound", "bounds", multiple=True, metavar="[GLOBS=]MODE:E",
               help="abs:E (|y-y'|<=E), rel:E (E x column range) or pwrel:E (E x |y|). "
-                   "Without it the autoencoder's reconstruction alone is stored.")
+                   "Repeat with column globs to override, e.g. --error-bound pwrel:5e-4 "
+                   "--error-bound 'Jet_eta,Jet_phi=abs:1e-3' ('GLOBS=lossless' keeps columns "
+                   "exact; the last matching glob wins). Without any, a model's "
+                   "reconstruction alone is stored.")
+@click.option("--bounds", "bounds_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="TOML file of per-column bounds: \"GLOB\" = \"MODE:E\" or \"lossless\" "
+                   "lines (optionally under [bounds]); --error-bound globs override it.")
+@click.option("--precision", "precision", default=None, metavar="nanoaod|FILE",
+              help="Per-column pointwise bounds from mantissa bits: 'nanoaod' uses NanoAOD's "
+                   "per-branch precision (eta/phi 12 bits, mass 10, ...; docs/PRECISION.md); "
+                   "a data FILE (often the input itself) uses the bits each float column of "
+                   "that file holds (its first 65,536 rows or events), so nothing claims more "
+                   "precision than the file has. Columns using every bit stay lossless; the "
+                   "other options override it.")
 @click.option("--latent-bits", type=click.IntRange(1, 16), default=None,
               help="Latent quantization bits (default: what the model was trained for).")
 @tree_option
@@ -137,7 +151,8 @@ def cli(debug: bool) -> None:
               help="Also the per-column error table (and per-section sizes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | None,
-                 lossless: bool, bound: str | None, latent_bits: int | None, tree: str | None,
+                 lossless: bool, bounds: tuple[str, ...], bounds_file: Path | None,
+                 precision: str | None, latent_bits: int | None, tree: str | None,
                  columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
                  zstd_level: int | None, no_embed_model: bool, keep_model: bool,
                  output_dir: Path | None, scheduler: str | None, skip_unsupported: bool,
@@ -154,10 +169,13 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
 
     from balerc.codec import api
     from balerc.codec.many import several, split_spec
+    from balerc.codec.precision import column_bounds_from
     from balerc.formats.fileio import check_output
     from balerc.formats.stream import open_input
 
-    options = dict(model_dir=model_dir, lossless=lossless, bound=bound, latent_bits=latent_bits,
+    bound, column_bounds = column_bounds_from(bounds, bounds_file, precision, tree)
+    options = dict(model_dir=model_dir, lossless=lossless, bound=bound,
+                   column_bounds=column_bounds, latent_bits=latent_bits,
                    chunk_rows=chunk_rows, device=device, zstd_level=zstd_level,
                    embed_model=not no_embed_model, force=force, keep_model=keep_model)
     if several(data, output_dir):

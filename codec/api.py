@@ -32,9 +32,11 @@ def compress_file(
     `options` are CompressOptions fields (chunk_rows, device, zstd_level, embed_model,
     keep_model, latent_bits, force, progress).
     """
-    if lossless and (model_dir is not None or bound is not None):
-        raise InputError("--lossless cannot be combined with -m/--model or --error-bound")
-    if not lossless and model_dir is None and bound is None:
+    if lossless and (model_dir is not None or bound is not None
+                     or options.get("column_bounds")):
+        raise InputError("--lossless cannot be combined with -m/--model, --error-bound, "
+                         "--bounds or --precision")
+    if not lossless and model_dir is None and bound is None and not options.get("column_bounds"):
         raise InputError(
             "say how to compress: --lossless, or --error-bound MODE:E (e.g. rel:1e-3), "
             "or -m MODEL_DIR from `balerc train`"

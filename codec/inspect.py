@@ -48,6 +48,8 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
         entry = {"name": col["name"], "kind": col["kind"], "dtype": col["dtype"],
                  "codec": col.get("codec", "lossless"), "filters": sorted(filters[j]),
                  "stored_bytes": per_col[j], "raw_bytes": raw_j}
+        if col.get("bound"):
+            entry["bound"] = col["bound"]
         if col["name"] in recorded:
             entry["max_error"] = recorded[col["name"]]
         columns.append(entry)
@@ -123,6 +125,9 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
 
 def _recorded_errors(header: dict[str, Any], summary: dict[str, Any]) -> dict[str, float | None]:
     """Max error per lossy column as measured at compression (footer), by column name."""
+    by_column = summary.get("max_error_by_column")
+    if isinstance(by_column, dict):
+        return by_column
     from .pipeline import coder_column_names
 
     errors = summary.get("max_error")
@@ -189,8 +194,10 @@ def format_description(d: dict[str, Any]) -> str:
 
 def _column_lines(columns: list[dict[str, Any]]) -> list[str]:
     w = max([len(c["name"]) for c in columns] + [6])
+    bounds = any(c.get("bound") for c in columns)
     lines = [f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} "
-             f"{'ratio':>7}  {'max error':>10}  filters"]
+             f"{'ratio':>7}  {'max error':>10}  " + ("bound          " if bounds else "")
+             + "filters"]
     for c in columns:
         ratio = (f"{c['raw_bytes'] / c['stored_bytes']:.2f}x"
                  if c["raw_bytes"] and c["stored_bytes"] else "-")
@@ -198,5 +205,6 @@ def _column_lines(columns: list[dict[str, Any]]) -> list[str]:
             f"{c['max_error']:.4g}" if c.get("max_error") is not None else "-")
         lines.append(
             f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} {c['codec']:<12} "
-            f"{c['stored_bytes']:>10,} {ratio:>7}  {err:>10}  {','.join(c['filters'])}")
+            f"{c['stored_bytes']:>10,} {ratio:>7}  {err:>10}  "
+            + (f"{c.get('bound', '-'):<15}" if bounds else "") + ",".join(c["filters"]))
     return lines

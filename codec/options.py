@@ -41,6 +41,7 @@ class CompressOptions:
     latent_bits: int | None = None
     progress: bool = False
     force: bool = False
+    column_bounds: Any = None  # codec/precision.py ColumnBounds: per-column overrides
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_rows <= MAX_CHUNK_ROWS:

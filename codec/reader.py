@@ -10,6 +10,7 @@ validate their own metadata before decoding (codec/validate.py).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -24,7 +25,8 @@ from .options import default_threads
 from .parallel import parallel_ordered
 from .progress import progress
 
-accept_features([SECTIONS_FEATURE])  # multi-section files: codec/sections.py
+# multi-section files (codec/sections.py); several coders of one id (codec/precision.py)
+accept_features([SECTIONS_FEATURE, "stream-prefix"])
 
 
 def coder_column_names(header: dict[str, Any], desc: dict[str, Any]) -> list[str]:
@@ -40,9 +42,20 @@ def coders_from_header(header: dict[str, Any], **runtime: Any) -> list[ColumnCod
     schema = header["schema"]["columns"]
     index = {c["name"]: i for i, c in enumerate(schema)}
     dtypes = {c["name"]: c["dtype"] for c in schema}
-    return [get_coder(desc["id"]).from_config(
-                dict(desc, columns=coder_column_names(header, desc)), index, dtypes, **runtime)
-            for desc in header["coders"]]
+    coders = []
+    for desc in header["coders"]:
+        desc = dict(desc, columns=coder_column_names(header, desc))
+        prefix = desc.pop("stream_prefix", "")
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+            raise SchemaError(f"coder '{str(desc.get('id'))[:40]}': 'stream_prefix' must look "
+                              f"like '2:'")
+        coder = get_coder(desc["id"]).from_config(desc, index, dtypes, **runtime)
+        coder.stream_prefix = prefix
+        coders.append(coder)
+    return coders
+
+
+_PREFIX = re.compile(r"^([0-9]{1,4}:)?$")
 
 
 def read_container(
@@ -93,6 +106,7 @@ def decode_with(
         need = [n for n in wanted if n in coder.columns]
         if need:
             plan.append((k, coder, need, coder.streams_for(need)))
+    prefixes = [getattr(coder, "stream_prefix", "") for coder in coders]
     chunk_ids = list(range(reader.n_chunks)) if chunks is None else list(chunks)
 
     def decode(i: int) -> dict[str, np.ndarray] | ContainerError:
@@ -100,7 +114,10 @@ def decode_with(
             info = reader.chunk(i)
             cols: dict[str, np.ndarray] = {}
             for k, coder, need, stream_names in plan:
-                streams = reader.read_chunk(i, stream_names)
+                p = prefixes[k]
+                streams = reader.read_chunk(i, [p + n for n in stream_names])
+                if p:
+                    streams = {n[len(p):]: b for n, b in streams.items()}
                 got = coder.decode(streams, info.rows, info.meta.get(str(k), {}))
                 lost = [n for n in need if n not in got]
                 if lost:

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -28,7 +29,7 @@ from balerc.formats.table import Table
 
 from .model import ModelBundle
 from .options import CompressOptions, default_threads
-from .plan import Ranges, limit_rule
+from .plan import Ranges
 from .progress import progress
 from .reader import decode_with
 from .writer import CompressResult, Writer, _jsonable, producer
@@ -88,7 +89,7 @@ class SectionsWriter:
             opts = options.with_(chunk_rows=section_chunk_rows(t, options.chunk_rows),
                                  progress=False)
             if not t.names_of_kind("float") and (name not in (models or {})):
-                opts = opts.with_(bound=None, lossless=True)  # counters, flags: exact
+                opts = opts.with_(bound=None, lossless=True, column_bounds=None)  # counters
             w = Writer(None, opts, schema={n: a.dtype for n, a in t.columns.items()},
                        model=(models or {}).get(name), ranges=(ranges or {}).get(name),
                        probe=t if t.n_rows else None)
@@ -158,6 +159,9 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
     """Compress a SectionStream (a whole ROOT tree) into one file, step by step."""
     first = stream.first
     step = options.chunk_rows
+    if options.column_bounds:  # globs are checked against every section's columns at once
+        options.column_bounds.check([n for t in first.tables.values() for n in t.names])
+        options = options.with_(column_bounds=replace(options.column_bounds, strict=False))
     raw = first.nbytes / max(first.n_events, 1) * stream.n_events
     options = options.with_(zstd_level=options.level_for(raw))
     ranges = _ranges(stream, options, models or {})
@@ -183,13 +187,12 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
 def _ranges(stream: SectionStream, options: CompressOptions,
             models: Mapping[str, ModelBundle]) -> dict[str, Ranges] | None:
     """One pass for the float columns' ranges when a bound is relative to them."""
+    from .precision import needs_ranges
+
     if options.lossless:
         return None
-    wanted = {}
-    for name in stream.first.names:
-        rule = limit_rule(options.bound, models.get(name))
-        if rule is not None and rule.needs_range:
-            wanted[name] = stream.first[name].names_of_kind("float")
+    wanted = {name: stream.first[name].names_of_kind("float") for name in stream.first.names
+              if needs_ranges(options, models.get(name))}
     return stream.column_ranges(wanted, options.chunk_rows) if wanted else None
 
 

@@ -179,19 +179,33 @@ class Writer:
             raise InputError("the schema has no columns")
         kinds = {n: _kind(d) for n, d in schema.items()}  # refuses dtypes balerc cannot store
         self._schema = schema
-        self._plan = plan_coders(schema, self.options, self.model, self.ranges, probe,
-                                 self._expected_rows)
+        if self.options.column_bounds:
+            from .precision import plan_grouped
+
+            self._plan = plan_grouped(schema, self.options, self.model, self.ranges, probe,
+                                      self._expected_rows)
+        else:
+            self._plan = plan_coders(schema, self.options, self.model, self.ranges, probe,
+                                     self._expected_rows)
         coders = self._plan.coders
         configs = [c.get_config() for c in coders]  # once: the model coder hashes its decoder
+        self._prefixes = stream_prefixes(coders)
+        features = {f for c, cfg in zip(coders, configs, strict=True)
+                    for f in cfg.get("features", [c.codec_id])}
+        for cfg, prefix in zip(configs, self._prefixes, strict=True):
+            if prefix:
+                cfg["stream_prefix"] = prefix
+                features.add(STREAM_PREFIX_FEATURE)
+        features = sorted(features)
         codec_of = {n: c.codec_id for c in coders for n in c.columns}
-        features = sorted({f for c, cfg in zip(coders, configs, strict=True)
-                           for f in cfg.get("features", [c.codec_id])})
+        bounds = self._plan.bounds
         header = {
             "format": "balerc", "required_features": features, "producer": producer(),
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "chunk_rows": self.options.chunk_rows,
             "schema": {"columns": [{"name": n, "kind": kinds[n], "dtype": dtype_str(d),
-                                    "codec": codec_of.get(n, "lossless")}
+                                    "codec": codec_of.get(n, "lossless"),
+                                    **({"bound": bounds[n]} if n in bounds else {})}
                                    for n, d in schema.items()],
                        "source": {k: v for k, v in self._source.items() if _jsonable(v)}},
             "coders": configs,
@@ -299,7 +313,8 @@ class Writer:
         meta: dict[str, Any] = {}
         for k, coder in enumerate(self._plan.coders):
             s, m = coder.encode(chunk, index)
-            streams.update(s)
+            prefix = self._prefixes[k]
+            streams.update({prefix + n: b for n, b in s.items()} if prefix else s)
             if m:
                 meta[str(k)] = m
         return chunk.n_rows, streams, meta
@@ -332,12 +347,23 @@ class Writer:
         self._report(self.result)
         return self.result
 
+    def _lossy(self) -> list[Any]:
+        """The autoencoder coders (several under per-column bounds), the main one first."""
+        if self._plan is None or self._plan.ae is None:
+            return []
+        return [self._plan.ae] + [c for c in self._plan.coders
+                                  if c is not self._plan.ae and hasattr(c, "error_report")]
+
     def _summary(self) -> dict[str, Any]:
-        ae = self._plan.ae if self._plan else None
-        if ae is None:
+        lossy = self._lossy()
+        if not lossy:
             return {}
-        return {"max_error": [_g4(r["max"]) for r in ae.error_report()],
-                "modes": ae._stats.modes}
+        out: dict[str, Any] = {"max_error": [_g4(r["max"]) for r in lossy[0].error_report()],
+                               "modes": lossy[0]._stats.modes}
+        if len(lossy) > 1:  # every lossy column by name (info reads this first)
+            out["max_error_by_column"] = {r["name"]: _g4(r["max"]) for c in lossy
+                                          for r in c.error_report()}
+        return out
 
     def _report(self, result: CompressResult) -> None:
         """Measured errors and notes for the summary the CLI prints."""
@@ -345,7 +371,7 @@ class Writer:
         notes = list(self._plan.notes)
         ae = self._plan.ae
         if ae is not None:
-            result.extra["errors"] = ae.error_report()
+            result.extra["errors"] = [r for c in self._lossy() for r in c.error_report()]
             if self._plan.model is not None:
                 notes.append(f"ONNX Runtime provider: {ae._decoder_session(1).provider}")
                 used = sum(ae._stats.modes.get(m, 0) for m in "par")
@@ -369,6 +395,20 @@ class Writer:
         self._shutdown()
         if self._own and self._cw is None and self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+STREAM_PREFIX_FEATURE = "stream-prefix"
+
+
+def stream_prefixes(coders: list[Any]) -> list[str]:
+    """'' for the first coder of each id, '<k>:' for later ones (several autoencoder coders
+    under per-column bounds would otherwise share the names 'latents' and 'qgroup')."""
+    seen: set[str] = set()
+    out = []
+    for k, c in enumerate(coders):
+        out.append(f"{k}:" if c.codec_id in seen else "")
+        seen.add(c.codec_id)
+    return out
 
 
 def _kind(dtype: np.dtype) -> str:

@@ -244,6 +244,8 @@ def _column(c: Check, x: Any, what: str) -> tuple[str, str]:
     if kind != _KIND_OF_DTYPE[dtype[1]]:
         col.fail(f"kind '{kind[:40]}' does not match dtype '{dtype}'")
     col.get("codec", str, "")
+    if len(col.get("bound", str, "")) > 64:
+        col.fail("'bound' is too long")
     return name, dtype
 
 
