@@ -28,8 +28,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py
-	NPY_DISABLE_CPU_FEATURES="$(NO_AVX2)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py tests/test_sections.py::test_golden_sections_decode_bit_identically
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX2)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py tests/test_sections.py::test_golden_sections_decode_bit_identically
 	$(BIN)/ruff check .
 
 # A long fuzzing campaign over the committed corpus (the CI runs a bounded one in tests/).

@@ -312,8 +312,11 @@ def _report(machine: dict[str, Any] | None, human: str | None, data_on_stdout: b
 
 
 @cli.command("generate")
-@click.option("--kind", type=click.Choice(["dimuon", "jets", "gene"]), default="dimuon",
-              show_default=True, help="Toy table to generate.")
+@click.option("--kind", type=click.Choice(["dimuon", "jets", "gene", "nanoaod"]),
+              default="dimuon", show_default=True,
+              help="Toy table to generate; 'nanoaod' is a whole NanoAOD-like tree (events "
+                   "plus Jet, Muon, Electron, Photon and Tau collections; --rows counts "
+                   "events; .root output only).")
 @click.option("--rows", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
@@ -325,6 +328,19 @@ def generate_cmd(kind: str, rows: int, seed: int, output: Path, force: bool) -> 
     from balerc.formats.fileio import atomic_output
     from balerc.formats.tableio import write_table
 
+    if kind == "nanoaod":
+        from balerc.formats.root_sections import write_root_sections
+        from balerc.formats.toy_nano import nanoaod_like
+
+        if output.suffix.lower() != ".root":
+            raise InputError(f"cannot write {output}: the nanoaod toy is a tree of several "
+                             f"collections; write a .root file")
+        tree = nanoaod_like(rows, seed)
+        with atomic_output(output, force) as tmp:
+            write_root_sections(tree, tmp)
+        click.echo(f"wrote {output}: {rows:,} events, {tree.n_columns} branches in "
+                   f"{len(tree)} sections (nanoaod, seed {seed})")
+        return
     table = toy.generate(kind, rows, seed)
     with atomic_output(output, force) as tmp:
         write_table(table, tmp, fmt=output.suffix.lstrip(".").lower())

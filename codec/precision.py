@@ -39,6 +39,8 @@ LOSSLESS = "lossless"
 # (benchmarks/results_whole_files.md). First matching glob wins; None = full precision.
 NANOAOD_BITS: tuple[tuple[str, int | None], ...] = (
     ("GenPart_*", 8), ("GenVisTau_*", 8),
+    ("LHE_*", None), ("LHEWeight_*", None), ("fixedGridRho*", None),
+    ("SoftActivityJetHT*", None), ("Pileup_gpudensity", None),
     ("LHE*", 14), ("Generator_*", 14), ("*_mvaTTH", 14), ("*_mvaLowPt", 14),
     ("*_segmentComp", 14), ("PV_z", 16), ("SV_z", 14), ("Tau_dz", 14),
     ("*_eta", 12), ("*_phi", 12), ("*_mass", 10),
@@ -47,7 +49,7 @@ NANOAOD_BITS: tuple[tuple[str, int | None], ...] = (
     ("*_dr03*", 8), ("*_hoe", 8), ("*_jetPtRelv2", 8), ("*_jetRelIso", 8),
     ("*_scEtOverPt", 8), ("MET_cov*", 8), ("*_btagDeepFlavB", 8),
     ("*_pt", None), ("*Iso*", None), ("*Weight*", None), ("genWeight", None),
-    ("LHE_*", None), ("*MET*_pt", None),
+    ("*MET*_pt", None),
 )
 NANOAOD_DEFAULT_BITS = 10
 PRESETS = ("nanoaod",)

@@ -83,6 +83,7 @@ class SectionsWriter:
         self._t0 = time.perf_counter()
         self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None
         self.writers: dict[str, Writer] = {}
+        window: Any = None
         specs = []
         for name in first.names:
             t = first[name]
@@ -94,6 +95,8 @@ class SectionsWriter:
                        model=(models or {}).get(name), ranges=(ranges or {}).get(name),
                        probe=t if t.n_rows else None)
             w._pool, w._pool_shared = self._pool, True
+            window = w._window if window is None else window
+            w._window = window  # one window: chunks reach the file in submission order
             self.writers[name] = w
             spec = {"name": name, "chunk_rows": opts.chunk_rows,
                     "schema": w.table_header["schema"], "coders": w.table_header["coders"]}

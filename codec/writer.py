@@ -146,7 +146,11 @@ class Writer:
         self._schema: dict[str, np.dtype] = {}
         self._pending: list[dict[str, np.ndarray]] = []
         self._buffered = 0
-        self._window: deque[Future] = deque()
+        # chunks in flight, oldest first, with the writer that writes them: the sections of
+        # a multi-section file share one window, so the file's chunk order is the order of
+        # submission whatever the thread count
+        self._window: deque[tuple[Writer, Future]] = deque()
+        self._submitted = 0
         self._pool: ThreadPoolExecutor | None = None
         self._pool_shared = False  # a multi-section file's sections share one pool
         self._raw = 0
@@ -289,23 +293,26 @@ class Writer:
         if self._buffered:
             self._submit(*self._take(self._buffered))
         while self._window:
-            self._write(self._window.popleft().result())
+            owner, fut = self._window.popleft()
+            owner._write(fut.result())
 
     # -- encoding ------------------------------------------------------------------------
     def _submit(self, cols: dict[str, np.ndarray], n: int) -> None:
         assert self._cw is not None and self._plan is not None
         chunk = Table(cols, self._source)
         self._raw += chunk.nbytes
-        index = self._cw.n_chunks + len(self._window)
+        index = self._submitted
+        self._submitted += 1
         threads = self.options.threads
         if threads <= 1:
             self._write(self._encode(chunk, index))
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=threads)
-        self._window.append(self._pool.submit(self._encode, chunk, index))
+        self._window.append((self, self._pool.submit(self._encode, chunk, index)))
         while len(self._window) >= 2 * threads:
-            self._write(self._window.popleft().result())
+            owner, fut = self._window.popleft()
+            owner._write(fut.result())
 
     def _encode(self, chunk: Table, index: int) -> tuple[int, dict[str, bytes], dict[str, Any]]:
         assert self._plan is not None

@@ -631,6 +631,11 @@ class ContainerReader:
         index = names.index(which) if isinstance(which, str) and which in names else which
         if not isinstance(index, int) or not 0 <= index < len(names):
             raise ContainerError(f"{self.path} has no section {which!r}; it has {names}")
+        lost = next((i for i, c in enumerate(self.chunks) if c.section < 0), None)
+        if lost is not None:  # a damaged descriptor: its section, and so every one, is unsure
+            if not self.recover:
+                raise self._damaged[lost]
+            self.keep_prefix(lost, f"chunk {lost} is damaged ({self._damaged[lost]})")
         return SectionView(self, index)
 
     def verify(self) -> list[str]:
