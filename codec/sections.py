@@ -174,7 +174,7 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
         w = SectionsWriter(f, options, probe, ranges=ranges, models=models)
         with progress(-(-stream.n_events // step), "compress", "step",
                       enabled=options.progress) as bar:
-            for part in stream.steps(step):
+            for part in stream.steps(step, prefetch=True):
                 w.append(part)
                 bar.update(1)
         return w.close()

@@ -32,6 +32,7 @@ from .io_root import _classify_rntuple, _classify_ttree, _Field, _list_trees, _m
 from .sections import EVENTS, SYNTHETIC_COUNTER, Sections, SectionStream
 from .table import Table
 
+BASKET_EVENTS = 50_000
 _ARRAY_COLUMN = re.compile(r"^(.*?)((?:\[\d+\])+)$")
 
 
@@ -80,7 +81,7 @@ def _open(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[dict[s
     """The ROOT file, the tree object, its name and class, and the file's other objects."""
     uproot, _ = _modules()
     try:
-        file = uproot.open(path)
+        file = uproot.open(path, array_cache=None, object_cache=None)
     except Exception as exc:  # uproot raises many types for non-ROOT bytes
         raise InputError(f"{path}: not a readable ROOT file ({exc})") from exc
     trees = _list_trees(file)
@@ -247,9 +248,10 @@ def _to_sections(path: Path, arrays: Any, flat: list[_Field], collections: list[
     return out
 
 
-def write_root_sections(sections: Sections, path: str | Path) -> None:
+def write_root_sections(sections: Sections, path: str | Path, compression: Any = None) -> None:
     """Write Sections as one tree: branches in the source's order, collections as jagged
-    branches sharing their counter, fixed-size arrays as array branches."""
+    branches sharing their counter, fixed-size arrays as array branches. `compression`:
+    an uproot codec (e.g. ``uproot.ZSTD(5)``; default uproot's ZLIB 1)."""
     uproot, ak = _modules()
     path = Path(path)
     src = sections.source
@@ -287,12 +289,15 @@ def write_root_sections(sections: Sections, path: str | Path) -> None:
             data[name] = events[name]
     for c in set(counter_of.values()):
         data.pop(c, None)  # uproot fills counters from the jagged arrays
-    with uproot.recreate(path) as file:
+    extra = {} if compression is None else {"compression": compression}
+    with uproot.recreate(path, **extra) as file:
         out = file.mktree(str(src.get("tree") or "events"), types,
                           title=str(src.get("title") or ""),
                           counter_name=lambda b: counter_of[b])
-        if sections.n_events or not types:
-            out.extend(data)
+        # one extend per basket's worth of events: a reader of a range then inflates only
+        # the baskets it needs, not the whole branch
+        for start in range(0, sections.n_events, BASKET_EVENTS):
+            out.extend({n: a[start:start + BASKET_EVENTS] for n, a in data.items()})
 
 
 def _branches(sections: Sections) -> list[dict[str, Any]]:

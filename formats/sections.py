@@ -103,9 +103,25 @@ class SectionStream:
     def source(self) -> dict[str, Any]:
         return self.first.source
 
-    def steps(self, step_events: int) -> Iterator[Sections]:
-        for start in range(0, self.n_events, step_events):
-            yield self._reader(start, min(start + step_events, self.n_events))
+    def steps(self, step_events: int, prefetch: bool = False) -> Iterator[Sections]:
+        """Steps of `step_events` events in order; with `prefetch` the next step is read on
+        a thread while the caller works on this one (ROOT decompression overlaps encoding;
+        memory: two steps)."""
+        ranges = [(a, min(a + step_events, self.n_events))
+                  for a in range(0, self.n_events, step_events)]
+        if not prefetch or len(ranges) < 2:
+            for a, b in ranges:
+                yield self._reader(a, b)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            ahead = pool.submit(self._reader, *ranges[0])
+            for nxt in ranges[1:]:
+                current = ahead.result()
+                ahead = pool.submit(self._reader, *nxt)
+                yield current
+            yield ahead.result()
 
     def column_ranges(self, wanted: dict[str, list[str]], step_events: int = 1 << 16
                       ) -> dict[str, dict[str, tuple[float, float]]]:
