@@ -42,11 +42,12 @@ def compress_file(
             "or -m MODEL_DIR from `balerc train`"
         )
     opts = CompressOptions.make(bound, threads=threads, lossless=lossless, **options)
-    model = ModelBundle.load(model_dir) if model_dir is not None else None
     if isinstance(table, SectionStream):
-        from .sections import compress_sections, models_for
+        from .sections import compress_sections, load_models
 
-        return compress_sections(table, output, opts, models_for(table.first, model))
+        models = load_models(model_dir, table.first) if model_dir is not None else {}
+        return compress_sections(table, output, opts, models)
+    model = ModelBundle.load(model_dir) if model_dir is not None else None
     return compress_table(table, output, opts, model)
 
 

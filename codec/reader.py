@@ -161,14 +161,27 @@ class Reader:
     """An open .balerc file for pipelines: chunk by chunk, row ranges, info."""
 
     def __init__(self, source: str | os.PathLike | bytes, *, recover: bool = False,
-                 threads: int | None = None, **runtime: Any):
-        self._reader = ContainerReader(source, recover=recover)
-        self.path = self._reader.path
+                 threads: int | None = None, section: str | None = None, **runtime: Any):
+        self._file = ContainerReader(source, recover=recover)
+        self.path = self._file.path
         self.threads = threads or default_threads()
         self._runtime = runtime
+        self.sections = [s["name"] for s in self._file.sections or []]
+        try:
+            if self.sections and section is None:
+                raise InputError(f"{self.path} holds {len(self.sections)} sections "
+                                 f"({', '.join(self.sections[:12])}); open one with "
+                                 f"section=NAME, or read them all with read_sections")
+            if section is not None:
+                self._reader: Any = self._file.section(section)
+            else:
+                self._reader = self._file
+        except BaseException:
+            self._file.close()
+            raise
         header = self._reader.header
         if "schema" not in header:
-            self._reader.close()
+            self._file.close()
             raise SchemaError(f"{self.path}: the header has no table schema: not a balerc "
                               f"table file")
         self.columns = [c["name"] for c in header["schema"]["columns"]]
@@ -181,7 +194,7 @@ class Reader:
         self.close()
 
     def close(self) -> None:
-        self._reader.close()
+        self._file.close()
 
     @property
     def n_rows(self) -> int:
@@ -197,7 +210,7 @@ class Reader:
 
         return describe_file(self.path, verify=False) if self.path != "<bytes>" else {
             "rows": self.n_rows, "chunks": self.n_chunks, "columns": self.columns,
-            "format_version": ".".join(map(str, self._reader.format_version))}
+            "format_version": ".".join(map(str, self._file.format_version))}
 
     def iter_chunks(self, columns: list[str] | None = None) -> Iterator[Table]:
         """One Table per chunk, in order (decoded on `threads` threads ahead)."""

@@ -140,8 +140,42 @@ class SectionsWriter:
                                     for n, r in results.items()}
         result.extra["errors"] = [dict(e, name=f"{n}/{e.get('name', '')}")
                                   for n, r in results.items() for e in r.extra.get("errors", [])]
-        result.extra["notes"] = [note for r in results.values() for note in r.extra.get("notes", [])]
+        notes = {note: None for r in results.values() for note in r.extra.get("notes", [])
+                 if note.startswith("ONNX Runtime provider")}
+        result.extra["notes"] = [f"section {n}: {note}" for n, r in results.items()
+                                 for note in r.extra.get("notes", []) if note not in notes]
+        result.extra["notes"] += list(notes)
         return result
+
+
+SECTION_MODELS = "sections.json"  # written by train/sections.py
+
+
+def load_models(model_dir: str | os.PathLike, first: Sections) -> dict[str, ModelBundle]:
+    """`-m DIR` for a whole tree: DIR of section models (sections.json) or one model."""
+    import json
+
+    path = Path(model_dir)
+    index = path / SECTION_MODELS
+    if not index.exists():
+        return models_for(first, ModelBundle.load(path))
+    try:
+        record = json.loads(index.read_text(encoding="utf-8"))
+        names = dict(record["sections"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{index}: not a section model index ({exc}); retrain with "
+                         f"`balerc train`") from None
+    unknown = [n for n in names if n not in first.names]
+    if unknown:
+        raise InputError(f"{index} has models for section(s) {unknown} that this file does not "
+                         f"have (its sections: {first.names})")
+    out = {}
+    for section, sub in names.items():
+        sub_path = (path / str(sub)).resolve()
+        if path.resolve() not in sub_path.parents:
+            raise InputError(f"{index}: model directory '{sub}' lies outside {path}")
+        out[section] = ModelBundle.load(sub_path)
+    return out
 
 
 def models_for(first: Sections, model: ModelBundle | None) -> dict[str, ModelBundle]:

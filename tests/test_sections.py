@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
-from conftest import shared_file
 
 from balerc.cli.main import cli
 from balerc.codec.options import CompressOptions
@@ -30,6 +29,7 @@ from balerc.formats.root_sections import (
 )
 from balerc.formats.sections import EVENTS, Sections, SectionStream
 from balerc.formats.toy_nano import nanoaod_like, round_mantissa
+from conftest import shared_file
 
 NANO = "nanoAOD_2015_CMS_Open_Data_ttbar.root"
 HZZ = "uproot-HZZ.root"
@@ -319,3 +319,99 @@ def test_golden_sections_decode_bit_identically(path: Path) -> None:
 
 def test_golden_sections_exist() -> None:
     assert len(GOLDEN_SECTIONS) == 2
+
+
+# -- training per section ---------------------------------------------------------------------
+def test_train_per_section_and_compress_with_them(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from balerc.train.config import TrainConfig
+    from balerc.train.sections import train_sections
+
+    src = tmp_path / "t.root"
+    write_root_sections(nanoaod_like(1500, 4), src)
+    record = train_sections(src, tmp_path / "m", TrainConfig(epochs=2), log=lambda s: None)
+    assert "Jet" in record["sections"] and "only 5" in record["skipped"]["Tau"]  # 0.4/event
+    assert (tmp_path / "m" / "Jet" / "decoder.onnx").exists()
+    out = run("compress", src, "-m", tmp_path / "m", "-o", tmp_path / "t.balerc",
+              "--error-bound", "pwrel:1e-3", "--keep-model")
+    assert "wrote" in out
+    back = read_sections(tmp_path / "t.balerc")
+    jet = nanoaod_like(1500, 4)["Jet"]
+    x = jet["Jet_pt"].astype(np.float64)
+    assert np.all(np.abs(back["Jet"]["Jet_pt"] - x) <= 1e-3 * np.abs(x))
+    with ContainerReader(tmp_path / "t.balerc") as r:
+        assert "decoder.lean.onnx.zst" in "".join(r.attachments)
+        assert any(a.startswith(f"{[s['name'] for s in r.sections].index('Jet')}/")
+                   for a in r.attachments)
+
+
+def test_reader_api_opens_one_section(tmp_path: Path) -> None:
+    import balerc
+
+    tree = small_tree(1000)
+    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    balerc.compress_sections(stream, tmp_path / "t.balerc",
+                             CompressOptions(lossless=True, chunk_rows=256))
+    with pytest.raises(InputError, match="holds 6 sections"):
+        balerc.open_reader(tmp_path / "t.balerc")
+    with balerc.open_reader(tmp_path / "t.balerc", section="Muon") as r:
+        assert r.n_rows == tree["Muon"].n_rows
+        parts = list(r.iter_chunks(columns=["Muon_pt"]))
+        assert np.concatenate([p["Muon_pt"] for p in parts]).tobytes() == \
+            tree["Muon"]["Muon_pt"].tobytes()
+        assert r.read(rows=slice(5, 9))["Muon_eta"].tobytes() == \
+            tree["Muon"]["Muon_eta"][5:9].tobytes()
+
+
+def test_recover_a_cut_file_keeps_whole_events(tmp_path: Path) -> None:
+    tree = small_tree(3000)
+    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    compress_sections(stream, tmp_path / "t.balerc", CompressOptions(lossless=True,
+                                                                      chunk_rows=256))
+    data = (tmp_path / "t.balerc").read_bytes()
+    (tmp_path / "cut.balerc").write_bytes(data[: len(data) * 2 // 3])
+    res = CliRunner().invoke(cli, ["decompress", str(tmp_path / "cut.balerc"), "-o",
+                                   str(tmp_path / "x.root")])
+    assert res.exit_code == 2 and "--recover" in res.output
+    with pytest.warns(UserWarning, match="recovered the first"):
+        back = read_sections(tmp_path / "cut.balerc", recover=True)
+    n = back.n_events
+    assert 0 < n < tree.n_events
+    back.check()  # every collection holds exactly the objects its counters say
+    for name in tree.names:
+        assert back[name].equals(_slice(tree, 0, n)[name]), name
+
+
+# -- hostile multi-section files --------------------------------------------------------------
+def test_mutated_section_files_end_in_typed_errors(tmp_path: Path) -> None:
+    """Byte-level and structural mutations of a 2.2 file (checksums fixed for the latter):
+    every read gives the data, or a BalercError; never another exception."""
+    import random
+
+    from balerc.formats.errors import BalercError
+    from tests.fuzz import mutators as mu
+
+    tree = small_tree(120, seed=9)
+    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    compress_sections(stream, tmp_path / "s.balerc",
+                      CompressOptions.make("pwrel:1e-3", chunk_rows=32, zstd_level=3))
+    target = mu.Target.of("sections", (tmp_path / "s.balerc").read_bytes())
+    rng = random.Random(12)
+    outcomes: dict[str, int] = {}
+    for k in range(600):
+        try:
+            m = (mu.random_mutation(rng, target, []) if k % 3 else
+                 mu.structural_mutation(rng, target))
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # a structural edit written for one-table headers
+        for recover in (False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    read_sections(m.data, recover=recover, threads=1)
+                    key = "decoded"
+                except BalercError as exc:
+                    key = type(exc).__name__
+            outcomes[key] = outcomes.get(key, 0) + 1
+    assert outcomes.get("decoded", 0) > 0 and sum(outcomes.values()) > 700, outcomes
+    assert "ChecksumError" in outcomes and "SchemaError" in outcomes, outcomes
