@@ -269,7 +269,8 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
                                     show_progress=not quiet, **kw)
     info = {"output": str(output), "rows": table.n_rows, "columns": table.n_columns}
     _report(info if as_json else None,
-            None if quiet else f"wrote {output}: {table.n_rows:,} rows", to_stdout)
+            None if quiet else f"wrote {output}: {table.n_rows:,} "
+            f"{'events' if isinstance(table, api.WrittenTree) else 'rows'}", to_stdout)
 
 
 def _many(run: Any, inputs: tuple[str, ...], output_dir: Path, options: dict[str, Any],

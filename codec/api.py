@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def decompress_file(
     show_progress: bool = False,
     recover: bool = False,
     sections: list[str] | None = None,
-) -> Table:
+) -> Table | WrittenTree:
     """Decode `src` and write the table to `output` in the format its extension names.
 
     A file of several sections (a whole ROOT tree) becomes a ROOT tree again; to another
@@ -95,6 +96,14 @@ def decompress_file(
     with atomic_output(out, force) as tmp:
         write_table(table, tmp, fmt=ext.lstrip("."))
     return table
+
+
+@dataclass
+class WrittenTree:
+    """What `decompress_file` wrote for a whole tree (streamed: no table in memory)."""
+
+    n_rows: int  # events
+    n_columns: int  # stored columns (a fixed-size array counts per element)
 
 
 def _has_sections(src: str | os.PathLike | bytes) -> bool:
@@ -134,17 +143,30 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
 
 
 def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
-                         sections: list[str] | None, force: bool, **kw: Any) -> Table:
+                         sections: list[str] | None, force: bool, **kw: Any
+                         ) -> Table | WrittenTree:
     """A multi-section file to a ROOT tree (or one of its sections to a table)."""
-    from balerc.formats.root_sections import write_root_sections
+    from balerc.formats.root_sections import RootTreeWriter, write_root_sections
     from balerc.formats.tableio import write_table
 
-    from .sections import read_sections
+    from .sections import iter_sections, read_sections
 
-    data = read_sections(src, sections=sections, **kw)
     label = "<stdin>" if isinstance(src, (bytes, bytearray)) else src
+    if ext == ".root" and not kw.get("recover"):  # step by step: memory of a step
+        kw.pop("recover")
+        kw.pop("show_progress")
+        steps = iter_sections(src, sections=sections, **kw)
+        first = next(steps)
+        events = first.n_events
+        with atomic_output(out, force) as tmp, RootTreeWriter(tmp, first) as writer:
+            writer.extend(first)
+            for step in steps:
+                writer.extend(step)
+                events += step.n_events
+        return WrittenTree(events, first.n_columns)
+    data = read_sections(src, sections=sections, **kw)
     if ext == ".root":
-        if kw.get("recover") and data.n_events == 0:
+        if data.n_events == 0:
             raise IncompleteFileError(f"{label}: no complete event could be recovered; "
                                       f"nothing written")
         with atomic_output(out, force) as tmp:

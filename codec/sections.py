@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -25,7 +25,7 @@ from balerc.formats.container import ContainerReader, ContainerWriter
 from balerc.formats.errors import InputError
 from balerc.formats.fileio import atomic_output
 from balerc.formats.sections import EVENTS, Sections, SectionStream
-from balerc.formats.table import Table
+from balerc.formats.table import Table, concat
 
 from .model import ModelBundle
 from .options import CompressOptions, default_threads
@@ -290,6 +290,79 @@ def read_sections(source: str | os.PathLike | bytes, *, sections: list[str] | No
         if reader.recovered:
             out = complete_events(out)
         return out
+
+
+STEP_EVENTS = 50_000  # events per step when a tree is written back
+
+
+class _Cursor:
+    """Rows of one section in increasing ranges, each chunk decoded once (the last chunk
+    of a range is kept for the next)."""
+
+    def __init__(self, view: Any, columns: list[str] | None, threads: int, runtime: Any):
+        self.view, self.columns, self.threads, self.runtime = view, columns, threads, runtime
+        self.starts = np.cumsum([0] + [c.rows for c in view.chunks])
+        self._kept: tuple[int, Table] | None = None
+
+    def take(self, lo: int, hi: int) -> Table:
+        if hi <= lo:
+            return decode_with(self.view, columns=self.columns, chunks=[], **self.runtime)
+        first = int(np.searchsorted(self.starts, lo, side="right") - 1)
+        last = int(np.searchsorted(self.starts, hi, side="left"))
+        parts, todo = [], list(range(first, last))
+        if self._kept is not None and self._kept[0] == first:
+            parts.append(self._kept[1])
+            todo = todo[1:]
+        if todo:
+            parts.append(decode_with(self.view, columns=self.columns, chunks=todo,
+                                     threads=self.threads, **self.runtime))
+        whole = parts[0] if len(parts) == 1 else concat(parts)
+        base = int(self.starts[first])
+        self._kept = (last - 1, whole.slice(int(self.starts[last - 1]) - base, whole.n_rows))
+        return whole.slice(lo - base, hi - base)
+
+
+def iter_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
+                  columns: list[str] | None = None, threads: int | None = None,
+                  step_events: int = STEP_EVENTS, **runtime: Any) -> Iterator[Sections]:
+    """A multi-section file as steps of `step_events` events with their objects: memory
+    for a step and a chunk per section, not the file (the counters are read first)."""
+    threads = threads or default_threads()
+    with ContainerReader(source) as reader:
+        if reader.sections is None:
+            raise InputError(f"{reader.path} holds one table, not sections")
+        plan = select(reader, sections, columns)
+        cursors, layouts = {}, {}
+        for k, spec in enumerate(reader.sections):
+            if spec["name"] in plan:
+                view = reader.section(k)
+                order = [c["name"] for c in spec["schema"]["columns"]]
+                cols = plan[spec["name"]]
+                cursors[spec["name"]] = _Cursor(view, None if cols is None else
+                                                [c for c in order if c in cols], threads, runtime)
+                layouts[spec["name"]] = spec.get("layout", {})
+        source_rec = dict(reader.header.get("source", {}))
+        ends = _object_ends(reader, layouts, threads, runtime)
+        n_events = int(cursors[EVENTS].starts[-1]) if EVENTS in cursors else 0
+        for a in range(0, max(n_events, 1), step_events):
+            b = min(a + step_events, n_events)
+            tables = {name: (cur.take(int(ends[name][a]), int(ends[name][b])) if name in ends
+                             else cur.take(a, b)) for name, cur in cursors.items()}
+            yield Sections(tables, layouts, source_rec)
+
+
+def _object_ends(reader: ContainerReader, layouts: dict[str, Any], threads: int,
+                 runtime: Any) -> dict[str, np.ndarray]:
+    """Per collection, the first object row of each event (cumulative counters)."""
+    wanted = {lay["counter"] for lay in layouts.values()
+              if lay.get("kind") == "collection" and lay.get("counter")}
+    if not wanted or EVENTS not in layouts:
+        return {}
+    events = reader.section(EVENTS)
+    counters = decode_with(events, columns=sorted(wanted), threads=threads, **runtime)
+    return {name: np.concatenate([[0], np.cumsum(counters[lay["counter"]], dtype=np.int64)])
+            for name, lay in layouts.items()
+            if lay.get("kind") == "collection" and lay.get("counter") in counters}
 
 
 def complete_events(sections: Sections) -> Sections:

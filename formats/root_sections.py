@@ -252,52 +252,107 @@ def write_root_sections(sections: Sections, path: str | Path, compression: Any =
     """Write Sections as one tree: branches in the source's order, collections as jagged
     branches sharing their counter, fixed-size arrays as array branches. `compression`:
     an uproot codec (e.g. ``uproot.ZSTD(5)``; default uproot's ZLIB 1)."""
-    uproot, ak = _modules()
-    path = Path(path)
-    src = sections.source
+    with RootTreeWriter(path, sections, compression) as out:
+        for start in range(0, sections.n_events, BASKET_EVENTS):
+            out.extend(_event_slice(sections, start, start + BASKET_EVENTS))
+
+
+class RootTreeWriter:
+    """A ROOT tree written step by step (`extend(step)` per Sections step), so writing a
+    whole tree back needs memory for one step, not the file. The branch types come from
+    the first step given (it may hold no events)."""
+
+    def __init__(self, path: str | Path, first: Sections, compression: Any = None):
+        uproot, _ = _modules()
+        self._records = _branches(first)
+        types, self._counter_of = _branch_types(first, self._records)
+        extra = {} if compression is None else {"compression": compression}
+        self._file = uproot.recreate(Path(path), **extra)
+        src = first.source
+        self._tree = self._file.mktree(str(src.get("tree") or "events"), types,
+                                       title=str(src.get("title") or ""),
+                                       counter_name=lambda b: self._counter_of[b])
+
+    def __enter__(self) -> RootTreeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def extend(self, step: Sections) -> None:
+        """Append a step's events (one basket per branch: keep steps ~50k events)."""
+        if step.n_events:
+            self._tree.extend(_branch_data(step, self._records, self._counter_of))
+
+
+def _event_slice(sections: Sections, a: int, b: int) -> Sections:
+    """Events [a, b) and their objects."""
+    tables = {}
+    for n, t in sections.tables.items():
+        if sections.layouts.get(n, {}).get("kind") == "collection":
+            ends = np.concatenate([[0], np.cumsum(sections.counts(n))])
+            tables[n] = t.slice(int(ends[min(a, len(ends) - 1)]), int(ends[min(b, len(ends) - 1)]))
+        else:
+            tables[n] = t.slice(a, b)
+    return Sections(tables, sections.layouts, sections.source)
+
+
+def _counter_name(sections: Sections, section: str) -> str:
+    counter = sections.layouts[section]["counter"]
+    return "n" + section if counter.startswith(SYNTHETIC_COUNTER) else counter
+
+
+def _array_parts(events: Table, name: str) -> list[str]:
+    return [c for c in events.names
+            if (m := _ARRAY_COLUMN.match(c)) is not None and m.group(1) == name]
+
+
+def _branch_types(sections: Sections, records: list[dict[str, Any]]
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
+    """uproot branch types in the records' order, and each jagged branch's counter."""
+    _, ak = _modules()
     events = sections.tables.get(EVENTS, Table({}))
-    counter_of: dict[str, str] = {}
     types: dict[str, Any] = {}
-    data: dict[str, Any] = {}
-    offsets = {n: np.concatenate([[0], np.cumsum(sections.counts(n))])
-               for n in sections.tables if sections.layouts.get(n, {}).get("kind") == "collection"}
-    for rec in _branches(sections):
+    counter_of: dict[str, str] = {}
+    for rec in records:
         name, kind = rec["name"], rec["kind"]
         if kind == "jagged":
-            sec = rec["section"]
-            col = sections[sec][name]
-            counts = np.diff(offsets[sec])
-            counter = sections.layouts[sec]["counter"]
-            if counter.startswith(SYNTHETIC_COUNTER):
-                counter = "n" + sec
-            counter_of[name] = counter
+            col = sections[rec["section"]][name]
+            counter_of[name] = _counter_name(sections, rec["section"])
             types[name] = ak.types.ListType(ak.types.NumpyType(
                 ak.types.numpytype.dtype_to_primitive(col.dtype)))
-            data[name] = ak.unflatten(col, counts)
         elif kind == "array":
-            parts = [c for c in events.names if _ARRAY_COLUMN.match(c)
-                     and _ARRAY_COLUMN.match(c).group(1) == name]
+            parts = _array_parts(events, name)
             shape = tuple(rec.get("shape") or [len(parts)])
-            stacked = np.stack([events[c] for c in parts], axis=1).reshape(-1, *shape)
-            types[name] = np.dtype((stacked.dtype, shape))
-            data[name] = stacked
+            types[name] = np.dtype((events[parts[0]].dtype, shape))
         elif kind == "string":
             types[name] = "string"
-            data[name] = ak.Array(list(events[name]))
         else:
             types[name] = events[name].dtype
+    return types, counter_of
+
+
+def _branch_data(step: Sections, records: list[dict[str, Any]], counter_of: dict[str, str]
+                 ) -> dict[str, Any]:
+    """One step's arrays for uproot's extend (counters are filled by uproot)."""
+    _, ak = _modules()
+    events = step.tables.get(EVENTS, Table({}))
+    data: dict[str, Any] = {}
+    for rec in records:
+        name, kind = rec["name"], rec["kind"]
+        if kind == "jagged":
+            data[name] = ak.unflatten(step[rec["section"]][name], step.counts(rec["section"]))
+        elif kind == "array":
+            parts = _array_parts(events, name)
+            shape = tuple(rec.get("shape") or [len(parts)])
+            data[name] = np.stack([events[c] for c in parts], axis=1).reshape(-1, *shape)
+        elif kind == "string":
+            data[name] = ak.Array(list(events[name]))
+        else:
             data[name] = events[name]
     for c in set(counter_of.values()):
-        data.pop(c, None)  # uproot fills counters from the jagged arrays
-    extra = {} if compression is None else {"compression": compression}
-    with uproot.recreate(path, **extra) as file:
-        out = file.mktree(str(src.get("tree") or "events"), types,
-                          title=str(src.get("title") or ""),
-                          counter_name=lambda b: counter_of[b])
-        # one extend per basket's worth of events: a reader of a range then inflates only
-        # the baskets it needs, not the whole branch
-        for start in range(0, sections.n_events, BASKET_EVENTS):
-            out.extend({n: a[start:start + BASKET_EVENTS] for n, a in data.items()})
+        data.pop(c, None)
+    return data
 
 
 def _branches(sections: Sections) -> list[dict[str, Any]]:
