@@ -20,7 +20,12 @@ class TrainConfig:
 
     columns: glob patterns selecting float columns (None: every float column).
     latent / ratio: latent size L, or L = ceil(F / ratio); both None: searched.
+    model: None lets the search choose (dense, or a physics decoder when it writes fewer
+        bytes); a name fixes that architecture. What the user fixes (model, latent size,
+        anchors) is never overridden: physics decoders are scored only when all are open.
     anchors: None searches the anchor set; [] means no anchors; else column names.
+        `model="baler"` without anchors means none (Baler's plain autoencoder).
+    norm_columns: per-column normalization overrides {column or glob: method}.
     bound: the target error bound the search optimizes bytes for (abs:E, rel:E or pwrel:E).
     min_delta: relative improvement of the validation loss that resets patience.
     threads: torch intra-op threads (None: 1 below 50k rows, else torch's default).
@@ -35,10 +40,11 @@ class TrainConfig:
     columns: list[str] | None = None
     latent: int | None = None
     ratio: float | None = None
-    model: str = "dense"
+    model: str | None = None
     widths: list[int] | None = None
     activation: str | None = None
     norm: str = "auto"
+    norm_columns: dict[str, str] | None = None
     epochs: int = 300
     batch_size: int = 1024
     lr: float = 1e-2
@@ -62,6 +68,23 @@ class TrainConfig:
     four_vectors: list[str] | None = None
     half_weights: bool = False
 
+    @property
+    def arch(self) -> str:
+        """The registered architecture dense models are built from (dense when open)."""
+        return self.model or "dense"
+
+    @property
+    def search_open(self) -> bool:
+        """Physics decoders compete only when model, latent size and anchors are all open."""
+        return self.model is None and self.latent is None and self.ratio is None \
+            and self.anchors is None
+
+    def resolved_anchors(self) -> list[str] | None:
+        """The anchors the user fixed; Baler's model has none unless named."""
+        if self.anchors is None and self.model == "baler":
+            return []
+        return self.anchors
+
     def validate(self) -> None:
         """Reject impossible option values early, naming the option and the fix."""
         if self.latent is not None and self.ratio is not None:
@@ -72,6 +95,13 @@ class TrainConfig:
             raise InputError(f"--ratio must be > 1 (latent size = ceil(columns / ratio)), got {self.ratio}")
         if self.norm not in NORMS:
             raise InputError(f"unknown --norm '{self.norm}'; use one of {', '.join(NORMS)}")
+        for col, method in (self.norm_columns or {}).items():
+            if method not in NORMS:
+                raise InputError(f"normalization '{method}' for column '{col}' is unknown; "
+                                 f"use one of {', '.join(NORMS)}")
+        if self.model == "physics" and (self.latent is not None or self.ratio is not None):
+            raise InputError("--model physics has no latents (exact formulas on anchors); "
+                             "drop --latent/--ratio, or choose --model dense or baler")
         if self.device not in DEVICES:
             raise InputError(f"unknown --device '{self.device}'; use one of {', '.join(DEVICES)}")
         if self.physics not in PHYSICS:

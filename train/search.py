@@ -166,7 +166,7 @@ def search(
     def mbytes(anchors: Sequence[int], latent: int) -> int:
         key = (len(anchors), latent)
         if key not in model_b:
-            model_b[key] = decoder_bytes(cfg.model, cfg.widths, cfg.activation, f, latent,
+            model_b[key] = decoder_bytes(cfg.arch, cfg.widths, cfg.activation, f, latent,
                                          list(anchors))
         return model_b[key]
 
