@@ -37,8 +37,14 @@ class ColumnBound:
 
 
 def column_range(y: np.ndarray) -> float:
-    """max - min over finite values (the unit of the 'fraction of range' errors)."""
-    return Bound("rel", 1.0).absolute(np.asarray(y, dtype=np.float64))
+    """max - min over finite values (the unit of the 'fraction of range' errors); a
+    constant column uses max(|y|, 1), a column without finite values 1."""
+    y = np.asarray(y, dtype=np.float64)
+    fin = y[np.isfinite(y)]
+    if fin.size == 0:
+        return 1.0
+    rng = float(fin.max() - fin.min())
+    return rng if 0.0 < rng < math.inf else max(abs(float(fin[0])), 1.0)
 
 
 def _finite_or_none(v: float) -> float | None:
