@@ -102,6 +102,10 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 @click.option("--anchors", default=None,
               help="Fix the anchor columns (comma-separated; stored exactly to the bound and "
                    "fed to the decoder), 'none', or 'auto' (default: searched).")
+@click.option("--search-seconds", type=float, default=TrainConfig.search_seconds,
+              show_default=True,
+              help="Time budget of the anchor search: no new anchor step starts after it "
+                   f"(each step tries at most {TrainConfig.anchor_trials} columns).")
 @click.option("--bound", default=TrainConfig.bound, show_default=True,
               help="Bound the model search optimizes bytes for: abs:E, rel:E (x column range) or "
                    "pwrel:E (pointwise relative). Train for the bound you compress at: on "
@@ -120,7 +124,8 @@ def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, colum
                   latent: int | None, ratio: float | None, model_name: str | None,
                   widths: str | None, norm: str, norm_config: str | None, epochs: int, batch_size: int, lr: float, patience: int,
                   min_delta: float, val_fraction: float, seed: int, device: str,
-                  threads: int | None, no_qat: bool, anchors: str | None, bound: str,
+                  threads: int | None, no_qat: bool, anchors: str | None,
+                  search_seconds: float, bound: str,
                   loss: str, four_vectors: tuple[str, ...], physics: str, half_weights: bool,
                   force: bool, quiet: bool) -> None:
     """Train an encoder/decoder for the float columns of DATA and export them to ONNX.
@@ -141,6 +146,7 @@ def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, colum
         norm_columns=_norm_config(norm_config), epochs=epochs, batch_size=batch_size, lr=lr,
         patience=patience, min_delta=min_delta, val_fraction=val_fraction, seed=seed,
         device=device, threads=threads, qat=not no_qat, anchors=_parse_anchors(anchors),
+        search_seconds=search_seconds,
         bound=bound, loss=loss, progress=not quiet, physics=physics,
         four_vectors=list(four_vectors) or None, half_weights=half_weights,
     )

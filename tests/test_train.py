@@ -316,3 +316,28 @@ def test_importing_train_and_command_does_not_import_torch() -> None:
             "import balerc.codec; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_wide_table_search_has_bounded_cost_and_progress(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 300-column table: each greedy step tries a sample of anchor_trials columns and
+    says so; the budget stops the steps once spent (here: after the first)."""
+    from balerc.train import search as S
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(80, 4))
+    cols = {f"c{j}": base @ rng.normal(size=4) + 0.01 * rng.normal(size=80) for j in range(300)}
+    calls: list[int] = []
+    real = S._Proxy.cost
+
+    def counted(self: S._Proxy, *a: object) -> float:
+        calls.append(1)
+        return real(self, *a)
+
+    monkeypatch.setattr(S._Proxy, "cost", counted)
+    model = fit(Table(cols), TrainConfig(ratio=100, anchor_trials=8, search_seconds=1e-9,
+                                         progress=True, **QUICK))
+    err = capsys.readouterr().err
+    assert "anchor step 1/6 (a sample of 8 of 300 columns)" in err
+    assert "search budget is spent" in err and "anchor step 2/6" not in err
+    assert len(calls) <= 8 + 2 and model.latent_dim == 3

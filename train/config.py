@@ -35,6 +35,9 @@ class TrainConfig:
     four_vectors: declared groups in the --four-vector grammar of fourvec.py, e.g.
         "mu=E1,px1,py1,pz1" or "jet=polar:pt,eta,phi,mass".
     half_weights: store the physics decoder's learned MLP weights in float16.
+    anchor_trials / search_seconds: the cost bound of the anchor search on wide tables:
+        each greedy step tries at most this many columns (a seeded sample), and no new
+        step starts after this many seconds.
     """
 
     columns: list[str] | None = None
@@ -63,6 +66,8 @@ class TrainConfig:
     search_rows: int = 16384
     search_steps: int = 600
     search_top: int = 3
+    anchor_trials: int = 64
+    search_seconds: float = 120.0
     progress: bool = False
     physics: str = "auto"
     four_vectors: list[str] | None = None
@@ -124,6 +129,9 @@ class TrainConfig:
             raise InputError(f"--lr must be > 0, got {self.lr}")
         if self.min_delta < 0:
             raise InputError(f"--min-delta must be >= 0, got {self.min_delta}")
+        if self.anchor_trials < 1 or not self.search_seconds > 0:
+            raise InputError(f"anchor_trials must be >= 1 and --search-seconds > 0, got "
+                             f"{self.anchor_trials} and {self.search_seconds}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be >= 1, got {self.threads}")
 
