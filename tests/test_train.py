@@ -341,3 +341,35 @@ def test_wide_table_search_has_bounded_cost_and_progress(
     assert "anchor step 1/6 (a sample of 8 of 300 columns)" in err
     assert "search budget is spent" in err and "anchor step 2/6" not in err
     assert len(calls) <= 8 + 2 and model.latent_dim == 3
+
+
+def test_baler_model_and_per_column_normalization(tmp_path: Path) -> None:
+    """--model baler: Baler's widths, no anchors, L = ceil(F/ratio); a norm config chooses
+    the normalization per column (globs), the rest follow --norm."""
+    from click.testing import CliRunner
+
+    from balerc.cli.train_cmd import train_command
+
+    t = kinematics(600)
+    csv = tmp_path / "k.csv"
+    names = t.names_of_kind("float")
+    rows = np.column_stack([t[c] for c in names])
+    csv.write_text(",".join(names) + "\n" + "\n".join(",".join(repr(float(v)) for v in r)
+                                                      for r in rows) + "\n")
+    cfg = tmp_path / "norm.json"
+    cfg.write_text(json.dumps({"p*": "minmax", "E": "robust"}))
+    out = tmp_path / "m"
+    res = CliRunner().invoke(train_command, [str(csv), "-o", str(out), "--model", "baler",
+                                             "--ratio", "2", "--norm", "standard",
+                                             "--norm-config", str(cfg), "--epochs", "2", "-q"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    man = check_model_dir(out)
+    assert man["model"]["name"] == "baler" and man["model"]["widths"] == [200, 100, 50]
+    assert man["anchors"] == [] and man["latent_dim"] == 4
+    norms = {n["name"]: n["norm"] for n in man["normalization"]}
+    assert norms == {"px": "minmax", "py": "minmax", "pz": "minmax", "pt": "minmax",
+                     "phi": "minmax", "E": "robust", "noise": "standard"}
+    cfg.write_text(json.dumps({"nope*": "minmax"}))
+    bad = CliRunner().invoke(train_command, [str(csv), "-o", str(out), "--force",
+                                             "--norm-config", str(cfg), "-q"])
+    assert isinstance(bad.exception, InputError) and "nope*" in str(bad.exception)
