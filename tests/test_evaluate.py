@@ -285,3 +285,33 @@ def test_existing_report_needs_force(small: dict) -> None:
     (rep / "summary.json").write_text("{}")
     code, out = invoke(small["data"], small["good"], "-o", rep)
     assert code == 2 and "--force" in out
+
+
+def test_report_headline_first_contents_and_relative_paths(toy_run: dict) -> None:
+    rep, s = toy_run["report"], toy_run["summary"]
+    html = (rep / "report.html").read_text()
+    assert html.index("class='headline'") < html.index("Contents") < html.index("<table>")
+    assert "fitted peak shift" in html and "worst column" in html
+    assert str(rep.parent) not in html  # no absolute path embedded
+    assert s["data"]["path"] == "../dimuon.root" and s["file"]["path"] == "../dimuon.balerc"
+    assert "<td class='num'>" in html and "td,th{" in html and "text-align:left" in html
+    h = s["headline"]
+    assert h["held"] is True and h["mass"]["quantity"] == "m(1+2)"
+    assert h["worst_column"] in FLOATS and h["mass"]["shift_err"] > 0
+    md = (rep / "summary.md").read_text()
+    assert md.index("- ratio") < md.index("## Invariant masses") < md.index("## Overview")
+    for col in s["columns"].values():
+        assert {"became_zero", "sign_changed", "left_range", "at_bound"} <= set(col)
+
+
+def test_no_training_section_for_a_model_compress_dropped(toy_run: dict, tmp_path: Path) -> None:
+    table = toy.dimuon(500, seed=4)
+    data, blc = tmp_path / "d.npz", tmp_path / "d.balerc"
+    write_table(table, data)
+    compress_with_model(table, blc, model_dir=toy_run["model"], bound="rel:1e-3")  # dropped
+    code, out = invoke(data, blc, "-o", tmp_path / "r", "--model", toy_run["model"])
+    assert code == 0, out
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["loss_curve"] is None and "loss_curve" not in [f["name"] for f in s["figures"]]
+    assert any("does not use a model" in n for n in s["notes"])
+    assert "## Training" not in (tmp_path / "r" / "summary.md").read_text()

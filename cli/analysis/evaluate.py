@@ -257,8 +257,12 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
     q = summary["primary_mass"]
     if q:
         mc = summary["masses"][q]
-        out["mass"] = {"quantity": q, "per_event_mean": mc["per_event"]["mean"],
-                       "per_event_rms": mc["per_event"]["rms"], "shift": mc["peak_shift"],
+        # in the fit window when there is one: far below a peak, masses near 0 make the
+        # relative difference of a few events dominate the mean and RMS
+        pe = mc["per_event_window"] or mc["per_event"]
+        out["mass"] = {"quantity": q, "per_event_mean": pe["mean"], "per_event_rms": pe["rms"],
+                       "per_event_where": "in the fit window" if mc["per_event_window"] else
+                       "all events", "shift": mc["peak_shift"],
                        "shift_err": mc["peak_shift_err"], "sigmas": mc["peak_shift_sigmas"],
                        "flag": mc["shift_exceeds_error"], "note": mc["fit_note"]}
     return out
@@ -323,8 +327,8 @@ def headline_lines(summary: dict[str, Any]) -> list[str]:
              f"within its bound: {held}", f"worst column {h['worst_text']}"]
     m = h["mass"]
     if m:
-        text = (f"{m['quantity']}: per-event (M'-M)/M mean {num(m['per_event_mean'], '.3g')}, "
-                f"RMS {num(m['per_event_rms'], '.3g')}")
+        text = (f"{m['quantity']}: per-event (M'-M)/M {m['per_event_where']} mean "
+                f"{num(m['per_event_mean'], '.3g')}, RMS {num(m['per_event_rms'], '.3g')}")
         if m["shift"] is not None:
             text += (f"; fitted peak shift {m['shift']:+.3g} ± {m['shift_err']:.2g} GeV "
                      f"({m['sigmas']:+.2f} σ)")
@@ -354,7 +358,8 @@ def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     out = []
     masses = _mass_rows(summary)
     if masses:
-        out.append(("Invariant masses", ["mass", "per-event mean (M'-M)/M", "RMS", "16%..84%",
+        out.append(("Invariant masses", ["mass", "per-event mean (M'-M)/M (fit window)", "RMS",
+                                          "16%..84%",
                                           "fit window [GeV]", "peak before [GeV]", "peak after [GeV]",
                                           "shift / stat. error", "note"], masses))
     out.append(("Overview", ["quantity", "value"], overview))
@@ -386,7 +391,7 @@ def _mass_rows(summary: dict[str, Any]) -> list[list[str]]:
     num = report.num
     rows = []
     for q, mc in summary["masses"].items():
-        fb, fa, pe = mc["fit_before"], mc["fit_after"], mc["per_event"]
+        fb, fa, pe = mc["fit_before"], mc["fit_after"], mc["per_event_window"] or mc["per_event"]
         qs = pe.get("quantiles") or {}
         sig = mc["peak_shift_sigmas"]
         rows.append([q, num(pe["mean"], ".3g"), num(pe["rms"], ".3g"),

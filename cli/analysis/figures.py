@@ -169,12 +169,13 @@ def with_unit(label: str, unit: str | None) -> str:
     return f"{label} [{unit}]" if unit else label
 
 
-def shared_counts(a: np.ndarray, b: np.ndarray, bins: int = 60, robust: bool = True
+def shared_counts(a: np.ndarray, b: np.ndarray, bins: int = 60, robust: bool = True,
+                  rng: tuple[float, float] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counts of a and b on one binning taken from both samples (0.5-99.5% of their
-    union), with under- and overflow added to the outer bins so no entry vanishes."""
+    union, or rng), with under- and overflow added to the outer bins so no entry vanishes."""
     bh = require("boost_histogram", "the report histograms")
-    lo, hi = _range(a, b, robust=robust)
+    lo, hi = rng or _range(a, b, robust=robust)
     counts = []
     for v in (a, b):
         h = bh.Histogram(bh.axis.Regular(bins, lo, hi, underflow=True, overflow=True))
@@ -187,10 +188,11 @@ def shared_counts(a: np.ndarray, b: np.ndarray, bins: int = 60, robust: bool = T
 
 
 def overlay_with_ratio(ax: Any, rax: Any, a: np.ndarray, b: np.ndarray, xlabel: str,
-                       bins: int = 60, log: bool = True) -> None:
+                       bins: int = 60, log: bool = True,
+                       rng: tuple[float, float] | None = None) -> None:
     """Before/after on shared binning (flow in the outer bins) and after/before below with
     Poisson errors of both samples (they share events, so the error is conservative)."""
-    ha, hb, edges = shared_counts(a, b, bins)
+    ha, hb, edges = shared_counts(a, b, bins, rng=rng)
     if use_mplhep() and available("mplhep"):
         import mplhep  # type: ignore[import-not-found]
 
@@ -202,7 +204,7 @@ def overlay_with_ratio(ax: Any, rax: Any, a: np.ndarray, b: np.ndarray, xlabel: 
     if log and ha.max(initial=0) > 0:
         _logy(ax)
     ax.set_ylabel("entries / bin")
-    ax.legend(loc="upper right", title="flow in outer bins")
+    ax.legend(loc="upper right")
     ax.tick_params(labelbottom=False)
     centres = 0.5 * (edges[1:] + edges[:-1])
     ok = ha > 0
@@ -215,7 +217,7 @@ def overlay_with_ratio(ax: Any, rax: Any, a: np.ndarray, b: np.ndarray, xlabel: 
     half = float(min(max(spread * 1.1, 0.05), 1.0))
     rax.set_ylim(1.0 - half, 1.0 + half)
     rax.set_ylabel("after / before")
-    rax.set_xlabel(xlabel)
+    rax.set_xlabel(f"{xlabel}; outer bins hold under/overflow" if rng is None else xlabel)
     rax.set_xlim(edges[0], edges[-1])
 
 
@@ -352,15 +354,23 @@ def mass_figure(label: str, m: np.ndarray, m2: np.ndarray, mc: dict[str, Any]) -
     fig.suptitle(f"invariant mass {label}: {mc['events']:,} events")
     ax = fig.add_subplot(gs[:, 0])
     ok = np.isfinite(m) & np.isfinite(m2) & (m > 0)
+    where = ""
+    if mc["window"]:  # far below a peak masses near 0 give relative differences of O(1)
+        ok &= (m >= mc["window"][0]) & (m <= mc["window"][1])
+        where = " (fit window)"
     rel = (m2[ok] - m[ok]) / m[ok]
-    _hist(ax, rel, _range(rel, robust=True), 100, color="k", fill=True, alpha=0.4)
-    ax.set_xlabel(f"per-event ({label}' − {label}) / {label}")
+    lo, hi = (np.quantile(rel, [0.01, 0.99]) if rel.size else (-1.0, 1.0))
+    half = max(abs(float(lo)), abs(float(hi)), 1e-12)
+    _hist(ax, rel, (-half, half), 80, color="k", fill=True, alpha=0.4)
+    ax.set_xlabel(f"per-event ({label}' − {label}) / {label}{where}, 1-99%")
     ax.set_ylabel("events / bin")
-    pe = mc.get("per_event") or {}
-    qs = pe.get("quantiles") or {}
-    _text(ax, [f"mean {_fmt(pe.get('mean'))}", f"RMS  {_fmt(pe.get('rms'))}",
-               f"16-84% {_fmt(qs.get('0.16'))}..{_fmt(qs.get('0.84'))}",
-               f"1-99%  {_fmt(qs.get('0.01'))}..{_fmt(qs.get('0.99'))}"])
+    lines = []
+    for what, pe in (("all events", mc.get("per_event")), ("fit window", mc.get("per_event_window"))):
+        if pe and pe.get("events"):
+            qs = pe.get("quantiles") or {}
+            lines += [f"{what}: mean {_fmt(pe.get('mean'))}, RMS {_fmt(pe.get('rms'))}",
+                      f"  16-84% {_fmt(qs.get('0.16'))}..{_fmt(qs.get('0.84'))}"]
+    _text(ax, lines)
     ax = fig.add_subplot(gs[0, 1])
     fb, fa = mc["fit_before"], mc["fit_after"]
     if mc["window"] and (fb or fa):
@@ -370,7 +380,7 @@ def mass_figure(label: str, m: np.ndarray, m2: np.ndarray, mc: dict[str, Any]) -
         _text(ax, ["no peak fit:", str(mc["fit_note"])])
     ax = fig.add_subplot(gs[0, 2])
     overlay_with_ratio(ax, fig.add_subplot(gs[1, 2], sharex=ax), m[np.isfinite(m)],
-                       m2[np.isfinite(m2)], f"{label} [GeV] (0.5-99.5%)", bins=80)
+                       m2[np.isfinite(m2)], f"{label} [GeV]", bins=80)
     return fig
 
 
@@ -382,7 +392,7 @@ def _peak_panel(ax: Any, rax: Any, label: str, m: np.ndarray, m2: np.ndarray,
     bins = (fb or fa)["bins"]
     inside = [v[np.isfinite(v) & (v >= w[0]) & (v <= w[1])] for v in (m, m2)]
     overlay_with_ratio(ax, rax, inside[0], inside[1], f"{label} [GeV], fit window", bins=bins,
-                       log=False)
+                       log=False, rng=w)
     x = np.linspace(w[0], w[1], 400)
     for f, c, ls, what in ((fb, BEFORE, "-", "before"), (fa, AFTER, "--", "after")):
         if f:
