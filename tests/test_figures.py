@@ -96,7 +96,7 @@ def test_figures_have_no_overlapping_text(style: str, dimuon: tuple) -> None:
                     figures.correlation_figure(np.corrcoef(x.T), np.corrcoef(x.T), names)):
             assert_readable(fig)
     labels = [t for t, _ in text_boxes(figures.column_figure("E1", y, y2, st, "GeV"))]
-    assert "E1 [GeV]" in labels and "after / before" in labels
+    assert "E1 [GeV]; outer bins hold under/overflow" in labels and "after / before" in labels
 
 
 def test_overlap_check_can_fail() -> None:
