@@ -373,3 +373,16 @@ def test_baler_model_and_per_column_normalization(tmp_path: Path) -> None:
     bad = CliRunner().invoke(train_command, [str(csv), "-o", str(out), "--force",
                                              "--norm-config", str(cfg), "-q"])
     assert isinstance(bad.exception, InputError) and "nope*" in str(bad.exception)
+
+
+def test_train_help_names_what_is_searched_and_every_option() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from balerc.cli.train_cmd import train_command
+
+    out = CliRunner().invoke(train_command, ["--help"]).output
+    assert "What you fix is kept" in out and "searched" in out and "ceil(F/4)" in out
+    bare = [p.name for p in train_command.params
+            if isinstance(p, click.Option) and not p.help]
+    assert bare == [], f"options without help text: {bare}"

@@ -1,0 +1,137 @@
+"""Baler's workflow side by side with balerc's, and the Z peak per compressor (issue 14).
+
+    python benchmarks/baler_workflow.py [--epochs 100] [--gene-rows 2000] [--out FILE]
+
+Part 1, Baler's workflow: `--model baler --ratio 2` (Baler's 200,100,50 widths, no anchors,
+latent = ceil(F/2)), compressed without a bound (latents only), on Zmumu, NanoAOD ttbar jets
+and a generated gene table: per-column RMS/range and max/range (median and worst column),
+values whose sign changed, bytes written; then balerc's default (searched model) at
+rel:1e-3 for contrast. Part 2: on Zmumu at rel:1e-3 and pwrel:1e-3, the per-event relative
+mass difference in the Z window and the fitted Z shift (value +- statistical error) for
+balerc and its peers (quantization + zstd, SZ3, ZFP, mantissa truncation, when installed).
+Sized for two shared CPU cores: one thread, small epoch counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from balerc.cli.analysis.compare import CompareOptions, run_compare
+from balerc.cli.analysis.metrics import column_range
+from balerc.codec.ae import compress_with_model
+from balerc.codec.api import decompress
+from balerc.codec.bounds import Bound
+from balerc.formats import toy
+from balerc.formats.table import Table
+from balerc.formats.tableio import read_table
+from balerc.train import TrainConfig, export, fit
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "skhep_testdata_subset"
+OUT = Path(__file__).resolve().parent / "results_baler_workflow.md"
+
+
+def datasets(gene_rows: int) -> dict[str, Table]:
+    """The three tables of part 1 (float columns only: that is what the model sees)."""
+    out = {}
+    for name, file in (("Zmumu", "zmumu_2304.csv"), ("NanoAOD jets", "nano_ttbar_jets.csv")):
+        if (DATA / file).exists():
+            t = read_table(DATA / file)
+            out[name] = t.select(t.names_of_kind("float"))
+    g = toy.gene(gene_rows, seed=0)
+    out["gene (generated)"] = g.select(g.names_of_kind("float"))
+    return out
+
+
+def errors(t: Table, back: Table) -> dict[str, float]:
+    """Per-column RMS/range and max/range (median and worst) and values of a new sign."""
+    rms, mx, flips = [], [], 0
+    for n in t.names:
+        y, y2 = np.asarray(t[n], dtype=np.float64), np.asarray(back[n], dtype=np.float64)
+        rng = column_range(y)
+        r = y2 - y
+        rms.append(math.sqrt(float(np.mean(r * r))) / rng)
+        mx.append(float(np.abs(r).max()) / rng)
+        flips += int(np.count_nonzero(np.sign(y) * np.sign(y2) < 0))
+    return {"rms_med": float(np.median(rms)), "rms_max": max(rms), "max_med": float(np.median(mx)),
+            "max_max": max(mx), "flips": flips, "columns": len(t.names)}
+
+
+def run_case(t: Table, cfg: TrainConfig, bound: str | None, work: Path, tag: str) -> dict:
+    """Train, export, compress (with or without a bound), decompress, measure."""
+    t0 = time.perf_counter()
+    model = fit(t, cfg)
+    mdir = export(model, work / f"m-{tag}", force=True)
+    out = work / f"{tag}.balerc"
+    compress_with_model(t, out, model_dir=mdir, bound=bound, keep_model=bound is None)
+    back = decompress(out)
+    res = errors(t, back)
+    res.update(bytes=out.stat().st_size, raw=t.nbytes, latent=model.latent_dim,
+               anchors=len(model.anchors), model=model.net.name,
+               seconds=time.perf_counter() - t0)
+    return res
+
+
+def part1(tables: dict[str, Table], epochs: int, work: Path) -> list[str]:
+    lines = ["## Baler's workflow (`--model baler --ratio 2`, no bound) vs balerc's default at rel:1e-3",
+             "", "| table | rows x cols | run | model | latent | bytes | ratio | RMS/range median (worst) "
+             "| max/range median (worst) | new sign | s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, t in tables.items():
+        runs = (("Baler: --model baler --ratio 2, no bound",
+                 TrainConfig(model="baler", ratio=2, epochs=epochs, threads=1), None),
+                ("balerc default at rel:1e-3",
+                 TrainConfig(epochs=epochs, threads=1, bound="rel:1e-3"), "rel:1e-3"))
+        for i, (label, cfg, bound) in enumerate(runs):
+            r = run_case(t, cfg, bound, work, f"{name[:4]}{i}".replace(" ", ""))
+            lines.append(
+                f"| {name} | {t.n_rows:,} x {r['columns']} | {label} | {r['model']} | {r['latent']} | "
+                f"{r['bytes']:,} | {r['raw'] / r['bytes']:.2f} | {r['rms_med']:.2%} ({r['rms_max']:.2%}) | "
+                f"{r['max_med']:.2%} ({r['max_max']:.2%}) | {r['flips']:,} | {r['seconds']:.0f} |")
+            print(lines[-1], flush=True)
+    return lines + [""]
+
+
+def part2(work: Path) -> list[str]:
+    zmumu = read_table(DATA / "uproot-Zmumu.root")
+    lines = ["## Zmumu: per-event (M'-M)/M in the Z window and the fitted Z shift", "",
+             "Unbinned Gaussian + linear fit in 70..110 GeV (iminuit); the shift is after - before, "
+             "its error the fit's statistical error of the peak position.", "",
+             "| bound | method | ratio | per-event mean | per-event RMS | Z shift [GeV] | shift / error |",
+             "|---|---|---|---|---|---|---|"]
+    for bound in ("rel:1e-3", "pwrel:1e-3"):
+        res = run_compare(zmumu, [Bound.parse(bound)],
+                          CompareOptions(sweep=[], mass_window=(70.0, 110.0), threads=1))
+        for r in res["rows"]:
+            if r["skipped"] or r["peak_shift"] is None:
+                lines.append(f"| {bound} | {r['method']} | - | - | - | - | {r['skipped'] or r['mass_note']} |")
+                continue
+            lines.append(f"| {bound} | {r['method']} | {r['ratio']:.2f} | {r['mass_event_mean']:.2e} | "
+                         f"{r['mass_event_rms']:.2e} | {r['peak_shift']:+.4f} ± {r['peak_shift_err']:.4f} | "
+                         f"{r['peak_shift'] / r['peak_shift_err']:+.2f} |")
+            print(lines[-1], flush=True)
+    return lines + [""]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--gene-rows", type=int, default=2000)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = ["# Baler's workflow and the Z peak (benchmarks/baler_workflow.py)", "",
+                 f"epochs {args.epochs}, one torch thread; {time.strftime('%Y-%m-%d')}", ""]
+        lines += part1(datasets(args.gene_rows), args.epochs, Path(tmp))
+        if (DATA / "uproot-Zmumu.root").exists():
+            lines += part2(Path(tmp))
+    args.out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
