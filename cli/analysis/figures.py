@@ -46,7 +46,7 @@ def use_mplhep(style: str = "auto") -> bool:
 def _style(style: str = "auto") -> Iterator[None]:
     """mplhep's ROOT style when installed (what physicists expect), matplotlib's otherwise,
     with RC_SIZES over either."""
-    import matplotlib
+    import matplotlib.style
 
     styles: list[Any] = []
     if use_mplhep(style):
