@@ -295,6 +295,8 @@ def test_report_headline_first_contents_and_relative_paths(toy_run: dict) -> Non
     assert str(rep.parent) not in html  # no absolute path embedded
     assert s["data"]["path"] == "../dimuon.root" and s["file"]["path"] == "../dimuon.balerc"
     assert "<td class='num'>" in html and "td,th{" in html and "text-align:left" in html
+    assert s["units"]["E1"] == "GeV" and s["units"]["pt2"] == "GeV" and s["units"]["phi1"] == "rad"
+    assert "eta1" not in s["units"]
     h = s["headline"]
     assert h["held"] is True and h["mass"]["quantity"] == "m(1+2)"
     assert h["worst_column"] in FLOATS and h["mass"]["shift_err"] > 0

@@ -205,7 +205,7 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
         "boxplot": {"unit": unit, "boxes": boxes},
         "correlation": corr,
         "four_vectors": [{"label": f.label, "kind": f.kind, "columns": list(f.columns)} for f in fvs],
-        "units": units_of(fvs),
+        "units": units_of(fvs, floats),
         "primary_mass": primary,
         "relative_mass_difference": masses[primary]["relative_mass_difference"] if primary else None,
         "masses": masses,
@@ -222,11 +222,17 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
 ENERGY_ROLES = ("E", "px", "py", "pz", "pt", "m")
 
 
-def units_of(fvs: list[Any]) -> dict[str, str]:
+def units_of(fvs: list[Any], floats: list[str]) -> dict[str, str]:
     """Units of recognised four-vector components: GeV for energies, momenta and masses
-    (the HEP convention of ROOT and NanoAOD files), rad for phi; others have none."""
+    (the HEP convention of ROOT and NanoAOD files), rad for phi; others have none. An
+    object confirmed in one form (E,px,py,pz) lends units to its other columns found by
+    name (pt, phi of the same label)."""
+    from balerc.train.fourvec import from_names
+
+    labels = {fv.label for fv in fvs}
+    groups = [*fvs, *(g for g in from_names(floats) if g.label in labels)]
     out = {}
-    for fv in fvs:
+    for fv in groups:
         for role, col in fv.cols.items():
             if role in ENERGY_ROLES:
                 out[col] = "GeV"
