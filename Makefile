@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: this exact version is the CPU wheel; anything else pulls a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[$(ORT),train,bench,parquet,plot,dev,zarr,dask]'
+	$(BIN)/pip install -q -e '.[$(ORT),train,bench,parquet,plot,style,dev,zarr,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)

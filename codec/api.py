@@ -13,6 +13,7 @@ from balerc.formats.sections import EVENTS, SectionStream
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
+from .coders.stats import far_from_data
 from .model import ModelBundle
 from .options import CompressOptions
 from .pipeline import CompressResult, compress_table, default_threads
@@ -232,7 +233,12 @@ def format_summary(result: CompressResult, verbose: bool = False) -> str:
         + (f", worst error {worst:.3f} of the bound" if worst is not None else "")
         + f", {result.mbps:.0f} MB/s"
     ]
-    report: list[dict[str, Any]] = result.extra.get("errors", []) if verbose else []
+    errors: list[dict[str, Any]] = result.extra.get("errors", [])
+    unbounded = any("range" in r for r in errors)  # the autoencoder's reconstruction alone
+    report = errors if verbose or unbounded else []
+    if unbounded:
+        lines.extend(_unbounded_table(errors))
+        report = []
     if report:
         lines.append(f"  {result.chunks} chunk(s), {result.raw_bytes:,} raw bytes")
         w = max(len(r["name"]) for r in report)
@@ -251,7 +257,25 @@ def format_summary(result: CompressResult, verbose: bool = False) -> str:
                          f"{sec['bytes']:>10,} {ratio:>7.2f}")
     for note in result.extra.get("notes", []):
         lines.append(f"  note: {note}")
+    for warning in far_from_data(errors):
+        lines.append(f"  warning: {warning}")
     return "\n".join(lines)
+
+
+def _unbounded_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Without a bound every column's measured error, relative to its range."""
+    w = max(len(r["name"]) for r in rows)
+    out = ["  no error bound: measured errors of the reconstruction (relative to each "
+           "column's range)",
+           f"  {'column':<{w}}  {'max err':>10} {'rms err':>10} {'max/range':>9} "
+           f"{'rms/range':>9} {'new sign':>8}  mode"]
+    for r in rows:
+        rng = r.get("range") or 0.0
+        rms_rel = _num(r["rms"] / rng if rng and r.get("rms") is not None else None, ".2%")
+        out.append(f"  {r['name']:<{w}}  {_num(r.get('max'), '.3g'):>10} "
+                   f"{_num(r.get('rms'), '.3g'):>10} {_num(r.get('max_over_range'), '.2%'):>9} "
+                   f"{rms_rel:>9} {r.get('new_sign', 0):>8,}  {r['mode']}")
+    return out
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -264,7 +288,8 @@ def result_json(result: CompressResult) -> dict[str, Any]:
             "chunks": result.chunks, "raw_bytes": result.raw_bytes,
             "file_bytes": result.file_bytes, "ratio": round(result.ratio, 4),
             "seconds": round(result.seconds, 3), "errors": result.extra.get("errors", []),
-            "notes": result.extra.get("notes", [])}
+            "notes": result.extra.get("notes", []),
+            "warnings": far_from_data(result.extra.get("errors", []))}
 
 
 def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:

@@ -373,6 +373,8 @@ class AECoder:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
             self._stats.account(j, err, rel)
+            if self.bound is None:
+                self._stats.account_values(j, Y[j], cast)
 
     def _group(self, modes: list[str], parts: dict[int, tuple[int, bytes]],
                plain: dict[int, bytes], mparts: dict[str, tuple[int, bytes]],
