@@ -139,6 +139,10 @@ def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, colum
 
     Several files or globs (and `file.root:tree`) train one model on rows sampled evenly
     across them (at most 2,000,000 in all), for a model shared by a dataset's files.
+
+    A ROOT tree with jagged collections trains one model per section (each collection,
+    and the event-level floats when there are at most 64) into one directory with a
+    sections.json; `compress -m DIR` gives each section its model.
     """
     cfg = TrainConfig(
         columns=split_patterns(columns), latent=latent, ratio=ratio, model=model_name,
@@ -154,6 +158,15 @@ def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, colum
     from balerc.codec.many import several
     from balerc.train import train_file, train_files  # torch from here on
 
+    if not several(data) and _whole_tree(data[0], tree, cfg.columns):
+        from balerc.train.sections import train_sections
+
+        record = train_sections(data[0], model_dir, cfg, tree=tree, force=force,
+                                log=click.echo)
+        click.echo(f"models for section(s) {', '.join(record['sections'])} written to "
+                   f"{model_dir}/ (one directory each, sections.json); compress with "
+                   f"-m {model_dir}")
+        return
     if not several(data) and Path(data[0]).is_file():
         model, path = train_file(data[0], model_dir, cfg, tree=tree, force=force)
     else:
@@ -167,3 +180,13 @@ def train_command(data: tuple[str, ...], model_dir: str, tree: str | None, colum
                    "give --ratio or --latent for an autoencoder")
     for note in model.training.get("notes", []):
         click.echo(f"  note: {note}")
+
+
+def _whole_tree(path: str, tree: str | None, columns: list[str] | None) -> bool:
+    """A ROOT tree with jagged collections: one model per section (train/sections.py)."""
+    p = Path(path)
+    if p.suffix.lower() != ".root" or not p.is_file():
+        return False
+    from balerc.formats.root_sections import needs_sections
+
+    return needs_sections(p, tree=tree, columns=columns)
