@@ -254,7 +254,7 @@ def write_root_sections(sections: Sections, path: str | Path, compression: Any =
     an uproot codec (e.g. ``uproot.ZSTD(5)``; default uproot's ZLIB 1)."""
     with RootTreeWriter(path, sections, compression) as out:
         for start in range(0, sections.n_events, BASKET_EVENTS):
-            out.extend(_event_slice(sections, start, start + BASKET_EVENTS))
+            out.extend(sections.event_slice(start, start + BASKET_EVENTS))
 
 
 class RootTreeWriter:
@@ -283,18 +283,6 @@ class RootTreeWriter:
         """Append a step's events (one basket per branch: keep steps ~50k events)."""
         if step.n_events:
             self._tree.extend(_branch_data(step, self._records, self._counter_of))
-
-
-def _event_slice(sections: Sections, a: int, b: int) -> Sections:
-    """Events [a, b) and their objects."""
-    tables = {}
-    for n, t in sections.tables.items():
-        if sections.layouts.get(n, {}).get("kind") == "collection":
-            ends = np.concatenate([[0], np.cumsum(sections.counts(n))])
-            tables[n] = t.slice(int(ends[min(a, len(ends) - 1)]), int(ends[min(b, len(ends) - 1)]))
-        else:
-            tables[n] = t.slice(a, b)
-    return Sections(tables, sections.layouts, sections.source)
 
 
 def _counter_name(sections: Sections, section: str) -> str:

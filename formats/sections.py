@@ -70,6 +70,18 @@ class Sections:
             raise InputError(f"section '{name}' has no counter column to tie it to the events")
         return np.asarray(self.tables[owner][counter], dtype=np.int64)
 
+    def event_slice(self, a: int, b: int) -> Sections:
+        """Events [a, b) and their objects (every collection sliced by its counter)."""
+        tables = {}
+        for n, t in self.tables.items():
+            if self.layouts.get(n, {}).get("kind") == "collection":
+                ends = np.concatenate([[0], np.cumsum(self.counts(n))])
+                lo, hi = min(a, len(ends) - 1), min(b, len(ends) - 1)
+                tables[n] = t.slice(int(ends[lo]), int(ends[hi]))
+            else:
+                tables[n] = t.slice(a, b)
+        return Sections(tables, self.layouts, self.source)
+
     def check(self, where: str = "") -> None:
         """Every collection holds exactly the objects its counter says (a clear error,
         not a silently misaligned tree)."""
@@ -102,6 +114,11 @@ class SectionStream:
     @property
     def source(self) -> dict[str, Any]:
         return self.first.source
+
+    @classmethod
+    def of(cls, sections: Sections) -> SectionStream:
+        """A stream over Sections held in memory (tests, generated trees)."""
+        return cls(sections, sections.n_events, sections.event_slice)
 
     def steps(self, step_events: int, prefetch: bool = False) -> Iterator[Sections]:
         """Steps of `step_events` events in order; with `prefetch` the next step is read on

@@ -27,7 +27,7 @@ from balerc.formats.root_sections import (
     open_root_sections,
     write_root_sections,
 )
-from balerc.formats.sections import EVENTS, Sections, SectionStream
+from balerc.formats.sections import Sections, SectionStream
 from balerc.formats.toy_nano import nanoaod_like, round_mantissa
 from conftest import shared_file
 
@@ -175,7 +175,7 @@ def small_tree(events: int = 3000, seed: int = 1) -> Sections:
 
 def test_sections_round_trip_in_memory(tmp_path: Path) -> None:
     tree = small_tree()
-    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    stream = SectionStream.of(tree)
     opts = CompressOptions(lossless=True, chunk_rows=1024, threads=2)
     res = compress_sections(stream, tmp_path / "t.balerc", opts)
     assert res.rows == tree.n_events
@@ -192,19 +192,11 @@ def test_sections_round_trip_in_memory(tmp_path: Path) -> None:
         assert order != sorted(order)  # written as the steps come, not section by section
 
 
-def _slice(tree: Sections, a: int, b: int) -> Sections:
-    tables = {EVENTS: tree[EVENTS].slice(a, b)}
-    for n in tree.names[1:]:
-        ends = np.concatenate([[0], np.cumsum(tree.counts(n))])
-        tables[n] = tree[n].slice(int(ends[a]), int(ends[b]))
-    return Sections(tables, tree.layouts, tree.source)
-
-
 def test_chunk_bytes_identical_for_one_and_two_threads(tmp_path: Path) -> None:
     tree = small_tree(2000)
     outs = []
     for threads in (1, 2):
-        stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+        stream = SectionStream.of(tree)
         opts = CompressOptions.make("pwrel:1e-3", threads=threads, chunk_rows=512)
         compress_sections(stream, tmp_path / f"{threads}.balerc", opts)
         with ContainerReader(tmp_path / f"{threads}.balerc") as r:
@@ -216,7 +208,7 @@ def test_section_records_are_validated(tmp_path: Path) -> None:
     from tests.fuzz import fileparts as fp
 
     tree = small_tree(500)
-    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    stream = SectionStream.of(tree)
     compress_sections(stream, tmp_path / "t.balerc", CompressOptions(lossless=True))
     data = (tmp_path / "t.balerc").read_bytes()
     cases = {"section": 99, "first_row": 7}
@@ -256,7 +248,7 @@ def test_per_column_bounds_overrides_file_and_preset(tmp_path: Path) -> None:
     bounds_file.write_text('[bounds]\n"Muon_*" = "lossless"\n"Jet_mass" = "abs:0.5"\n')
     default, cb = column_bounds_from(["pwrel:1e-3", "Jet_eta,Jet_phi=abs:1e-3"], bounds_file,
                                      "nanoaod")
-    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    stream = SectionStream.of(tree)
     opts = CompressOptions.make(default, column_bounds=cb)
     compress_sections(stream, tmp_path / "p.balerc", opts)
     back = read_sections(tmp_path / "p.balerc")
@@ -349,7 +341,7 @@ def test_reader_api_opens_one_section(tmp_path: Path) -> None:
     import balerc
 
     tree = small_tree(1000)
-    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    stream = SectionStream.of(tree)
     balerc.compress_sections(stream, tmp_path / "t.balerc",
                              CompressOptions(lossless=True, chunk_rows=256))
     with pytest.raises(InputError, match="holds 6 sections"):
@@ -365,7 +357,7 @@ def test_reader_api_opens_one_section(tmp_path: Path) -> None:
 
 def test_recover_a_cut_file_keeps_whole_events(tmp_path: Path) -> None:
     tree = small_tree(3000)
-    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    stream = SectionStream.of(tree)
     compress_sections(stream, tmp_path / "t.balerc", CompressOptions(lossless=True,
                                                                       chunk_rows=256))
     data = (tmp_path / "t.balerc").read_bytes()
@@ -379,7 +371,7 @@ def test_recover_a_cut_file_keeps_whole_events(tmp_path: Path) -> None:
     assert 0 < n < tree.n_events
     back.check()  # every collection holds exactly the objects its counters say
     for name in tree.names:
-        assert back[name].equals(_slice(tree, 0, n)[name]), name
+        assert back[name].equals(tree.event_slice(0, n)[name]), name
 
 
 # -- hostile multi-section files --------------------------------------------------------------
@@ -392,7 +384,7 @@ def test_mutated_section_files_end_in_typed_errors(tmp_path: Path) -> None:
     from tests.fuzz import mutators as mu
 
     tree = small_tree(120, seed=9)
-    stream = SectionStream(tree, tree.n_events, lambda a, b: _slice(tree, a, b))
+    stream = SectionStream.of(tree)
     compress_sections(stream, tmp_path / "s.balerc",
                       CompressOptions.make("pwrel:1e-3", chunk_rows=32, zstd_level=3))
     target = mu.Target.of("sections", (tmp_path / "s.balerc").read_bytes())
