@@ -44,12 +44,16 @@ from .options import (
               help="Signal shape of the unbinned peak fit (on a linear background).")
 @tree_option
 @columns_option
+@click.option("--section", default=None, metavar="NAME",
+              help="FILE holds a whole ROOT tree: evaluate this section of it (e.g. Jet, "
+                   "or events), against the same branches of DATA.")
 @threads_option
 @force_option
 def evaluate_command(data: Path, file: Path, output: Path, model_dir: Path | None,
                      four_vectors: tuple[str, ...], mass_window: str | None, fmt: str,
                      max_column_plots: int, style: str, peak_shape: str, tree: str | None,
-                     columns: tuple[str, ...], threads: int | None, force: bool) -> None:
+                     columns: tuple[str, ...], section: str | None, threads: int | None,
+                     force: bool) -> None:
     """Compare DATA with FILE.balerc decompressed: per-column residuals, correlations,
     invariant masses with a fitted peak, and an offline HTML report."""
     from .analysis.evaluate import EvaluateOptions, evaluate_files, headline_lines
@@ -60,7 +64,7 @@ def evaluate_command(data: Path, file: Path, output: Path, model_dir: Path | Non
                            max_column_plots=max_column_plots, force=force, style=style,
                            peak_shape=peak_shape)
     summary = evaluate_files(data, file, output, opts, tree=tree, columns=split_patterns(columns),
-                             threads=threads)
+                             threads=threads, section=section)
     click.echo(f"wrote {output}/report.html ({len(summary['figures'])} figures)")
     for line in headline_lines(summary):
         click.echo(f"  {line}")

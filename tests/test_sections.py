@@ -407,3 +407,17 @@ def test_mutated_section_files_end_in_typed_errors(tmp_path: Path) -> None:
             outcomes[key] = outcomes.get(key, 0) + 1
     assert outcomes.get("decoded", 0) > 0 and sum(outcomes.values()) > 700, outcomes
     assert "ChecksumError" in outcomes and "SchemaError" in outcomes, outcomes
+
+
+def test_evaluate_one_section_of_a_whole_tree(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    src = tmp_path / "t.root"
+    write_root_sections(small_tree(1500), src)
+    run("compress", src, "-o", tmp_path / "t.balerc", "--error-bound", "pwrel:1e-3", "-q")
+    res = CliRunner().invoke(cli, ["evaluate", str(src), str(tmp_path / "t.balerc"), "-o",
+                                   str(tmp_path / "rep")])
+    assert res.exit_code == 2 and "evaluate one with --section NAME" in res.output
+    out = run("evaluate", src, tmp_path / "t.balerc", "-o", tmp_path / "rep", "--section", "Jet",
+              "--max-column-plots", "2")
+    assert "every value within its bound: yes" in out
+    assert (tmp_path / "rep" / "report.html").exists()

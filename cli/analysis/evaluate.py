@@ -45,12 +45,37 @@ class EvaluateOptions:
 # ------------------------------------------------------------------------ inputs
 
 
-def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
-    """The container's JSON header and its size in bytes (for the ratio)."""
+def read_header(path: str | os.PathLike, section: str | None = None
+                ) -> tuple[dict[str, Any], int]:
+    """The container's JSON header and its size in bytes (for the ratio); of a file of
+    several sections, the section's header and the bytes of its chunks' streams."""
+    import balerc.codec.reader  # noqa: F401  (registers the container features)
     from balerc.formats.container import ContainerReader
 
     with ContainerReader(Path(path)) as reader:
-        return reader.header, int(reader.file_size)
+        if reader.sections is None:
+            if section is not None:
+                raise InputError(f"{path} holds one table; --section applies to files of a "
+                                 f"whole ROOT tree")
+            return reader.header, int(reader.file_size)
+        if section is None:
+            names = [s["name"] for s in reader.sections]
+            raise InputError(f"{path} holds {len(names)} sections ({', '.join(names[:12])}); "
+                             f"evaluate one with --section NAME")
+        view = reader.section(section)
+        return view.header, sum(s.size for c in view.chunks for s in c.streams.values())
+
+
+def read_section(path: Path, section: str, tree: str | None, columns: list[str] | None
+                 ) -> Table:
+    """One section of a whole ROOT tree, as `compress` stored it (all its rows)."""
+    from balerc.formats.root_sections import open_root_sections
+    from balerc.formats.table import concat
+
+    stream = open_root_sections(path, tree=tree, columns=columns, allow_skip=True)
+    if section not in stream.first.names:
+        raise InputError(f"{path} has no section '{section}'; it has {stream.first.names}")
+    return concat([step[section] for step in stream.steps(1 << 17)])
 
 
 def check_pairing(data: Table, decoded: Table, data_name: str, file_name: str) -> None:
@@ -445,7 +470,7 @@ def evaluate(data: Table, decoded: Table, header: dict[str, Any], file_bytes: in
 
 def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: EvaluateOptions, *,
                    tree: str | None = None, columns: list[str] | None = None,
-                   threads: int | None = None) -> dict[str, Any]:
+                   threads: int | None = None, section: str | None = None) -> dict[str, Any]:
     """File-level entry: check the output directory first, read both inputs, evaluate."""
     from balerc.codec.api import decompress
     from balerc.formats.tableio import read_table
@@ -453,9 +478,11 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
     if opts.model_dir is not None and not (opts.model_dir / "model.json").exists():
         raise InputError(f"--model {opts.model_dir}: not a model directory (no model.json)")
     with report.output_dir(out_dir, "summary.json", opts.force):
-        data = read_table(data_path, tree=tree, columns=columns)
-        header, size = read_header(file_path)
-        decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir)
+        header, size = read_header(file_path, section)
+        data = (read_section(data_path, section, tree, columns) if section is not None
+                else read_table(data_path, tree=tree, columns=columns))
+        decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir,
+                             sections=[section] if section is not None else None)
         opts.labels = {"data": report.relative(data_path, out_dir),
                        "file": report.relative(file_path, out_dir)}
         return evaluate(data, decoded, header, size, out_dir, opts)
