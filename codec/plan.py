@@ -21,6 +21,7 @@ from balerc.formats.table import Table
 from .bounds import Bound
 from .model import ModelBundle
 from .options import CompressOptions
+from .packing import Entropy
 
 Ranges = Mapping[str, tuple[float, float]]
 
@@ -61,9 +62,13 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     step = 2.0 / 2**options.latent_bits if options.latent_bits else None
     plan = Plan([])
 
+    ent = Entropy(pcodec=options.use_pcodec(), exhaustive=options.effort == "exhaustive",
+                  zstd_level=level)
+
     def make(m: ModelBundle | None) -> AECoder:
         return AECoder(cols, index, dtypes, b, abs_bounds, m, latent_step=step, level=level,
-                       device=options.device, threads=1, embed_model=options.embed_model)
+                       device=options.device, threads=1, embed_model=options.embed_model,
+                       entropy=ent)
 
     if model is not None and b is not None and not options.keep_model and probe is not None:
         gain, cost = model_gain(probe, expected_rows or probe.n_rows, make(model), make(None))

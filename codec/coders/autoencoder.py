@@ -35,6 +35,8 @@ from ..bounds import Bound
 from ..logdomain import alone_values, log2, log_codes, log_delta, relog
 from ..model import ModelBundle, lean_onnx, sha256
 from ..packing import (
+    ZSTD_ONLY,
+    Entropy,
     decode_codes,
     encode_codes,
     finish_codes,
@@ -81,7 +83,7 @@ class AECoder:
     codec_id: ClassVar[str] = "autoencoder"
     features: ClassVar[frozenset[str]] = frozenset({
         "autoencoder", "residual", "quantized", "decoder-float64", "lean-decoder",
-        "grouped-residuals"})
+        "grouped-residuals", "pcodec-codes"})
 
     def __init__(
         self,
@@ -100,6 +102,7 @@ class AECoder:
         threads: int = 1,
         embed_model: bool = True,
         source: str | None = None,
+        entropy: Entropy = ZSTD_ONLY,
     ):
         self.source = source or (model.path if model is not None else "<model>")
         self.columns = columns
@@ -115,6 +118,7 @@ class AECoder:
         self.threads = threads
         self.embed_model = embed_model
         self.latent_step = latent_step
+        self.entropy = entropy
         if model is not None:
             pos = {c: j for j, c in enumerate(columns)}
             self.anchor_idx = [pos[c] for c in model.anchors]
@@ -146,13 +150,16 @@ class AECoder:
             "features": ["quantized", "residual"] + (["autoencoder"] if self.model else [])
             + (["decoder-float64"] if self.io64 else [])
             + (["lean-decoder"] if self.model is not None and self.embed_model else [])
-            + (["grouped-residuals"] if self.model is not None and self.bound is not None else []),
+            + (["grouped-residuals"] if self.model is not None and self.bound is not None else [])
+            + (["pcodec-codes"] if self.entropy.pcodec else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
             "margin": self.margin,
             "zstd_level": self.level,
         }
+        if self.entropy.pcodec:
+            d["entropy"] = "pcodec"
         if self.model is not None:
             d["latent_step"] = self.latent_step
             d["model"] = self.model.manifest.header_fields()
@@ -237,6 +244,7 @@ class AECoder:
             desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
             margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
             level=desc.get("zstd_level", 3), device=device,
+            entropy=Entropy(pcodec=desc.get("entropy") == "pcodec"),
             threads=threads,
             source=f"{source}: embedded" if model and model.path == "<embedded>" else (
                 str(model_dir) if model else source),
@@ -336,7 +344,7 @@ class AECoder:
             for j in range(F):
                 codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
                 offsets[j] = int(codes.min())  # non-negative codes pack narrower
-                parts[j] = encode_codes(codes - offsets[j])
+                parts[j] = encode_codes(codes - offsets[j], self.entropy)
                 plain[j] = finish_codes(parts[j], self.level)
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
@@ -429,7 +437,7 @@ class AECoder:
                 continue
             pk[~np.isfinite(pk)] = 0.0
             codes, r = _quantize(Y[j], pk, e, finite[j], all_finite[j])
-            raw[j] = encode_codes(codes)
+            raw[j] = encode_codes(codes, self.entropy)
             data = finish_codes(raw[j], self.level)
             if len(data) < len(plain[j]):
                 candidates[j] = (data, r)
@@ -458,7 +466,7 @@ class AECoder:
                       source=f"{self.source}: encoder")
         z = enc.run(x=x.astype(np.float32))
         qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
-        return (qz * self.latent_step).astype(np.float32), pack_codes(qz.T.ravel(), self.level)
+        return (qz * self.latent_step).astype(np.float32), pack_codes(qz.T.ravel(), self.level, self.entropy)
 
     def _encode_model_pwrel(
         self,
@@ -494,8 +502,8 @@ class AECoder:
             y = Y[j]
             codes, flag, r, limit, eps_r = self._relog_column(j, y, pk, finite[j])
             rid, sid = self._sid("res", j), self._sid("sign", j)
-            raw[rid] = encode_codes(codes.astype(np.int64))
-            raw[sid] = encode_codes(flag.astype(np.int64))  # flags as codes inside a group
+            raw[rid] = encode_codes(codes.astype(np.int64), self.entropy)
+            raw[sid] = encode_codes(flag.astype(np.int64), self.entropy)  # flags as codes inside a group
             data = {rid: finish_codes(raw[rid], self.level),
                     sid: lossless.encode_column(flag, self.level)}
             size = sum(len(v) for v in data.values())
@@ -572,7 +580,7 @@ class AECoder:
         assert self.bound is not None
         k = max(1, len(y) // 4096)
         codes = log_codes(y[::k], self.bound.value, finite[::k])[0]
-        return len(pack_codes(codes, self.level)) * (len(y) / max(1, len(codes)))
+        return len(pack_codes(codes, self.level, self.entropy)) * (len(y) / max(1, len(codes)))
 
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
@@ -584,7 +592,7 @@ class AECoder:
         """
         assert self.bound is not None
         codes, offsets[j], recon[j] = log_codes(y, self.bound.value, finite)
-        return encode_codes(codes)
+        return encode_codes(codes, self.entropy)
 
     # ------------------------------------------------------------------ decode
     def streams_for(self, names: list[str]) -> list[str]:
