@@ -393,7 +393,8 @@ class AECoder:
                 return sid, parts[j], plain[j]
             return sid, mparts[sid], streams[sid]  # made by _encode_model(_pwrel)
 
-        version, frame, members = choose_grouping(modes, member, self.level)
+        version, frame, members = choose_grouping(modes, member, self.level,
+                                                  self.entropy.exhaustive)
         for sid, _, data in members:
             if frame is None:
                 streams[sid] = data
