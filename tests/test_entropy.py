@@ -1,0 +1,145 @@
+"""The entropy stage (issue 15): pcodec code streams, the cheap and exhaustive choices."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from balerc.codec import packing
+from balerc.codec.bounds import Bound
+from balerc.codec.options import CompressOptions
+from balerc.codec.pipeline import compress_table, read_container
+from balerc.formats import toy
+from balerc.formats.container import ContainerReader
+from balerc.formats.errors import BalercError, ContainerError, InputError
+from balerc.formats.table import Table
+
+pytest.importorskip("pcodec")
+
+ENTROPIES = [
+    packing.ZSTD_ONLY,
+    packing.Entropy(pcodec=True),
+    packing.Entropy(pcodec=True, exhaustive=True, zstd_level=3),
+    packing.Entropy(pcodec=False, exhaustive=True, zstd_level=3),
+]
+codes_st = st.one_of(
+    arrays(np.int64, st.integers(0, 3000), elements=st.integers(-(2**40), 2**40)),
+    arrays(np.int64, st.integers(0, 20000), elements=st.integers(-3, 3)),
+    st.integers(0, 40000).map(lambda n: np.repeat(np.arange(n // 4 + 1), 4)[:n]),
+    st.integers(0, 40000).map(lambda n: np.random.default_rng(n).integers(-500, 500, n)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(codes=codes_st, which=st.integers(0, len(ENTROPIES) - 1))
+def test_every_packing_round_trips(codes, which):
+    ent = ENTROPIES[which]
+    part = packing.encode_codes(codes, ent)
+    stream = packing.finish_codes(part, 3)
+    assert np.array_equal(packing.unpack_codes(stream, codes.size), codes)
+    assert np.array_equal(packing.decode_codes(*part, codes.size), codes)
+    if not ent.pcodec:
+        assert part[0] != packing.PCODEC
+
+
+def test_large_numeric_streams_choose_pcodec_without_trials(monkeypatch):
+    codes = np.random.default_rng(0).normal(0, 300, 100_000).astype(np.int64)
+    monkeypatch.setattr(packing, "_zstd_form", None)  # a trial would call it
+    head, _ = packing.encode_codes(codes, packing.Entropy(pcodec=True))
+    assert head == packing.PCODEC
+
+
+def test_group_with_pcodec_members_round_trips():
+    rng = np.random.default_rng(1)
+    arrays_ = [rng.integers(-1000, 1000, 50_000), np.zeros(50_000, np.int64),
+               rng.integers(0, 3, 50_000)]
+    parts = [packing.encode_codes(a, packing.Entropy(pcodec=True)) for a in arrays_]
+    assert parts[0][0] == packing.PCODEC
+    back = packing.unpack_group(packing.pack_group(parts), len(parts), 50_000)
+    for a, p in zip(arrays_, back, strict=True):
+        assert np.array_equal(packing.decode_codes(*p, 50_000), a)
+
+
+def _pcodec_stream(n: int = 5000) -> bytes:
+    codes = np.random.default_rng(2).integers(-2000, 2000, n)
+    stream = packing.pack_codes(codes, 3, packing.Entropy(pcodec=True))
+    assert stream[0] == packing.PCODEC
+    return stream
+
+
+@pytest.mark.parametrize("n", [4999, 5001, 0, 10**9])
+def test_pcodec_count_must_match_the_records(n):
+    with pytest.raises(ContainerError, match="pcodec"):
+        packing.unpack_codes(_pcodec_stream(), n) if n < 10**9 else packing._pcodec_decode(
+            _pcodec_stream()[1:], 10**6 + 1)
+
+
+def test_hostile_pcodec_bytes_end_in_a_typed_error():
+    stream = _pcodec_stream()
+    rng = np.random.default_rng(3)
+    for k in range(600):
+        data = bytearray(stream)
+        if k % 3 == 0:
+            data = data[: rng.integers(1, len(data))]
+        else:
+            for _ in range(rng.integers(1, 4)):
+                data[rng.integers(1, len(data))] = rng.integers(0, 256)
+        try:
+            out = packing.unpack_codes(bytes(data), 5000)
+        except BalercError:
+            continue
+        assert out.shape == (5000,) and out.dtype == np.int64
+
+
+def _table() -> Table:
+    t = toy.jets(30_000, seed=1)
+    return Table({n: np.asarray(t[n]) for n in t.names_of_kind("float")})
+
+
+def _compress(t: Table, bound: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    compress_table(t, buf, CompressOptions(bound=Bound.parse(bound), chunk_rows=8192, **kw))
+    return buf.getvalue()
+
+
+def _chunks(data: bytes) -> list[tuple[str, dict]]:
+    with ContainerReader(data) as r:
+        return [(json.dumps(c.meta, sort_keys=True), r.read_chunk(i))
+                for i, c in enumerate(r.chunks)]
+
+
+@pytest.mark.parametrize("bound", ["rel:1e-3", "pwrel:5e-4"])
+def test_cheap_choice_never_changes_decoded_values(bound):
+    t = _table()
+    decoded = [read_container(_compress(t, bound, effort=e, entropy=x))
+               for e, x in (("cheap", "auto"), ("exhaustive", "auto"), ("cheap", "zstd"))]
+    for name in t.names:
+        assert np.array_equal(decoded[0][name], decoded[1][name])
+        assert np.array_equal(decoded[0][name], decoded[2][name])
+
+
+@pytest.mark.parametrize("bound", ["rel:1e-4", "pwrel:1e-3"])
+def test_chunk_bytes_identical_for_1_and_2_threads(bound):
+    t = _table()
+    one, two = (_chunks(_compress(t, bound, threads=k)) for k in (1, 2))
+    assert one == two
+
+
+def test_feature_is_required_only_by_files_that_may_use_pcodec():
+    t = _table()
+    for entropy, needs in (("auto", True), ("zstd", False)):
+        with ContainerReader(_compress(t, "rel:1e-3", entropy=entropy)) as r:
+            assert ("pcodec-codes" in r.header["required_features"]) is needs
+
+
+def test_effort_and_entropy_are_checked():
+    with pytest.raises(InputError, match="effort"):
+        CompressOptions(effort="max")
+    with pytest.raises(InputError, match="entropy"):
+        CompressOptions(entropy="lz4")
