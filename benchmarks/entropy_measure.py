@@ -84,7 +84,7 @@ def main() -> None:
                                                          methods=["quant-pcodec", "sz3"])}
         raw = t.n_rows * len(t.names) * 8
 
-        def r(v: float | None) -> str:
+        def r(v: float | None, raw: int = raw) -> str:
             return "-" if v is None or not math.isfinite(v) else f"{raw / v:.2f}"
 
         for b in bounds:

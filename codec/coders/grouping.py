@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..packing import pack_group
+from ..packing import PCODEC, pack_group
 from .wiremodes import WIRE_MODES
 
 GROUP_BYTES = 4 << 20  # chunks whose codes fit this may pack them in one frame
@@ -49,10 +49,18 @@ def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], 
     for version, members in candidates:
         small = exhaustive or separate <= CHEAP_GROUP_BYTES
         if members and small and sum(len(m[1][1]) for m in members) <= GROUP_BYTES:
-            frame = pack_group([m[1] for m in members], level)
+            frame = pack_group([m[1] for m in members], level if exhaustive else
+                               _frame_level(members, level))
             size = len(frame) + separate - sum(len(m[2]) + ENTRY_BYTES for m in members)
             if best is None or size < best[0]:
                 best = (size, version, frame, members)
     if best is None or best[0] >= separate:
         return 0, None, v1
     return best[1], best[2], best[3]
+
+
+def _frame_level(members: list[Member], level: int) -> int:
+    """zstd level of a group frame: the file's, unless pcodec payloads (already entropy
+    coded: the frame only saves their descriptor entries) make up 90% of it."""
+    pc = sum(len(m[1][1]) for m in members if m[1][0] == PCODEC)
+    return 1 if pc >= 0.9 * sum(len(m[1][1]) for m in members) else level
