@@ -23,7 +23,7 @@ import zstandard
 from balerc.formats import bounded
 from balerc.formats.errors import ContainerError, UnsupportedFeatureError
 
-from .lossless import effective_level, shuffle_bytes, unshuffle_bytes
+from .lossless import decode_column, effective_level, encode_column, shuffle_bytes, unshuffle_bytes
 
 _WIDTHS = (1, 2, 4, 8)
 
@@ -57,6 +57,8 @@ class Entropy:
     pcodec_level: int = 8
     exhaustive: bool = False  # code every candidate and keep the smallest (slow)
     zstd_level: int = 3  # what the exhaustive choice compares zstd candidates at
+    coded_exceptions: bool = False  # exception values as a lossless stream (coded-exceptions)
+    dictionary: bool = False  # low-cardinality columns may be mode d (feature dictionary)
 
 
 ZSTD_ONLY = Entropy()
@@ -253,23 +255,33 @@ def unpack_group(data: bytes, count: int, rows: int) -> list[tuple[int, bytes]]:
     return parts
 
 
-def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3) -> bytes:
-    """Values stored verbatim (NaN/Inf, overflow, rounding misses): row deltas + raw floats."""
+def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3,
+                    ent: Entropy = ZSTD_ONLY) -> bytes:
+    """Values stored verbatim (NaN/Inf, overflow, rounding misses): row deltas + floats.
+
+    With `ent.coded_exceptions` (feature coded-exceptions) the floats are a lossless
+    stream (filter byte + zstd frame of float64) instead of raw: a low-cardinality column
+    whose distinct values sit on half steps sends half its rows here."""
     rows = rows.astype(np.int64)
     deltas = np.diff(rows, prepend=0)
     head = np.array([len(rows)], dtype="<u8").tobytes()
-    body = pack_codes(deltas, level)
-    return head + len(body).to_bytes(8, "little") + body + values.astype("<f8").tobytes()
+    body = pack_codes(deltas, level, ent)
+    floats = values.astype("<f8")
+    tail = encode_column(floats, level) if ent.coded_exceptions else floats.tobytes()
+    return head + len(body).to_bytes(8, "little") + body + tail
 
 
-def unpack_exceptions(data: bytes, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def unpack_exceptions(data: bytes, n_rows: int, coded: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Invert pack_exceptions for a chunk of n_rows rows: strictly increasing row indices
-    inside the chunk, one float64 each, and nothing else in the stream."""
+    inside the chunk, one float64 each (raw, or `coded`: one lossless stream of exactly n
+    float64), and nothing else in the stream."""
     if len(data) < 16:
         raise ContainerError("exception stream: truncated")
     n = int.from_bytes(data[:8], "little")
     blen = int.from_bytes(data[8:16], "little")
-    if n > n_rows or 16 + blen + 8 * n != len(data):
+    size_ok = 16 + blen < len(data) if coded else 16 + blen + 8 * n == len(data)
+    if n > n_rows or not size_ok:
         raise ContainerError(f"exception stream: malformed ({n:,} values in a chunk of "
                              f"{n_rows:,} rows, {len(data):,} bytes)")
     deltas = unpack_codes(data[16 : 16 + blen], n, "exception rows")
@@ -279,5 +291,8 @@ def unpack_exceptions(data: bytes, n_rows: int) -> tuple[np.ndarray, np.ndarray]
     if n and rows[-1] >= n_rows:
         raise ContainerError(f"exception stream: row {int(rows[-1])} is outside the chunk "
                              f"({n_rows:,} rows)")
-    values = np.frombuffer(data, dtype="<f8", count=n, offset=16 + blen).copy()
+    if coded:
+        values = decode_column(data[16 + blen:], "<f8", n, "exception values")
+    else:
+        values = np.frombuffer(data, dtype="<f8", count=n, offset=16 + blen).copy()
     return rows, values

@@ -63,7 +63,8 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     plan = Plan([])
 
     ent = Entropy(pcodec=options.use_pcodec(), exhaustive=options.effort == "exhaustive",
-                  zstd_level=level)
+                  zstd_level=level, coded_exceptions=options.entropy != "zstd",
+                  dictionary=options.entropy != "zstd")
 
     def make(m: ModelBundle | None) -> AECoder:
         return AECoder(cols, index, dtypes, b, abs_bounds, m, latent_step=step, level=level,

@@ -124,7 +124,7 @@ def test_cheap_choice_never_changes_decoded_values(bound):
         assert np.array_equal(decoded[0][name], decoded[2][name])
 
 
-@pytest.mark.parametrize("bound", ["rel:1e-4", "pwrel:1e-3"])
+@pytest.mark.parametrize("bound", ["abs:0.01", "pwrel:1e-3"])
 def test_chunk_bytes_identical_for_1_and_2_threads(bound):
     t = _table()
     one, two = (_chunks(_compress(t, bound, threads=k)) for k in (1, 2))
@@ -143,3 +143,58 @@ def test_effort_and_entropy_are_checked():
         CompressOptions(effort="max")
     with pytest.raises(InputError, match="entropy"):
         CompressOptions(entropy="lz4")
+
+
+def _low_cardinality(n: int = 40_000) -> Table:
+    """A float32 column of 17 distinct values on half quantization steps at abs:0.01 (like
+    the generated jets' `area` at rel:1e-4), next to a smooth one."""
+    rng = np.random.default_rng(4)
+    area = ((rng.integers(0, 17, n) + 0.5) * 0.02).astype(np.float32)
+    return Table({"area": area, "pt": rng.exponential(30.0, n).astype(np.float32)})
+
+
+def test_low_cardinality_column_is_a_dictionary_within_the_bound():
+    from balerc.cli.analysis.peers import run_peer
+
+    t = _low_cardinality()
+    data = _compress(t, "abs:0.01")
+    with ContainerReader(data) as r:
+        assert "dictionary" in r.header["required_features"]
+        modes = [json.loads(m)["0"]["modes"] for m, _ in _chunks(data)]
+    assert all(m[0] == "d" for m in modes)
+    back = read_container(data)
+    assert np.array_equal(back["area"], t["area"])  # a dictionary is exact
+    area = Table({"area": t["area"]})
+    before = _compress(area, "abs:0.01", entropy="zstd")  # exceptions: half the rows verbatim
+    assert len(_compress(area, "abs:0.01")) < 0.5 * len(before)
+    peer = run_peer("quant-zstd", np.asarray(t["area"])[:, None], "abs:0.01")
+    buf = io.BytesIO()  # one chunk, as the peer: within its container overhead of the peer
+    compress_table(Table({"area": t["area"]}), buf, CompressOptions(bound=Bound.parse("abs:0.01")))
+    assert len(buf.getvalue()) < peer.compressed_bytes + 1200
+
+
+def test_coded_exceptions_round_trip():
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.choice(10_000, 3000, replace=False))
+    values = rng.choice([0.25, np.nan, np.inf, -1.5], 3000)
+    ent = packing.Entropy(pcodec=True, coded_exceptions=True)
+    r, v = packing.unpack_exceptions(packing.pack_exceptions(rows, values, 3, ent), 10_000, True)
+    assert np.array_equal(r, rows) and np.array_equal(v, values, equal_nan=True)
+
+
+def test_hostile_dictionary_streams_end_in_a_typed_error():
+    from tests.fuzz import fileparts
+
+    data = _compress(_low_cardinality(5000), "abs:0.01")
+    good = fileparts.parse(data).chunks[0].payload("dict/0")
+    res = fileparts.parse(data).chunks[0].payload("res/0")
+    k = int.from_bytes(good[:4], "little")
+    forged = [("dict/0", b""), ("dict/0", (10**9).to_bytes(4, "little") + good[4:]),
+              ("dict/0", (k - 1).to_bytes(4, "little") + good[4:]), ("dict/0", good[:-3]),
+              ("dict/0", (1).to_bytes(4, "little") + packing.pack_codes(np.zeros(1), 3)),
+              ("res/0", res[:-2])]
+    for name, bad in forged:
+        parts = fileparts.parse(data)
+        parts.chunks[0].set_payload(name, bad)
+        with pytest.raises(BalercError):
+            read_container(fileparts.write(parts))

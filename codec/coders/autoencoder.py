@@ -53,6 +53,7 @@ from .grouping import choose_grouping, group_members
 from .stats import ColumnStats
 from .wiremodes import (
     AUTOENCODER,
+    DICTIONARY,
     LOG,
     MODEL_FREE,
     PREDICTED,
@@ -75,6 +76,7 @@ DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the expor
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
 GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
 MAX_MODEL_BYTES = 64 << 20  # an embedded decoder, compressed or not (docs/FORMAT.md)
+MAX_DICTIONARY = 4096  # distinct values of a mode d column chunk
 
 
 class AECoder:
@@ -83,7 +85,7 @@ class AECoder:
     codec_id: ClassVar[str] = "autoencoder"
     features: ClassVar[frozenset[str]] = frozenset({
         "autoencoder", "residual", "quantized", "decoder-float64", "lean-decoder",
-        "grouped-residuals", "pcodec-codes"})
+        "grouped-residuals", "pcodec-codes", "coded-exceptions", "dictionary"})
 
     def __init__(
         self,
@@ -151,7 +153,10 @@ class AECoder:
             + (["decoder-float64"] if self.io64 else [])
             + (["lean-decoder"] if self.model is not None and self.embed_model else [])
             + (["grouped-residuals"] if self.model is not None and self.bound is not None else [])
-            + (["pcodec-codes"] if self.entropy.pcodec else []),
+            + (["pcodec-codes"] if self.entropy.pcodec else [])
+            + (["coded-exceptions"] if self.entropy.coded_exceptions else [])
+            + (["dictionary"] if self.entropy.dictionary and self.bound is not None
+               and not self.bound.pointwise else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
@@ -160,6 +165,10 @@ class AECoder:
         }
         if self.entropy.pcodec:
             d["entropy"] = "pcodec"
+        if self.entropy.coded_exceptions:
+            d["exceptions"] = "coded"
+        if "dictionary" in d["features"]:
+            d["dictionary"] = True
         if self.model is not None:
             d["latent_step"] = self.latent_step
             d["model"] = self.model.manifest.header_fields()
@@ -244,7 +253,9 @@ class AECoder:
             desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
             margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
             level=desc.get("zstd_level", 3), device=device,
-            entropy=Entropy(pcodec=desc.get("entropy") == "pcodec"),
+            entropy=Entropy(pcodec=desc.get("entropy") == "pcodec",
+                            coded_exceptions=desc.get("exceptions") == "coded",
+                            dictionary=bool(desc.get("dictionary"))),
             threads=threads,
             source=f"{source}: embedded" if model and model.path == "<embedded>" else (
                 str(model_dir) if model else source),
@@ -344,8 +355,14 @@ class AECoder:
             for j in range(F):
                 codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
                 offsets[j] = int(codes.min())  # non-negative codes pack narrower
+                table = self._dictionary(j, Y[j], finite[j], recon[j])
+                if table is not None:  # mode d: codes index the chunk's distinct values
+                    codes, streams[self._sid("dict", j)] = table
+                    modes[j], offsets[j] = DICTIONARY.letter, 0
                 parts[j] = encode_codes(codes - offsets[j], self.entropy)
                 plain[j] = finish_codes(parts[j], self.level)
+                if table is not None:
+                    streams[self._sid("res", j)] = plain[j]
             if self.model is not None:
                 self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
         grouped = self._group(modes, parts, plain, mparts, streams)
@@ -374,7 +391,8 @@ class AECoder:
             bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
             if bad.any():
                 rows = np.flatnonzero(bad)
-                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level)
+                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level,
+                                                                self.entropy)
                 err[rows] = 0.0
             rel = None
             if self.bound is not None and self.bound.pointwise:
@@ -403,6 +421,25 @@ class AECoder:
         if frame is not None:
             streams["qgroup"] = frame
         return version
+
+    def _dictionary(self, j: int, y: np.ndarray, finite: np.ndarray, r: np.ndarray
+                    ) -> tuple[np.ndarray, bytes] | None:
+        """Mode d for a model-free column whose quantized values miss the bound after the
+        cast to its dtype on over 1/64 of the rows (a float32 column of few distinct values
+        on half steps) and that has at most MAX_DICTIONARY distinct values: (codes, stream
+        `dict/<i>`), r set to the exact values; else None. Costs a cast only otherwise."""
+        if not self.entropy.dictionary or j in self.anchor_idx or j in self.pred_idx:
+            return None
+        dt = np.dtype(self.dtypes[self.columns[j]])
+        cast = r if dt == np.float64 else r.astype(dt).astype(np.float64)
+        if np.count_nonzero(np.abs(y - cast) > self._limit(j, y)) * 64 <= y.size:
+            return None
+        values, codes = np.unique(np.where(finite, y, 0.0), return_inverse=True)
+        if values.size > MAX_DICTIONARY:
+            return None
+        r[:] = values[codes]
+        stream = values.size.to_bytes(4, "little") + lossless.encode_column(values, self.level)
+        return codes.astype(np.int64), stream
 
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
         """Column j's per-value limit: the bound's own definition (codec/bounds.py)."""
@@ -598,7 +635,7 @@ class AECoder:
     # ------------------------------------------------------------------ decode
     def streams_for(self, names: list[str]) -> list[str]:
         idx = [self.index[c] for c in self.columns]
-        roles = ("res", "exc", "sign")
+        roles = ("res", "exc", "sign", "dict")
         return [f"{r}/{i}" for i in idx for r in roles] + ["latents", "qgroup"]
 
     def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -627,7 +664,7 @@ class AECoder:
             col = recon[j]
             sid = self._sid("exc", j)
             if sid in streams:
-                r, v = unpack_exceptions(streams[sid], rows)
+                r, v = unpack_exceptions(streams[sid], rows, self.entropy.coded_exceptions)
                 col[r] = v
             out[name] = col.astype(np.dtype(self.dtypes[name]))
         return out
@@ -654,6 +691,14 @@ class AECoder:
                 return decode_codes(*grouped[sid], rows).astype(np.uint8)
             return lossless.decode_column(require(streams, sid), np.uint8, rows, f"stream '{sid}'")
 
+        def table(j: int) -> np.ndarray:
+            sid = self._sid("dict", j)
+            data = require(streams, sid)
+            k = int.from_bytes(data[:4], "little")
+            if len(data) < 5 or not 0 < k <= max(rows, 1):
+                raise ContainerError(f"stream '{sid}': {k:,} values for a chunk of {rows:,} rows")
+            return lossless.decode_column(data[4:], "<f8", k, f"stream '{sid}'")
+
         def no_prediction(j: int) -> np.ndarray:
             raise AssertionError("a model-free wire mode asked for a prediction")
 
@@ -662,7 +707,7 @@ class AECoder:
             codes=codes, flags=flags, offsets=meta.get("offsets", [0] * F),
             prediction=no_prediction, abs_bound=self._col_bound, drift=self._pred_margin,
             eps=self.bound.value if self.bound is not None else None,
-            rel_eps=meta.get("rel_eps"))
+            rel_eps=meta.get("rel_eps"), table=table)
 
     def _decode_prediction(self, streams: dict[str, bytes], rows: int, recon: np.ndarray
                            ) -> dict[int, np.ndarray]:
