@@ -140,10 +140,22 @@ def _zstd_form(codes: np.ndarray, flags: int) -> tuple[int, bytes]:
 
 
 def _pcodec_form(codes: np.ndarray, level: int) -> bytes:
+    """pcodec of the codes; its delta and multiplier searches only where a sample says they
+    may pay (sorted or smooth codes; codes sharing a common factor): they cost a third of
+    its time on the usual noise-like residual codes and change nothing there."""
     import pcodec
 
-    return pcodec.standalone.simple_compress(
-        np.ascontiguousarray(codes, dtype=np.int64), pcodec.ChunkConfig(compression_level=level))
+    sample = codes[:_SAMPLE]
+    delta, mode = pcodec.DeltaSpec.no_op(), pcodec.ModeSpec.classic()
+    if sample.size > 1:
+        d = np.diff(sample)
+        spread = int(sample.max()) - int(sample.min())
+        if spread > 0 and 4 * int(np.abs(d).max()) <= spread:
+            delta = pcodec.DeltaSpec.auto()
+        if int(np.gcd.reduce(sample - sample.min())) > 1:
+            mode = pcodec.ModeSpec.auto()
+    cfg = pcodec.ChunkConfig(compression_level=level, delta_spec=delta, mode_spec=mode)
+    return pcodec.standalone.simple_compress(np.ascontiguousarray(codes, dtype=np.int64), cfg)
 
 
 def _exhaustive(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:

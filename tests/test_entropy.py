@@ -198,3 +198,16 @@ def test_hostile_dictionary_streams_end_in_a_typed_error():
         parts.chunks[0].set_payload(name, bad)
         with pytest.raises(BalercError):
             read_container(fileparts.write(parts))
+
+
+@settings(max_examples=40, deadline=None)
+@given(y=arrays(np.float64, st.integers(1, 500),
+                elements=st.floats(-1e30, 1e30, allow_nan=False).filter(lambda v: v != 0)))
+def test_log_codes_fast_path_matches_the_general_one(y):
+    from balerc.codec.exactmath import log2
+    from balerc.codec.logdomain import log_codes, log_delta
+
+    codes, low, r = log_codes(y, 5e-4)
+    k = np.rint(log2(np.abs(y)) / log_delta(5e-4)).astype(np.int64)  # the general formula
+    assert low == int(k.min())
+    assert np.array_equal(codes, np.where(np.signbit(y), -1, 1) * (k - low + 1))
