@@ -23,7 +23,14 @@ import zstandard
 from balerc.formats import bounded
 from balerc.formats.errors import ContainerError, UnsupportedFeatureError
 
-from .lossless import decode_column, effective_level, encode_column, shuffle_bytes, unshuffle_bytes
+from .lossless import (
+    SMALL_STREAM,
+    decode_column,
+    effective_level,
+    encode_column,
+    shuffle_bytes,
+    unshuffle_bytes,
+)
 
 _WIDTHS = (1, 2, 4, 8)
 
@@ -105,20 +112,21 @@ def _cheap_choice(codes: np.ndarray, ent: Entropy) -> int:
 
 def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     """Short streams are coded every way (microseconds each; small tables are where bytes
-    per stream weigh most): the zstd forms compared at level 1, the best of them against
-    pcodec at the file's level."""
-    cctx = zstandard.ZstdCompressor(level=1)
-    best: tuple[int, tuple[int, bytes]] | None = None
-    for flags in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG):
-        form = _zstd_form(codes, flags)
-        size = len(cctx.compress(form[1]))
-        if best is None or size < 0.97 * best[0]:  # the simpler form unless it clearly wins
-            best = (size, form)
-    assert best is not None
+    per stream weigh most): the zstd forms compared as stored where their payload is at
+    most SMALL_STREAM bytes (else at level 1), the best of them against pcodec."""
+    forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
+    if len(forms[0][1]) <= SMALL_STREAM:
+        sizes = [len(finish_codes(f, ent.zstd_level)) for f in forms]
+    else:
+        cctx = zstandard.ZstdCompressor(level=1)
+        sizes = [len(cctx.compress(f[1])) for f in forms]
+    best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
-        return best[1]
+        return forms[best]
     pc = _pcodec_form(codes, ent.pcodec_level)
-    return (PCODEC, pc) if 1 + len(pc) < len(finish_codes(best[1], ent.zstd_level)) else best[1]
+    stored = sizes[best] if len(forms[0][1]) <= SMALL_STREAM else len(
+        finish_codes(forms[best], ent.zstd_level))
+    return (PCODEC, pc) if 1 + len(pc) < stored else forms[best]
 
 
 def _stored_width(codes: np.ndarray) -> int:
