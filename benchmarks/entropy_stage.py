@@ -26,6 +26,7 @@ import zstandard
 
 from balerc.cli.analysis.peers import PEERS, _allowed, dequantize, quantize
 from balerc.codec.bounds import Bound
+from balerc.codec.model import ModelBundle
 from balerc.codec.options import CompressOptions
 from balerc.codec.pipeline import compress_table, read_container
 from balerc.formats import toy
@@ -50,11 +51,15 @@ def _floats(t: Table) -> Table:
     return Table({n: np.asarray(t[n]) for n in t.names_of_kind("float")})
 
 
-def balerc_run(t: Table, bound: str, threads: int, **kw) -> tuple[int, float, float, Table]:
+MODELS: dict[str, ModelBundle] = {}  # bound kind -> model for the dimuon table (--models)
+
+
+def balerc_run(t: Table, bound: str, threads: int, model: ModelBundle | None = None,
+               **kw) -> tuple[int, float, float, Table]:
     opts = CompressOptions(bound=Bound.parse(bound), threads=threads, **kw)
     buf = io.BytesIO()
     t0 = time.perf_counter()
-    compress_table(t, buf, opts)
+    compress_table(t, buf, opts, model)
     t1 = time.perf_counter()
     back = read_container(buf.getvalue(), threads=threads)
     return len(buf.getvalue()), t1 - t0, time.perf_counter() - t1, back
@@ -102,10 +107,16 @@ def check_array(x: np.ndarray, y: np.ndarray, bound: Bound) -> None:
         raise AssertionError("a decoded value misses the bound")
 
 
-def methods(t: Table, bound: Bound) -> dict[str, Callable[[int], tuple[int, float, float]]]:
+def methods(t: Table, bound: Bound, model: ModelBundle | None
+            ) -> dict[str, Callable[[int], tuple[int, float, float]]]:
     x = t.to_numpy(t.names)
     out: dict[str, Callable[[int], tuple[int, float, float]]] = {}
-    for label, kw in BALERC.items():
+    runs = dict(BALERC)
+    if model is not None:
+        runs = {"balerc model": {"model": model}, "balerc model, zstd": {"model": model,
+                                                                          "entropy": "zstd"},
+                **runs}
+    for label, kw in runs.items():
         if label == "balerc exhaustive" and x.nbytes > 10e6:
             continue  # minutes on large tables: its bytes are in entropy_measure.py
         def run(threads: int, kw: dict = kw) -> tuple[int, float, float]:
@@ -129,10 +140,11 @@ def methods(t: Table, bound: Bound) -> dict[str, Callable[[int], tuple[int, floa
     return out
 
 
-def measure(t: Table, bound: Bound, rounds: int) -> list[str]:
+def measure(t: Table, bound: Bound, rounds: int, model: ModelBundle | None = None
+            ) -> list[str]:
     """Interleaved rounds of every method; rows of the markdown table."""
     mb = sum(t[n].nbytes for n in t.names) / 1e6
-    ms = methods(t, bound)
+    ms = methods(t, bound, model)
     runs: dict[tuple[str, int], list[tuple[int, float, float]]] = {}
     for _ in range(rounds):
         for label, fn in ms.items():
@@ -147,6 +159,59 @@ def measure(t: Table, bound: Bound, rounds: int) -> list[str]:
                     f"[{min(c):.0f}-{max(c):.0f}] | {statistics.median(d):.0f} "
                     f"[{min(d):.0f}-{max(d):.0f}] |")
     return rows
+
+
+def kind_of(name: str, anchors: set[int], predicted: set[int]) -> str:
+    role, _, col = name.partition("/")
+    if role == "res":
+        i = int(col)
+        return "anchors" if i in anchors else ("residuals" if i in predicted else "quantized")
+    return {"col": "lossless", "sign": "residuals", "exc": "exceptions", "dict": "dictionary",
+            "qgroup": "qgroup (mixed)", "latents": "latents"}.get(role, role)
+
+
+def stream_kinds(t: Table, bound: str, model: ModelBundle | None, entropy: str
+                 ) -> dict[str, int]:
+    """Bytes per stream kind of one file (stream payloads, summed over chunks), written
+    without `qgroup` frames so that every kind keeps its own streams."""
+    from balerc.codec.coders import grouping
+    from balerc.formats.container import ContainerReader
+
+    buf = io.BytesIO()
+    saved, grouping.CHEAP_GROUP_BYTES = grouping.CHEAP_GROUP_BYTES, -1
+    try:
+        compress_table(t, buf, CompressOptions(bound=Bound.parse(bound), entropy=entropy), model)
+    finally:
+        grouping.CHEAP_GROUP_BYTES = saved
+    out: dict[str, int] = {}
+    with ContainerReader(buf.getvalue()) as r:
+        names = [c["name"] for c in r.header["schema"]["columns"]]
+        m = (r.header["coders"][0].get("model") or {})
+        anchors = {names.index(c) for c in m.get("anchors", [])}
+        predicted = {names.index(c) for c in m.get("predicted", [])}
+        for i in range(len(r.chunks)):
+            for name, payload in r.read_chunk(i).items():
+                k = kind_of(name, anchors, predicted)
+                out[k] = out.get(k, 0) + len(payload)
+    out["file"] = len(buf.getvalue())
+    return out
+
+
+def kinds_table(tabs: dict[str, Table]) -> None:
+    print("\n### Bytes per stream kind (zstd = --entropy zstd, pcodec = default; no qgroup)\n")
+    print("| data | bound | model | entropy | file | anchors | residuals | quantized | latents "
+          "| exceptions | dictionary | qgroup (mixed) | lossless |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, t in tabs.items():
+        for b in BOUNDS:
+            model = MODELS.get(b.split(":")[0]) if name.startswith("dimuon") else None
+            for entropy in ("zstd", "auto"):
+                k = stream_kinds(t, b, model, entropy)
+                cells = " | ".join(f"{k.get(c, 0):,}" for c in (
+                    "file", "anchors", "residuals", "quantized", "latents", "exceptions",
+                    "dictionary", "qgroup (mixed)", "lossless"))
+                print(f"| {name} | {b} | {'yes' if model else 'no'} | "
+                      f"{'pcodec' if entropy == 'auto' else 'zstd'} | {cells} |", flush=True)
 
 
 def profile(t: Table, bound: str) -> None:
@@ -164,14 +229,32 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--models", nargs=2, metavar=("REL_DIR", "PWREL_DIR"), default=None,
+                    help="balerc train models for the dimuon table (rel, pwrel)")
+    ap.add_argument("--only", default=None, help="tables whose name contains this")
+    ap.add_argument("--kinds", action="store_true", help="bytes per stream kind only")
     args = ap.parse_args()
-    tabs = tables(args.rows)
+    if args.models:
+        MODELS.update(rel=ModelBundle.load(args.models[0]), pwrel=ModelBundle.load(args.models[1]))
+    tabs = {n: t for n, t in tables(args.rows).items()
+            if not args.only or args.only.lower() in n.lower()}
+    if args.kinds:
+        if not args.only:  # the other ratio_push.py tables (model-free: small tables)
+            import sys
+
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from ratio_push import datasets
+
+            tabs.update((n, t) for n, t in datasets(1000) if n.startswith(("HZZ", "toy")))
+        kinds_table(tabs)
+        return
     for name, t in tabs.items():
         for b in BOUNDS:
+            model = MODELS.get(b.split(":")[0]) if name.startswith("dimuon") else None
             print(f"\n### {name} ({t.n_rows:,} rows, {len(t.names)} float columns), {b}\n")
             print("| method | threads | ratio | compress MB/s | decompress MB/s |")
             print("|---|---|---|---|---|")
-            for row in measure(t, Bound.parse(b), args.rounds):
+            for row in measure(t, Bound.parse(b), args.rounds, model):
                 print(row, flush=True)
     if args.profile:
         first = next(iter(tabs))

@@ -163,12 +163,7 @@ class AECoder:
             "margin": self.margin,
             "zstd_level": self.level,
         }
-        if self.entropy.pcodec:
-            d["entropy"] = "pcodec"
-        if self.entropy.coded_exceptions:
-            d["exceptions"] = "coded"
-        if "dictionary" in d["features"]:
-            d["dictionary"] = True
+
         if self.model is not None:
             d["latent_step"] = self.latent_step
             d["model"] = self.model.manifest.header_fields()
@@ -248,14 +243,17 @@ class AECoder:
                         f"not the one the file was compressed with ({desc['decoder_sha256'][:16]}...)"
                     )
         b = desc.get("bound")
+        features = desc.get("features", [])
+        if not isinstance(features, list):
+            raise ContainerError("header, autoencoder coder: 'features' must be a list")
         coder = cls(
             desc["columns"], index, dtypes, Bound(b["mode"], b["value"]) if b else None,
             desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
             margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
             level=desc.get("zstd_level", 3), device=device,
-            entropy=Entropy(pcodec=desc.get("entropy") == "pcodec",
-                            coded_exceptions=desc.get("exceptions") == "coded",
-                            dictionary=bool(desc.get("dictionary"))),
+            entropy=Entropy(pcodec="pcodec-codes" in features,
+                            coded_exceptions="coded-exceptions" in features,
+                            dictionary="dictionary" in features),
             threads=threads,
             source=f"{source}: embedded" if model and model.path == "<embedded>" else (
                 str(model_dir) if model else source),
