@@ -349,20 +349,8 @@ class AECoder:
                     if modes[j] in MODEL_FREE:
                         plain_of(j)
         else:
-            assert self.abs_bounds is not None
-            for j in range(F):
-                codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
-                offsets[j] = int(codes.min())  # non-negative codes pack narrower
-                table = self._dictionary(j, Y[j], finite[j], recon[j])
-                if table is not None:  # mode d: codes index the chunk's distinct values
-                    codes, streams[self._sid("dict", j)] = table
-                    modes[j], offsets[j] = DICTIONARY.letter, 0
-                parts[j] = encode_codes(codes - offsets[j], self.entropy)
-                plain[j] = finish_codes(parts[j], self.level)
-                if table is not None:
-                    streams[self._sid("res", j)] = plain[j]
-            if self.model is not None:
-                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
+            self._encode_abs(Y, finite, all_finite, recon, modes, offsets, streams, parts, plain,
+                             strict, mparts)
         grouped = self._group(modes, parts, plain, mparts, streams)
         self._exceptions(Y, finite, all_finite, recon, strict, streams)
         self._stats.chunk_done(n, modes)
@@ -449,24 +437,66 @@ class AECoder:
             return np.inf if j in self.pred_idx else self._col_bound(j)
         return self.bound.limit(y, None if self.bound.pointwise else self._col_bound(j))
 
+    def _encode_abs(self, Y: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
+                    recon: np.ndarray, modes: list[str], offsets: list[int],
+                    streams: dict[str, bytes], parts: dict[int, tuple[int, bytes]],
+                    plain: dict[int, bytes], strict: dict[int, np.ndarray | float],
+                    mparts: dict[str, tuple[int, bytes]]) -> None:
+        """abs/rel bounds: modes q (or d) for every column, then p where the model pays.
+        A predicted column's model-free stream is only packed if the prediction may lose."""
+        assert self.abs_bounds is not None
+        qcodes: dict[int, np.ndarray] = {}
+        for j in range(len(self.columns)):
+            codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
+            offsets[j] = int(codes.min())  # non-negative codes pack narrower
+            table = self._dictionary(j, Y[j], finite[j], recon[j])
+            if table is not None:  # mode d: codes index the chunk's distinct values
+                codes, streams[self._sid("dict", j)] = table
+                modes[j], offsets[j] = DICTIONARY.letter, 0
+            qcodes[j] = codes - offsets[j]
+
+        def plain_of(j: int) -> bytes:
+            if j not in plain:
+                parts[j] = encode_codes(qcodes[j], self.entropy)
+                plain[j] = finish_codes(parts[j], self.level)
+            return plain[j]
+
+        lazy = set(self.pred_idx) if self.model is not None else set()
+        for j in range(len(self.columns)):
+            if j not in lazy:
+                plain_of(j)
+                if modes[j] == DICTIONARY.letter:
+                    streams[self._sid("res", j)] = plain[j]
+        if self.model is not None:
+            self._encode_model(Y, finite, all_finite, recon, plain_of,
+                               lambda j: _entropy_bytes(qcodes[j]), modes, streams, strict,
+                               mparts)
+            for j in lazy:
+                if modes[j] in MODEL_FREE:
+                    plain_of(j)
+
     def _encode_model(
         self,
         Y: np.ndarray,
         finite: np.ndarray,
         all_finite: np.ndarray,
         recon: np.ndarray,
-        plain: dict[int, bytes],
+        plain_of: Any,
+        estimate: Any,
         modes: list[str],
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
         mparts: dict[str, tuple[int, bytes]],
     ) -> None:
-        """Latents + predictions; keep a column's prediction only where it packs smaller."""
+        """Latents + predictions; keep a column's prediction only where it packs smaller
+        than the column's model-free stream (estimated from its codes' histogram where the
+        prediction clearly wins; packed and compared otherwise, or with --effort exhaustive)."""
         assert self.model is not None and self.abs_bounds is not None
         latents, lat_stream = self._latents(Y, finite)
         p = self._predict(latents, recon[self.anchor_idx].T)
         candidates: dict[int, tuple[bytes, np.ndarray]] = {}
         raw: dict[int, tuple[int, bytes]] = {}
+        gain = 0.0
         for k, j in enumerate(self.pred_idx):
             pk = np.ascontiguousarray(p[:, k])
             if self.bound is None:
@@ -479,9 +509,11 @@ class AECoder:
             codes, r = _quantize(Y[j], pk, e, finite[j], all_finite[j])
             raw[j] = encode_codes(codes, self.entropy)
             data = finish_codes(raw[j], self.level)
-            if len(data) < len(plain[j]):
+            est = 0.0 if self.entropy.exhaustive else estimate(j)
+            base = est if len(data) < 0.8 * est else len(plain_of(j))
+            if len(data) < base:
                 candidates[j] = (data, r)
-        gain = sum(len(plain[j]) - len(d) for j, (d, _) in candidates.items())
+                gain += base - len(data)
         if self.bound is not None and gain <= len(lat_stream):
             return  # the model does not pay in this chunk: plain quantization everywhere
         if lat_stream:
@@ -754,3 +786,13 @@ def _quantize(
     c *= step
     c += p
     return codes, c
+
+
+def _entropy_bytes(codes: np.ndarray) -> float:
+    """Order-0 entropy of ~4096 evenly spaced codes, scaled to the stream: what pcodec
+    packs noise-like codes to within a few percent (benchmarks/entropy_measure.py)."""
+    sample = codes[:: max(1, codes.size // 4096)]
+    if not sample.size:
+        return 0.0
+    p = np.unique(sample, return_counts=True)[1] / sample.size
+    return float(-(p * np.log2(p)).sum()) * codes.size / 8 + 32
