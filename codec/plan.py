@@ -50,10 +50,11 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     index = {n: i for i, n in enumerate(names)}
     dtypes = {n: dtype_str(np.dtype(d)) for n, d in schema.items()}
     level = options.zstd_level if options.zstd_level is not None else 3
+    pc, exhaustive = options.use_pcodec(), options.effort == "exhaustive"
     if options.lossless:
         if model is not None:
             raise InputError("--lossless cannot be combined with -m/--model")
-        return Plan([LosslessCoder(names, index, dtypes, level)])
+        return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)])
     b = options.bound
     if model is None and b is None:
         raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
@@ -62,7 +63,7 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     step = 2.0 / 2**options.latent_bits if options.latent_bits else None
     plan = Plan([])
 
-    ent = Entropy(pcodec=options.use_pcodec(), exhaustive=options.effort == "exhaustive",
+    ent = Entropy(pcodec=pc, exhaustive=exhaustive,
                   zstd_level=level, coded_exceptions=options.entropy != "zstd",
                   dictionary=options.entropy != "zstd")
 
@@ -84,7 +85,7 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     plan.coders.append(plan.ae)
     rest = [n for n in names if n not in cols]
     if rest:
-        plan.coders.append(LosslessCoder(rest, index, dtypes, level))
+        plan.coders.append(LosslessCoder(rest, index, dtypes, level, pc, exhaustive))
     return plan
 
 

@@ -211,3 +211,48 @@ def test_log_codes_fast_path_matches_the_general_one(y):
     k = np.rint(log2(np.abs(y)) / log_delta(5e-4)).astype(np.int64)  # the general formula
     assert low == int(k.min())
     assert np.array_equal(codes, np.where(np.signbit(y), -1, 1) * (k - low + 1))
+
+
+LOSSLESS_DTYPES = ["<i2", "<i4", "<i8", "<u2", "<u4", "<u8", "<f2", "<f4", "<f8"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(dtype=st.sampled_from(LOSSLESS_DTYPES), n=st.integers(0, 20_000),
+       seed=st.integers(0, 2**32 - 1), kind=st.integers(0, 3), exhaustive=st.booleans())
+def test_lossless_pcodec_is_bit_exact(dtype, n, seed, kind, exhaustive):
+    from balerc.codec import lossless
+
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    raw = rng.integers(0, 256, n * dt.itemsize, dtype=np.uint8)  # any bits: NaN payloads
+    if kind == 1:
+        raw = np.repeat(raw[: dt.itemsize * 8], n)[: n * dt.itemsize]  # runs
+    values = raw.view(dt) if kind != 2 else np.sort(raw.view(dt))
+    if kind == 3:
+        values = np.arange(n).astype(dt)
+    stream = lossless.encode_column(values, 3, pcodec=True, exhaustive=exhaustive)
+    back = lossless.decode_column(stream, dt, n)
+    assert back.dtype == dt and back.tobytes() == values.tobytes()
+
+
+def test_lossless_pcodec_stream_is_checked():
+    from balerc.codec import lossless
+
+    values = np.random.default_rng(6).normal(size=30_000)
+    stream = lossless.encode_column(values, 3, pcodec=True)
+    assert stream[0] == lossless.PCODEC
+    for n, dt in ((29_999, "<f8"), (30_001, "<f8"), (30_000, "<f4"), (30_000, "<i8"),
+                  (30_000, "|b1")):
+        with pytest.raises(ContainerError):
+            lossless.decode_column(stream, dt, n)
+    rng = np.random.default_rng(7)
+    for k in range(300):
+        data = bytearray(stream)
+        data[rng.integers(1, len(data))] ^= 1 << int(rng.integers(0, 8))
+        if k % 2:
+            data = data[: rng.integers(1, len(data))]
+        try:
+            out = lossless.decode_column(bytes(data), "<f8", 30_000)
+        except BalercError:
+            continue
+        assert out.shape == (30_000,)
