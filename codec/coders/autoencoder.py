@@ -369,10 +369,18 @@ class AECoder:
                     streams: dict[str, bytes]) -> None:
         """Store verbatim every value the decoder would not reproduce within the bound
         (after the cast to the column's dtype; NaN and Inf included), and account errors."""
+        dts = {np.dtype(self.dtypes[c]) for c in self.columns}
+        errs = None
+        if len(dts) == 1:  # one dtype (the usual table): the cast and errors in one pass
+            dt = dts.pop()
+            errs = np.abs(Y - (recon if dt == np.float64 else recon.astype(dt).astype(np.float64)))
         for j in range(len(self.columns)):
-            dt = np.dtype(self.dtypes[self.columns[j]])
-            cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
-            err = np.abs(Y[j] - cast)
+            if errs is not None:
+                err = errs[j]
+            else:
+                dt = np.dtype(self.dtypes[self.columns[j]])
+                cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
+                err = np.abs(Y[j] - cast)
             limit = strict[j] if j in strict else self._limit(j, Y[j])
             bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
             if bad.any():
@@ -446,9 +454,11 @@ class AECoder:
         A predicted column's model-free stream is only packed if the prediction may lose."""
         assert self.abs_bounds is not None
         qcodes: dict[int, np.ndarray] = {}
+        all_codes = _quantize_all(Y, self.abs_bounds, finite, bool(all_finite.all()), recon)
+        lows = all_codes.min(axis=1) if Y.shape[1] else np.zeros(len(Y), np.int64)
         for j in range(len(self.columns)):
-            codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
-            offsets[j] = int(codes.min())  # non-negative codes pack narrower
+            codes = all_codes[j]
+            offsets[j] = int(lows[j])  # non-negative codes pack narrower
             table = self._dictionary(j, Y[j], finite[j], recon[j])
             if table is not None:  # mode d: codes index the chunk's distinct values
                 codes, streams[self._sid("dict", j)] = table
@@ -796,3 +806,19 @@ def _entropy_bytes(codes: np.ndarray) -> float:
         return 0.0
     p = np.unique(sample, return_counts=True)[1] / sample.size
     return float(-(p * np.log2(p)).sum()) * codes.size / 8 + 32
+
+
+def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: bool,
+                  recon: np.ndarray) -> np.ndarray:
+    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk in whole-array passes
+    (the same elementwise operations, so the same bits); recon is filled in place."""
+    step = (2.0 * np.asarray(e, dtype=np.float64))[:, None]
+    c = Y - 0.0 if all_finite else np.where(finite, Y, 0.0) - 0.0
+    c /= step
+    np.rint(c, out=c)
+    c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
+    codes = c.astype(np.int64)
+    c *= step
+    c += 0.0
+    recon[:] = c
+    return codes
