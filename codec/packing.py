@@ -129,6 +129,21 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     return (PCODEC, pc) if 1 + len(pc) < stored else forms[best]
 
 
+def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
+    """The zstd form of an encoded part (a pcodec part decoded and re-encoded, its flags
+    the best of the four at zstd level 1): what a `qgroup` frame may pack better, since
+    one frame shares its entropy tables across columns."""
+    head, payload = part
+    if head != PCODEC:
+        return part
+    import pcodec
+
+    codes = np.asarray(pcodec.standalone.simple_decompress(payload), dtype=np.int64)
+    cctx = zstandard.ZstdCompressor(level=1)
+    forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
+    return min(forms, key=lambda f: len(cctx.compress(f[1])))
+
+
 def _stored_width(codes: np.ndarray) -> int:
     """Bytes per value of the zstd form's payload (zigzag or unsigned)."""
     if not codes.size:

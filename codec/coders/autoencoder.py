@@ -155,8 +155,7 @@ class AECoder:
             + (["grouped-residuals"] if self.model is not None and self.bound is not None else [])
             + (["pcodec-codes"] if self.entropy.pcodec else [])
             + (["coded-exceptions"] if self.entropy.coded_exceptions else [])
-            + (["dictionary"] if self.entropy.dictionary and self.bound is not None
-               and not self.bound.pointwise else []),
+            + (["dictionary"] if self._may_use_dictionary() else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
@@ -180,6 +179,12 @@ class AECoder:
 
     def get_config(self) -> dict[str, Any]:
         return self.describe()
+
+    def _may_use_dictionary(self) -> bool:
+        """Mode d needs an abs/rel bound and a column narrower than float64 (the cast that
+        puts values off the grid); only then does the header list the feature."""
+        return (self.entropy.dictionary and self.bound is not None and not self.bound.pointwise
+                and any(self.dtypes[c] != "<f8" for c in self.columns))
 
     @classmethod
     def from_config(cls, config: dict[str, Any], index: dict[str, int], dtypes: dict[str, str],
@@ -422,7 +427,7 @@ class AECoder:
         cast to its dtype on over 1/64 of the rows (a float32 column of few distinct values
         on half steps) and that has at most MAX_DICTIONARY distinct values: (codes, stream
         `dict/<i>`), r set to the exact values; else None. Costs a cast only otherwise."""
-        if not self.entropy.dictionary or j in self.anchor_idx or j in self.pred_idx:
+        if not self._may_use_dictionary() or j in self.anchor_idx or j in self.pred_idx:
             return None
         dt = np.dtype(self.dtypes[self.columns[j]])
         if dt == np.float64:  # no cast: misses are last-bit rounding, never 1/64 of rows

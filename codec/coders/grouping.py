@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..packing import PCODEC, pack_group
+from ..packing import PCODEC, pack_group, zstd_part
 from .wiremodes import WIRE_MODES
 
 GROUP_BYTES = 4 << 20  # chunks whose codes fit this may pack them in one frame
@@ -51,6 +51,12 @@ def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], 
         if members and small and sum(len(m[1][1]) for m in members) <= GROUP_BYTES:
             frame = pack_group([m[1] for m in members], level if exhaustive else
                                _frame_level(members, level))
+            if any(m[1][0] == PCODEC for m in members):  # or every member as zstd codes
+                zparts = [zstd_part(m[1]) for m in members]
+                alt = pack_group(zparts, level)
+                if len(alt) < len(frame):
+                    frame, members = alt, [(m[0], z, m[2]) for m, z in zip(members, zparts,
+                                                                          strict=True)]
             size = len(frame) + separate - sum(len(m[2]) + ENTRY_BYTES for m in members)
             if best is None or size < best[0]:
                 best = (size, version, frame, members)
