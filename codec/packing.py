@@ -126,7 +126,8 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     pc = _pcodec_form(codes, ent.pcodec_level)
     stored = sizes[best] if len(forms[0][1]) <= SMALL_STREAM else len(
         finish_codes(forms[best], ent.zstd_level))
-    return (PCODEC, pc) if 1 + len(pc) < stored else forms[best]
+    fits = len(pc) < _stored_width(codes) * codes.size  # a qgroup part never outgrows 8n
+    return (PCODEC, pc) if fits and 1 + len(pc) < stored else forms[best]
 
 
 def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
@@ -187,7 +188,8 @@ def _exhaustive(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     sized = [(len(finish_codes(f, ent.zstd_level)), i, f) for i, f in enumerate(forms)]
     if ent.pcodec and codes.size:
         pc = _pcodec_form(codes, ent.pcodec_level)
-        sized.append((1 + len(pc), -1, (PCODEC, pc)))
+        if len(pc) < _stored_width(codes) * codes.size:  # a qgroup part never outgrows 8n
+            sized.append((1 + len(pc), -1, (PCODEC, pc)))
     return min(sized, key=lambda t: t[:2])[2]
 
 
