@@ -214,6 +214,28 @@ def kinds_table(tabs: dict[str, Table]) -> None:
                       f"{'pcodec' if entropy == 'auto' else 'zstd'} | {cells} |", flush=True)
 
 
+def lossless_table(rows: int) -> None:
+    """--lossless files: zstd streams (before) vs pcodec (default) vs exhaustive."""
+    ll = {f"dimuon {rows // 1000}k": toy.dimuon(rows, seed=0), f"jets {rows // 1000}k":
+          toy.jets(rows, seed=0), "Zmumu": read_table(DATA / "uproot-Zmumu.root"),
+          "NanoAOD jets": read_table(DATA / "nano_ttbar_jets.csv"),
+          "HZZ": read_table(DATA / "uproot-HZZ.root"), "gene 20k": toy.gene(20000)}
+    print("\n### --lossless, every column (ratio, compress MB/s, one thread)\n")
+    print("| table | raw MB | zstd (before) | pcodec (default) | exhaustive |")
+    print("|---|---|---|---|---|")
+    for name, t in ll.items():
+        cells = []
+        for kw in ({"entropy": "zstd"}, {}, {"effort": "exhaustive"}):
+            if kw.get("effort") and t.nbytes > 50e6:
+                cells.append("-")
+                continue
+            buf = io.BytesIO()
+            t0 = time.perf_counter()
+            r = compress_table(t, buf, CompressOptions(lossless=True, **kw))
+            cells.append(f"{r.ratio:.2f}x, {t.nbytes / 1e6 / (time.perf_counter() - t0):.0f}")
+        print(f"| {name} | {t.nbytes / 1e6:.1f} | " + " | ".join(cells) + " |", flush=True)
+
+
 def profile(t: Table, bound: str) -> None:
     prof = cProfile.Profile()
     prof.enable()
@@ -233,11 +255,15 @@ def main() -> None:
                     help="balerc train models for the dimuon table (rel, pwrel)")
     ap.add_argument("--only", default=None, help="tables whose name contains this")
     ap.add_argument("--kinds", action="store_true", help="bytes per stream kind only")
+    ap.add_argument("--lossless", action="store_true", help="--lossless files only")
     args = ap.parse_args()
     if args.models:
         MODELS.update(rel=ModelBundle.load(args.models[0]), pwrel=ModelBundle.load(args.models[1]))
     tabs = {n: t for n, t in tables(args.rows).items()
             if not args.only or args.only.lower() in n.lower()}
+    if args.lossless:
+        lossless_table(args.rows)
+        return
     if args.kinds:
         if not args.only:  # the other ratio_push.py tables (model-free: small tables)
             import sys
