@@ -663,11 +663,15 @@ class AECoder:
         return codes, flag, r, limit, eps_r
 
     def _plain_log_estimate(self, y: np.ndarray, finite: np.ndarray) -> float:
-        """Mode g bytes of a column estimated from every k-th row (about 4096 rows)."""
+        """Mode g bytes of a column estimated from every k-th row (about 4096 rows): the
+        order-0 entropy of their codes, no trial compression (0 with --effort exhaustive:
+        the stream itself is packed and compared)."""
         assert self.bound is not None
+        if self.entropy.exhaustive:
+            return 0.0
         k = max(1, len(y) // 4096)
         codes = log_codes(y[::k], self.bound.value, finite[::k])[0]
-        return len(pack_codes(codes, self.level, self.entropy)) * (len(y) / max(1, len(codes)))
+        return (_entropy_bytes(codes) - 32) * (len(y) / max(1, len(codes))) + 32
 
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
