@@ -16,6 +16,7 @@ from .wiremodes import WIRE_MODES
 
 GROUP_BYTES = 4 << 20  # chunks whose codes fit this may pack them in one frame
 CHEAP_GROUP_BYTES = 512 << 10  # without --effort exhaustive: stored bytes of chunks that try it
+ZSTD_GROUP_BYTES = 64 << 10  # ... and that also try every member as zstd codes in the frame
 ENTRY_BYTES = 24  # a separate stream's descriptor entry, as the choice estimates it
 
 Member = tuple[str, tuple[int, bytes], bytes]  # stream id, (head, raw codes), stored stream
@@ -51,7 +52,8 @@ def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], 
         if members and small and sum(len(m[1][1]) for m in members) <= GROUP_BYTES:
             frame = pack_group([m[1] for m in members], level if exhaustive else
                                _frame_level(members, level))
-            if any(m[1][0] == PCODEC for m in members):  # or every member as zstd codes
+            if (exhaustive or separate <= ZSTD_GROUP_BYTES) and any(
+                    m[1][0] == PCODEC for m in members):  # or every member as zstd codes
                 zparts = [zstd_part(m[1]) for m in members]
                 alt = pack_group(zparts, level)
                 if len(alt) < len(frame):
