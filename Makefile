@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: this exact version is the CPU wheel; anything else pulls a CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[$(ORT),train,bench,parquet,plot,dev,zarr,dask]'
+	$(BIN)/pip install -q -e '.[$(ORT),train,bench,parquet,plot,style,dev,zarr,dask]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -28,8 +28,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py
-	NPY_DISABLE_CPU_FEATURES="$(NO_AVX2)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX512)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py tests/test_sections.py::test_golden_sections_decode_bit_identically
+	NPY_DISABLE_CPU_FEATURES="$(NO_AVX2)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py tests/test_exactmath.py tests/test_sections.py::test_golden_sections_decode_bit_identically
 	$(BIN)/ruff check .
 
 # A long fuzzing campaign over the committed corpus (the CI runs a bounded one in tests/).

@@ -35,28 +35,32 @@ from .options import (
               show_default=True, help="One PNG per figure, or one multi-page report.pdf.")
 @click.option("--max-column-plots", type=click.IntRange(0), default=30, show_default=True,
               help="Per-column figures for at most this many float columns (tables list all).")
+@click.option("--style", type=click.Choice(["auto", "mplhep", "plain"]), default="auto",
+              show_default=True,
+              help="Figure style: mplhep's ROOT style when installed (auto), required "
+                   "(mplhep), or matplotlib's (plain).")
+@click.option("--peak-shape", type=click.Choice(["gauss", "crystalball"]), default="gauss",
+              show_default=True,
+              help="Signal shape of the unbinned peak fit (on a linear background).")
 @tree_option
 @columns_option
 @threads_option
 @force_option
 def evaluate_command(data: Path, file: Path, output: Path, model_dir: Path | None,
                      four_vectors: tuple[str, ...], mass_window: str | None, fmt: str,
-                     max_column_plots: int, tree: str | None, columns: tuple[str, ...],
-                     threads: int | None, force: bool) -> None:
+                     max_column_plots: int, style: str, peak_shape: str, tree: str | None,
+                     columns: tuple[str, ...], threads: int | None, force: bool) -> None:
     """Compare DATA with FILE.balerc decompressed: per-column residuals, correlations,
     invariant masses with a fitted peak, and an offline HTML report."""
-    from .analysis.evaluate import EvaluateOptions, evaluate_files
+    from .analysis.evaluate import EvaluateOptions, evaluate_files, headline_lines
     from .analysis.peakfit import parse_window
 
     opts = EvaluateOptions(fmt=fmt, model_dir=model_dir, four_vectors=list(four_vectors) or None,
                            mass_window=parse_window(mass_window),
-                           max_column_plots=max_column_plots, force=force)
+                           max_column_plots=max_column_plots, force=force, style=style,
+                           peak_shape=peak_shape)
     summary = evaluate_files(data, file, output, opts, tree=tree, columns=split_patterns(columns),
                              threads=threads)
-    held = {True: "yes", False: "NO", None: "no bound"}[summary["all_held"]]
-    line = f"wrote {output}/report.html ({len(summary['figures'])} figures); within bound: {held}"
-    if summary["primary_mass"]:
-        rmd = summary["relative_mass_difference"]
-        line += f"; relative mass difference {summary['primary_mass']}: " + (
-            "no fit" if rmd is None else f"{rmd:.3g}")
-    click.echo(line)
+    click.echo(f"wrote {output}/report.html ({len(summary['figures'])} figures)")
+    for line in headline_lines(summary):
+        click.echo(f"  {line}")

@@ -100,9 +100,23 @@ def cli(debug: bool) -> None:
 @click.option("-m", "--model", "model_dir", type=click.Path(path_type=Path),
               help="Model directory from `balerc train` (encoder.onnx, decoder.onnx, model.json).")
 @click.option("--lossless", is_flag=True, help="Store every column losslessly (bit-exact).")
-@click.option("--error-bound", "bound", default=None, metavar="MODE:E",
+@click.option("--error-bound", "bounds", multiple=True, metavar="[GLOBS=]MODE:E",
               help="abs:E (|y-y'|<=E), rel:E (E x column range) or pwrel:E (E x |y|). "
-                   "Without it the autoencoder's reconstruction alone is stored.")
+                   "Repeat with column globs to override, e.g. --error-bound pwrel:5e-4 "
+                   "--error-bound 'Jet_eta,Jet_phi=abs:1e-3' ('GLOBS=lossless' keeps columns "
+                   "exact; the last matching glob wins). Without any, a model's "
+                   "reconstruction alone is stored.")
+@click.option("--bounds", "bounds_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="TOML file of per-column bounds: \"GLOB\" = \"MODE:E\" or \"lossless\" "
+                   "lines (optionally under [bounds]); --error-bound globs override it.")
+@click.option("--precision", "precision", default=None, metavar="nanoaod|FILE",
+              help="Per-column pointwise bounds from mantissa bits: 'nanoaod' uses NanoAOD's "
+                   "per-branch precision (eta/phi 12 bits, mass 10, ...; docs/PRECISION.md); "
+                   "a data FILE (often the input itself) uses the bits each float column of "
+                   "that file holds (its first 65,536 rows or events), so nothing claims more "
+                   "precision than the file has. Columns using every bit stay lossless; the "
+                   "other options override it.")
 @click.option("--latent-bits", type=click.IntRange(1, 16), default=None,
               help="Latent quantization bits (default: what the model was trained for).")
 @tree_option
@@ -133,26 +147,42 @@ def cli(debug: bool) -> None:
                    "cluster; default: $DASK_SCHEDULER_ADDRESS, else a local process pool, "
                    "measured faster on one machine). Use --no-embed-model with a model shared "
                    "by every file.")
+@click.option("--skip-unsupported", is_flag=True,
+              help="ROOT: compress the tree without branches of types balerc cannot store "
+                   "(nested vectors, classes), which are then listed in a warning and in "
+                   "`balerc info`; without it such branches stop the command by name.")
 @force_option
 @json_option
-@click.option("-v", "--verbose", is_flag=True, help="Also the per-column error table.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also the per-column error table (and per-section sizes).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | None,
-                 lossless: bool, bound: str | None, latent_bits: int | None, tree: str | None,
+                 lossless: bool, bounds: tuple[str, ...], bounds_file: Path | None,
+                 precision: str | None, latent_bits: int | None, tree: str | None,
                  columns: tuple[str, ...], chunk_rows: int, threads: int | None, device: str,
                  zstd_level: int | None, effort: str, entropy: str, no_embed_model: bool,
-                 keep_model: bool, output_dir: Path | None, scheduler: str | None, force: bool, as_json: bool,
-                 verbose: bool, quiet: bool) -> None:
+                 keep_model: bool, output_dir: Path | None, scheduler: str | None,
+                 skip_unsupported: bool, force: bool, as_json: bool, verbose: bool,
+                 quiet: bool) -> None:
     """Compress DATA (.root, .csv, .tsv, .npy, .npz, .parquet; `file.root:tree` picks a
-    tree; several files or globs with --output-dir) into .balerc files."""
+    tree; several files or globs with --output-dir) into .balerc files.
+
+    \b
+    A ROOT tree is stored whole: flat branches (counters included) in the section
+    'events', each jagged collection (Jet_* counted by nJet, ...) in a section of its own,
+    fixed-size arrays and strings losslessly; `decompress -o out.root` writes the tree
+    back. --columns selects branches (a jagged branch brings its counter)."""
     import io
 
     from balerc.codec import api
     from balerc.codec.many import several, split_spec
+    from balerc.codec.precision import column_bounds_from
     from balerc.formats.fileio import check_output
-    from balerc.formats.stream import open_stream
+    from balerc.formats.stream import open_input
 
-    options = dict(model_dir=model_dir, lossless=lossless, bound=bound, latent_bits=latent_bits,
+    bound, column_bounds = column_bounds_from(bounds, bounds_file, precision, tree)
+    options = dict(model_dir=model_dir, lossless=lossless, bound=bound,
+                   column_bounds=column_bounds, latent_bits=latent_bits,
                    chunk_rows=chunk_rows, device=device, zstd_level=zstd_level,
                    embed_model=not no_embed_model, force=force, keep_model=keep_model,
                    effort=effort, entropy=entropy)
@@ -162,7 +192,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
         from balerc.codec.many import compress_files
 
         _many(compress_files, data, output_dir or Path("."),
-              dict(options, columns=split_patterns(columns)), threads, scheduler, as_json,
+              dict(options, columns=split_patterns(columns), skip_unsupported=skip_unsupported), threads, scheduler, as_json,
               quiet, "compressed")
         return
     spec, spec_tree = split_spec(data[0])
@@ -171,7 +201,8 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     output = output or data_path.with_suffix(".balerc")
     if not to_stdout:
         check_output(output, force)
-    table = open_stream(data_path, tree=tree, columns=split_patterns(columns))
+    table = open_input(data_path, tree=tree, columns=split_patterns(columns),
+                       allow_skip=skip_unsupported)
     target: Any = io.BytesIO() if to_stdout else output
     result = api.compress_file(table, target, threads=threads,
                                progress=not quiet and not to_stdout, **options)
@@ -202,13 +233,17 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
               help="Several inputs (or globs): write OUTPUT_DIR/<name>.<source format> each.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Several inputs: run on this Dask scheduler ('local': a local Dask cluster).")
+@click.option("--sections", "sections", multiple=True, metavar="NAMES",
+              help="Files of a whole ROOT tree: the sections to decode (names or globs, "
+                   "comma-separated or repeated; e.g. 'Jet' or 'events,Muon'). A .root output "
+                   "takes any set; other formats take one section.")
 @force_option
 @json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path | None,
                    columns: tuple[str, ...], threads: int | None, device: str, recover: bool,
-                   output_dir: Path | None, scheduler: str | None, force: bool, as_json: bool,
-                   quiet: bool) -> None:
+                   output_dir: Path | None, scheduler: str | None, sections: tuple[str, ...],
+                   force: bool, as_json: bool, quiet: bool) -> None:
     """Restore a table from a .balerc file (only the file is needed).
 
     \b
@@ -218,7 +253,7 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
     from balerc.codec import api
 
     kw = dict(model_dir=model_dir, columns=split_patterns(columns), device=device,
-              recover=recover)
+              recover=recover, sections=split_patterns(sections))
     from balerc.codec.many import several
 
     if several(srcs, output_dir):
@@ -242,7 +277,8 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
                                     show_progress=not quiet, **kw)
     info = {"output": str(output), "rows": table.n_rows, "columns": table.n_columns}
     _report(info if as_json else None,
-            None if quiet else f"wrote {output}: {table.n_rows:,} rows", to_stdout)
+            None if quiet else f"wrote {output}: {table.n_rows:,} "
+            f"{'events' if isinstance(table, api.WrittenTree) else 'rows'}", to_stdout)
 
 
 def _many(run: Any, inputs: tuple[str, ...], output_dir: Path, options: dict[str, Any],
@@ -285,8 +321,11 @@ def _report(machine: dict[str, Any] | None, human: str | None, data_on_stdout: b
 
 
 @cli.command("generate")
-@click.option("--kind", type=click.Choice(["dimuon", "jets", "gene"]), default="dimuon",
-              show_default=True, help="Toy table to generate.")
+@click.option("--kind", type=click.Choice(["dimuon", "jets", "gene", "nanoaod"]),
+              default="dimuon", show_default=True,
+              help="Toy table to generate; 'nanoaod' is a whole NanoAOD-like tree (events "
+                   "plus Jet, Muon, Electron, Photon and Tau collections; --rows counts "
+                   "events; .root output only).")
 @click.option("--rows", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
@@ -298,6 +337,19 @@ def generate_cmd(kind: str, rows: int, seed: int, output: Path, force: bool) -> 
     from balerc.formats.fileio import atomic_output
     from balerc.formats.tableio import write_table
 
+    if kind == "nanoaod":
+        from balerc.formats.root_sections import write_root_sections
+        from balerc.formats.toy_nano import nanoaod_like
+
+        if output.suffix.lower() != ".root":
+            raise InputError(f"cannot write {output}: the nanoaod toy is a tree of several "
+                             f"collections; write a .root file")
+        tree = nanoaod_like(rows, seed)
+        with atomic_output(output, force) as tmp:
+            write_root_sections(tree, tmp)
+        click.echo(f"wrote {output}: {rows:,} events, {tree.n_columns} branches in "
+                   f"{len(tree)} sections (nanoaod, seed {seed})")
+        return
     table = toy.generate(kind, rows, seed)
     with atomic_output(output, force) as tmp:
         write_table(table, tmp, fmt=output.suffix.lstrip(".").lower())

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from balerc.formats.errors import IncompleteFileError, InputError
 from balerc.formats.fileio import atomic_output, check_output
+from balerc.formats.sections import EVENTS, SectionStream
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 
+from .coders.stats import far_from_data
 from .model import ModelBundle
 from .options import CompressOptions
 from .pipeline import CompressResult, compress_table, default_threads
 
 
 def compress_file(
-    table: Table | TableStream,
+    table: Table | TableStream | SectionStream,
     output: str | os.PathLike,
     *,
     model_dir: str | os.PathLike | None = None,
@@ -31,14 +34,21 @@ def compress_file(
     `options` are CompressOptions fields (chunk_rows, device, zstd_level, embed_model,
     keep_model, latent_bits, force, progress).
     """
-    if lossless and (model_dir is not None or bound is not None):
-        raise InputError("--lossless cannot be combined with -m/--model or --error-bound")
-    if not lossless and model_dir is None and bound is None:
+    if lossless and (model_dir is not None or bound is not None
+                     or options.get("column_bounds")):
+        raise InputError("--lossless cannot be combined with -m/--model, --error-bound, "
+                         "--bounds or --precision")
+    if not lossless and model_dir is None and bound is None and not options.get("column_bounds"):
         raise InputError(
             "say how to compress: --lossless, or --error-bound MODE:E (e.g. rel:1e-3), "
             "or -m MODEL_DIR from `balerc train`"
         )
     opts = CompressOptions.make(bound, threads=threads, lossless=lossless, **options)
+    if isinstance(table, SectionStream):
+        from .sections import compress_sections, load_models
+
+        models = load_models(model_dir, table.first) if model_dir is not None else {}
+        return compress_sections(table, output, opts, models)
     model = ModelBundle.load(model_dir) if model_dir is not None else None
     return compress_table(table, output, opts, model)
 
@@ -54,8 +64,12 @@ def decompress_file(
     force: bool = False,
     show_progress: bool = False,
     recover: bool = False,
-) -> Table:
+    sections: list[str] | None = None,
+) -> Table | WrittenTree:
     """Decode `src` and write the table to `output` in the format its extension names.
+
+    A file of several sections (a whole ROOT tree) becomes a ROOT tree again; to another
+    format only one section can go (`sections` picks it, by name or glob).
 
     A damaged or unfinished file fails before anything is written, unless `recover`: then
     the valid prefix of chunks is written (a RecoveryWarning says how many rows of how
@@ -70,11 +84,103 @@ def decompress_file(
             f"cannot write {out}: unsupported extension '{ext or '(none)'}'; "
             f"use one of {', '.join(SUPPORTED_OUTPUT)}"
         )
-    table = decompress(src, columns=columns, threads=threads, device=device,
-                       model_dir=model_dir, show_progress=show_progress, recover=recover)
+    kw = dict(columns=columns, threads=threads, device=device, model_dir=model_dir,
+              show_progress=show_progress, recover=recover)
+    if _has_sections(src):
+        return _decompress_sections(src, out, ext, sections, force, **kw)
+    if sections:
+        raise InputError(f"{src} holds one table; --sections applies to files of several")
+    table = decompress(src, **kw)
     if table.n_rows == 0:
         label = "<stdin>" if isinstance(src, (bytes, bytearray)) else src
         raise IncompleteFileError(f"{label}: no complete chunk could be recovered; nothing written")
+    with atomic_output(out, force) as tmp:
+        write_table(table, tmp, fmt=ext.lstrip("."))
+    return table
+
+
+@dataclass
+class WrittenTree:
+    """What `decompress_file` wrote for a whole tree (streamed: no table in memory)."""
+
+    n_rows: int  # events
+    n_columns: int  # stored columns (a fixed-size array counts per element)
+
+
+def _has_sections(src: str | os.PathLike | bytes) -> bool:
+    import warnings
+
+    from balerc.formats.container import ContainerReader, RecoveryWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RecoveryWarning)  # the decode says it once
+        with ContainerReader(src, recover=True) as r:
+            return r.sections is not None
+
+
+def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | None,
+                 threads: int | None, **runtime: Any) -> Table:
+    """One section of a multi-section file as a Table (its own columns only)."""
+    from fnmatch import fnmatchcase
+
+    from .pipeline import decode_with
+
+    if reader.sections is None:
+        raise InputError(f"{reader.path} holds one table; --sections applies to files of "
+                         f"several (a whole ROOT tree)")
+    names = [s["name"] for s in reader.sections]
+    picked = [n for n in names if any(fnmatchcase(n, p) for p in sections or [])]
+    if len(picked) != 1:
+        raise InputError(f"{reader.path} holds {len(names)} sections ({', '.join(names[:12])}); "
+                         f"pick one with --sections NAME (or write a .root file)")
+    view = reader.section(picked[0])
+    all_cols = [c["name"] for c in view.header["schema"]["columns"]]
+    wanted = None if not columns else [c for c in all_cols
+                                        if any(fnmatchcase(c, p) for p in columns)]
+    if wanted == []:
+        raise InputError(f"--columns {columns} matches no column of section '{picked[0]}'; it "
+                         f"has {all_cols}")
+    return decode_with(view, columns=wanted, threads=threads or default_threads(), **runtime)
+
+
+def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
+                         sections: list[str] | None, force: bool, **kw: Any
+                         ) -> Table | WrittenTree:
+    """A multi-section file to a ROOT tree (or one of its sections to a table)."""
+    from balerc.formats.root_sections import RootTreeWriter, write_root_sections
+    from balerc.formats.tableio import write_table
+
+    from .sections import iter_sections, read_sections
+
+    label = "<stdin>" if isinstance(src, (bytes, bytearray)) else src
+    if ext == ".root" and not kw.get("recover"):  # step by step: memory of a step
+        kw.pop("recover")
+        kw.pop("show_progress")
+        steps = iter_sections(src, sections=sections, **kw)
+        first = next(steps)
+        events = first.n_events
+        with atomic_output(out, force) as tmp, RootTreeWriter(tmp, first) as writer:
+            writer.extend(first)
+            for step in steps:
+                writer.extend(step)
+                events += step.n_events
+        return WrittenTree(events, first.n_columns)
+    data = read_sections(src, sections=sections, **kw)
+    if ext == ".root":
+        if data.n_events == 0:
+            raise IncompleteFileError(f"{label}: no complete event could be recovered; "
+                                      f"nothing written")
+        with atomic_output(out, force) as tmp:
+            write_root_sections(data, tmp)
+        return data[EVENTS] if EVENTS in data.tables else next(iter(data.tables.values()))
+    from fnmatch import fnmatchcase
+
+    picked = [n for n in data.names if any(fnmatchcase(n, p) for p in sections or [])]
+    if len(data) != 1 and len(picked) != 1:
+        raise InputError(
+            f"{label} holds {len(data)} sections ({', '.join(data.names[:12])}); write a .root "
+            f"file, or pick one section with --sections NAME for {ext}")
+    table = data[picked[0]] if len(picked) == 1 else data[data.names[0]]
     with atomic_output(out, force) as tmp:
         write_table(table, tmp, fmt=ext.lstrip("."))
     return table
@@ -89,8 +195,10 @@ def decompress(
     model_dir: str | os.PathLike | None = None,
     show_progress: bool = False,
     recover: bool = False,
+    sections: list[str] | None = None,
 ) -> Table:
-    """Decode a .balerc file or bytes into a Table (column globs select columns)."""
+    """Decode a .balerc file or bytes into a Table (column globs select columns; of a
+    file of several sections, `sections` must pick one)."""
     from fnmatch import fnmatchcase
 
     from balerc.formats.container import ContainerReader
@@ -99,6 +207,9 @@ def decompress(
 
     source = src if isinstance(src, (bytes, bytearray)) else Path(src)
     with ContainerReader(source, recover=recover) as reader:
+        if reader.sections is not None or sections:
+            return _one_section(reader, sections, columns, threads, device=device,
+                                model_dir=model_dir, show_progress=show_progress)
         names = [c["name"] for c in reader.header["schema"]["columns"]]
         wanted = None
         if columns:
@@ -113,14 +224,21 @@ def format_summary(result: CompressResult, verbose: bool = False) -> str:
     """What `compress` ends with: one line (with -v, also the per-column errors), and any
     notes (a dropped model, the ONNX Runtime provider)."""
     worst = result.worst_over_bound
+    secs = result.extra.get("sections")
+    what = f"{result.rows:,} events in {len(secs)} sections" if secs else f"{result.rows:,} rows"
     lines = [
-        f"wrote {result.path or 'stdout'}: {result.rows:,} rows, {result.file_bytes:,} bytes, "
+        f"wrote {result.path or 'stdout'}: {what}, {result.file_bytes:,} bytes, "
         f"{result.ratio:.2f}x vs raw"
         + (f" ({result.ratio_vs_source:.2f}x vs the input file)" if result.ratio_vs_source else "")
         + (f", worst error {worst:.3f} of the bound" if worst is not None else "")
         + f", {result.mbps:.0f} MB/s"
     ]
-    report: list[dict[str, Any]] = result.extra.get("errors", []) if verbose else []
+    errors: list[dict[str, Any]] = result.extra.get("errors", [])
+    unbounded = any("range" in r for r in errors)  # the autoencoder's reconstruction alone
+    report = errors if verbose or unbounded else []
+    if unbounded:
+        lines.extend(_unbounded_table(errors))
+        report = []
     if report:
         lines.append(f"  {result.chunks} chunk(s), {result.raw_bytes:,} raw bytes")
         w = max(len(r["name"]) for r in report)
@@ -130,9 +248,34 @@ def format_summary(result: CompressResult, verbose: bool = False) -> str:
             b = r.get("bound_text") or b
             frac = _num(r.get("max_over_bound"), ".3f")
             lines.append(f"  {r['name']:<{w}}  {b:>10} {mx:>10} {rms:>10} {frac:>9}  {r['mode']}")
+    if secs and verbose:
+        w = max(len(n) for n in secs)
+        lines.append(f"  {'section':<{w}}  {'rows':>10} {'raw bytes':>12} {'stored':>10} {'ratio':>7}")
+        for n, sec in secs.items():
+            ratio = sec["raw_bytes"] / sec["bytes"] if sec["bytes"] else float("inf")
+            lines.append(f"  {n:<{w}}  {sec['rows']:>10,} {sec['raw_bytes']:>12,} "
+                         f"{sec['bytes']:>10,} {ratio:>7.2f}")
     for note in result.extra.get("notes", []):
         lines.append(f"  note: {note}")
+    for warning in far_from_data(errors):
+        lines.append(f"  warning: {warning}")
     return "\n".join(lines)
+
+
+def _unbounded_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Without a bound every column's measured error, relative to its range."""
+    w = max(len(r["name"]) for r in rows)
+    out = ["  no error bound: measured errors of the reconstruction (relative to each "
+           "column's range)",
+           f"  {'column':<{w}}  {'max err':>10} {'rms err':>10} {'max/range':>9} "
+           f"{'rms/range':>9} {'new sign':>8}  mode"]
+    for r in rows:
+        rng = r.get("range") or 0.0
+        rms_rel = _num(r["rms"] / rng if rng and r.get("rms") is not None else None, ".2%")
+        out.append(f"  {r['name']:<{w}}  {_num(r.get('max'), '.3g'):>10} "
+                   f"{_num(r.get('rms'), '.3g'):>10} {_num(r.get('max_over_range'), '.2%'):>9} "
+                   f"{rms_rel:>9} {r.get('new_sign', 0):>8,}  {r['mode']}")
+    return out
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -145,7 +288,8 @@ def result_json(result: CompressResult) -> dict[str, Any]:
             "chunks": result.chunks, "raw_bytes": result.raw_bytes,
             "file_bytes": result.file_bytes, "ratio": round(result.ratio, 4),
             "seconds": round(result.seconds, 3), "errors": result.extra.get("errors", []),
-            "notes": result.extra.get("notes", [])}
+            "notes": result.extra.get("notes", []),
+            "warnings": far_from_data(result.extra.get("errors", []))}
 
 
 def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:
@@ -156,7 +300,9 @@ def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:
     if isinstance(source, (bytes, bytearray)):
         raise InputError("reading stdin: say where to write with -o FILE (or -o - for CSV)")
     with ContainerReader(source, recover=True) as r:
-        fmt = str(r.header.get("schema", {}).get("source", {}).get("format", ""))
+        src_rec = r.header.get("source") if r.sections is not None else r.header.get(
+            "schema", {}).get("source", {})
+        fmt = str((src_rec or {}).get("format", ""))
     ext = f".{fmt}"
     if ext not in SUPPORTED_OUTPUT:
         raise InputError(f"{src} does not record a source format balerc can write "

@@ -19,6 +19,8 @@ import numpy as np
 from balerc.formats.errors import InputError
 
 _REGISTRY: dict[str, BoundMode] = {}
+EXACT_FRACTION = 2.0**-24  # rel on a zero-range column: a limit whose step divides y exactly
+_TINY = 2.0**-1000  # below this |y| x 2^-24 nears subnormals: keep E instead
 
 
 class BoundMode(ABC):
@@ -64,11 +66,17 @@ class RelBound(BoundMode):
     doc = "|y - y'| <= E x (max - min) of the column (SZ's relative mode)"
 
     def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
-        """A constant column gets E x max(|y|, 1): a zero range would ask for lossless."""
+        """A constant column (range 0) is stored exactly: E x 0 asks for no error. The limit
+        is |y| x 2^-24, a power-of-two fraction, so the quantizer's step divides y exactly
+        (code 2^23, reconstruction y bit for bit) and the coder needs no special case; 0
+        reproduces under any limit, so it keeps E."""
         if math.isnan(lo):
             return value
         rng = hi - lo
-        if rng == 0.0 or not math.isfinite(rng):
+        if rng == 0.0:
+            exact = abs(lo) * EXACT_FRACTION
+            return exact if exact >= _TINY else value
+        if not math.isfinite(rng):
             return value * max(abs(lo), 1.0)
         return value * rng
 

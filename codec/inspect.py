@@ -18,6 +18,46 @@ def _stream_column(name: str) -> int | None:
     return int(idx) if sep and idx.isdigit() else None
 
 
+def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """Columns, stored bytes per column and shared streams of one table: the file's, or
+    one section's (`table` is then a SectionView with the section's header)."""
+    header = table.header
+    schema = header["schema"]["columns"]
+    per_col = [0] * len(schema)
+    filters: list[set[str]] = [set() for _ in schema]
+    shared: dict[str, int] = {}
+    for c in table.chunks:
+        for name, s in c.streams.items():
+            j = _stream_column(name)
+            if j is None or j >= len(schema):
+                shared[name] = shared.get(name, 0) + s.size
+            else:
+                per_col[j] += s.size
+                if name.startswith("col/"):
+                    head = r.read_stream(c.index, name, verify=False)[:1]
+                    filters[j].add(lossless.filter_name(head))
+    rows = sum(c.rows for c in table.chunks)
+    raw = 0
+    columns = []
+    recorded = _recorded_errors(header, summary)
+    for j, col in enumerate(schema):
+        width = _itemsize(col["dtype"])
+        raw_j = width * rows if width else None
+        raw += raw_j or 0
+        entry = {"name": col["name"], "kind": col["kind"], "dtype": col["dtype"],
+                 "codec": col.get("codec", "lossless"), "filters": sorted(filters[j]),
+                 "stored_bytes": per_col[j], "raw_bytes": raw_j}
+        if col.get("bound"):
+            entry["bound"] = col["bound"]
+        if col["name"] in recorded:
+            entry["max_error"] = recorded[col["name"]]
+        columns.append(entry)
+    return {"rows": rows, "chunks": len(table.chunks), "chunk_rows": header.get("chunk_rows"),
+            "raw_bytes": raw, "stored_bytes": sum(per_col) + sum(shared.values()),
+            "coders": header.get("coders", []), "shared_streams": shared, "columns": columns}
+
+
 def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
     """Everything `info` prints, as a JSON-ready dict."""
     with warnings.catch_warnings():
@@ -25,59 +65,46 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
         reader = ContainerReader(path, recover=True)
     with reader as r:
         header = r.header
-        if "schema" not in header:
-            raise SchemaError(f"{path}: the header has no table schema: not a balerc table file")
-        schema = header["schema"]["columns"]
-        per_col = [0] * len(schema)
-        filters: list[set[str]] = [set() for _ in schema]
-        shared: dict[str, int] = {}
-        for c in r.chunks:
-            for name, s in c.streams.items():
-                j = _stream_column(name)
-                if j is None or j >= len(schema):
-                    shared[name] = shared.get(name, 0) + s.size
-                else:
-                    per_col[j] += s.size
-                    if name.startswith("col/"):
-                        head = r.read_stream(c.index, name, verify=False)[:1]
-                        filters[j].add(lossless.filter_name(head))
-        problems = r.verify() if verify else []
-        raw = 0
-        columns = []
-        for j, col in enumerate(schema):
-            width = _itemsize(col["dtype"])
-            raw_j = width * r.n_rows if width else None
-            raw += raw_j or 0
-            columns.append({
-                "name": col["name"], "kind": col["kind"], "dtype": col["dtype"],
-                "codec": col.get("codec", "lossless"),
-                "filters": sorted(filters[j]), "stored_bytes": per_col[j], "raw_bytes": raw_j,
-            })
-        source = header["schema"].get("source", {})
         summary = r.footer.get("summary", {})
-        recorded = _recorded_errors(header, summary)
-        for c in columns:
-            if c["name"] in recorded:
-                c["max_error"] = recorded[c["name"]]
-        raw = summary.get("raw_bytes", raw)
+        if r.sections is not None:
+            sections = []
+            for k, spec in enumerate(r.sections):
+                view = r.section(k)
+                part = _describe_table(r, view, summary.get("sections", {}).get(spec["name"], {}))
+                sections.append({"name": spec["name"], "layout": spec.get("layout", {}), **part})
+            source = header.get("source", {})
+            main = {"rows": sections[0]["rows"], "chunks": r.n_chunks,
+                    "chunk_rows": header.get("chunk_rows"),
+                    "raw_bytes": sum(x["raw_bytes"] for x in sections), "coders": [],
+                    "shared_streams": {}, "columns": []}
+        elif "schema" not in header:
+            raise SchemaError(f"{path}: the header has no table schema: not a balerc table file")
+        else:
+            sections = None
+            source = header["schema"].get("source", {})
+            main = _describe_table(r, r, summary)
+        problems = r.verify() if verify else []
+        raw = summary.get("raw_bytes", main["raw_bytes"])
         desc = {
             "file": str(path),
             "format_version": ".".join(map(str, r.format_version)),
             "producer": header.get("producer", {}),
             "created": header.get("created"),
-            "rows": r.n_rows,
-            "n_columns": len(schema),
+            "rows": main["rows"],
+            "n_columns": len(main["columns"]) if sections is None else sum(
+                len(x["columns"]) for x in sections),
             "chunks": r.n_chunks,
-            "chunk_rows": header.get("chunk_rows"),
+            "chunk_rows": main["chunk_rows"],
             "file_bytes": r.file_size,
             "raw_bytes": raw,
             "ratio_vs_raw": raw / r.file_size if r.file_size else None,
-            "source": {k: source.get(k) for k in ("format", "path", "size", "tree") if k in source},
+            "source": {k: source.get(k) for k in ("format", "path", "size", "tree", "title")
+                       if k in source},
             "ratio_vs_source": source["size"] / r.file_size if source.get("size") else None,
-            "coders": header.get("coders", []),
-            "shared_streams": shared,
+            "coders": main["coders"],
+            "shared_streams": main["shared_streams"],
             "attachments": {n: a.size for n, a in r.attachments.items()},
-            "columns": columns,
+            "columns": main["columns"],
             "complete": not r.recovered,
             "recovery": None if r.recovery is None else {
                 "reason": r.recovery.reason, "rows": r.recovery.rows,
@@ -88,11 +115,19 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             "problems": problems,
             "summary": summary,
         }
+        if sections is not None:
+            desc["sections"] = sections
+            for key in ("skipped", "other_objects", "views"):
+                if source.get(key):
+                    desc[key] = source[key]
     return desc
 
 
 def _recorded_errors(header: dict[str, Any], summary: dict[str, Any]) -> dict[str, float | None]:
     """Max error per lossy column as measured at compression (footer), by column name."""
+    by_column = summary.get("max_error_by_column")
+    if isinstance(by_column, dict):
+        return by_column
     from .pipeline import coder_column_names
 
     errors = summary.get("max_error")
@@ -135,19 +170,41 @@ def format_description(d: dict[str, Any]) -> str:
         f"chunk(s) can be read with decompress --recover)")))
     for p in d.get("problems", []):
         lines.append(f"    {p}")
-    w = max([len(c["name"]) for c in d["columns"]] + [6])
-    lines.append(f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} {'ratio':>7}"
-                 f"  {'max error':>10}  filters")
-    for c in d["columns"]:
-        ratio = f"{c['raw_bytes'] / c['stored_bytes']:.2f}x" if c["raw_bytes"] and c["stored_bytes"] else "-"
-        err = "0 (exact)" if c["codec"] == "lossless" else (
-            f"{c['max_error']:.4g}" if c.get("max_error") is not None else "-")
-        lines.append(
-            f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} {c['codec']:<12} "
-            f"{c['stored_bytes']:>10,} {ratio:>7}  {err:>10}  {','.join(c['filters'])}"
-        )
+    for sec in d.get("sections", []):
+        lay = sec.get("layout", {})
+        tie = f", counted by {lay['counter']}" if lay.get("counter") else ""
+        ratio = sec["raw_bytes"] / sec["stored_bytes"] if sec["stored_bytes"] else 0
+        lines.append(f"  section {sec['name']}: {sec['rows']:,} rows in {sec['chunks']} chunk(s)"
+                     f"{tie}; {sec['stored_bytes']:,} bytes, {ratio:.2f}x")
+        lines += ["  " + x for x in _column_lines(sec["columns"])]
+    for key, label in (("skipped", "branches NOT stored"), ("other_objects", "objects NOT stored"),
+                       ("views", "RNTuple views stored field by field")):
+        if d.get(key):
+            names = ", ".join(x if isinstance(x, str) else f"{x['name']} ({x.get('type') or x.get('class')})"
+                              for x in d[key])
+            lines.append(f"  {label}: {names}")
+    lines += _column_lines(d["columns"]) if d["columns"] else []
+    w = max([len(n) for n in d.get("attachments", {})] + [6]) + 2
     for name, size in d.get("attachments", {}).items():
         lines.append(f"  {'<' + name + '>':<{w}}  attachment {size:>29,}")
     for name, size in d.get("shared_streams", {}).items():
         lines.append(f"  {'[' + name + ']':<{w}}  shared stream {size:>26,}")
     return "\n".join(lines)
+
+
+def _column_lines(columns: list[dict[str, Any]]) -> list[str]:
+    w = max([len(c["name"]) for c in columns] + [6])
+    bounds = any(c.get("bound") for c in columns)
+    lines = [f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} "
+             f"{'ratio':>7}  {'max error':>10}  " + ("bound          " if bounds else "")
+             + "filters"]
+    for c in columns:
+        ratio = (f"{c['raw_bytes'] / c['stored_bytes']:.2f}x"
+                 if c["raw_bytes"] and c["stored_bytes"] else "-")
+        err = "0 (exact)" if c["codec"] == "lossless" else (
+            f"{c['max_error']:.4g}" if c.get("max_error") is not None else "-")
+        lines.append(
+            f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} {c['codec']:<12} "
+            f"{c['stored_bytes']:>10,} {ratio:>7}  {err:>10}  "
+            + (f"{c.get('bound', '-'):<15}" if bounds else "") + ",".join(c["filters"]))
+    return lines

@@ -95,13 +95,14 @@ def check_outputs(inputs: list[Path], outputs: list[Path], out_dir: Path,
 
 def compress_one(path: str, tree: str | None, output: str, options: dict[str, Any]) -> FileResult:
     """One file (runs in a worker process): any BalercError becomes a failed result."""
-    from balerc.formats.stream import open_stream
+    from balerc.formats.stream import open_input
 
     from . import api
 
     t0 = time.perf_counter()
     try:
-        stream = open_stream(path, tree=tree, columns=options.pop("columns", None))
+        stream = open_input(path, tree=tree, columns=options.pop("columns", None),
+                            allow_skip=options.pop("skip_unsupported", False))
         res = api.compress_file(stream, output, **options)
     except BalercError as exc:
         return FileResult(path, output, False, seconds=time.perf_counter() - t0, error=str(exc))

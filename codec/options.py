@@ -44,6 +44,7 @@ class CompressOptions:
     force: bool = False
     effort: str = "cheap"  # packings chosen from statistics; "exhaustive": every candidate tried
     entropy: str = "auto"  # integer code streams: "auto" (pcodec where installed) or "zstd"
+    column_bounds: Any = None  # codec/precision.py ColumnBounds: per-column overrides
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_rows <= MAX_CHUNK_ROWS:

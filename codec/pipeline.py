@@ -21,7 +21,7 @@ from .bounds import Bound
 from .coders.lossless import LosslessCoder
 from .model import ModelBundle
 from .options import DEFAULT_CHUNK_ROWS, CompressOptions, default_threads
-from .plan import dtype_str, limit_rule
+from .plan import dtype_str
 from .reader import coder_column_names, coders_from_header, decode_with, read_container
 from .writer import CompressResult, Writer, package_version, producer
 
@@ -77,10 +77,12 @@ def _ranges(stream: TableStream, options: CompressOptions, model: ModelBundle | 
             ) -> dict[str, tuple[float, float]] | None:
     """One pass for the columns' ranges when the bound (or the model's training bound,
     without one) is relative to them."""
-    rule = limit_rule(options.bound, model)
-    if options.lossless or rule is None or not rule.needs_range:
+    from .precision import needs_ranges
+
+    if options.lossless or not needs_ranges(options, model):
         return None
-    cols = model.columns if model is not None else stream.first.names_of_kind("float")
+    cols = stream.first.names_of_kind("float") if options.column_bounds or model is None \
+        else model.columns
     cols = [c for c in cols if c in stream.first.columns and stream.first.kind(c) == "float"]
     return stream.column_ranges(cols)
 

@@ -32,6 +32,7 @@ class Plan:
     ae: Any = None  # the autoencoder coder, when there is one (statistics, notes)
     model: ModelBundle | None = None  # the model kept (None when dropped or absent)
     notes: list[str] = field(default_factory=list)
+    bounds: dict[str, str] = field(default_factory=dict)  # per-column bounds, when given
 
 
 def dtype_str(dtype: np.dtype) -> str:
@@ -41,8 +42,12 @@ def dtype_str(dtype: np.dtype) -> str:
 
 def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
                 model: ModelBundle | None = None, ranges: Ranges | None = None,
-                probe: Table | None = None, expected_rows: int | None = None) -> Plan:
-    """The coders for a table of this schema (names in order -> numpy dtypes)."""
+                probe: Table | None = None, expected_rows: int | None = None,
+                only: list[str] | None = None) -> Plan:
+    """The coders for a table of this schema (names in order -> numpy dtypes).
+
+    `only`: the autoencoder coder for just these float columns, without a lossless coder
+    for the rest (per-column bounds build one coder per bound: codec/precision.py)."""
     from .coders.autoencoder import AECoder
     from .coders.lossless import LosslessCoder
 
@@ -59,6 +64,8 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     if model is None and b is None:
         raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
     cols = _lossy_columns(schema, model)
+    if only is not None:
+        cols = [c for c in cols if c in only]
     abs_bounds = _absolute_limits(cols, b, model, ranges)
     step = 2.0 / 2**options.latent_bits if options.latent_bits else None
     plan = Plan([])
@@ -84,7 +91,7 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     plan.ae, plan.model = make(model), model
     plan.coders.append(plan.ae)
     rest = [n for n in names if n not in cols]
-    if rest:
+    if rest and only is None:
         plan.coders.append(LosslessCoder(rest, index, dtypes, level, pc, exhaustive))
     return plan
 

@@ -10,12 +10,13 @@ validate their own metadata before decoding (codec/validate.py).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from balerc.formats.container import ContainerReader
+from balerc.formats.container import SECTIONS_FEATURE, ContainerReader, accept_features
 from balerc.formats.errors import ContainerError, InputError, SchemaError
 from balerc.formats.table import Table
 
@@ -23,6 +24,9 @@ from .coders import ColumnCoder, get_coder
 from .options import default_threads
 from .parallel import parallel_ordered
 from .progress import progress
+
+# multi-section files (codec/sections.py); several coders of one id (codec/precision.py)
+accept_features([SECTIONS_FEATURE, "stream-prefix"])
 
 
 def coder_column_names(header: dict[str, Any], desc: dict[str, Any]) -> list[str]:
@@ -38,9 +42,20 @@ def coders_from_header(header: dict[str, Any], **runtime: Any) -> list[ColumnCod
     schema = header["schema"]["columns"]
     index = {c["name"]: i for i, c in enumerate(schema)}
     dtypes = {c["name"]: c["dtype"] for c in schema}
-    return [get_coder(desc["id"]).from_config(
-                dict(desc, columns=coder_column_names(header, desc)), index, dtypes, **runtime)
-            for desc in header["coders"]]
+    coders = []
+    for desc in header["coders"]:
+        desc = dict(desc, columns=coder_column_names(header, desc))
+        prefix = desc.pop("stream_prefix", "")
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+            raise SchemaError(f"coder '{str(desc.get('id'))[:40]}': 'stream_prefix' must look "
+                              f"like '2:'")
+        coder = get_coder(desc["id"]).from_config(desc, index, dtypes, **runtime)
+        coder.stream_prefix = prefix
+        coders.append(coder)
+    return coders
+
+
+_PREFIX = re.compile(r"^([0-9]{1,4}:)?$")
 
 
 def read_container(
@@ -91,6 +106,7 @@ def decode_with(
         need = [n for n in wanted if n in coder.columns]
         if need:
             plan.append((k, coder, need, coder.streams_for(need)))
+    prefixes = [getattr(coder, "stream_prefix", "") for coder in coders]
     chunk_ids = list(range(reader.n_chunks)) if chunks is None else list(chunks)
 
     def decode(i: int) -> dict[str, np.ndarray] | ContainerError:
@@ -98,7 +114,10 @@ def decode_with(
             info = reader.chunk(i)
             cols: dict[str, np.ndarray] = {}
             for k, coder, need, stream_names in plan:
-                streams = reader.read_chunk(i, stream_names)
+                p = prefixes[k]
+                streams = reader.read_chunk(i, [p + n for n in stream_names])
+                if p:
+                    streams = {n[len(p):]: b for n, b in streams.items()}
                 got = coder.decode(streams, info.rows, info.meta.get(str(k), {}))
                 lost = [n for n in need if n not in got]
                 if lost:
@@ -142,14 +161,27 @@ class Reader:
     """An open .balerc file for pipelines: chunk by chunk, row ranges, info."""
 
     def __init__(self, source: str | os.PathLike | bytes, *, recover: bool = False,
-                 threads: int | None = None, **runtime: Any):
-        self._reader = ContainerReader(source, recover=recover)
-        self.path = self._reader.path
+                 threads: int | None = None, section: str | None = None, **runtime: Any):
+        self._file = ContainerReader(source, recover=recover)
+        self.path = self._file.path
         self.threads = threads or default_threads()
         self._runtime = runtime
+        self.sections = [s["name"] for s in self._file.sections or []]
+        try:
+            if self.sections and section is None:
+                raise InputError(f"{self.path} holds {len(self.sections)} sections "
+                                 f"({', '.join(self.sections[:12])}); open one with "
+                                 f"section=NAME, or read them all with read_sections")
+            if section is not None:
+                self._reader: Any = self._file.section(section)
+            else:
+                self._reader = self._file
+        except BaseException:
+            self._file.close()
+            raise
         header = self._reader.header
         if "schema" not in header:
-            self._reader.close()
+            self._file.close()
             raise SchemaError(f"{self.path}: the header has no table schema: not a balerc "
                               f"table file")
         self.columns = [c["name"] for c in header["schema"]["columns"]]
@@ -162,7 +194,7 @@ class Reader:
         self.close()
 
     def close(self) -> None:
-        self._reader.close()
+        self._file.close()
 
     @property
     def n_rows(self) -> int:
@@ -178,7 +210,7 @@ class Reader:
 
         return describe_file(self.path, verify=False) if self.path != "<bytes>" else {
             "rows": self.n_rows, "chunks": self.n_chunks, "columns": self.columns,
-            "format_version": ".".join(map(str, self._reader.format_version))}
+            "format_version": ".".join(map(str, self._file.format_version))}
 
     def iter_chunks(self, columns: list[str] | None = None) -> Iterator[Table]:
         """One Table per chunk, in order (decoded on `threads` threads ahead)."""

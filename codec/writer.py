@@ -130,19 +130,29 @@ class Writer:
         self._header_extra = header_extra or {}
         self._expected_rows = expected_rows
         self.path: Path | None = None
-        self._own = not hasattr(target, "write")
+        # target None: one section of a multi-section file (codec/sections.py), which
+        # takes the planned header part and hands a channel into the shared container
+        self._deferred = target is None
+        self._own = not self._deferred and not hasattr(target, "write")
         if self._own:
             self.path = check_output(target, options.force)
             self._f: BinaryIO = open(self.path, "wb")
         else:
             self._f = target  # type: ignore[assignment]
-        self._cw: ContainerWriter | None = None
+        self._cw: Any = None
+        self.table_header: dict[str, Any] = {}
+        self.table_attachments: dict[str, bytes] = {}
         self._plan: Plan | None = None
         self._schema: dict[str, np.dtype] = {}
         self._pending: list[dict[str, np.ndarray]] = []
         self._buffered = 0
-        self._window: deque[Future] = deque()
+        # chunks in flight, oldest first, with the writer that writes them: the sections of
+        # a multi-section file share one window, so the file's chunk order is the order of
+        # submission whatever the thread count
+        self._window: deque[tuple[Writer, Future]] = deque()
+        self._submitted = 0
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_shared = False  # a multi-section file's sections share one pool
         self._raw = 0
         self._col_bytes: dict[str, int] = {}
         self._t0 = time.perf_counter()
@@ -173,19 +183,33 @@ class Writer:
             raise InputError("the schema has no columns")
         kinds = {n: _kind(d) for n, d in schema.items()}  # refuses dtypes balerc cannot store
         self._schema = schema
-        self._plan = plan_coders(schema, self.options, self.model, self.ranges, probe,
-                                 self._expected_rows)
+        if self.options.column_bounds:
+            from .precision import plan_grouped
+
+            self._plan = plan_grouped(schema, self.options, self.model, self.ranges, probe,
+                                      self._expected_rows)
+        else:
+            self._plan = plan_coders(schema, self.options, self.model, self.ranges, probe,
+                                     self._expected_rows)
         coders = self._plan.coders
         configs = [c.get_config() for c in coders]  # once: the model coder hashes its decoder
+        self._prefixes = stream_prefixes(coders)
+        features = {f for c, cfg in zip(coders, configs, strict=True)
+                    for f in cfg.get("features", [c.codec_id])}
+        for cfg, prefix in zip(configs, self._prefixes, strict=True):
+            if prefix:
+                cfg["stream_prefix"] = prefix
+                features.add(STREAM_PREFIX_FEATURE)
+        features = sorted(features)
         codec_of = {n: c.codec_id for c in coders for n in c.columns}
-        features = sorted({f for c, cfg in zip(coders, configs, strict=True)
-                           for f in cfg.get("features", [c.codec_id])})
+        bounds = self._plan.bounds
         header = {
             "format": "balerc", "required_features": features, "producer": producer(),
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "chunk_rows": self.options.chunk_rows,
             "schema": {"columns": [{"name": n, "kind": kinds[n], "dtype": dtype_str(d),
-                                    "codec": codec_of.get(n, "lossless")}
+                                    "codec": codec_of.get(n, "lossless"),
+                                    **({"bound": bounds[n]} if n in bounds else {})}
                                    for n, d in schema.items()],
                        "source": {k: v for k, v in self._source.items() if _jsonable(v)}},
             "coders": configs,
@@ -194,6 +218,9 @@ class Writer:
         attachments: dict[str, bytes] = {}
         for c in coders:
             attachments.update(c.attachments())
+        if self._deferred:
+            self.table_header, self.table_attachments = header, attachments
+            return
         self._cw = ContainerWriter(self._f, header, attachments)
 
     # -- appending -----------------------------------------------------------------------
@@ -201,6 +228,8 @@ class Writer:
         """Add rows (columns matched by name); full chunks are encoded and written."""
         cols = columns_of(batch)
         if self._cw is None:
+            if self._deferred:
+                raise InputError("a section writer takes rows only once its file is open")
             self._start(schema_of(cols), Table(cols))
         cols = self._conform(cols)
         n = len(next(iter(cols.values())))
@@ -264,23 +293,26 @@ class Writer:
         if self._buffered:
             self._submit(*self._take(self._buffered))
         while self._window:
-            self._write(self._window.popleft().result())
+            owner, fut = self._window.popleft()
+            owner._write(fut.result())
 
     # -- encoding ------------------------------------------------------------------------
     def _submit(self, cols: dict[str, np.ndarray], n: int) -> None:
         assert self._cw is not None and self._plan is not None
         chunk = Table(cols, self._source)
         self._raw += chunk.nbytes
-        index = self._cw.n_chunks + len(self._window)
+        index = self._submitted
+        self._submitted += 1
         threads = self.options.threads
         if threads <= 1:
             self._write(self._encode(chunk, index))
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=threads)
-        self._window.append(self._pool.submit(self._encode, chunk, index))
+        self._window.append((self, self._pool.submit(self._encode, chunk, index)))
         while len(self._window) >= 2 * threads:
-            self._write(self._window.popleft().result())
+            owner, fut = self._window.popleft()
+            owner._write(fut.result())
 
     def _encode(self, chunk: Table, index: int) -> tuple[int, dict[str, bytes], dict[str, Any]]:
         assert self._plan is not None
@@ -288,7 +320,8 @@ class Writer:
         meta: dict[str, Any] = {}
         for k, coder in enumerate(self._plan.coders):
             s, m = coder.encode(chunk, index)
-            streams.update(s)
+            prefix = self._prefixes[k]
+            streams.update({prefix + n: b for n, b in s.items()} if prefix else s)
             if m:
                 meta[str(k)] = m
         return chunk.n_rows, streams, meta
@@ -321,12 +354,23 @@ class Writer:
         self._report(self.result)
         return self.result
 
+    def _lossy(self) -> list[Any]:
+        """The autoencoder coders (several under per-column bounds), the main one first."""
+        if self._plan is None or self._plan.ae is None:
+            return []
+        return [self._plan.ae] + [c for c in self._plan.coders
+                                  if c is not self._plan.ae and hasattr(c, "error_report")]
+
     def _summary(self) -> dict[str, Any]:
-        ae = self._plan.ae if self._plan else None
-        if ae is None:
+        lossy = self._lossy()
+        if not lossy:
             return {}
-        return {"max_error": [_g4(r["max"]) for r in ae.error_report()],
-                "modes": ae._stats.modes}
+        out: dict[str, Any] = {"max_error": [_g4(r["max"]) for r in lossy[0].error_report()],
+                               "modes": lossy[0]._stats.modes}
+        if len(lossy) > 1:  # every lossy column by name (info reads this first)
+            out["max_error_by_column"] = {r["name"]: _g4(r["max"]) for c in lossy
+                                          for r in c.error_report()}
+        return out
 
     def _report(self, result: CompressResult) -> None:
         """Measured errors and notes for the summary the CLI prints."""
@@ -334,7 +378,7 @@ class Writer:
         notes = list(self._plan.notes)
         ae = self._plan.ae
         if ae is not None:
-            result.extra["errors"] = ae.error_report()
+            result.extra["errors"] = [r for c in self._lossy() for r in c.error_report()]
             if self._plan.model is not None:
                 notes.append(f"ONNX Runtime provider: {ae._decoder_session(1).provider}")
                 used = sum(ae._stats.modes.get(m, 0) for m in "par")
@@ -344,9 +388,9 @@ class Writer:
         result.extra["notes"] = notes
 
     def _shutdown(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and not self._pool_shared:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None
         self._bar.__exit__(None, None, None)
         if self._own:
             self._f.close()
@@ -358,6 +402,20 @@ class Writer:
         self._shutdown()
         if self._own and self._cw is None and self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+STREAM_PREFIX_FEATURE = "stream-prefix"
+
+
+def stream_prefixes(coders: list[Any]) -> list[str]:
+    """'' for the first coder of each id, '<k>:' for later ones (several autoencoder coders
+    under per-column bounds would otherwise share the names 'latents' and 'qgroup')."""
+    seen: set[str] = set()
+    out = []
+    for k, c in enumerate(coders):
+        out.append(f"{k}:" if c.codec_id in seen else "")
+        seen.add(c.codec_id)
+    return out
 
 
 def _kind(dtype: np.dtype) -> str:

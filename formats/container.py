@@ -55,6 +55,9 @@ CHUNK_MARK = b"BCHK"
 FOOTER_MARK = b"BFTR"
 FORMAT_MAJOR = 2  # 2: JSON records compressed with the frozen dictionary (flag 2)
 FORMAT_MINOR = 1  # 1: the header checksum covers the preamble; descriptors state first_row
+SECTIONS_MINOR = 2  # 2: a file may hold several sections (feature "sections"); files with one
+# table stay 2.1, so every 2.1 reader still reads them
+SECTIONS_FEATURE = "sections"
 READABLE_MAJORS = (1, 2)
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
@@ -140,6 +143,7 @@ class ChunkInfo:
     rows: int
     streams: dict[str, StreamInfo] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    section: int = 0
 
     @property
     def size(self) -> int:
@@ -167,12 +171,21 @@ class ContainerWriter:
         header.setdefault("format", "balerc")
         header.setdefault("file_id", secrets.token_hex(8))  # no two files share a header
         self._max_rows = int(header.get("chunk_rows", MAX_CHUNK_ROWS))
-        header["format_version"] = [FORMAT_MAJOR, FORMAT_MINOR]
+        sections = header.get("sections")
+        self._sectioned = sections is not None
+        minor = SECTIONS_MINOR if self._sectioned else FORMAT_MINOR
+        self._section_rows = [0] * (len(sections) if sections else 1)
+        self._section_max = ([int(s.get("chunk_rows", self._max_rows)) for s in sections]
+                             if sections else [self._max_rows])
+        if self._sectioned and SECTIONS_FEATURE not in header.get("required_features", []):
+            header["required_features"] = sorted({*header.get("required_features", []),
+                                                  SECTIONS_FEATURE})
+        header["format_version"] = [FORMAT_MAJOR, minor]
         attachments = dict(attachments or {})
         header["attachments"] = [[n, len(b), xxh64_hex(b)] for n, b in attachments.items()]
         hbytes = _dump(header)
-        pre = _PREAMBLE.pack(MAGIC_START, FORMAT_MAJOR, FORMAT_MINOR, WRITE_FLAGS, len(hbytes), 0)
-        xx = header_checksum(pre, hbytes, (FORMAT_MAJOR, FORMAT_MINOR))
+        pre = _PREAMBLE.pack(MAGIC_START, FORMAT_MAJOR, minor, WRITE_FLAGS, len(hbytes), 0)
+        xx = header_checksum(pre, hbytes, (FORMAT_MAJOR, minor))
         self._f.write(pre[:-8] + struct.pack("<Q", xx))
         self._seed = xx  # 2.1: chunk and footer checksums are bound to this header
         self._f.write(hbytes)
@@ -192,22 +205,33 @@ class ContainerWriter:
     def bytes_written(self) -> int:
         return self._pos
 
+    def section_rows(self, section: int = 0) -> int:
+        return self._section_rows[section]
+
     def write_chunk(
-        self, streams: Mapping[str, bytes], rows: int, meta: Mapping[str, Any] | None = None
+        self, streams: Mapping[str, bytes], rows: int, meta: Mapping[str, Any] | None = None,
+        section: int = 0,
     ) -> int:
-        """Write one chunk of named streams holding `rows` rows; returns its index."""
+        """Write one chunk of named streams holding `rows` rows of `section` (0 in a file
+        of one table); returns its index in the file."""
         if self._closed:
             raise ContainerError("cannot write a chunk after close()")
-        if not 1 <= rows <= self._max_rows:
-            raise ContainerError(f"a chunk holds 1 to {self._max_rows:,} rows (the header's "
+        if not 0 <= section < len(self._section_rows):
+            raise ContainerError(f"the file has {len(self._section_rows)} section(s); there is "
+                                 f"no section {section}")
+        limit = self._section_max[section]
+        if not 1 <= rows <= limit:
+            raise ContainerError(f"a chunk holds 1 to {limit:,} rows (the header's "
                                  f"chunk_rows), not {rows:,}")
         index = len(self._chunks)
-        desc: dict[str, Any] = {
-            "index": index,
-            "first_row": self._rows,
+        desc: dict[str, Any] = {"index": index}
+        if self._sectioned:
+            desc["section"] = section
+        desc.update({
+            "first_row": self._section_rows[section],
             "rows": int(rows),
             "streams": [[name, len(data), xxh64_hex(data)] for name, data in streams.items()],
-        }
+        })
         if meta:
             desc["meta"] = dict(meta)
         dbytes = _dump(desc)
@@ -222,13 +246,17 @@ class ContainerWriter:
         self._pos += size
         self._chunks.append({"offset": start, "size": size, "rows": int(rows)})
         self._rows += int(rows)
+        self._section_rows[section] += int(rows)
         return index
 
     def close(self, summary: Mapping[str, Any] | None = None) -> None:
         """Write the footer (chunk index + optional summary) and the trailer."""
         if self._closed:
             return
-        footer = {"rows": self._rows, "chunks": self._chunks, "summary": dict(summary or {})}
+        footer: dict[str, Any] = {"rows": self._rows, "chunks": self._chunks}
+        if self._sectioned:
+            footer["section_rows"] = self._section_rows
+        footer["summary"] = dict(summary or {})
         fbytes = _dump(footer)
         foot_off = self._pos
         self._f.write(_RECORD.pack(FOOTER_MARK, len(fbytes), _xxh64_int(fbytes, self._seed)))
@@ -363,7 +391,10 @@ class ContainerReader:
             raise self._fail("truncated inside the attachments; nothing can be recovered")
         self._data_start = pos
         self._chunk_rows = int(self.header.get("chunk_rows", MAX_CHUNK_ROWS))
-        n_cols = len(self.header.get("schema", {}).get("columns", []))
+        self.sections: list[dict[str, Any]] | None = self.header.get("sections")
+        tables = self.sections if self.sections is not None else [self.header]
+        self._section_limits = [int(t.get("chunk_rows", self._chunk_rows)) for t in tables]
+        n_cols = max(len(t.get("schema", {}).get("columns", [])) for t in tables)
         self._max_streams = 4 * n_cols + 64
         self.footer: dict[str, Any] = {}
         self._damaged: dict[int, ContainerError] = {}
@@ -418,6 +449,7 @@ class ContainerReader:
         """Chunks from the footer, each checked against its own record and position."""
         chunks: list[ChunkInfo] = []
         pos, rows = self._data_start, 0
+        before = [0] * len(self._section_limits)  # rows of each section so far
         for i, c in enumerate(self.footer["chunks"]):
             off, size, n = int(c["offset"]), int(c["size"]), int(c["rows"])
             if off != pos:
@@ -426,12 +458,15 @@ class ContainerReader:
                     f"{i - 1 if i else 'records'} end(s) at {pos:,} (chunks duplicated, dropped "
                     f"or reordered)")
             try:
-                info = self._read_chunk_record(off, i, rows)
+                info = self._read_chunk_record(off, i, before)
             except ChunkOrderError:
                 raise
             except ContainerError as exc:  # keep the others readable; report on access
                 self._damaged[i] = exc
-                info = ChunkInfo(i, off, off + size, n)
+                section = 0 if self.sections is None else -1  # unknown: its descriptor is bad
+                info = ChunkInfo(i, off, off + size, n, section=section)
+                if section == 0:
+                    before[0] += n
             if info.end != off + size or info.rows != n:
                 raise ChunkOrderError(
                     f"{self.path}: chunk {i} does not match its footer entry (size {info.size:,} "
@@ -444,9 +479,16 @@ class ContainerReader:
         if rows != self.footer["rows"]:
             raise ChunkOrderError(f"{self.path}: the footer says {self.footer['rows']:,} rows but "
                                   f"its chunks hold {rows:,}")
+        stated = self.footer.get("section_rows")
+        if self.sections is not None and not self._damaged and stated != before:
+            raise ChunkOrderError(f"{self.path}: the footer says the sections hold {stated} "
+                                  f"rows but their chunks hold {before}")
         return chunks
 
-    def _read_chunk_record(self, offset: int, expect_index: int, first_row: int) -> ChunkInfo:
+    def _read_chunk_record(self, offset: int, expect_index: int, before: list[int]) -> ChunkInfo:
+        """The chunk record at `offset`, checked to be chunk `expect_index` and to start
+        where its section's previous chunks end (`before`: rows per section so far, which
+        this advances)."""
         buf = self._buf
         limit = getattr(self, "_data_end", len(buf))
         where = f"{self.path}: chunk {expect_index}"
@@ -465,9 +507,18 @@ class ContainerReader:
         desc = check_descriptor(_load(dbytes, self.flags, where), where, self._chunk_rows,
                                 self._max_streams)
         index, rows = desc.record["index"], desc.record["rows"]
+        section = desc.int("section", 0, len(self._section_limits) - 1, 0)
+        if self.sections is not None and not desc.has("section"):
+            desc.fail("'section' is missing")
+        if rows > self._section_limits[section]:
+            desc.fail(f"'rows' = {rows:,} is over its section's chunk_rows "
+                      f"({self._section_limits[section]:,})")
+        first_row = before[section]
         stated = desc.record.get("first_row")
         if stated is None and self.format_version >= (2, 1):
             desc.fail("'first_row' is missing")
+        if self.sections is not None and self._damaged:
+            stated = None  # a damaged chunk of unknown section came first: rows unknown
         if index != expect_index or (stated is not None and stated != first_row):
             raise ChunkOrderError(
                 f"{self.path}: the chunk at offset {offset:,} says it is chunk {index} "
@@ -480,23 +531,25 @@ class ContainerReader:
             pos += size
         if pos > limit:
             raise self._fail(f"chunk {expect_index}: payload runs past the end of the file")
-        return ChunkInfo(index, offset, pos, rows, streams, desc.record.get("meta", {}))
+        before[section] += rows
+        return ChunkInfo(index, offset, pos, rows, streams, desc.record.get("meta", {}), section)
 
     def _scan(self) -> list[ChunkInfo]:
         """Walk chunk records from the header on; stop at the first incomplete or out of
         order one, so what is kept is the longest valid prefix, in order."""
         chunks: list[ChunkInfo] = []
-        pos, rows = self._data_start, 0
+        pos = self._data_start
+        before = [0] * len(self._section_limits)
         self._data_end = len(self._buf)
         while pos + _RECORD.size <= self._data_end:
             if bytes(self._buf[pos : pos + 4]) != CHUNK_MARK:
                 break
             try:
-                info = self._read_chunk_record(pos, len(chunks), rows)
+                info = self._read_chunk_record(pos, len(chunks), before)
             except ContainerError:
                 break
             chunks.append(info)
-            pos, rows = info.end, rows + info.rows
+            pos = info.end
         self._data_end = pos
         return chunks
 
@@ -570,6 +623,21 @@ class ContainerReader:
         wanted = list(info.streams) if names is None else list(names)
         return {n: self.read_stream(i, n, verify) for n in wanted if n in info.streams}
 
+    def section(self, which: int | str) -> SectionView:
+        """A section of a multi-section file by index or name (refused for other files)."""
+        if self.sections is None:
+            raise ContainerError(f"{self.path} holds one table, not sections")
+        names = [s["name"] for s in self.sections]
+        index = names.index(which) if isinstance(which, str) and which in names else which
+        if not isinstance(index, int) or not 0 <= index < len(names):
+            raise ContainerError(f"{self.path} has no section {which!r}; it has {names}")
+        lost = next((i for i, c in enumerate(self.chunks) if c.section < 0), None)
+        if lost is not None:  # a damaged descriptor: its section, and so every one, is unsure
+            if not self.recover:
+                raise self._damaged[lost]
+            self.keep_prefix(lost, f"chunk {lost} is damaged ({self._damaged[lost]})")
+        return SectionView(self, index)
+
     def verify(self) -> list[str]:
         """Check every stream's checksum; returns one message per damaged stream."""
         problems = [str(exc) for exc in self._damaged.values()]
@@ -582,6 +650,67 @@ class ContainerReader:
                 except ChecksumError as exc:
                     problems.append(str(exc))
         return problems
+
+
+class SectionView:
+    """One section of a multi-section file, seen as a file of one table.
+
+    It has the ContainerReader methods the decoders use (`header` with the section's
+    schema and coders, `chunk`, `read_chunk`, ...), with chunk numbers counted within the
+    section, so the one-table decode path serves every section unchanged. Attachments of
+    section k are stored as ``"<k>/<name>"``.
+    """
+
+    def __init__(self, reader: ContainerReader, index: int):
+        assert reader.sections is not None
+        self._r = reader
+        self.index = index
+        spec = reader.sections[index]
+        self.name: str = spec["name"]
+        self.layout: dict[str, Any] = spec.get("layout", {})
+        self.header = {k: v for k, v in reader.header.items() if k != "sections"}
+        self.header.update(schema=spec["schema"], coders=spec["coders"],
+                           chunk_rows=spec.get("chunk_rows", reader.header.get("chunk_rows")))
+        self.path = reader.path
+        self.format_version = reader.format_version
+
+    @property
+    def recover(self) -> bool:
+        return self._r.recover
+
+    @property
+    def chunks(self) -> list[ChunkInfo]:
+        return [c for c in self._r.chunks if c.section == self.index]
+
+    @property
+    def _global(self) -> list[int]:
+        return [k for k, c in enumerate(self._r.chunks) if c.section == self.index]
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self._global)
+
+    @property
+    def n_rows(self) -> int:
+        return sum(c.rows for c in self.chunks)
+
+    def chunk(self, i: int) -> ChunkInfo:
+        return self._r.chunk(self._global[i])
+
+    def chunk_rows_of(self, i: int) -> int:
+        return self._r.chunk_rows_of(self._global[i])
+
+    def read_chunk(self, i: int, names: Iterable[str] | None = None, verify: bool = True
+                   ) -> dict[str, bytes]:
+        return self._r.read_chunk(self._global[i], names, verify)
+
+    def read_attachment(self, name: str, limit: int | None = None) -> bytes:
+        return self._r.read_attachment(f"{self.index}/{name}", limit)
+
+    def keep_prefix(self, keep: int, reason: str) -> None:
+        """Recovery: keep the file's chunks before this section's chunk `keep`."""
+        order = self._global
+        self._r.keep_prefix(order[keep] if keep < len(order) else len(self._r.chunks), reason)
 
 
 def _sniff(head: bytes) -> str:

@@ -34,7 +34,7 @@ class _Field:
     """How one branch/field maps to a table: flat, jagged, string or unusable."""
 
     name: str
-    kind: str  # "flat" | "jagged" | "string" | "other"
+    kind: str  # "flat" | "jagged" | "string" | "array" (fixed size) | "other"
     dtype: np.dtype | None = None
     counter: str | None = None
     detail: str = ""
@@ -56,6 +56,8 @@ def _classify_ttree(tree: Any, uproot: Any) -> list[_Field]:
             dt = np.dtype(interp.to_dtype)
             if _numeric(dt):
                 out.append(_Field(name, "flat", dt))
+            elif dt.subdtype is not None and dt.subdtype[0].kind in "biuf":
+                out.append(_Field(name, "array", dt, detail=f"fixed-size array {branch.typename}"))
             else:
                 out.append(_Field(name, "other", detail=f"fixed-size array {branch.typename}"))
         elif isinstance(interp, uproot.AsJagged) and isinstance(interp.content, uproot.AsDtype):
@@ -161,7 +163,7 @@ def read_root(
         else:
             wanted = select_names([f.name for f in fields], columns, path)
         chosen = [by_name[n] for n in wanted]
-        other = [f for f in chosen if f.kind == "other"]
+        other = [f for f in chosen if f.kind in ("other", "array")]
         if other:
             desc = ", ".join(f"{f.name} ({f.detail})" for f in other[:10])
             raise InputError(

@@ -25,6 +25,7 @@ MAX_JSON_VALUES = 1 << 20  # values (counted by separators) in one record: Pytho
 MAX_CHUNK_ROWS = 1 << 24  # rows per chunk (the default is 65,536)
 MAX_COLUMNS = 1 << 16
 MAX_NAME_LEN = 4096
+MAX_SECTIONS = 1 << 12  # a NanoAOD tree has ~25 collections
 KINDS = ("float", "int", "bool", "string")
 _DTYPE = re.compile(r"^(<f[248]|<i[248]|\|i1|<u[248]|\|u1|\|b1|str)$")
 _KIND_OF_DTYPE = {"f": "float", "i": "int", "u": "int", "b": "bool", "t": "string"}
@@ -172,7 +173,32 @@ def check_header(header: Any, where: str) -> dict[str, Any]:
     c.unique([a[0] for a in attachments], "attachment")
     if "schema" in header or "coders" in header:
         check_table(header, where)
+    if "sections" in header:
+        sections = c.list("sections", lambda x, w: _section(x, f"{where}, section {w}"),
+                          max_len=MAX_SECTIONS)
+        if not sections:
+            c.fail("'sections' is empty")
+        c.unique(sections, "section name")
+        check_source(c.get("source", dict, {}), f"{where}, 'source'")
     return header
+
+
+def _section(x: Any, where: str) -> str:
+    """One section of a multi-section file (format 2.2): a name, its rows per chunk, a
+    table (schema and coders) and how it ties to another section (`layout`)."""
+    s = Check(x, where)
+    name = s.get("name", str)
+    if not name or len(name) > MAX_NAME_LEN:
+        s.fail("'name' must be 1 to 4096 characters")
+    s.int("chunk_rows", 1, MAX_CHUNK_ROWS, None)
+    check_table(x, where)
+    if s.has("layout"):
+        lay = s.sub("layout")
+        lay.get("kind", str, "")
+        for key in ("counter", "counter_section", "branch"):
+            if len(lay.get(key, str, "")) > MAX_NAME_LEN:
+                lay.fail(f"'{key}' is too long")
+    return name
 
 
 def check_table(header: dict[str, Any], where: str) -> None:
@@ -218,6 +244,8 @@ def _column(c: Check, x: Any, what: str) -> tuple[str, str]:
     if kind != _KIND_OF_DTYPE[dtype[1]]:
         col.fail(f"kind '{kind[:40]}' does not match dtype '{dtype}'")
     col.get("codec", str, "")
+    if len(col.get("bound", str, "")) > 64:
+        col.fail("'bound' is too long")
     return name, dtype
 
 

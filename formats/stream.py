@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .sections import SectionStream
 from .table import Table
 
 
@@ -79,6 +80,21 @@ def open_stream(
             return stream
     table = read_table(p, tree=tree, columns=columns)
     return TableStream.from_table(table)
+
+
+def open_input(path: str | os.PathLike, *, tree: str | None = None,
+               columns: list[str] | None = None, allow_skip: bool = False
+               ) -> TableStream | SectionStream:
+    """What `compress` reads: a whole ROOT tree with jagged collections (or fixed-size
+    arrays, or anything else a table of one row per event cannot hold) as Sections; a
+    tree of flat branches, and every other format, as one table."""
+    p = Path(path)
+    if p.suffix.lower() == ".root" and p.is_file():
+        from .root_sections import needs_sections, open_root_sections
+
+        if needs_sections(p, tree=tree, columns=columns):
+            return open_root_sections(p, tree=tree, columns=columns, allow_skip=allow_skip)
+    return open_stream(p, tree=tree, columns=columns)
 
 
 def _npy_stream(p: Path) -> TableStream | None:

@@ -55,7 +55,7 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> dict:
     table = toy.dimuon(20_000, seed=1)
     data, blc, rep = d / "dimuon.root", d / "dimuon.balerc", d / "report"
     write_table(table, data)
-    compress_with_model(table, blc, model_dir=model_dir, bound="rel:1e-3")
+    compress_with_model(table, blc, model_dir=model_dir, bound="rel:1e-3", keep_model=True)
     code, out = invoke(data, blc, "-o", rep, "--model", model_dir, "--mass-window", "75,107")
     assert code == 0, out
     return {"table": read_table(data), "file": blc, "report": rep, "model": model_dir,
@@ -68,15 +68,14 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> dict:
 def test_report_holds_expected_figures(toy_run: dict) -> None:
     rep = toy_run["report"]
     expected = {f"column_{n}.png" for n in FLOATS} | {
-        "residuals_boxplot.png", "correlation.png", "mass_1.png", "mass_2.png", "mass_1_2.png",
-        "loss_curve.png"}
+        "residuals_boxplot.png", "correlation.png", "mass_1_2.png", "loss_curve.png"}
     pngs = {p.name for p in rep.glob("*.png")}
-    assert pngs == expected
-    assert len(pngs) == 21
+    assert pngs == expected  # no single-muon masses: not an analysis quantity
+    assert len(pngs) == 19
     assert [f["file"] for f in toy_run["summary"]["figures"]] == sorted(
         expected, key=[f["file"] for f in toy_run["summary"]["figures"]].index)
     html = (rep / "report.html").read_text()
-    assert html.count("src='data:image/png;base64,") == 21  # every figure inlined
+    assert html.count("src='data:image/png;base64,") == 19  # every figure inlined
     assert "http://" not in html and "https://" not in html  # readable offline
     md = (rep / "summary.md").read_text()
     assert all(f"| {n} |" in md for n in FLOATS)
@@ -159,7 +158,8 @@ def test_invariant_mass_of_known_rows() -> None:
     assert [f.columns for f in fvs] == [("E1", "px1", "py1", "pz1"), ("E2", "px2", "py2", "pz2")]
     q = fourvec.mass_quantities(t, fvs)
     assert q["m(1+2)"][0] == pytest.approx(2 * e, rel=1e-15)
-    assert q["m(1)"][0] == pytest.approx(m_mu, rel=1e-14)
+    assert list(q) == ["m(1+2)"]  # no single-object masses
+    assert fourvec.invariant_mass(fourvec.cartesian(t, fvs[0]))[0] == pytest.approx(m_mu, rel=1e-14)
     hand = math.sqrt((10 + 20) ** 2 - (3 - 1) ** 2 - (4 + 2) ** 2 - (5 + 12) ** 2)
     assert q["m(1+2)"][1] == pytest.approx(hand, rel=1e-14)
     # the same two muons in polar form with a prefix naming (Muon_...)
@@ -169,7 +169,8 @@ def test_invariant_mass_of_known_rows() -> None:
                    "Mu_mass": np.sqrt(np.maximum(np.array([e, 10.0]) ** 2 - px**2 - py**2 - pz**2, 0))})
     (fv,), _ = fourvec.detect(polar)
     assert fv.kind == "polar" and fv.label == "Mu"
-    assert fourvec.mass_quantities(polar, [fv])["m(Mu)"][0] == pytest.approx(m_mu, rel=1e-9)
+    assert fourvec.mass_quantities(polar, [fv]) == {}
+    assert fourvec.invariant_mass(fourvec.cartesian(polar, fv))[0] == pytest.approx(m_mu, rel=1e-9)
 
 
 def test_names_alone_are_not_enough() -> None:
@@ -199,10 +200,10 @@ def test_zmumu_pdf_report(zmumu_run: dict) -> None:
     assert sorted(p.name for p in rep.iterdir()) == ["report.html", "report.pdf", "summary.json",
                                                      "summary.md"]
     names = [f["name"] for f in s["figures"]]
-    assert names == ["column_E1", "column_px1", "column_py1", "column_pz1", "residuals_boxplot",
-                     "correlation", "mass_1", "mass_2", "mass_1_2"]
+    assert names == ["mass_1_2", "residuals_boxplot", "correlation", "column_E1", "column_px1",
+                     "column_py1", "column_pz1"]  # the headline mass first
     pdf = (rep / "report.pdf").read_bytes()
-    assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page>") + pdf.count(b"/Type /Page ") == 9
+    assert pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page>") + pdf.count(b"/Type /Page ") == 7
     assert any("first 4 of 15" in n for n in s["notes"])  # the cap is stated
     assert len(s["columns"]) == 15  # ... and every column is still in the numbers
 
@@ -284,3 +285,35 @@ def test_existing_report_needs_force(small: dict) -> None:
     (rep / "summary.json").write_text("{}")
     code, out = invoke(small["data"], small["good"], "-o", rep)
     assert code == 2 and "--force" in out
+
+
+def test_report_headline_first_contents_and_relative_paths(toy_run: dict) -> None:
+    rep, s = toy_run["report"], toy_run["summary"]
+    html = (rep / "report.html").read_text()
+    assert html.index("class='headline'") < html.index("Contents") < html.index("<table>")
+    assert "fitted peak shift" in html and "worst column" in html
+    assert str(rep.parent) not in html  # no absolute path embedded
+    assert s["data"]["path"] == "../dimuon.root" and s["file"]["path"] == "../dimuon.balerc"
+    assert "<td class='num'>" in html and "td,th{" in html and "text-align:left" in html
+    assert s["units"]["E1"] == "GeV" and s["units"]["pt2"] == "GeV" and s["units"]["phi1"] == "rad"
+    assert "eta1" not in s["units"]
+    h = s["headline"]
+    assert h["held"] is True and h["mass"]["quantity"] == "m(1+2)"
+    assert h["worst_column"] in FLOATS and h["mass"]["shift_err"] > 0
+    md = (rep / "summary.md").read_text()
+    assert md.index("- ratio") < md.index("## Invariant masses") < md.index("## Overview")
+    for col in s["columns"].values():
+        assert {"became_zero", "sign_changed", "left_range", "at_bound"} <= set(col)
+
+
+def test_no_training_section_for_a_model_compress_dropped(toy_run: dict, tmp_path: Path) -> None:
+    table = toy.dimuon(500, seed=4)
+    data, blc = tmp_path / "d.npz", tmp_path / "d.balerc"
+    write_table(table, data)
+    compress_with_model(table, blc, model_dir=toy_run["model"], bound="rel:1e-3")  # dropped
+    code, out = invoke(data, blc, "-o", tmp_path / "r", "--model", toy_run["model"])
+    assert code == 0, out
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert s["loss_curve"] is None and "loss_curve" not in [f["name"] for f in s["figures"]]
+    assert any("does not use a model" in n for n in s["notes"])
+    assert "## Training" not in (tmp_path / "r" / "summary.md").read_text()

@@ -304,3 +304,70 @@ def test_float64_decoder_drift_far_below_its_allowance(pwrel_model) -> None:
     ref = np.abs(outs[0]) + 1e-300
     for o in outs[1:]:
         assert np.max(np.abs(o - outs[0]) / ref) <= EXACT_DRIFT / 2**10
+
+
+def _write_csv(t: Table, path) -> None:
+    names = t.names_of_kind("float")
+    rows = np.column_stack([np.asarray(t[n], dtype=np.float64) for n in names])
+    path.write_text(",".join(names) + "\n" + "\n".join(",".join(repr(float(v)) for v in r)
+                                                        for r in rows) + "\n")
+
+
+@pytest.mark.parametrize("fixed", [["--ratio", "2"], ["--latent", "3"]])
+def test_explicit_latent_beats_physics_and_latents_only_roundtrip(tmp_path, fixed) -> None:
+    """On dimuons the physics decoder (latent 0, no encoder) writes fewest bytes, yet an
+    explicit --ratio/--latent is the user's decision: exactly that autoencoder is written,
+    and compress without a bound stores only latents and reports the measured errors."""
+    import json
+    import math
+
+    from click.testing import CliRunner
+
+    from balerc.cli.main import cli
+
+    t = toy.dimuon(1500, seed=5)
+    names = t.names_of_kind("float")
+    csv = tmp_path / "mu.csv"
+    _write_csv(t, csv)
+    out = tmp_path / "m"
+    res = CliRunner().invoke(cli, ["train", str(csv), "-o", str(out), "--epochs", "3",
+                                   "--threads", "1", "-q", *fixed])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    man = json.loads((out / "model.json").read_text())
+    want = math.ceil(len(names) / 2) if fixed[0] == "--ratio" else 3
+    assert man["latent_dim"] == want and man["model"]["name"] == "dense", res.output
+    assert (out / "encoder.onnx").exists() and (out / "decoder.onnx").exists()
+    assert "encoder.onnx, decoder.onnx" in res.output
+    assert not any(c.get("model", "").startswith("physics") for c in
+                   man["training"]["candidates"])
+    res = CliRunner().invoke(cli, ["compress", str(csv), "-m", str(out), "-o",
+                                   str(tmp_path / "z.balerc"), "--json"])
+    assert res.exit_code == 0, res.output
+    errors = json.loads(res.output)["errors"]
+    assert [r["name"] for r in errors] == names
+    assert all(r["mode"] == "autoencoder" and r["max"] > 0 and "max_over_range" in r
+               for r in errors if r["name"] not in man["anchors"])
+    res = CliRunner().invoke(cli, ["compress", str(csv), "-m", str(out), "-o",
+                                   str(tmp_path / "z.balerc"), "--force"])
+    assert "no error bound: measured errors" in res.output
+    assert "warning:" in res.output  # three epochs: far from the data, and said so
+
+
+def test_physics_model_states_no_encoder_and_no_loss_curve(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from balerc.cli.main import cli
+
+    csv = tmp_path / "mu.csv"
+    _write_csv(toy.dimuon(1500, seed=5), csv)
+    out = tmp_path / "m"
+    res = CliRunner().invoke(cli, ["train", str(csv), "-o", str(out), "--model", "physics",
+                                   "--threads", "1", "-q"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert not (out / "encoder.onnx").exists() and not (out / "loss_curve.png").exists()
+    written = next(line for line in res.output.splitlines() if "model written" in line)
+    assert "encoder.onnx" not in written and "decoder.onnx" in written
+    assert "no encoder.onnx" in res.output and "no loss curve" in res.output
+    bad = CliRunner().invoke(cli, ["train", str(csv), "-o", str(out), "--model", "physics",
+                                   "--ratio", "2", "--force"])
+    assert bad.exit_code != 0 and "no latents" in bad.output

@@ -133,7 +133,11 @@ def test_fit_export_generated_with_search(tmp_path: Path) -> None:
     assert model.training["candidates"] and any(c["chosen"] for c in model.training["candidates"])
     out = export(model, tmp_path / "m")
     man = check_model_dir(out)
-    assert (out / "loss_curve.csv").read_text().startswith("epoch,train_loss,val_loss")
+    if model.history:  # trained: a curve; exact formulas only: none, and a note
+        assert (out / "loss_curve.csv").read_text().startswith("epoch,train_loss,val_loss")
+    else:
+        assert not (out / "loss_curve.csv").exists()
+        assert "nothing was trained" in man["training"]["notes"][0]
     assert man["training"]["estimated_ratio"] > 1
     assert "rows 3000" in model.summary()
 
@@ -312,3 +316,73 @@ def test_importing_train_and_command_does_not_import_torch() -> None:
             "import balerc.codec; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_wide_table_search_has_bounded_cost_and_progress(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 300-column table: each greedy step tries a sample of anchor_trials columns and
+    says so; the budget stops the steps once spent (here: after the first)."""
+    from balerc.train import search as S
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(80, 4))
+    cols = {f"c{j}": base @ rng.normal(size=4) + 0.01 * rng.normal(size=80) for j in range(300)}
+    calls: list[int] = []
+    real = S._Proxy.cost
+
+    def counted(self: S._Proxy, *a: object) -> float:
+        calls.append(1)
+        return real(self, *a)
+
+    monkeypatch.setattr(S._Proxy, "cost", counted)
+    model = fit(Table(cols), TrainConfig(ratio=100, anchor_trials=8, search_seconds=1e-9,
+                                         progress=True, **QUICK))
+    err = capsys.readouterr().err
+    assert "anchor step 1/6 (a sample of 8 of 300 columns)" in err
+    assert "search budget is spent" in err and "anchor step 2/6" not in err
+    assert len(calls) <= 8 + 2 and model.latent_dim == 3
+
+
+def test_baler_model_and_per_column_normalization(tmp_path: Path) -> None:
+    """--model baler: Baler's widths, no anchors, L = ceil(F/ratio); a norm config chooses
+    the normalization per column (globs), the rest follow --norm."""
+    from click.testing import CliRunner
+
+    from balerc.cli.train_cmd import train_command
+
+    t = kinematics(600)
+    csv = tmp_path / "k.csv"
+    names = t.names_of_kind("float")
+    rows = np.column_stack([t[c] for c in names])
+    csv.write_text(",".join(names) + "\n" + "\n".join(",".join(repr(float(v)) for v in r)
+                                                      for r in rows) + "\n")
+    cfg = tmp_path / "norm.json"
+    cfg.write_text(json.dumps({"p*": "minmax", "E": "robust"}))
+    out = tmp_path / "m"
+    res = CliRunner().invoke(train_command, [str(csv), "-o", str(out), "--model", "baler",
+                                             "--ratio", "2", "--norm", "standard",
+                                             "--norm-config", str(cfg), "--epochs", "2", "-q"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    man = check_model_dir(out)
+    assert man["model"]["name"] == "baler" and man["model"]["widths"] == [200, 100, 50]
+    assert man["anchors"] == [] and man["latent_dim"] == 4
+    norms = {n["name"]: n["norm"] for n in man["normalization"]}
+    assert norms == {"px": "minmax", "py": "minmax", "pz": "minmax", "pt": "minmax",
+                     "phi": "minmax", "E": "robust", "noise": "standard"}
+    cfg.write_text(json.dumps({"nope*": "minmax"}))
+    bad = CliRunner().invoke(train_command, [str(csv), "-o", str(out), "--force",
+                                             "--norm-config", str(cfg), "-q"])
+    assert isinstance(bad.exception, InputError) and "nope*" in str(bad.exception)
+
+
+def test_train_help_names_what_is_searched_and_every_option() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from balerc.cli.train_cmd import train_command
+
+    out = CliRunner().invoke(train_command, ["--help"]).output
+    assert "What you fix is kept" in out and "searched" in out and "ceil(F/4)" in out
+    bare = [p.name for p in train_command.params
+            if isinstance(p, click.Option) and not p.help]
+    assert bare == [], f"options without help text: {bare}"

@@ -20,7 +20,12 @@ class TrainConfig:
 
     columns: glob patterns selecting float columns (None: every float column).
     latent / ratio: latent size L, or L = ceil(F / ratio); both None: searched.
+    model: None lets the search choose (dense, or a physics decoder when it writes fewer
+        bytes); a name fixes that architecture. What the user fixes (model, latent size,
+        anchors) is never overridden: physics decoders are scored only when all are open.
     anchors: None searches the anchor set; [] means no anchors; else column names.
+        `model="baler"` without anchors means none (Baler's plain autoencoder).
+    norm_columns: per-column normalization overrides {column or glob: method}.
     bound: the target error bound the search optimizes bytes for (abs:E, rel:E or pwrel:E).
     min_delta: relative improvement of the validation loss that resets patience.
     threads: torch intra-op threads (None: 1 below 50k rows, else torch's default).
@@ -30,15 +35,19 @@ class TrainConfig:
     four_vectors: declared groups in the --four-vector grammar of fourvec.py, e.g.
         "mu=E1,px1,py1,pz1" or "jet=polar:pt,eta,phi,mass".
     half_weights: store the physics decoder's learned MLP weights in float16.
+    anchor_trials / search_seconds: the cost bound of the anchor search on wide tables:
+        each greedy step tries at most this many columns (a seeded sample), and no new
+        step starts after this many seconds.
     """
 
     columns: list[str] | None = None
     latent: int | None = None
     ratio: float | None = None
-    model: str = "dense"
+    model: str | None = None
     widths: list[int] | None = None
     activation: str | None = None
     norm: str = "auto"
+    norm_columns: dict[str, str] | None = None
     epochs: int = 300
     batch_size: int = 1024
     lr: float = 1e-2
@@ -57,10 +66,29 @@ class TrainConfig:
     search_rows: int = 16384
     search_steps: int = 600
     search_top: int = 3
+    anchor_trials: int = 64
+    search_seconds: float = 120.0
     progress: bool = False
     physics: str = "auto"
     four_vectors: list[str] | None = None
     half_weights: bool = False
+
+    @property
+    def arch(self) -> str:
+        """The registered architecture dense models are built from (dense when open)."""
+        return self.model or "dense"
+
+    @property
+    def search_open(self) -> bool:
+        """Physics decoders compete only when model, latent size and anchors are all open."""
+        return self.model is None and self.latent is None and self.ratio is None \
+            and self.anchors is None
+
+    def resolved_anchors(self) -> list[str] | None:
+        """The anchors the user fixed; Baler's model has none unless named."""
+        if self.anchors is None and self.model == "baler":
+            return []
+        return self.anchors
 
     def validate(self) -> None:
         """Reject impossible option values early, naming the option and the fix."""
@@ -72,6 +100,13 @@ class TrainConfig:
             raise InputError(f"--ratio must be > 1 (latent size = ceil(columns / ratio)), got {self.ratio}")
         if self.norm not in NORMS:
             raise InputError(f"unknown --norm '{self.norm}'; use one of {', '.join(NORMS)}")
+        for col, method in (self.norm_columns or {}).items():
+            if method not in NORMS:
+                raise InputError(f"normalization '{method}' for column '{col}' is unknown; "
+                                 f"use one of {', '.join(NORMS)}")
+        if self.model == "physics" and (self.latent is not None or self.ratio is not None):
+            raise InputError("--model physics has no latents (exact formulas on anchors); "
+                             "drop --latent/--ratio, or choose --model dense or baler")
         if self.device not in DEVICES:
             raise InputError(f"unknown --device '{self.device}'; use one of {', '.join(DEVICES)}")
         if self.physics not in PHYSICS:
@@ -94,6 +129,9 @@ class TrainConfig:
             raise InputError(f"--lr must be > 0, got {self.lr}")
         if self.min_delta < 0:
             raise InputError(f"--min-delta must be >= 0, got {self.min_delta}")
+        if self.anchor_trials < 1 or not self.search_seconds > 0:
+            raise InputError(f"anchor_trials must be >= 1 and --search-seconds > 0, got "
+                             f"{self.anchor_trials} and {self.search_seconds}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be >= 1, got {self.threads}")
 

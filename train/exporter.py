@@ -176,7 +176,12 @@ def _verify(model: TrainedModel, enc: bytes | None, dec: bytes) -> dict[str, flo
 
 
 def _loss_curve(model: TrainedModel, out: Path) -> str | None:
-    """Write loss_curve.csv, and loss_curve.png when matplotlib is installed."""
+    """Write loss_curve.csv, and loss_curve.png when matplotlib is installed; neither
+    when nothing was trained (an exact-formula decoder), with a note saying so."""
+    for name in ("loss_curve.csv", "loss_curve.png"):
+        (out / name).unlink(missing_ok=True)  # never leave a stale curve behind
+    if not model.history:
+        return (f"no loss curve: nothing was trained ({model.training.get('stopped', 'no epochs')})")
     with open(out / "loss_curve.csv", "w", newline="") as fh:
         wr = csv.writer(fh)
         wr.writerow(["epoch", "train_loss", "val_loss", "lr", "seconds"])
@@ -191,7 +196,7 @@ def _loss_curve(model: TrainedModel, out: Path) -> str | None:
     import matplotlib.pyplot as plt
 
     ep = [h["epoch"] for h in model.history]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100, layout="constrained")
     ax.plot(ep, [h["train_loss"] for h in model.history], label="train (noisy latents/anchors)")
     ax.plot(ep, [h["val_loss"] for h in model.history], label="validation (codec quantization)")
     ax.set_yscale("log")
@@ -199,10 +204,14 @@ def _loss_curve(model: TrainedModel, out: Path) -> str | None:
     ax.set_ylabel(f"{model.config.loss} (normalized)")
     ax.set_title(f"balerc {model.net.name}: L={model.latent_dim}, anchors={len(model.anchors)}")
     ax.legend()
-    fig.tight_layout()
     fig.savefig(out / "loss_curve.png", metadata={"Software": None})
     plt.close(fig)
     return None
+
+
+def written_files(model_dir: str | os.PathLike) -> list[str]:
+    """The model files that exist in model_dir, in the documented order (for messages)."""
+    return [n for n in FILES if (Path(model_dir) / n).exists()]
 
 
 def check_target(model_dir: str | os.PathLike, force: bool = False) -> Path:
@@ -263,10 +272,10 @@ def export(model: TrainedModel, model_dir: str | os.PathLike, force: bool = Fals
     manifest["producer"] = producer()
     # the typed record checks it and keeps the documented key order (docs/MODEL.md)
     manifest = ModelManifest.from_dict(manifest, str(out / "model.json")).to_dict()
-    (out / "loss_curve.png").unlink(missing_ok=True)  # never leave a stale plot behind
     note = _loss_curve(model, out)
     if note:
         manifest["training"]["notes"] = [note]
+        model.training["notes"] = [note]  # what `balerc train` prints
     _write(out / "model.json", (json.dumps(manifest, indent=2) + "\n").encode())
     side = sorted(p.name for p in out.iterdir()
                   if p.name.startswith(("encoder.onnx", "decoder.onnx")) and p.name not in FILES)

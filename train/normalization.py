@@ -7,8 +7,9 @@ graphs, applied to their inputs only, and recorded here so the codec knows it ex
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,11 +105,22 @@ def fit_column(name: str, y: np.ndarray, norm: str) -> ColumnNorm:
     raise InputError(f"unknown normalization '{norm}'; use one of {', '.join(NORMS)}")
 
 
-def fit_normalization(y: np.ndarray, names: Sequence[str], norm: str) -> list[ColumnNorm]:
-    """Fit every column of y (N, F) with the same method (auto decides per column)."""
+def fit_normalization(y: np.ndarray, names: Sequence[str], norm: str,
+                      per_column: Mapping[str, str] | None = None) -> list[ColumnNorm]:
+    """Fit every column of y (N, F): `norm`, or the first matching entry of `per_column`
+    ({column or glob: method}, Baler's per-column custom normalization)."""
     if norm not in NORMS:
         raise InputError(f"unknown normalization '{norm}'; use one of {', '.join(NORMS)}")
-    return [fit_column(n, y[:, j], norm) for j, n in enumerate(names)]
+    rules = dict(per_column or {})
+    unmatched = [p for p in rules if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if unmatched:
+        raise InputError(f"per-column normalization for {unmatched}: no such training column; "
+                         f"columns are {list(names)[:12]}")
+
+    def method(name: str) -> str:
+        return next((m for p, m in rules.items() if fnmatch.fnmatchcase(name, p)), norm)
+
+    return [fit_column(n, y[:, j], method(n)) for j, n in enumerate(names)]
 
 
 def offsets_scales(norms: Sequence[ColumnNorm]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,7 +135,7 @@ class Problem:
 
 
 def build_problem(table: Table, names: list[str], norm: str, bound: str, val_fraction: float,
-                  seed: int) -> Problem:
+                  seed: int, norm_columns: Mapping[str, str] | None = None) -> Problem:
     """Check the data, split it (shuffled, seeded), fit normalization on the training part."""
     n = table.n_rows
     if n < MIN_ROWS:
@@ -147,7 +147,7 @@ def build_problem(table: Table, names: list[str], norm: str, bound: str, val_fra
     n_val = min(n - MIN_ROWS // 2, max(1, round(n * val_fraction)))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     y_train, y_val = y[train_idx], y[val_idx]
-    norms = fit_normalization(y_train, names, norm)
+    norms = fit_normalization(y_train, names, norm, norm_columns)
     off, sc = offsets_scales(norms)
     e = column_bounds(b, y_train)
     return Problem(

@@ -10,6 +10,7 @@ trained for a short run and measured with the real network; the smallest wins.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -166,7 +167,7 @@ def search(
     def mbytes(anchors: Sequence[int], latent: int) -> int:
         key = (len(anchors), latent)
         if key not in model_b:
-            model_b[key] = decoder_bytes(cfg.model, cfg.widths, cfg.activation, f, latent,
+            model_b[key] = decoder_bytes(cfg.arch, cfg.widths, cfg.activation, f, latent,
                                          list(anchors))
         return model_b[key]
 
@@ -181,26 +182,7 @@ def search(
     if fixed_anchors is not None:
         prefixes = [tuple(sorted(fixed_anchors))]
     else:
-        usable = [j for j in range(f) if problem.y_train[:, j].max() > problem.y_train[:, j].min()]
-        # Keep adding the best column even when bytes rise for a step: anchors work in
-        # groups (pt needs px and py), and the decoder's weight bytes are paid once.
-        prefixes = [()]
-        current: list[int] = []
-        for _ in range(min(f - 1, cfg.max_anchors)):
-            trial = {}
-            for j in usable:
-                if j in current:
-                    continue
-                a = sorted([*current, j])
-                trial[j] = proxy.cost(a, 0, mbytes(a, 0))
-            if not trial:
-                break
-            j_best = min(trial, key=lambda j: (trial[j], j))
-            current = sorted([*current, j_best])
-            prefixes.append(tuple(current))
-            greedy_cost[tuple(current)] = trial[j_best]
-            log(f"  search: anchors {[problem.names[k] for k in current]} -> "
-                f"proxy ratio {problem.total_rows * f * 8 / trial[j_best]:.3f}")
+        prefixes = _greedy_anchors(problem, cfg, proxy, mbytes, greedy_cost, log)
 
     # 2) pair every prefix with the latent sizes.
     latents = [fixed_latent] if fixed_latent is not None else latent_choices(f)
@@ -242,6 +224,47 @@ def search(
     best = min(top, key=lambda c: (c.short_bytes, c.latent, c.anchors))
     best.chosen = True
     return best, ranked, plain
+
+
+def _greedy_anchors(problem: Problem, cfg: TrainConfig, proxy: _Proxy,
+                    mbytes: Callable[[Sequence[int], int], int],
+                    greedy_cost: dict[tuple[int, ...], float],
+                    log: Callable[[str], None]) -> list[tuple[int, ...]]:
+    """Greedy anchor prefixes by proxy bytes with L = 0, at bounded cost: each step tries
+    at most cfg.anchor_trials columns (a seeded sample on wide tables) and no step starts
+    after cfg.search_seconds; every step prints a progress line."""
+    f = problem.n_features
+    usable = [j for j in range(f) if problem.y_train[:, j].max() > problem.y_train[:, j].min()]
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
+    steps = min(f - 1, cfg.max_anchors)
+    # Keep adding the best column even when bytes rise for a step: anchors work in
+    # groups (pt needs px and py), and the decoder's weight bytes are paid once.
+    prefixes: list[tuple[int, ...]] = [()]
+    current: list[int] = []
+    for step in range(steps):
+        spent = time.perf_counter() - t0
+        if step and spent > cfg.search_seconds:
+            log(f"  search: stopped after {len(current)} anchor(s): the {cfg.search_seconds:g} s "
+                f"search budget is spent ({spent:.0f} s)")
+            break
+        pool = [j for j in usable if j not in current]
+        if len(pool) > cfg.anchor_trials:
+            pool = sorted(rng.choice(pool, cfg.anchor_trials, replace=False).tolist())
+        trial = {j: proxy.cost(sorted([*current, j]), 0, mbytes(sorted([*current, j]), 0))
+                 for j in pool}
+        if not trial:
+            break
+        j_best = min(trial, key=lambda j: (trial[j], j))
+        current = sorted([*current, j_best])
+        prefixes.append(tuple(current))
+        greedy_cost[tuple(current)] = trial[j_best]
+        sampled = f" (a sample of {len(pool)} of {len(usable)} columns)" \
+            if len(usable) - len(current) + 1 > len(pool) else ""
+        log(f"  search: anchor step {step + 1}/{steps}{sampled}, {time.perf_counter() - t0:.1f} s: "
+            f"{[problem.names[k] for k in current][-6:]} -> proxy ratio "
+            f"{problem.total_rows * f * 8 / trial[j_best]:.3f}")
+    return prefixes
 
 
 def short_run(problem: Problem, cfg: TrainConfig, cand: Candidate, y_fit: np.ndarray,

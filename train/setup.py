@@ -78,7 +78,7 @@ def dense_model(cfg: TrainConfig, problem: Problem, latent: int, anchors: Sequen
                 device: torch.device) -> Autoencoder:
     """A freshly seeded network of the configured model for this problem."""
     torch.manual_seed(cfg.seed)
-    return build_model(cfg.model, problem.n_features, latent, list(anchors),
+    return build_model(cfg.arch, problem.n_features, latent, list(anchors),
                        [c.transform for c in problem.norms], [c.log_k for c in problem.norms],
                        cfg.widths, cfg.activation).to(device)
 

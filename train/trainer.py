@@ -88,7 +88,7 @@ class TrainedModel:
             for c in self.candidates:
                 mark = " <- chosen" if c["chosen"] else ""
                 lines.append(
-                    f"  {c.get('model', self.config.model)} | {','.join(c['anchors']) or '-'} | "
+                    f"  {c.get('model', self.config.arch)} | {','.join(c['anchors']) or '-'} | "
                     f"{c['latent']} | {_r(c['proxy_ratio'])} | {_r(c['short_ratio'])}{mark}"
                 )
         lines.append("validation error per predicted column (units; relative to range):")
@@ -149,7 +149,7 @@ def fit(table: Table, config: TrainConfig | None = None) -> TrainedModel:
     t_start = time.perf_counter()
     names = select_columns(table, cfg.columns)
     f = len(names)
-    fixed_anchors = _resolve_anchors(names, cfg.anchors)
+    fixed_anchors = _resolve_anchors(names, cfg.resolved_anchors())
     fourvec.declared(cfg.four_vectors or [], names)  # refuse missing columns by name, early
     fixed_latent = _resolve_latent(f, cfg.latent, cfg.ratio)
     if f < 2:
@@ -178,7 +178,8 @@ class _Run:
 def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[int] | None,
          fixed_latent: int | None, device: torch.device, t_start: float) -> TrainedModel:
     say = partial(log, cfg.progress)
-    problem = build_problem(table, names, cfg.norm, cfg.bound, cfg.val_fraction, cfg.seed)
+    problem = build_problem(table, names, cfg.norm, cfg.bound, cfg.val_fraction, cfg.seed,
+                            cfg.norm_columns)
     step = 2.0 / 2**cfg.latent_bits
     logs = [c.name for c in problem.norms if c.transform == "log"]
     say(f"balerc train: {table.n_rows} rows x {problem.n_features} float columns on {device}; "
@@ -186,7 +187,7 @@ def _fit(table: Table, cfg: TrainConfig, names: list[str], fixed_anchors: list[i
     forced = cfg.model == "physics"
     fixed = fixed_anchors is not None and fixed_latent is not None
     rel = None
-    if forced or (cfg.physics == "auto" and not fixed):
+    if forced or (cfg.physics == "auto" and cfg.search_open):
         rel = _relations(problem, cfg, forced, say)
     pcands: list[PhysicsCandidate] = []
     if rel:

@@ -48,6 +48,11 @@ class Row:
     decompress_mbps: float | None = None
     relative_mass_difference: float | None = None
     mass_rel_rms: float | None = None
+    mass_event_mean: float | None = None  # per-event (M'-M)/M in the fit window
+    mass_event_rms: float | None = None
+    peak_shift: float | None = None  # fitted peak after - before, and its statistical error
+    peak_shift_err: float | None = None
+    shift_exceeds_error: bool | None = None
     mass_note: str | None = None
     skipped: str | None = None
 
@@ -223,6 +228,10 @@ class _Bench:
         mc = metrics.mass_comparison(m["values"], after, m["window"], m["bins"])
         row.relative_mass_difference = mc["relative_mass_difference"]
         row.mass_rel_rms = mc["rel_diff_rms"]
+        pe = mc["per_event_window"] or mc["per_event"]
+        row.mass_event_mean, row.mass_event_rms = pe["mean"], pe["rms"]
+        row.peak_shift, row.peak_shift_err = mc["peak_shift"], mc["peak_shift_err"]
+        row.shift_exceeds_error = mc["shift_exceeds_error"]
         row.mass_note = mc["fit_note"]
 
 
@@ -312,7 +321,7 @@ def _md(results: dict[str, Any]) -> str:
                 + (f"{fb['mean']:.6g} +- {fb['mean_err']:.2g}" if fb else "n/a")
                 + (f" in {m['window'][0]:.4g}..{m['window'][1]:.4g}" if m["window"] else ""), ""]
     header = ["method", "params", "ratio", "max err", "RMS err", "held", "compress MB/s",
-              "decompress MB/s", "rel. mass diff", "note"]
+              "decompress MB/s", "per-event (M'-M)/M mean", "RMS", "peak shift [GeV]", "note"]
     for b in results["bounds"]:
         rows = []
         for r in (r for r in results["rows"] if r["bound"] == b):
@@ -320,7 +329,8 @@ def _md(results: dict[str, Any]) -> str:
             rows.append([r["method"], r["params"], num(r["ratio"], ".3f"), num(r["max_err_rel"], ".3g"),
                          num(r["rms_err_rel"], ".3g"), held if not r["skipped"] else "-",
                          num(r["compress_mbps"], ".1f"), num(r["decompress_mbps"], ".1f"),
-                         num(r["relative_mass_difference"], ".3g"), r["skipped"] or r["mass_note"] or ""])
+                         num(r["mass_event_mean"], ".3g"), num(r["mass_event_rms"], ".3g"),
+                         _shift_text(r), r["skipped"] or r["mass_note"] or ""])
         out += [f"## bound {b}", "", report.md_table(header, rows), ""]
     if results["notes"]:
         out += ["## Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
@@ -356,6 +366,13 @@ def compare_file(data_path: Path, bounds: list[str], out_dir: Path, opts: Compar
         results = run_compare(table, parsed, opts)
         write_outputs(results, out_dir, opts.fmt)
         return results
+
+
+def _shift_text(r: dict[str, Any]) -> str:
+    if r.get("peak_shift") is None:
+        return "-"
+    flag = " (exceeds stat. error)" if r.get("shift_exceeds_error") else ""
+    return f"{r['peak_shift']:+.3g} ± {r['peak_shift_err']:.2g}{flag}"
 
 
 def text_table(results: dict[str, Any]) -> str:

@@ -37,6 +37,8 @@ class EvaluateOptions:
     mass_window: tuple[float, float] | None = None
     max_column_plots: int = 30
     force: bool = False
+    style: str = "auto"  # figures.STYLES: mplhep's ROOT style when installed, or forced
+    peak_shape: str = "gauss"  # peakfit.SHAPES
     labels: dict[str, str] = field(default_factory=dict)  # 'data' / 'file' names for messages
 
 
@@ -157,13 +159,16 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
     masses: dict[str, Any] = {}
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     primary = None
-    if fvs:
+    if len(fvs) == 1:
+        notes.append(f"one four-vector ({fvs[0].label}): a single object's mass is not an "
+                     f"analysis quantity, so no mass is compared")
+    if len(fvs) >= 2:
         before = fourvec.mass_quantities(data, fvs)
         after = fourvec.mass_quantities(decoded, fvs)
         primary = fourvec.primary_mass(list(before))
         for q, m in before.items():
             window = opts.mass_window if (q == primary and opts.mass_window) else peakfit.find_window(m)
-            masses[q] = metrics.mass_comparison(m, after[q], window)
+            masses[q] = metrics.mass_comparison(m, after[q], window, shape=opts.peak_shape)
             arrays[q] = (m, after[q])
     else:
         notes.append("no four-vector columns found (give them with --four-vector): no masses")
@@ -175,7 +180,11 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
         notes.append(f"per-column figures for the first {n_plot} of {len(floats)} float columns "
                      f"(--max-column-plots); every column is in the tables")
     loss = None
-    if opts.model_dir is not None:
+    uses_model = any(c.get("model") for c in header.get("coders", []))
+    if opts.model_dir is not None and not uses_model:
+        notes.append(f"{file_label(opts)} does not use a model (compress stored it without "
+                     f"one): no training section")
+    elif opts.model_dir is not None:
         loss = read_loss_curve(opts.model_dir)
         if loss is None:
             notes.append(f"{opts.model_dir}/loss_curve.csv not found: no loss curve")
@@ -196,15 +205,73 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
         "boxplot": {"unit": unit, "boxes": boxes},
         "correlation": corr,
         "four_vectors": [{"label": f.label, "kind": f.kind, "columns": list(f.columns)} for f in fvs],
+        "units": units_of(fvs, floats),
         "primary_mass": primary,
         "relative_mass_difference": masses[primary]["relative_mass_difference"] if primary else None,
         "masses": masses,
         "loss_curve": loss,
         "max_column_plots": opts.max_column_plots,
         "format": opts.fmt,
+        "style": opts.style,
         "notes": notes,
     }
+    summary["headline"] = headline(summary)
     return summary, arrays
+
+
+ENERGY_ROLES = ("E", "px", "py", "pz", "pt", "m")
+
+
+def units_of(fvs: list[Any], floats: list[str]) -> dict[str, str]:
+    """Units of recognised four-vector components: GeV for energies, momenta and masses
+    (the HEP convention of ROOT and NanoAOD files), rad for phi; others have none. An
+    object confirmed in one form (E,px,py,pz) lends units to its other columns found by
+    name (pt, phi of the same label)."""
+    from balerc.train.fourvec import from_names
+
+    labels = {fv.label for fv in fvs}
+    groups = [*fvs, *(g for g in from_names(floats) if g.label in labels)]
+    out = {}
+    for fv in groups:
+        for role, col in fv.cols.items():
+            if role in ENERGY_ROLES:
+                out[col] = "GeV"
+            elif role == "phi":
+                out[col] = "rad"
+    return out
+
+
+def file_label(opts: EvaluateOptions) -> str:
+    return opts.labels.get("file", "FILE")
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The four answers a reader wants first: ratio, bound held, mass shift, worst column."""
+    cols = summary["columns"]
+    bounded = {n: c for n, c in cols.items() if c["max_over_bound"] is not None}
+    if bounded:
+        worst = max(bounded, key=lambda n: bounded[n]["max_over_bound"])
+        worst_text = f"{worst}: max error {bounded[worst]['max_over_bound']:.3f} of its bound"
+    else:
+        worst = max(cols, key=lambda n: cols[n]["max_err_rel"])
+        worst_text = f"{worst}: max error {cols[worst]['max_err_rel']:.3g} of its range"
+    changes = {k: sum(c[k] for c in cols.values()) for k in ("became_zero", "sign_changed",
+                                                               "left_range")}
+    out: dict[str, Any] = {"ratio": summary["file"]["ratio"], "bound": summary["file"]["bound"],
+                           "held": summary["all_held"], "worst_column": worst,
+                           "worst_text": worst_text, "changes": changes, "mass": None}
+    q = summary["primary_mass"]
+    if q:
+        mc = summary["masses"][q]
+        # in the fit window when there is one: far below a peak, masses near 0 make the
+        # relative difference of a few events dominate the mean and RMS
+        pe = mc["per_event_window"] or mc["per_event"]
+        out["mass"] = {"quantity": q, "per_event_mean": pe["mean"], "per_event_rms": pe["rms"],
+                       "per_event_where": "in the fit window" if mc["per_event_window"] else
+                       "all events", "shift": mc["peak_shift"],
+                       "shift_err": mc["peak_shift_err"], "sigmas": mc["peak_shift_sigmas"],
+                       "flag": mc["shift_exceeds_error"], "note": mc["fit_note"]}
+    return out
 
 
 # ------------------------------------------------------------------------ figures and files
@@ -216,18 +283,19 @@ def slug(text: str) -> str:
 
 
 def figure_names(summary: dict[str, Any]) -> list[str]:
-    """The figure names the report will contain, in order (also what tests expect)."""
-    names, seen = [], set()
+    """The figure names the report will contain, in order (also what tests expect): the
+    masses first (the headline), then all-column views, then each column, then training."""
+    names = [f"mass_{slug(q.removeprefix('m(').removesuffix(')'))}" for q in summary["masses"]]
+    names.append("residuals_boxplot")
+    if len(summary["float_columns"]) >= 2:
+        names.append("correlation")
+    seen: set[str] = set()
     for n in summary["float_columns"][: summary["max_column_plots"]]:
         s = f"column_{slug(n)}"
         while s in seen:
             s += "_"
         seen.add(s)
         names.append(s)
-    names.append("residuals_boxplot")
-    if len(summary["float_columns"]) >= 2:
-        names.append("correlation")
-    names += [f"mass_{slug(q.removeprefix('m(').removesuffix(')'))}" for q in summary["masses"]]
     if summary["loss_curve"]:
         names.append("loss_curve")
     return names
@@ -238,18 +306,18 @@ def render(summary: dict[str, Any], data: Table, decoded: Table,
     """Draw every figure into out_dir (PNGs or report.pdf); returns the pages for the HTML."""
     names = iter(figure_names(summary))
     floats = summary["float_columns"]
-    with figures.sink(out_dir, summary["format"], "report.pdf") as s:
-        for n in floats[: summary["max_column_plots"]]:
-            s.add(figures.column_figure(n, data[n], decoded[n], summary["columns"][n]), next(names),
-                  f"column {n}")
+    with figures.sink(out_dir, summary["format"], "report.pdf", summary["style"]) as s:
+        for q, (m, m2) in arrays.items():
+            s.add(figures.mass_figure(q, m, m2, summary["masses"][q]), next(names), f"mass {q}")
         s.add(figures.boxplot_figure(summary["boxplot"]["boxes"][:MAX_BOXES], summary["boxplot"]["unit"]),
               next(names), "residuals of all columns")
         if len(floats) >= 2:
             c0 = metrics.correlation(data.to_numpy(floats))
             c1 = metrics.correlation(decoded.to_numpy(floats))
             s.add(figures.correlation_figure(c0, c1, floats), next(names), "correlation matrices")
-        for q, (m, m2) in arrays.items():
-            s.add(figures.mass_figure(q, m, m2, summary["masses"][q]), next(names), f"mass {q}")
+        for n in floats[: summary["max_column_plots"]]:
+            s.add(figures.column_figure(n, data[n], decoded[n], summary["columns"][n],
+                                        summary["units"].get(n)), next(names), f"column {n}")
         if summary["loss_curve"]:
             s.add(figures.loss_figure(summary["loss_curve"]), next(names), "training loss curve")
     summary["figures"] = [{"name": p["name"], "title": p["title"], "file": p["file"]} for p in s.pages]
@@ -257,8 +325,33 @@ def render(summary: dict[str, Any], data: Table, decoded: Table,
     return s.pages
 
 
+def headline_lines(summary: dict[str, Any]) -> list[str]:
+    """The report's first lines (also what `balerc evaluate` prints)."""
+    h, num = summary["headline"], report.num
+    held = {True: "yes", False: "NO", None: "no bound in the file"}[h["held"]]
+    lines = [f"ratio {num(h['ratio'], '.3f')} at bound {h['bound'] or 'none'}; every value "
+             f"within its bound: {held}", f"worst column {h['worst_text']}"]
+    m = h["mass"]
+    if m:
+        text = (f"{m['quantity']}: per-event (M'-M)/M {m['per_event_where']} mean "
+                f"{num(m['per_event_mean'], '.3g')}, RMS {num(m['per_event_rms'], '.3g')}")
+        if m["shift"] is not None:
+            text += (f"; fitted peak shift {m['shift']:+.3g} ± {m['shift_err']:.2g} GeV "
+                     f"({m['sigmas']:+.2f} σ)")
+            if m["flag"]:
+                text += ": EXCEEDS the statistical error of the fit"
+        elif m["note"]:
+            text += f"; no peak fit ({m['note']})"
+        lines.append(text)
+    c = h["changes"]
+    if any(c.values()):
+        lines.append(f"values that became 0: {c['became_zero']:,}; changed sign: "
+                     f"{c['sign_changed']:,}; left the original range: {c['left_range']:,}")
+    return lines
+
+
 def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The report's tables (shared by summary.md and report.html)."""
+    """The report's tables (shared by summary.md and report.html), only those with content."""
     num = report.num
     f, d = summary["file"], summary["data"]
     overview = [
@@ -268,32 +361,16 @@ def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
         ["ratio", num(f["ratio"], ".3f")], ["every value within its bound", num(summary["all_held"])],
         ["max correlation change", num(summary["correlation"]["max_abs_diff"], ".3g")],
     ]
-    if summary["primary_mass"]:
-        overview.append([f"relative mass difference {summary['primary_mass']}",
-                         num(summary["relative_mass_difference"], ".3g")])
-    cols = []
-    for n, c in summary["columns"].items():
-        cols.append([n, c["bound_mode"] or "none", num(c["bound"], ".4g"),
-                     num(c["residual"]["mean"], ".3g"), num(c["residual"]["rms"], ".3g"),
-                     num(c["residual"]["max_abs"], ".3g"), num(c["max_over_bound"], ".4f"),
-                     num(c["response"]["mean"], ".3g"), num(c["response"]["rms"], ".3g"),
-                     num(c["held"])])
-    masses = []
-    for q, mc in summary["masses"].items():
-        fb, fa = mc["fit_before"], mc["fit_after"]
-        masses.append([q, "-" if not mc["window"] else f"{mc['window'][0]:.4g}..{mc['window'][1]:.4g}",
-                       "-" if not fb else f"{fb['mean']:.6g} +- {fb['mean_err']:.2g}",
-                       "-" if not fa else f"{fa['mean']:.6g} +- {fa['mean_err']:.2g}",
-                       num(mc["relative_mass_difference"], ".3g"), num(mc["rel_diff_rms"], ".3g"),
-                       mc["fit_note"] or ""])
-    out = [("Overview", ["quantity", "value"], overview),
-           ("Float columns (residual r = y' - y, response = r / y)",
-            ["column", "bound mode", "bound", "mean r", "RMS r", "max |r|", "max |r|/bound",
-             "mean response", "RMS response", "held"], cols)]
+    out = []
+    masses = _mass_rows(summary)
     if masses:
-        out.append(("Invariant masses (Gaussian + linear background fit)",
-                    ["mass", "fit window", "peak before", "peak after", "relative mass difference",
-                     "RMS (M'-M)/M", "note"], masses))
+        out.append(("Invariant masses", ["mass", "per-event mean (M'-M)/M (fit window)", "RMS",
+                                          "16%..84%",
+                                          "fit window [GeV]", "peak before [GeV]", "peak after [GeV]",
+                                          "shift / stat. error", "note"], masses))
+    out.append(("Overview", ["quantity", "value"], overview))
+    out.append(("Float columns (residual r = y' - y, response = r / y)", COLUMN_HEADER,
+                [_column_row(n, c, summary["units"].get(n)) for n, c in summary["columns"].items()]))
     if summary["loss_curve"] and "epochs" in summary["loss_curve"]:
         lc = summary["loss_curve"]
         out.append(("Training", ["epochs", "final train loss", "final val loss", "best loss"],
@@ -301,11 +378,48 @@ def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     return out
 
 
+COLUMN_HEADER = ["column", "unit", "bound mode", "bound", "mean r", "RMS r", "max |r|",
+                 "max |r|/bound", "at bound", "became 0", "sign changed", "left range",
+                 "RMS response", "held"]
+
+
+def _column_row(n: str, c: dict[str, Any], unit: str | None) -> list[str]:
+    num = report.num
+    return [n, unit or "", c["bound_mode"] or "none", num(c["bound"], ".4g"),
+            num(c["residual"]["mean"], ".3g"), num(c["residual"]["rms"], ".3g"),
+            num(c["residual"]["max_abs"], ".3g"), num(c["max_over_bound"], ".4f"),
+            num(c.get("at_bound"), ".2%"), num(c["became_zero"], ","),
+            num(c["sign_changed"], ","), num(c["left_range"], ","),
+            num(c["response"]["rms"], ".3g"), num(c["held"])]
+
+
+def _mass_rows(summary: dict[str, Any]) -> list[list[str]]:
+    num = report.num
+    rows = []
+    for q, mc in summary["masses"].items():
+        fb, fa, pe = mc["fit_before"], mc["fit_after"], mc["per_event_window"] or mc["per_event"]
+        qs = pe.get("quantiles") or {}
+        sig = mc["peak_shift_sigmas"]
+        rows.append([q, num(pe["mean"], ".3g"), num(pe["rms"], ".3g"),
+                     f"{num(qs.get('0.16'), '.3g')}..{num(qs.get('0.84'), '.3g')}",
+                     "-" if not mc["window"] else f"{mc['window'][0]:.4g}..{mc['window'][1]:.4g}",
+                     "-" if not fb else f"{fb['mean']:.6g} ± {fb['mean_err']:.2g}",
+                     "-" if not fa else f"{fa['mean']:.6g} ± {fa['mean_err']:.2g}",
+                     "-" if sig is None else f"{sig:+.2f}" + (" (exceeds)" if mc["shift_exceeds_error"] else ""),
+                     mc["fit_note"] or ""])
+    return rows
+
+
 def write_reports(summary: dict[str, Any], pages: list[dict[str, Any]], out_dir: Path) -> None:
-    """summary.json (every number), summary.md (the tables), report.html (tables + figures)."""
+    """summary.json (every number), summary.md (the tables), report.html (tables + figures):
+    headline first, then a table of contents, then only the sections that have content."""
     tables = _tables(summary)
     report.write_json(out_dir / "summary.json", summary)
-    md = [f"# balerc evaluate: {summary['file']['path']}", ""]
+    title = f"balerc evaluate: {summary['file']['path']}"
+    head = headline_lines(summary)
+    md = [f"# {title}", ""] + [f"- {line}" for line in head] + [""]
+    sections = [h for h, _, _ in tables] + (["Notes"] if summary["notes"] else []) + ["Figures"]
+    md += ["Contents: " + " · ".join(f"[{h}](#{report.anchor(h)})" for h in sections), ""]
     for heading, header, rows in tables:
         md += [f"## {heading}", "", report.md_table(header, rows), ""]
     if summary["notes"]:
@@ -313,7 +427,7 @@ def write_reports(summary: dict[str, Any], pages: list[dict[str, Any]], out_dir:
     md += ["## Figures", ""] + [f"- {p['title']}: `{p['file']}`" for p in summary["figures"]] + [""]
     (out_dir / "summary.md").write_text("\n".join(md))
     (out_dir / "report.html").write_text(
-        report.html_page(f"balerc evaluate: {summary['file']['path']}", tables, summary["notes"], pages))
+        report.html_page(title, tables, summary["notes"], pages, head))
 
 
 def evaluate(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int, out_dir: Path,
@@ -342,5 +456,6 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
         data = read_table(data_path, tree=tree, columns=columns)
         header, size = read_header(file_path)
         decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir)
-        opts.labels = {"data": str(data_path), "file": str(file_path)}
+        opts.labels = {"data": report.relative(data_path, out_dir),
+                       "file": report.relative(file_path, out_dir)}
         return evaluate(data, decoded, header, size, out_dir, opts)

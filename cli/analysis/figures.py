@@ -25,22 +25,41 @@ BEFORE, AFTER = "#1f77b4", "#d62728"
 DPI = 100
 
 
-def _style() -> contextlib.AbstractContextManager[Any]:
-    """mplhep's ROOT style when installed (what physicists expect), matplotlib's otherwise."""
-    if available("mplhep"):
-        import matplotlib
+# One set of sizes on top of any style: mplhep's ROOT style is made for one 10x10 inch
+# panel (26 pt labels) and overprinted the multi-panel figures; these keep labels,
+# ticks, legends and titles in proportion whatever style is active.
+RC_SIZES = {"font.size": 11, "axes.labelsize": 11, "axes.titlesize": 11,
+            "legend.fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9,
+            "figure.titlesize": 12, "legend.title_fontsize": 9}
+STYLES = ("auto", "mplhep", "plain")
+
+
+def use_mplhep(style: str = "auto") -> bool:
+    """Whether figures use mplhep's ROOT style: 'auto' when installed, 'mplhep' required."""
+    if style == "mplhep":
+        require("mplhep", "ROOT-style figures")
+        return True
+    return style == "auto" and available("mplhep")
+
+
+@contextlib.contextmanager
+def _style(style: str = "auto") -> Iterator[None]:
+    """mplhep's ROOT style when installed (what physicists expect), matplotlib's otherwise,
+    with RC_SIZES over either."""
+    import matplotlib.style
+
+    styles: list[Any] = []
+    if use_mplhep(style):
         import mplhep  # type: ignore[import-not-found]
 
-        return matplotlib.style.context(mplhep.style.ROOT)
-    return contextlib.nullcontext()
+        styles.append(mplhep.style.ROOT)
+    with matplotlib.style.context([*styles, RC_SIZES]):
+        yield
 
 
-def new_figure(width: float, height: float, constrained: bool = False) -> Any:
-    """A pyplot-free Figure (raises with the install hint when matplotlib is missing).
-
-    Constrained layout costs about as much as drawing, so only figures with long rotated
-    labels use it; the others get fixed margins.
-    """
+def new_figure(width: float, height: float, constrained: bool = True) -> Any:
+    """A pyplot-free Figure with constrained layout (raises with the install hint when
+    matplotlib is missing). Fixed margins were cut or overprinted under mplhep's style."""
     require("matplotlib", "the report figures")
     from matplotlib.figure import Figure
 
@@ -96,10 +115,10 @@ class FigureSink:
 
 
 @contextlib.contextmanager
-def sink(out_dir: Path, fmt: str, pdf_name: str) -> Iterator[FigureSink]:
+def sink(out_dir: Path, fmt: str, pdf_name: str, style: str = "auto") -> Iterator[FigureSink]:
     s = FigureSink(out_dir, fmt, pdf_name)
     try:
-        with _style():
+        with _style(style):
             yield s
     finally:
         s.close()
@@ -122,9 +141,9 @@ def _range(*arrays: np.ndarray, robust: bool = False) -> tuple[float, float]:
 
 def _bound_lines(ax: Any, e: float) -> None:
     """Dotted lines at +-e, labelled, on a residual or response histogram."""
-    ax.axvline(-e, color="k", ls=":", label=f"bound +-{e:.3g}")
+    ax.axvline(-e, color="k", ls=":", label=f"bound ±{e:.3g}")
     ax.axvline(e, color="k", ls=":")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(loc="upper right")
 
 
 def _hist(ax: Any, v: np.ndarray, rng: tuple[float, float], bins: int, **kw: Any) -> None:
@@ -137,39 +156,89 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
 
 
 def _title(ax: Any, text: str) -> None:
-    ax.set_title(text, fontsize=8, family="monospace")
+    ax.set_title(text, family="monospace", fontsize="small")
 
 
 def _text(ax: Any, lines: list[str]) -> None:
     ax.text(0.02, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", ha="left",
-            fontsize=7, family="monospace", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+            family="monospace", fontsize="small",
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+
+
+def with_unit(label: str, unit: str | None) -> str:
+    return f"{label} [{unit}]" if unit else label
+
+
+def shared_counts(a: np.ndarray, b: np.ndarray, bins: int = 60, robust: bool = True,
+                  rng: tuple[float, float] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts of a and b on one binning taken from both samples (0.5-99.5% of their
+    union, or rng), with under- and overflow added to the outer bins so no entry vanishes."""
+    bh = require("boost_histogram", "the report histograms")
+    lo, hi = rng or _range(a, b, robust=robust)
+    counts = []
+    for v in (a, b):
+        h = bh.Histogram(bh.axis.Regular(bins, lo, hi, underflow=True, overflow=True))
+        h.fill(v[np.isfinite(v)])
+        c = h.values(flow=True).astype(np.float64)
+        c[1] += c[0]
+        c[-2] += c[-1]
+        counts.append(c[1:-1])
+    return counts[0], counts[1], np.linspace(lo, hi, bins + 1)
+
+
+def overlay_with_ratio(ax: Any, rax: Any, a: np.ndarray, b: np.ndarray, xlabel: str,
+                       bins: int = 60, log: bool = True,
+                       rng: tuple[float, float] | None = None) -> None:
+    """Before/after on shared binning (flow in the outer bins) and after/before below with
+    Poisson errors of both samples (they share events, so the error is conservative)."""
+    ha, hb, edges = shared_counts(a, b, bins, rng=rng)
+    if use_mplhep() and available("mplhep"):
+        import mplhep  # type: ignore[import-not-found]
+
+        mplhep.histplot(ha, edges, ax=ax, color=BEFORE, label="before", lw=1.5)
+        mplhep.histplot(hb, edges, ax=ax, color=AFTER, label="after", ls="--", lw=1.0)
+    else:
+        ax.stairs(ha, edges, color=BEFORE, label="before", lw=1.5)
+        ax.stairs(hb, edges, color=AFTER, label="after", ls="--", lw=1.0)
+    if log and ha.max(initial=0) > 0:
+        _logy(ax)
+    ax.set_ylabel("entries / bin")
+    ax.legend(loc="upper right")
+    ax.tick_params(labelbottom=False)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    ok = ha > 0
+    ratio = np.where(ok, hb / np.where(ok, ha, 1.0), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = ratio * np.sqrt(1.0 / np.where(ok, ha, 1.0) + 1.0 / np.where(hb > 0, hb, 1.0))
+    rax.errorbar(centres[ok], ratio[ok], yerr=err[ok], fmt="o", ms=2, color="k", lw=0.8)
+    rax.axhline(1.0, color="grey", lw=0.8)
+    spread = np.nanmax(np.abs(ratio[ok] - 1.0) + err[ok], initial=0.05) if ok.any() else 0.05
+    half = float(min(max(spread * 1.1, 0.05), 1.0))
+    rax.set_ylim(1.0 - half, 1.0 + half)
+    rax.set_ylabel("after / before")
+    rax.set_xlabel(f"{xlabel}; outer bins hold under/overflow" if rng is None else xlabel)
+    rax.set_xlim(edges[0], edges[-1])
 
 
 # ------------------------------------------------------------------------ evaluate
 
 
-def column_figure(name: str, y: np.ndarray, y2: np.ndarray, st: dict[str, Any]) -> Any:
-    """Before/after (log y), residual with the bound, response, |residual| / bound."""
+def column_figure(name: str, y: np.ndarray, y2: np.ndarray, st: dict[str, Any],
+                  unit: str | None = None) -> Any:
+    """Before/after with a ratio panel, residual with the bound, response, |residual|/bound."""
     y = np.asarray(y, dtype=np.float64)
     y2 = np.asarray(y2, dtype=np.float64)
     fin = np.isfinite(y)
     a, b = y[fin], y2[fin]
     r = b - a
-    fig = new_figure(10, 6.5)
-    axs = fig.subplots(2, 2)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.92, hspace=0.42, wspace=0.18)
+    fig = new_figure(11, 8)
+    gs = fig.add_gridspec(3, 2, height_ratios=[3, 1.2, 3])
     fig.suptitle(f"{name}: {st['values']:,} values, bound {_bound_text(st)}")
+    ax = fig.add_subplot(gs[0, 0])
+    overlay_with_ratio(ax, fig.add_subplot(gs[1, 0], sharex=ax), a, b, with_unit(name, unit))
 
-    ax = axs[0, 0]
-    rng = _range(a, b)
-    _hist(ax, a, rng, 100, color=BEFORE, label="before", lw=1.5)
-    _hist(ax, b, rng, 100, color=AFTER, label="after", lw=1.0, ls="--")
-    _logy(ax)
-    ax.set_xlabel(name)
-    ax.set_ylabel("values")
-    ax.legend(fontsize=8, loc="upper right")
-
-    ax = axs[0, 1]
+    ax = fig.add_subplot(gs[0:2, 1])
     res = st["residual"]
     if st["bound_mode"] in ("abs", "rel") and st["bound"]:
         e = float(st["bound"])
@@ -178,10 +247,11 @@ def column_figure(name: str, y: np.ndarray, y2: np.ndarray, st: dict[str, Any]) 
     else:
         rr = _range(r, robust=True)
     _hist(ax, r, rr, 100, color="k", fill=True, alpha=0.4)
-    ax.set_xlabel(f"residual {name}' - {name}")
-    _title(ax, f"mean {_fmt(res['mean'])}   RMS {_fmt(res['rms'])}   max |r| {_fmt(res['max_abs'])}")
+    ax.set_xlabel(with_unit(f"residual {name}' − {name}", unit))
+    ax.set_ylabel("values / bin")
+    _title(ax, f"mean {_fmt(res['mean'])}  RMS {_fmt(res['rms'])}  max |r| {_fmt(res['max_abs'])}")
 
-    ax = axs[1, 0]
+    ax = fig.add_subplot(gs[2, 0])
     resp = st["response"]
     nz = a != 0
     q = r[nz] / a[nz]
@@ -192,26 +262,38 @@ def column_figure(name: str, y: np.ndarray, y2: np.ndarray, st: dict[str, Any]) 
     else:
         qr = _range(q, robust=True)
     _hist(ax, q, qr, 100, color="k", fill=True, alpha=0.4)
-    ax.set_xlabel(f"response ({name}' - {name}) / {name}  (range 0.5-99.5%)")
-    _title(ax, f"mean {_fmt(resp['mean'])}   RMS {_fmt(resp['rms'])}   max |r/y| {_fmt(resp['max_abs'])}")
-
-    ax = axs[1, 1]
-    if st["max_over_bound"] is not None:
-        allowed = metrics.ColumnBound(st["bound_mode"], st["bound"]).allowed(a)
-        assert allowed is not None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(allowed > 0, np.abs(r) / allowed, 0.0)
-        _hist(ax, f, (0.0, max(1.05, float(np.max(f, initial=0.0)) * 1.01)), 50,
-              color="k", fill=True, alpha=0.4)
-        ax.axvline(1.0, color=AFTER, ls="--", label="bound")
-        ax.set_xlabel("|residual| / bound")
-        ax.legend(fontsize=8, loc="lower right")
-        _title(ax, f"max |r|/bound {_fmt(st['max_over_bound'], '.4f')}   "
-                   f"held: {'yes' if st['held'] else 'NO'}")
-    else:
-        ax.axis("off")
-        _text(ax, ["no error bound in this file:", f"max |r| / range {_fmt(st['max_err_rel'])}"])
+    ax.set_xlabel(f"response ({name}' − {name}) / {name}")
+    ax.set_ylabel("values / bin")
+    _title(ax, f"mean {_fmt(resp['mean'])}  RMS {_fmt(resp['rms'])}")
+    _bound_panel(fig.add_subplot(gs[2, 1]), a, r, st)
     return fig
+
+
+def _bound_panel(ax: Any, a: np.ndarray, r: np.ndarray, st: dict[str, Any]) -> None:
+    """|residual| / bound with the value counts a bound does not show (zeros, signs)."""
+    changes = [f"became 0: {st.get('became_zero', 0):,}",
+               f"sign changed: {st.get('sign_changed', 0):,}",
+               f"outside original range: {st.get('left_range', 0):,}"]
+    if st["max_over_bound"] is None:
+        ax.axis("off")
+        _text(ax, ["no error bound in this file:",
+                   f"max |r| / range {_fmt(st['max_err_rel'])}", *changes])
+        return
+    allowed = metrics.ColumnBound(st["bound_mode"], st["bound"]).allowed(a)
+    assert allowed is not None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(allowed > 0, np.abs(r) / allowed, 0.0)
+    _hist(ax, f, (0.0, max(1.05, float(np.max(f, initial=0.0)) * 1.01)), 50,
+          color="k", fill=True, alpha=0.4)
+    ax.axvline(1.0, color=AFTER, ls="--", label="bound")
+    ax.set_xlabel("|residual| / bound")
+    ax.set_ylabel("values / bin")
+    ax.legend(loc="upper right")
+    at = st.get("at_bound")
+    _title(ax, f"max {_fmt(st['max_over_bound'], '.4f')}  held: {'yes' if st['held'] else 'NO'}"
+               f"  at bound: {_fmt(at, '.1%') if at is not None else 'n/a'}")
+    ax.text(0.03, 0.95, "\n".join(changes), transform=ax.transAxes, va="top", ha="left",
+            fontsize="small", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
 
 
 def _bound_text(st: dict[str, Any]) -> str:
@@ -265,65 +347,75 @@ def correlation_figure(c0: np.ndarray, c1: np.ndarray, names: list[str]) -> Any:
 
 
 def mass_figure(label: str, m: np.ndarray, m2: np.ndarray, mc: dict[str, Any]) -> Any:
-    """Mass before/after over the full range, the fitted peak, and (M' - M)/M per event."""
-    fig = new_figure(15, 4.6)
-    axs = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.13, top=0.89, wspace=0.2)
+    """Per-event (M' - M)/M (the primary figure), the fitted peak, the full range; the
+    mass panels have an after/before ratio panel below."""
+    fig = new_figure(16, 6)
+    gs = fig.add_gridspec(2, 3, height_ratios=[3, 1])
     fig.suptitle(f"invariant mass {label}: {mc['events']:,} events")
-    ax = axs[0]
-    lo, hi = _range(m, robust=True)
-    if lo > 0 and hi / lo > 20:
-        edges = np.geomspace(lo, hi, 120)
-        ax.set_xscale("log")
-    else:
-        edges = np.linspace(lo, hi, 121)
-    for v, c, lab, ls in ((m, BEFORE, "before", "-"), (m2, AFTER, "after", "--")):
-        h, _ = np.histogram(v[np.isfinite(v)], bins=edges)
-        ax.stairs(h, edges, color=c, label=lab, ls=ls)
-    _logy(ax)
-    ax.set_xlabel(f"{label} (0.5-99.5% range)")
-    ax.set_ylabel("events")
-    ax.legend(fontsize=8)
-
-    ax = axs[1]
+    ax = fig.add_subplot(gs[:, 0])
+    ok = np.isfinite(m) & np.isfinite(m2) & (m > 0)
+    where = ""
+    if mc["window"]:  # far below a peak masses near 0 give relative differences of O(1)
+        ok &= (m >= mc["window"][0]) & (m <= mc["window"][1])
+        where = " (fit window)"
+    rel = (m2[ok] - m[ok]) / m[ok]
+    lo, hi = (np.quantile(rel, [0.01, 0.99]) if rel.size else (-1.0, 1.0))
+    half = max(abs(float(lo)), abs(float(hi)), 1e-12)
+    _hist(ax, rel, (-half, half), 80, color="k", fill=True, alpha=0.4)
+    ax.set_xlabel(f"per-event ({label}' − {label}) / {label}{where}, 1-99%")
+    ax.set_ylabel("events / bin")
+    lines = []
+    for what, pe in (("all events", mc.get("per_event")), ("fit window", mc.get("per_event_window"))):
+        if pe and pe.get("events"):
+            qs = pe.get("quantiles") or {}
+            lines += [f"{what}: mean {_fmt(pe.get('mean'))}, RMS {_fmt(pe.get('rms'))}",
+                      f"  16-84% {_fmt(qs.get('0.16'))}..{_fmt(qs.get('0.84'))}"]
+    _text(ax, lines)
+    ax = fig.add_subplot(gs[0, 1])
     fb, fa = mc["fit_before"], mc["fit_after"]
     if mc["window"] and (fb or fa):
-        w = tuple(mc["window"])
-        bins = (fb or fa)["bins"]
-        for v, c, lab, ls, f in ((m, BEFORE, "before", "-", fb), (m2, AFTER, "after", "--", fa)):
-            h, edges = np.histogram(v[np.isfinite(v)], bins=bins, range=w)
-            ax.stairs(h, edges, color=c, ls=ls, label=f"{lab}: {_fit_text(f)}")
-            if f:
-                x = np.linspace(w[0], w[1], 400)
-                ax.plot(x, PeakFit(**{**f, "window": w}).curve(x), color=c, lw=1, ls=ls)
-        rmd = mc["relative_mass_difference"]
-        _title(ax, "relative mass difference " + ("n/a" if rmd is None else f"{rmd:.3g}"))
-        ax.set_xlabel(f"{label}, fit window {w[0]:.4g}..{w[1]:.4g}")
-        ax.legend(fontsize=7, loc="upper left")
+        _peak_panel(ax, fig.add_subplot(gs[1, 1], sharex=ax), label, m, m2, mc)
     else:
         ax.axis("off")
-        _text(ax, [f"no peak fit: {mc['fit_note']}"])
-
-    ax = axs[2]
-    ok = np.isfinite(m) & np.isfinite(m2) & (m > 0)
-    rel = (m2[ok] - m[ok]) / m[ok]
-    _hist(ax, rel, _range(rel, robust=True), 100, color="k", fill=True, alpha=0.4)
-    ax.set_xlabel(f"({label}' - {label}) / {label}  (range 0.5-99.5%)")
-    _title(ax, f"mean {_fmt(mc['rel_diff_mean'])}   RMS {_fmt(mc['rel_diff_rms'])}")
+        _text(ax, ["no peak fit:", str(mc["fit_note"])])
+    ax = fig.add_subplot(gs[0, 2])
+    overlay_with_ratio(ax, fig.add_subplot(gs[1, 2], sharex=ax), m[np.isfinite(m)],
+                       m2[np.isfinite(m2)], f"{label} [GeV]", bins=80)
     return fig
+
+
+def _peak_panel(ax: Any, rax: Any, label: str, m: np.ndarray, m2: np.ndarray,
+                mc: dict[str, Any]) -> None:
+    """Histogram of the fit window before/after with the unbinned fits' curves."""
+    fb, fa = mc["fit_before"], mc["fit_after"]
+    w = (float(mc["window"][0]), float(mc["window"][1]))
+    bins = (fb or fa)["bins"]
+    inside = [v[np.isfinite(v) & (v >= w[0]) & (v <= w[1])] for v in (m, m2)]
+    overlay_with_ratio(ax, rax, inside[0], inside[1], f"{label} [GeV], fit window", bins=bins,
+                       log=False, rng=w)
+    x = np.linspace(w[0], w[1], 400)
+    for f, c, ls, what in ((fb, BEFORE, "-", "before"), (fa, AFTER, "--", "after")):
+        if f:
+            fit = PeakFit(**{k: v for k, v in f.items() if k != "signal"} | {"window": w})
+            ax.plot(x, fit.curve(x), color=c, lw=1.2, ls=ls, label=f"{what}: {_fit_text(f)}")
+    ax.legend(loc="upper left", fontsize="x-small")
+    shift, err = mc.get("peak_shift"), mc.get("peak_shift_err")
+    flag = "  EXCEEDS stat. error" if mc.get("shift_exceeds_error") else ""
+    _title(ax, "peak shift " + ("n/a" if shift is None else
+                               f"{shift:+.3g} ± {err:.2g} GeV ({mc['peak_shift_sigmas']:+.2f}σ)")
+           + flag)
 
 
 def _fit_text(f: dict[str, Any] | None) -> str:
     if not f:
         return "no fit"
-    return f"{f['mean']:.5g} +- {f['mean_err']:.2g}, sigma {f['sigma']:.3g}"
+    return f"μ {f['mean']:.5g} ± {f['mean_err']:.2g}, σ {f['sigma']:.3g}"
 
 
 def loss_figure(curve: dict[str, list[float]]) -> Any:
     """Training and validation loss per epoch from the model's loss_curve.csv."""
-    fig = new_figure(6.5, 4.2)
+    fig = new_figure(7, 4.5)
     ax = fig.subplots()
-    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
     for key, c in (("train_loss", BEFORE), ("val_loss", AFTER)):
         if key in curve:
             ax.plot(curve["epoch"], curve[key], color=c, label=key.replace("_", " "))

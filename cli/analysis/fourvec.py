@@ -93,20 +93,28 @@ def invariant_mass(p4: np.ndarray) -> np.ndarray:
         return np.sqrt(np.maximum(e * e - px * px - py * py - pz * pz, 0.0))
 
 
-def mass_quantities(table: Table, fvs: list[FourVector]) -> dict[str, np.ndarray]:
-    """Mass of each object, then of the pair of the first two objects: label -> values.
+MAX_PAIRED = 4  # objects whose pairs are all formed (6 pairs); more: the first pair only
 
-    Only the first two objects are paired: the report stays bounded for wide tables and a
-    two-body resonance is what the relative mass difference is quoted for.
+
+def mass_quantities(table: Table, fvs: list[FourVector]) -> dict[str, np.ndarray]:
+    """Invariant masses of systems of recognised objects: every pair of the first four,
+    and all objects together when there are three or more. label -> values.
+
+    A single object's mass is not an analysis quantity here (a muon's mass from E and p is
+    float rounding before compression and noise after), so none is formed.
     """
     p4s = [cartesian(table, fv) for fv in fvs]
-    out = {f"m({fv.label})": invariant_mass(p) for fv, p in zip(fvs, p4s, strict=True)}
-    if len(fvs) >= 2:
-        out[f"m({fvs[0].label}+{fvs[1].label})"] = invariant_mass(p4s[0] + p4s[1])
+    out: dict[str, np.ndarray] = {}
+    k = min(len(fvs), MAX_PAIRED)
+    for i in range(k):
+        for j in range(i + 1, k):
+            out[f"m({fvs[i].label}+{fvs[j].label})"] = invariant_mass(p4s[i] + p4s[j])
+    if len(fvs) >= 3:
+        label = "+".join(fv.label for fv in fvs)
+        out[f"m({label})"] = invariant_mass(np.sum(p4s, axis=0))
     return out
 
 
 def primary_mass(labels: list[str]) -> str | None:
-    """The quantity the headline relative mass difference is quoted for: the pair if any."""
-    pairs = [q for q in labels if "+" in q]
-    return pairs[0] if pairs else (labels[0] if labels else None)
+    """The quantity the headline relative mass difference is quoted for: the first pair."""
+    return labels[0] if labels else None

@@ -37,8 +37,14 @@ class ColumnBound:
 
 
 def column_range(y: np.ndarray) -> float:
-    """max - min over finite values (the unit of the 'fraction of range' errors)."""
-    return Bound("rel", 1.0).absolute(np.asarray(y, dtype=np.float64))
+    """max - min over finite values (the unit of the 'fraction of range' errors); a
+    constant column uses max(|y|, 1), a column without finite values 1."""
+    y = np.asarray(y, dtype=np.float64)
+    fin = y[np.isfinite(y)]
+    if fin.size == 0:
+        return 1.0
+    rng = float(fin.max() - fin.min())
+    return rng if 0.0 < rng < math.inf else max(abs(float(fin[0])), 1.0)
 
 
 def _finite_or_none(v: float) -> float | None:
@@ -66,19 +72,38 @@ def column_stats(y: np.ndarray, y2: np.ndarray, bound: ColumnBound) -> dict[str,
         "range": column_range(y),
         "bound_mode": bound.mode,
         "bound": bound.value,
+        **value_changes(a, b),
     }
     allowed = bound.allowed(a)
     if allowed is None or r.size == 0:
-        out["max_over_bound"], out["held"] = None, None
+        out["max_over_bound"], out["held"], out["at_bound"] = None, None, None
     else:
         err = np.abs(r)
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(allowed > 0, err / allowed, np.where(err > 0, np.inf, 0.0))
         out["max_over_bound"] = _finite_or_none(float(frac.max()))
         out["held"] = bool(np.all(err <= allowed)) and same_nonfinite
+        out["at_bound"] = float(np.mean((frac >= AT_BOUND) & (err > 0)))
     rng = out["range"]
     out["max_err_rel"] = float(np.abs(r).max() / rng) if r.size else 0.0
     return out
+
+
+AT_BOUND = 0.99  # a value "at the bound": its error is at least 99% of what it may be
+
+
+def value_changes(a: np.ndarray, b: np.ndarray) -> dict[str, int]:
+    """Counts a user filtering on values must know even when every value is within the
+    bound: nonzero values that became exactly 0, values whose sign changed, and decoded
+    values outside the original [min, max] (finite originals a, decoded b)."""
+    if a.size == 0:
+        return {"became_zero": 0, "sign_changed": 0, "left_range": 0}
+    with np.errstate(invalid="ignore"):
+        return {
+            "became_zero": int(np.count_nonzero((a != 0) & (b == 0))),
+            "sign_changed": int(np.count_nonzero(np.sign(a) * np.sign(b) < 0)),
+            "left_range": int(np.count_nonzero((b < a.min()) | (b > a.max()))),
+        }
 
 
 def _moments(v: np.ndarray, with_max: bool = False) -> dict[str, float | None]:
@@ -163,25 +188,42 @@ def error_metrics(x: np.ndarray, y: np.ndarray, bound: Bound | None) -> dict[str
     }
 
 
-def mass_comparison(
-    m: np.ndarray, m2: np.ndarray, window: tuple[float, float] | None, bins: int | None = None
-) -> dict[str, Any]:
-    """Fitted peak before and after (same window and bins), its relative shift, and the
-    per-event relative difference (M' - M)/M over events with a finite, positive M."""
+QUANTILES = (0.01, 0.16, 0.5, 0.84, 0.99)
+
+
+def relative_difference(m: np.ndarray, m2: np.ndarray) -> dict[str, Any]:
+    """Per-event (M' - M)/M over events with a finite, positive M: mean, rms, quantiles.
+
+    The primary figure: it compares each event with itself, so it needs no fit and has no
+    statistical error of the sample's size."""
     ok = np.isfinite(m) & np.isfinite(m2) & (m > 0)
     rel = (m2[ok] - m[ok]) / m[ok]
+    if rel.size == 0:
+        return {"events": 0, "mean": None, "rms": None, "quantiles": None}
+    return {"events": int(rel.size), "mean": float(rel.mean()),
+            "rms": float(np.sqrt(np.mean(rel * rel))),
+            "quantiles": {f"{q:g}": float(v) for q, v in zip(QUANTILES, np.quantile(rel, QUANTILES),
+                                                             strict=True)}}
+
+
+def mass_comparison(m: np.ndarray, m2: np.ndarray, window: tuple[float, float] | None,
+                    bins: int | None = None, shape: str = "gauss") -> dict[str, Any]:
+    """Per-event relative difference (everywhere and in the window), then the fitted peak
+    before and after (same model and window): its shift, in units of the fit's statistical
+    error, flagged when larger than that error."""
+    ok = np.isfinite(m) & np.isfinite(m2) & (m > 0)
+    per_event = relative_difference(m, m2)
     out: dict[str, Any] = {
-        "events": int(ok.sum()),
+        "events": per_event["events"],
         "mean_before": _finite_or_none(float(np.mean(m[ok]))) if ok.any() else None,
         "mean_after": _finite_or_none(float(np.mean(m2[ok]))) if ok.any() else None,
-        "rel_diff_mean": float(rel.mean()) if rel.size else None,
-        "rel_diff_rms": float(np.sqrt(np.mean(rel * rel))) if rel.size else None,
-        "window": list(window) if window else None,
-        "fit_before": None,
-        "fit_after": None,
-        "fit_note": None,
-        "relative_mass_difference": None,
-        "relative_mass_difference_err": None,
+        "per_event": per_event,
+        "rel_diff_mean": per_event["mean"], "rel_diff_rms": per_event["rms"],
+        "per_event_window": None, "window": list(window) if window else None,
+        "fit_before": None, "fit_after": None, "fit_note": None,
+        "peak_shift": None, "peak_shift_err": None, "peak_shift_sigmas": None,
+        "shift_exceeds_error": None,
+        "relative_mass_difference": None, "relative_mass_difference_err": None,
     }
     mo = m[ok]
     if mo.size and not np.ptp(mo) > 1e-6 * np.abs(mo).max():
@@ -190,15 +232,20 @@ def mass_comparison(
     if window is None:
         out["fit_note"] = "no peak found"
         return out
+    inside = (m >= window[0]) & (m <= window[1])
+    out["per_event_window"] = relative_difference(m[inside], m2[inside])
     bins = bins or peakfit.default_bins(m, window)
-    before, why_b = peakfit.fit_peak(m, window, bins)
-    after, why_a = peakfit.fit_peak(m2, window, bins)
+    before, why_b = peakfit.fit_peak(m, window, bins, shape)
+    after, why_a = peakfit.fit_peak(m2, window, bins, shape)
     out["fit_before"] = before.to_json() if before else None
     out["fit_after"] = after.to_json() if after else None
     if before and after:
-        out["relative_mass_difference"] = (after.mean - before.mean) / before.mean
-        # independent-error estimate; the two fits share events, so this is an upper bound
-        out["relative_mass_difference_err"] = math.hypot(before.mean_err, after.mean_err) / before.mean
+        shift = after.mean - before.mean
+        out.update(peak_shift=shift, peak_shift_err=before.mean_err,
+                   peak_shift_sigmas=shift / before.mean_err if before.mean_err > 0 else None,
+                   shift_exceeds_error=bool(abs(shift) > before.mean_err),
+                   relative_mass_difference=shift / before.mean,
+                   relative_mass_difference_err=before.mean_err / before.mean)
     else:
         out["fit_note"] = "; ".join(f"{w}: {why}" for w, why in (("before", why_b), ("after", why_a)) if why)
     return out

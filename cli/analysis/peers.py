@@ -25,6 +25,8 @@ from balerc.codec.bounds import Bound
 from balerc.formats.errors import ContainerError, InputError
 from balerc.formats.optional import available, hint, require
 
+from .metrics import column_range
+
 MAGIC = b"BLPR"
 ZSTD_LEVEL = 19
 _MBITS = {np.dtype(np.float64): 52, np.dtype(np.float32): 23}
@@ -446,7 +448,7 @@ class SZ3TablePeer(SZ3Peer):
 
     def _encode_cols(self, x: np.ndarray, bound: Bound, header: dict) -> list[bytes]:
         lo = x.min(axis=0).astype(np.float64)
-        scale = np.asarray([Bound("rel", 1.0).absolute(c) for c in x.T])
+        scale = np.asarray([column_range(c) for c in x.T])
         # leave room for the cast back to the column dtype after un-normalizing
         e = min(
             _shrink(bound.absolute(c), float(np.abs(c).max()), x.dtype) / s
@@ -523,7 +525,7 @@ def run_peer(
     if y.shape != x.shape or y.dtype != x.dtype:
         raise AssertionError(f"{name} returned {y.shape} {y.dtype} for {x.shape} {x.dtype}")
     err, lost = _errors(x, y)
-    ranges = np.asarray([Bound("rel", 1.0).absolute(c) for c in x.T])
+    ranges = np.asarray([column_range(c) for c in x.T])
     rel = err / ranges
     finite = np.isfinite(x)
     held, over = None, None

@@ -95,28 +95,64 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+def relative(path: str | os.PathLike, report_dir: Path) -> str:
+    """A path as seen from the report directory, so a moved report keeps working and no
+    absolute path (a home directory, a scratch mount) is embedded."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(report_dir).resolve())
+    except ValueError:  # another drive on Windows
+        return Path(path).name
+
+
+def anchor(heading: str) -> str:
+    """The id of a section heading (HTML) and its Markdown link target."""
+    return "".join(c if c.isalnum() else "-" for c in heading.lower()).strip("-")
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222;
+text-align:left}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
-img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.headline{font-size:15px;line-height:1.5;border-left:4px solid #1f77b4;padding-left:1em}
+nav ul{columns:2}img{max-width:100%;border:1px solid #eee;margin:0.5em 0}
 .note{color:#a33}"""
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "").replace("%", ""))
+    except ValueError:
+        return False
+    return True
+
+
 def html_page(title: str, sections: list[tuple[str, list[str], list[list[str]]]],
-              notes: list[str], pages: list[dict[str, Any]]) -> str:
-    """One self-contained page: tables, notes, every figure inlined as base64 PNG."""
+              notes: list[str], pages: list[dict[str, Any]], headline: list[str] | None = None
+              ) -> str:
+    """One self-contained page: headline, contents, tables, notes, figures inlined as PNG.
+    Text is left-aligned; only purely numeric cells are right-aligned (digits line up)."""
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>"]
+    if headline:
+        body.append("<div class='headline'>" + "<br>".join(esc(x) for x in headline) + "</div>")
+    names = [h for h, _, _ in sections] + (["Notes"] if notes else []) + (["Figures"] if pages else [])
+    body.append("<nav><h2>Contents</h2><ul>" + "".join(
+        f"<li><a href='#{anchor(h)}'>{esc(h)}</a></li>" for h in names)
+        + "".join(f"<li><a href='#{esc(p['name'])}'>{esc(p['title'])}</a></li>" for p in pages)
+        + "</ul></nav>")
     for heading, header, rows in sections:
-        body.append(f"<h2>{esc(heading)}</h2><table><tr>"
+        body.append(f"<h2 id='{anchor(heading)}'>{esc(heading)}</h2><table><tr>"
                     + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
-        body += ["<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in rows]
+        body += ["<tr>" + "".join(
+            f"<td class='num'>{esc(str(c))}</td>" if _is_number(str(c)) else f"<td>{esc(str(c))}</td>"
+            for c in r) + "</tr>" for r in rows]
         body.append("</table>")
     if notes:
-        body.append("<h2>Notes</h2><ul>" + "".join(f"<li class='note'>{esc(n)}</li>" for n in notes)
-                    + "</ul>")
-    body.append("<h2>Figures</h2>")
+        body.append(f"<h2 id='{anchor('Notes')}'>Notes</h2><ul>"
+                    + "".join(f"<li class='note'>{esc(n)}</li>" for n in notes) + "</ul>")
+    if pages:
+        body.append(f"<h2 id='{anchor('Figures')}'>Figures</h2>")
     for p in pages:
         data = base64.b64encode(p["png"]).decode("ascii")
         body.append(f"<h3 id='{esc(p['name'])}'>{esc(p['title'])}</h3>"

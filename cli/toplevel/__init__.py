@@ -19,6 +19,9 @@ _EXPORTS = {
     "Bound": "balerc.codec.bounds", "CompressOptions": "balerc.codec.options",
     "compress_files": "balerc.codec.many", "decompress_files": "balerc.codec.many",
     "BalercError": "balerc.formats.errors",
+    "read_sections": "balerc.codec.sections", "compress_sections": "balerc.codec.sections",
+    "open_root_sections": "balerc.formats.root_sections",
+    "write_root_sections": "balerc.formats.root_sections",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -375,13 +375,14 @@ class AECoder:
         """Store verbatim every value the decoder would not reproduce within the bound
         (after the cast to the column's dtype; NaN and Inf included), and account errors."""
         dts = {np.dtype(self.dtypes[c]) for c in self.columns}
-        errs = None
+        casts = errs = None
         if len(dts) == 1:  # one dtype (the usual table): the cast and errors in one pass
             dt = dts.pop()
-            errs = np.abs(Y - (recon if dt == np.float64 else recon.astype(dt).astype(np.float64)))
+            casts = recon if dt == np.float64 else recon.astype(dt).astype(np.float64)
+            errs = np.abs(Y - casts)
         for j in range(len(self.columns)):
-            if errs is not None:
-                err = errs[j]
+            if casts is not None and errs is not None:
+                cast, err = casts[j], errs[j]
             else:
                 dt = np.dtype(self.dtypes[self.columns[j]])
                 cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
@@ -398,6 +399,8 @@ class AECoder:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
             self._stats.account(j, err, rel)
+            if self.bound is None:
+                self._stats.account_values(j, Y[j], cast)
 
     def _group(self, modes: list[str], parts: dict[int, tuple[int, bytes]],
                plain: dict[int, bytes], mparts: dict[str, tuple[int, bytes]],

@@ -22,6 +22,9 @@ class ColumnStats:
         self.sumsq = np.zeros(n_columns)
         self.maxrel = np.zeros(n_columns)  # pwrel: max |y - y'| / |y|
         self.n = 0
+        self.lo = np.full(n_columns, np.inf)  # original values' range (no bound: the report)
+        self.hi = np.full(n_columns, -np.inf)
+        self.new_sign = np.zeros(n_columns, dtype=np.int64)  # decoded sign differs
         self.modes: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -32,6 +35,19 @@ class ColumnStats:
                 if rel is not None:
                     self.maxrel[j] = max(self.maxrel[j], float(np.max(rel)))
                 self.sumsq[j] += float(np.square(err).sum())  # not np.dot: BLAS threads spin
+
+    def account_values(self, j: int, y: np.ndarray, decoded: np.ndarray) -> None:
+        """Without a bound: the original range and the values whose sign changed, so the
+        summary can say when a reconstruction is far from the data."""
+        fin = np.isfinite(y)
+        if not fin.any():
+            return
+        yf, df = y[fin], decoded[fin]
+        flipped = int(np.count_nonzero(np.sign(yf) * np.sign(df) < 0))
+        with self._lock:
+            self.lo[j] = min(self.lo[j], float(yf.min()))
+            self.hi[j] = max(self.hi[j], float(yf.max()))
+            self.new_sign[j] += flipped
 
     def chunk_done(self, rows: int, modes: list[str]) -> None:
         with self._lock:
@@ -50,8 +66,35 @@ class ColumnStats:
             "max_over_bound": finite_or_none(float(self.max[j]) / bound) if bound else None,
             "mode": mode,
         }
+        if bound is None and pointwise is None and self.hi[j] >= self.lo[j]:
+            rng = float(self.hi[j] - self.lo[j])
+            out["range"] = finite_or_none(rng)
+            out["max_over_range"] = finite_or_none(float(self.max[j]) / rng) if rng > 0 else None
+            out["new_sign"] = int(self.new_sign[j])
         if pointwise is not None:
             out["bound_text"] = f"{pointwise:.3g}*|y|"
             out["max_rel"] = finite_or_none(float(self.maxrel[j]))
             out["max_over_bound"] = finite_or_none(float(self.maxrel[j]) / pointwise)
         return out
+
+
+FAR_MAX_OVER_RANGE = 0.10  # without a bound: warn when a column's max error exceeds this
+
+
+def far_from_data(rows: list[dict[str, Any]]) -> list[str]:
+    """Warnings for a reconstruction without a bound that is far from the data: a max
+    error above 10% of a column's range, or values whose sign changed."""
+    far = [r for r in rows if (r.get("max_over_range") or 0.0) > FAR_MAX_OVER_RANGE]
+    flipped = [r for r in rows if r.get("new_sign")]
+    out = []
+    if far:
+        worst = max(far, key=lambda r: r["max_over_range"])
+        out.append(f"{len(far)} column(s) have a max error above {FAR_MAX_OVER_RANGE:.0%} of "
+                   f"their range (worst {worst['name']}: {worst['max_over_range']:.1%}): the "
+                   f"reconstruction is far from the data; give --error-bound to guarantee one")
+    if flipped:
+        n = sum(r["new_sign"] for r in flipped)
+        names = ", ".join(r["name"] for r in flipped[:5])
+        out.append(f"{n:,} value(s) changed sign in {len(flipped)} column(s) ({names}"
+                   f"{', ...' if len(flipped) > 5 else ''})")
+    return out

@@ -1,0 +1,389 @@
+"""Several tables in one .balerc file (format 2.2, feature "sections").
+
+Each section is planned and encoded by its own `Writer` (its own coders, bound, model,
+rows per chunk) and writes its chunks through a channel into one shared container, so
+chunks of different sections interleave in the order the steps produce them and memory
+stays bounded by the step and chunk sizes. On reading, a section is decoded through a
+`SectionView` by the same code as a file of one table.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime, timezone
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from balerc.formats.container import ContainerReader, ContainerWriter
+from balerc.formats.errors import InputError
+from balerc.formats.fileio import atomic_output
+from balerc.formats.sections import EVENTS, Sections, SectionStream
+from balerc.formats.table import Table, concat
+
+from .model import ModelBundle
+from .options import CompressOptions, default_threads
+from .plan import Ranges
+from .progress import progress
+from .reader import decode_with
+from .writer import CompressResult, Writer, _jsonable, producer
+
+CHUNK_BYTES = 32 << 20  # raw bytes per chunk of a section: a wide event table gets fewer rows
+
+
+def section_chunk_rows(table: Table, chunk_rows: int) -> int:
+    """Rows per chunk for a section: the option, fewer for wide rows (a power of two)."""
+    row = max(1, sum(a.dtype.itemsize if a.dtype.kind != "O" else 16
+                     for a in table.columns.values()))
+    fit = max(1024, CHUNK_BYTES // row)
+    return min(chunk_rows, 1 << (fit.bit_length() - 1))
+
+
+class _Channel:
+    """What a section's Writer sees of the shared container."""
+
+    def __init__(self, cw: ContainerWriter, section: int):
+        self._cw, self._section, self._chunks = cw, section, 0
+        self.summary: dict[str, Any] = {}
+
+    def write_chunk(self, streams: Mapping[str, bytes], rows: int, meta: Any) -> int:
+        self._chunks += 1
+        return self._cw.write_chunk(streams, rows, meta, section=self._section)
+
+    @property
+    def n_chunks(self) -> int:
+        return self._chunks
+
+    @property
+    def rows(self) -> int:
+        return self._cw.section_rows(self._section)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._cw.bytes_written
+
+    def close(self, summary: Mapping[str, Any]) -> None:
+        self.summary = dict(summary)
+
+
+class SectionsWriter:
+    """Writes Sections step by step: `append(step)` for each step, then `close()`."""
+
+    def __init__(self, f: BinaryIO, options: CompressOptions, first: Sections, *,
+                 ranges: Mapping[str, Ranges] | None = None,
+                 models: Mapping[str, ModelBundle] | None = None):
+        self.options = options
+        self._source = {k: v for k, v in first.source.items() if _jsonable(v)}
+        self._t0 = time.perf_counter()
+        self._pool = ThreadPoolExecutor(options.threads) if options.threads > 1 else None
+        self.writers: dict[str, Writer] = {}
+        window: Any = None
+        specs = []
+        for name in first.names:
+            t = first[name]
+            opts = options.with_(chunk_rows=section_chunk_rows(t, options.chunk_rows),
+                                 progress=False)
+            if not t.names_of_kind("float") and (name not in (models or {})):
+                opts = opts.with_(bound=None, lossless=True, column_bounds=None)  # counters
+            w = Writer(None, opts, schema={n: a.dtype for n, a in t.columns.items()},
+                       model=(models or {}).get(name), ranges=(ranges or {}).get(name),
+                       probe=t if t.n_rows else None)
+            w._pool, w._pool_shared = self._pool, True
+            window = w._window if window is None else window
+            w._window = window  # one window: chunks reach the file in submission order
+            self.writers[name] = w
+            spec = {"name": name, "chunk_rows": opts.chunk_rows,
+                    "schema": w.table_header["schema"], "coders": w.table_header["coders"]}
+            if first.layouts.get(name):
+                spec["layout"] = first.layouts[name]
+            specs.append(spec)
+        features = sorted({f for w in self.writers.values()
+                           for f in w.table_header["required_features"]})
+        header = {"format": "balerc", "required_features": features, "producer": producer(),
+                  "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "chunk_rows": max(s["chunk_rows"] for s in specs),
+                  "source": self._source, "sections": specs}
+        attachments = {f"{k}/{n}": b for k, w in enumerate(self.writers.values())
+                       for n, b in w.table_attachments.items()}
+        self._cw = ContainerWriter(f, header, attachments)
+        for k, w in enumerate(self.writers.values()):
+            w._cw = _Channel(self._cw, k)
+
+    def append(self, step: Sections) -> None:
+        for name, w in self.writers.items():
+            w.append(step[name])
+
+    def close(self) -> CompressResult:
+        try:
+            results = {name: w.close() for name, w in self.writers.items()}
+            summaries = {name: w._cw.summary for name, w in self.writers.items()}
+            raw = sum(r.raw_bytes for r in results.values())
+            self._cw.close({"raw_bytes": raw, "sections": summaries})
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        result = CompressResult(
+            path=None, rows=self._cw.section_rows(0), chunks=self._cw.n_chunks, raw_bytes=raw,
+            file_bytes=self._cw.bytes_written, source_bytes=self._source.get("size"),
+            seconds=time.perf_counter() - self._t0,
+            column_bytes={f"{n}/{k}": v for n, r in results.items()
+                          for k, v in r.column_bytes.items()})
+        result.extra["sections"] = {n: {"rows": r.rows, "raw_bytes": r.raw_bytes,
+                                        "bytes": sum(r.column_bytes.values()),
+                                        "errors": r.extra.get("errors", [])}
+                                    for n, r in results.items()}
+        result.extra["errors"] = [dict(e, name=f"{n}/{e.get('name', '')}")
+                                  for n, r in results.items() for e in r.extra.get("errors", [])]
+        notes = {note: None for r in results.values() for note in r.extra.get("notes", [])
+                 if note.startswith("ONNX Runtime provider")}
+        result.extra["notes"] = [f"section {n}: {note}" for n, r in results.items()
+                                 for note in r.extra.get("notes", []) if note not in notes]
+        result.extra["notes"] += list(notes)
+        return result
+
+
+SECTION_MODELS = "sections.json"  # written by train/sections.py
+
+
+def load_models(model_dir: str | os.PathLike, first: Sections) -> dict[str, ModelBundle]:
+    """`-m DIR` for a whole tree: DIR of section models (sections.json) or one model."""
+    import json
+
+    path = Path(model_dir)
+    index = path / SECTION_MODELS
+    if not index.exists():
+        return models_for(first, ModelBundle.load(path))
+    try:
+        record = json.loads(index.read_text(encoding="utf-8"))
+        names = dict(record["sections"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{index}: not a section model index ({exc}); retrain with "
+                         f"`balerc train`") from None
+    unknown = [n for n in names if n not in first.names]
+    if unknown:
+        raise InputError(f"{index} has models for section(s) {unknown} that this file does not "
+                         f"have (its sections: {first.names})")
+    out = {}
+    for section, sub in names.items():
+        sub_path = (path / str(sub)).resolve()
+        if path.resolve() not in sub_path.parents:
+            raise InputError(f"{index}: model directory '{sub}' lies outside {path}")
+        out[section] = ModelBundle.load(sub_path)
+    return out
+
+
+def models_for(first: Sections, model: ModelBundle | None) -> dict[str, ModelBundle]:
+    """The section a model was trained for: the one holding all of its columns."""
+    if model is None:
+        return {}
+    fits = [n for n in first.names if set(model.columns) <= set(first[n].names)]
+    if not fits:
+        raise InputError(f"the model's columns {model.columns[:6]} are not all in one section "
+                         f"of this file (sections: {first.names}); train it on this file's "
+                         f"tree with `balerc train`")
+    return {fits[0]: model}
+
+
+def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
+                      options: CompressOptions, models: Mapping[str, ModelBundle] | None = None
+                      ) -> CompressResult:
+    """Compress a SectionStream (a whole ROOT tree) into one file, step by step."""
+    first = stream.first
+    step = options.chunk_rows
+    if options.column_bounds:  # globs are checked against every section's columns at once
+        options.column_bounds.check([n for t in first.tables.values() for n in t.names])
+        options = options.with_(column_bounds=replace(options.column_bounds, strict=False))
+    raw = first.nbytes / max(first.n_events, 1) * stream.n_events
+    options = options.with_(zstd_level=options.level_for(raw))
+    ranges = _ranges(stream, options, models or {})
+    probe = next(stream.steps(step)) if stream.n_events else first
+
+    def run(f: BinaryIO) -> CompressResult:
+        w = SectionsWriter(f, options, probe, ranges=ranges, models=models)
+        with progress(-(-stream.n_events // step), "compress", "step",
+                      enabled=options.progress) as bar:
+            for part in stream.steps(step, prefetch=True):
+                w.append(part)
+                bar.update(1)
+        return w.close()
+
+    if hasattr(out, "write"):
+        return run(out)  # type: ignore[arg-type]
+    with atomic_output(out, options.force) as tmp, open(tmp, "wb") as f:
+        result = run(f)
+    result.path = Path(out)
+    return result
+
+
+def _ranges(stream: SectionStream, options: CompressOptions,
+            models: Mapping[str, ModelBundle]) -> dict[str, Ranges] | None:
+    """One pass for the float columns' ranges when a bound is relative to them."""
+    from .precision import needs_ranges
+
+    if options.lossless:
+        return None
+    wanted = {name: stream.first[name].names_of_kind("float") for name in stream.first.names
+              if needs_ranges(options, models.get(name))}
+    return stream.column_ranges(wanted, options.chunk_rows) if wanted else None
+
+
+# ----------------------------------------------------------------------------- reading
+def select(reader: ContainerReader, sections: list[str] | None, columns: list[str] | None
+           ) -> dict[str, list[str] | None]:
+    """Which columns of which sections to decode: `sections` by name or glob, `columns`
+    by glob; a collection's counter always comes with it (the structure needs it)."""
+    specs = reader.sections or []
+    names = [s["name"] for s in specs]
+    chosen = names
+    if sections:
+        chosen = [n for n in names if any(fnmatchcase(n, p) for p in sections)]
+        if not chosen:
+            raise InputError(f"--sections {sections} matches no section of {reader.path}; it "
+                             f"has {names}")
+    out: dict[str, list[str] | None] = {}
+    for s in specs:
+        if s["name"] not in chosen:
+            continue
+        cols = [c["name"] for c in s["schema"]["columns"]]
+        out[s["name"]] = cols if not columns else [
+            c for c in cols if any(fnmatchcase(c, p) for p in columns)]
+    if columns and not any(out.values()):
+        raise InputError(f"--columns {columns} matches no column of {reader.path}")
+    for s in specs:  # counters of the collections kept
+        lay = s.get("layout", {})
+        if out.get(s["name"]) and lay.get("counter"):
+            owner = out.setdefault(lay.get("counter_section", EVENTS), [])
+            if owner is not None and lay["counter"] not in owner:
+                owner.append(lay["counter"])
+    return {n: c for n, c in out.items() if c is None or c}
+
+
+def read_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
+                  columns: list[str] | None = None, threads: int | None = None,
+                  recover: bool = False, show_progress: bool = False, **runtime: Any
+                  ) -> Sections:
+    """Decode a multi-section file (some sections or columns) into Sections."""
+    with ContainerReader(source, recover=recover) as reader:
+        if reader.sections is None:
+            raise InputError(f"{reader.path} holds one table, not sections: read it with "
+                             f"read_container")
+        plan = select(reader, sections, columns)
+        tables, layouts = {}, {}
+        for k, spec in enumerate(reader.sections):
+            name = spec["name"]
+            if name not in plan:
+                continue
+            view = reader.section(k)
+            order = [c["name"] for c in spec["schema"]["columns"]]
+            cols = plan[name]
+            wanted = None if cols is None else [c for c in order if c in cols]
+            tables[name] = decode_with(view, columns=wanted, threads=threads or default_threads(),
+                                       show_progress=show_progress, **runtime)
+            layouts[name] = spec.get("layout", {})
+        out = Sections(tables, layouts, dict(reader.header.get("source", {})))
+        if reader.recovered:
+            out = complete_events(out)
+        return out
+
+
+STEP_EVENTS = 50_000  # events per step when a tree is written back
+
+
+class _Cursor:
+    """Rows of one section in increasing ranges, each chunk decoded once (the last chunk
+    of a range is kept for the next)."""
+
+    def __init__(self, view: Any, columns: list[str] | None, threads: int, runtime: Any):
+        self.view, self.columns, self.threads, self.runtime = view, columns, threads, runtime
+        self.starts = np.cumsum([0] + [c.rows for c in view.chunks])
+        self._kept: tuple[int, Table] | None = None
+
+    def take(self, lo: int, hi: int) -> Table:
+        if hi <= lo:
+            return decode_with(self.view, columns=self.columns, chunks=[], **self.runtime)
+        first = int(np.searchsorted(self.starts, lo, side="right") - 1)
+        last = int(np.searchsorted(self.starts, hi, side="left"))
+        parts, todo = [], list(range(first, last))
+        if self._kept is not None and self._kept[0] == first:
+            parts.append(self._kept[1])
+            todo = todo[1:]
+        if todo:
+            parts.append(decode_with(self.view, columns=self.columns, chunks=todo,
+                                     threads=self.threads, **self.runtime))
+        whole = parts[0] if len(parts) == 1 else concat(parts)
+        base = int(self.starts[first])
+        self._kept = (last - 1, whole.slice(int(self.starts[last - 1]) - base, whole.n_rows))
+        return whole.slice(lo - base, hi - base)
+
+
+def iter_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
+                  columns: list[str] | None = None, threads: int | None = None,
+                  step_events: int = STEP_EVENTS, **runtime: Any) -> Iterator[Sections]:
+    """A multi-section file as steps of `step_events` events with their objects: memory
+    for a step and a chunk per section, not the file (the counters are read first)."""
+    threads = threads or default_threads()
+    with ContainerReader(source) as reader:
+        if reader.sections is None:
+            raise InputError(f"{reader.path} holds one table, not sections")
+        plan = select(reader, sections, columns)
+        cursors, layouts = {}, {}
+        for k, spec in enumerate(reader.sections):
+            if spec["name"] in plan:
+                view = reader.section(k)
+                order = [c["name"] for c in spec["schema"]["columns"]]
+                cols = plan[spec["name"]]
+                cursors[spec["name"]] = _Cursor(view, None if cols is None else
+                                                [c for c in order if c in cols], threads, runtime)
+                layouts[spec["name"]] = spec.get("layout", {})
+        source_rec = dict(reader.header.get("source", {}))
+        ends = _object_ends(reader, layouts, threads, runtime)
+        n_events = int(cursors[EVENTS].starts[-1]) if EVENTS in cursors else 0
+        for a in range(0, max(n_events, 1), step_events):
+            b = min(a + step_events, n_events)
+            tables = {name: (cur.take(int(ends[name][a]), int(ends[name][b])) if name in ends
+                             else cur.take(a, b)) for name, cur in cursors.items()}
+            yield Sections(tables, layouts, source_rec)
+
+
+def _object_ends(reader: ContainerReader, layouts: dict[str, Any], threads: int,
+                 runtime: Any) -> dict[str, np.ndarray]:
+    """Per collection, the first object row of each event (cumulative counters)."""
+    wanted = {lay["counter"] for lay in layouts.values()
+              if lay.get("kind") == "collection" and lay.get("counter")}
+    if not wanted or EVENTS not in layouts:
+        return {}
+    events = reader.section(EVENTS)
+    counters = decode_with(events, columns=sorted(wanted), threads=threads, **runtime)
+    return {name: np.concatenate([[0], np.cumsum(counters[lay["counter"]], dtype=np.int64)])
+            for name, lay in layouts.items()
+            if lay.get("kind") == "collection" and lay.get("counter") in counters}
+
+
+def complete_events(sections: Sections) -> Sections:
+    """After a recovery: keep the events whose objects all survived (each section keeps
+    its own prefix of chunks, so the last events may miss objects)."""
+    if EVENTS not in sections.tables:
+        return sections
+    keep = sections.n_events
+    for name in sections.names:
+        lay = sections.layouts.get(name, {})
+        if lay.get("kind") != "collection" or lay.get("counter") not in sections[EVENTS]:
+            continue
+        ends = np.cumsum(sections.counts(name))
+        keep = min(keep, int(np.searchsorted(ends, sections[name].n_rows, side="right")))
+    tables = {EVENTS: sections[EVENTS].slice(0, keep)}
+    for name in sections.names:
+        if name == EVENTS:
+            continue
+        lay = sections.layouts.get(name, {})
+        rows = sections[name].n_rows
+        if lay.get("kind") == "collection" and lay.get("counter") in sections[EVENTS]:
+            rows = int(np.sum(sections.counts(name)[:keep]))
+        tables[name] = sections[name].slice(0, rows)
+    return Sections(tables, sections.layouts, sections.source)

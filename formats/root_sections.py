@@ -1,0 +1,375 @@
+"""A whole ROOT tree as Sections, step by step, and Sections back to a ROOT tree.
+
+Every branch lands somewhere, under its own name and dtype:
+
+* flat numeric and string branches, counters included: the ``events`` section;
+* fixed-size arrays (``float x[3]``): columns ``x[0]``, ``x[1]``, ... of ``events``,
+  rebuilt as the array branch on output;
+* jagged numeric branches: one section per collection (the branches sharing a counter,
+  or, without a counter branch, a name prefix and equal lengths), one row per object.
+
+A branch of any other type (nested vectors, jagged strings, classes) stops the read with
+its name and type, unless the caller allows leaving such branches out; then they are
+listed in a warning and in the file's source record (`skipped`), never dropped silently.
+Other objects in the file (histograms, other trees) are listed the same way.
+
+Output is written by uproot: every counter becomes an ``int32`` branch (uproot writes
+counters as ``Int_t``, ROOT's convention); the .balerc file keeps the source's dtype.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+from .io_root import _classify_rntuple, _classify_ttree, _Field, _list_trees, _modules, _native
+from .sections import EVENTS, SYNTHETIC_COUNTER, Sections, SectionStream
+from .table import Table
+
+BASKET_EVENTS = 50_000
+_ARRAY_COLUMN = re.compile(r"^(.*?)((?:\[\d+\])+)$")
+
+
+class SkippedBranchWarning(UserWarning):
+    """Branches or objects of a ROOT file that a .balerc file does not carry."""
+
+
+@dataclass
+class _Collection:
+    name: str
+    counter: str  # a branch of the events section, or SYNTHETIC_COUNTER + name
+    members: list[_Field]
+    synthetic: bool
+
+
+def _group(fields: list[_Field], flat_names: set[str]) -> list[_Collection]:
+    """Jagged branches by counter; those without one by name prefix."""
+    by_counter: dict[str, list[_Field]] = {}
+    loose: dict[str, list[_Field]] = {}
+    for f in fields:
+        if f.kind != "jagged":
+            continue
+        if f.counter and f.counter in flat_names:
+            by_counter.setdefault(f.counter, []).append(f)
+        else:
+            loose.setdefault(f.name.split("_", 1)[0] if "_" in f.name else f.name, []).append(f)
+    out: list[_Collection] = []
+    taken: set[str] = {EVENTS}
+    for counter, members in by_counter.items():
+        prefixes = {m.name.split("_", 1)[0] for m in members}
+        name = prefixes.pop() if len(prefixes) == 1 else counter
+        if name in taken:
+            name = counter
+        taken.add(name)
+        out.append(_Collection(name, counter, members, False))
+    for prefix, members in loose.items():
+        name = prefix if prefix not in taken else prefix + "_"
+        counter = next((c for c in ("n" + prefix, "N" + prefix) if c in flat_names), None)
+        taken.add(name)
+        out.append(_Collection(name, counter or SYNTHETIC_COUNTER + name, members,
+                               counter is None))
+    return out
+
+
+def _open(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[dict[str, str]]]:
+    """The ROOT file, the tree object, its name and class, and the file's other objects."""
+    uproot, _ = _modules()
+    try:
+        file = uproot.open(path, array_cache=None, object_cache=None)
+    except Exception as exc:  # uproot raises many types for non-ROOT bytes
+        raise InputError(f"{path}: not a readable ROOT file ({exc})") from exc
+    trees = _list_trees(file)
+    if tree is None:
+        if len(trees) != 1:
+            file.close()
+            raise InputError(f"{path} has {len(trees)} trees; pick one with --tree (or "
+                             f"FILE.root:TREE); trees: {list(trees) or 'none'}")
+        tree = next(iter(trees))
+    elif tree not in trees:
+        file.close()
+        raise InputError(f"{path} has no tree '{tree}'; trees: {list(trees)}")
+    others = [{"name": k.rsplit(";", 1)[0], "class": c} for k, c in file.classnames().items()
+              if k.rsplit(";", 1)[0] != tree]
+    return file, file[tree], tree, trees[tree], others
+
+
+def needs_sections(path: Path, *, tree: str | None = None, columns: list[str] | None = None
+                   ) -> bool:
+    """Whether the selected branches need Sections: anything but flat numbers/strings."""
+    from .tableio import select_names
+
+    uproot, ak = _modules()
+    file, obj, _, cls, _ = _open(path, tree)
+    with file:
+        fields = _classify_rntuple(obj, ak) if "RNTuple" in cls else _classify_ttree(obj, uproot)
+        names = [f.name for f in fields]
+        wanted = set(names if columns is None else select_names(names, columns, path))
+        return any(f.kind not in ("flat", "string") for f in fields if f.name in wanted)
+
+
+def open_root_sections(path: str | Path, *, tree: str | None = None,
+                       columns: list[str] | None = None, allow_skip: bool = False
+                       ) -> SectionStream:
+    """A SectionStream over a whole tree (or the branches `columns` selects; the counters
+    of selected jagged branches come with them)."""
+    from .tableio import select_names
+
+    _, ak = _modules()
+    path = Path(path)
+    file, obj, tree, cls, others = _open(path, tree)
+    is_ntuple = "RNTuple" in cls
+    fields = _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, _modules()[0])
+    by_name = {f.name: f for f in fields}
+    wanted = [f.name for f in fields] if columns is None else select_names(list(by_name), columns, path)
+    for f in [by_name[n] for n in wanted]:  # a selected jagged branch brings its counter
+        if f.kind == "jagged" and f.counter in by_name and f.counter not in wanted:
+            wanted.append(f.counter)
+    order = [f.name for f in fields if f.name in set(wanted)]
+    chosen = [by_name[n] for n in order]
+    views = _record_views(obj, chosen, by_name) if is_ntuple else []
+    chosen = [f for f in chosen if f.name not in views]
+    bad = [f for f in chosen if f.kind == "other"]
+    if bad and not allow_skip:
+        desc = ", ".join(f"{f.name} ({f.detail})" for f in bad[:10])
+        raise InputError(
+            f"{path}: branch(es) {desc} have types balerc cannot store yet (nested or "
+            f"object types); leave them out with --columns, or pass --skip-unsupported to "
+            f"compress the rest and list them in the file")
+    chosen = [f for f in chosen if f.kind != "other"]
+    flat = [f for f in chosen if f.kind in ("flat", "string", "array")]
+    collections = _group(chosen, {f.name for f in flat})
+    source = {"format": "root", "path": str(path), "tree": tree,
+              "tree_class": "RNTuple" if is_ntuple else "TTree",
+              "title": str(getattr(obj, "title", "") or ""),
+              "n_entries": int(obj.num_entries),
+              "branches": [_branch_record(f, collections) for f in chosen]}
+    if views:
+        source["views"] = views  # RNTuple collections whose fields are stored one by one
+    if columns is None:  # the whole tree: a ratio against the file's size means something
+        source["size"] = path.stat().st_size
+    skipped = [{"name": f.name, "type": f.detail} for f in bad]
+    if skipped:
+        source["skipped"] = skipped
+    if others:
+        source["other_objects"] = others
+    if skipped or others:
+        _warn_left_out(path, skipped, others)
+    names = [f.name for f in chosen]
+
+    def read(a: int, b: int) -> Sections:
+        arrays = obj.arrays(filter_name=lambda n: n in set(names), entry_start=a, entry_stop=b,
+                            library="ak")
+        return _to_sections(path, arrays, flat, collections, source, ak)
+
+    n = int(obj.num_entries)
+    first = read(0, min(n, 1))
+    return SectionStream(first, n, read)
+
+
+def _record_views(obj: Any, chosen: list[_Field], by_name: dict[str, _Field]) -> list[str]:
+    """RNTuple fields that are lists of records whose every field is also a top-level
+    jagged field (uproot shows an RNTuple collection both ways): the same data twice."""
+    probe = obj.arrays(entry_stop=0)
+    out = []
+    for f in chosen:
+        if f.kind != "other":
+            continue
+        fields = getattr(probe[f.name], "fields", None) or []
+        if fields and all(by_name.get(x) is not None and by_name[x].kind == "jagged"
+                          for x in fields):
+            out.append(f.name)
+    return out
+
+
+def _branch_record(f: _Field, collections: list[_Collection]) -> dict[str, Any]:
+    """What the writer needs to rebuild a branch in its place: kind, section, shape."""
+    rec: dict[str, Any] = {"name": f.name, "kind": f.kind}
+    if f.kind == "jagged":
+        rec["section"] = next(c.name for c in collections if f in c.members)
+    if f.kind == "array" and f.dtype is not None:
+        rec["shape"] = list(f.dtype.shape)
+    return rec
+
+
+def _warn_left_out(path: Path, skipped: list[dict[str, str]], others: list[dict[str, str]]) -> None:
+    parts = []
+    if skipped:
+        parts.append("branches not stored: " + ", ".join(f"{s['name']} ({s['type']})"
+                                                          for s in skipped[:20]))
+    if others:
+        parts.append("other objects not stored: " + ", ".join(f"{o['name']} ({o['class']})"
+                                                               for o in others[:20]))
+    warnings.warn(SkippedBranchWarning(f"{path}: " + "; ".join(parts)), stacklevel=3)
+
+
+def _to_sections(path: Path, arrays: Any, flat: list[_Field], collections: list[_Collection],
+                 source: dict[str, Any], ak: Any) -> Sections:
+    """One step of entries as Sections (events + one per collection)."""
+    events: dict[str, np.ndarray] = {}
+    for f in flat:
+        a = arrays[f.name]
+        if f.kind == "string":
+            events[f.name] = np.array([str(v) for v in ak.to_list(a)], dtype=object)
+        elif f.kind == "array":
+            values = _native(ak.to_numpy(a))
+            for idx in np.ndindex(*values.shape[1:]):
+                events[f.name + "".join(f"[{i}]" for i in idx)] = np.ascontiguousarray(
+                    values[(slice(None), *idx)])
+        else:
+            events[f.name] = _native(ak.to_numpy(a))
+    tables: dict[str, Table] = {}
+    layouts: dict[str, dict[str, Any]] = {EVENTS: {"kind": "events"}}
+    for c in collections:
+        counts = np.asarray(ak.to_numpy(ak.num(arrays[c.members[0].name], axis=1)))
+        cols = {}
+        for m in c.members:
+            a = arrays[m.name]
+            if not np.array_equal(np.asarray(ak.to_numpy(ak.num(a, axis=1))), counts):
+                raise InputError(f"{path}: branch {m.name} has other lengths than "
+                                 f"{c.members[0].name} in some events; they cannot share "
+                                 f"section '{c.name}'")
+            cols[m.name] = _native(ak.to_numpy(ak.flatten(a, axis=1)))
+        if c.synthetic:
+            events[c.counter] = counts.astype(np.int32)
+        elif not np.array_equal(events[c.counter], counts):
+            raise InputError(f"{path}: branch {c.counter} does not count the objects of "
+                             f"{c.members[0].name} in some events")
+        tables[c.name] = Table(cols)
+        layouts[c.name] = {"kind": "collection", "counter": c.counter,
+                           "counter_section": EVENTS}
+    out = Sections({EVENTS: Table(events), **tables}, layouts, dict(source))
+    out.check(f"{path}: ")
+    return out
+
+
+def write_root_sections(sections: Sections, path: str | Path, compression: Any = None) -> None:
+    """Write Sections as one tree: branches in the source's order, collections as jagged
+    branches sharing their counter, fixed-size arrays as array branches. `compression`:
+    an uproot codec (e.g. ``uproot.ZSTD(5)``; default uproot's ZLIB 1)."""
+    with RootTreeWriter(path, sections, compression) as out:
+        for start in range(0, sections.n_events, BASKET_EVENTS):
+            out.extend(_event_slice(sections, start, start + BASKET_EVENTS))
+
+
+class RootTreeWriter:
+    """A ROOT tree written step by step (`extend(step)` per Sections step), so writing a
+    whole tree back needs memory for one step, not the file. The branch types come from
+    the first step given (it may hold no events)."""
+
+    def __init__(self, path: str | Path, first: Sections, compression: Any = None):
+        uproot, _ = _modules()
+        self._records = _branches(first)
+        types, self._counter_of = _branch_types(first, self._records)
+        extra = {} if compression is None else {"compression": compression}
+        self._file = uproot.recreate(Path(path), **extra)
+        src = first.source
+        self._tree = self._file.mktree(str(src.get("tree") or "events"), types,
+                                       title=str(src.get("title") or ""),
+                                       counter_name=lambda b: self._counter_of[b])
+
+    def __enter__(self) -> RootTreeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    def extend(self, step: Sections) -> None:
+        """Append a step's events (one basket per branch: keep steps ~50k events)."""
+        if step.n_events:
+            self._tree.extend(_branch_data(step, self._records, self._counter_of))
+
+
+def _event_slice(sections: Sections, a: int, b: int) -> Sections:
+    """Events [a, b) and their objects."""
+    tables = {}
+    for n, t in sections.tables.items():
+        if sections.layouts.get(n, {}).get("kind") == "collection":
+            ends = np.concatenate([[0], np.cumsum(sections.counts(n))])
+            tables[n] = t.slice(int(ends[min(a, len(ends) - 1)]), int(ends[min(b, len(ends) - 1)]))
+        else:
+            tables[n] = t.slice(a, b)
+    return Sections(tables, sections.layouts, sections.source)
+
+
+def _counter_name(sections: Sections, section: str) -> str:
+    counter = sections.layouts[section]["counter"]
+    return "n" + section if counter.startswith(SYNTHETIC_COUNTER) else counter
+
+
+def _array_parts(events: Table, name: str) -> list[str]:
+    return [c for c in events.names
+            if (m := _ARRAY_COLUMN.match(c)) is not None and m.group(1) == name]
+
+
+def _branch_types(sections: Sections, records: list[dict[str, Any]]
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
+    """uproot branch types in the records' order, and each jagged branch's counter."""
+    _, ak = _modules()
+    events = sections.tables.get(EVENTS, Table({}))
+    types: dict[str, Any] = {}
+    counter_of: dict[str, str] = {}
+    for rec in records:
+        name, kind = rec["name"], rec["kind"]
+        if kind == "jagged":
+            col = sections[rec["section"]][name]
+            counter_of[name] = _counter_name(sections, rec["section"])
+            types[name] = ak.types.ListType(ak.types.NumpyType(
+                ak.types.numpytype.dtype_to_primitive(col.dtype)))
+        elif kind == "array":
+            parts = _array_parts(events, name)
+            shape = tuple(rec.get("shape") or [len(parts)])
+            types[name] = np.dtype((events[parts[0]].dtype, shape))
+        elif kind == "string":
+            types[name] = "string"
+        else:
+            types[name] = events[name].dtype
+    return types, counter_of
+
+
+def _branch_data(step: Sections, records: list[dict[str, Any]], counter_of: dict[str, str]
+                 ) -> dict[str, Any]:
+    """One step's arrays for uproot's extend (counters are filled by uproot)."""
+    _, ak = _modules()
+    events = step.tables.get(EVENTS, Table({}))
+    data: dict[str, Any] = {}
+    for rec in records:
+        name, kind = rec["name"], rec["kind"]
+        if kind == "jagged":
+            data[name] = ak.unflatten(step[rec["section"]][name], step.counts(rec["section"]))
+        elif kind == "array":
+            parts = _array_parts(events, name)
+            shape = tuple(rec.get("shape") or [len(parts)])
+            data[name] = np.stack([events[c] for c in parts], axis=1).reshape(-1, *shape)
+        elif kind == "string":
+            data[name] = ak.Array(list(events[name]))
+        else:
+            data[name] = events[name]
+    for c in set(counter_of.values()):
+        data.pop(c, None)
+    return data
+
+
+def _branches(sections: Sections) -> list[dict[str, Any]]:
+    """The branch list to write: the source's, else every column (events first)."""
+    recs = sections.source.get("branches")
+    if recs:
+        present = set()
+        for n, t in sections.tables.items():
+            present.update((n, c) for c in t.names)
+        arrays = {m.group(1) for c in sections.tables.get(EVENTS, Table({})).names
+                  if (m := _ARRAY_COLUMN.match(c))}
+        return [r for r in recs if (r["kind"] == "array" and r["name"] in arrays)
+                or (r.get("section", EVENTS), r["name"]) in present]
+    out = [{"name": c, "kind": "string" if sections[EVENTS].kind(c) == "string" else "flat"}
+           for c in sections.tables.get(EVENTS, Table({})).names
+           if not c.startswith(SYNTHETIC_COUNTER)]
+    for n, t in sections.tables.items():
+        if n != EVENTS:
+            out += [{"name": c, "kind": "jagged", "section": n} for c in t.names]
+    return out
