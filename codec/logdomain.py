@@ -20,6 +20,15 @@ def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None
     delta = log_delta(eps)
     finite = np.isfinite(y) if finite is None else finite
     valid = finite & (y != 0)
+    if valid.all() and len(y):  # the usual chunk: whole-array operations, no gathers
+        m = log2(np.abs(y))
+        m /= delta
+        np.rint(m, out=m)  # integers below 2^53: the arithmetic below is exact
+        low = int(m.min())
+        m -= low - 1
+        np.negative(m, where=np.signbit(y), out=m)
+        codes = m.astype(np.int64)
+        return codes, low, unlog(codes, low, delta)
     k = np.zeros(len(y), dtype=np.int64)
     k[valid] = np.rint(log2(np.abs(y[valid])) / delta).astype(np.int64)
     low = int(k[valid].min()) if valid.any() else 0

@@ -13,7 +13,8 @@ from balerc.formats.records import MAX_CHUNK_ROWS
 from .bounds import Bound
 
 DEFAULT_CHUNK_ROWS = 65536
-SMALL_TABLE_BYTES = 16 << 20  # below this, zstd's strongest level costs well under a second
+SMALL_TABLE_BYTES = 16 << 20
+EFFORTS = ("cheap", "exhaustive")  # below this, zstd's strongest level costs well under a second
 
 
 def default_threads() -> int:
@@ -41,6 +42,8 @@ class CompressOptions:
     latent_bits: int | None = None
     progress: bool = False
     force: bool = False
+    effort: str = "cheap"  # packings chosen from statistics; "exhaustive": every candidate tried
+    entropy: str = "auto"  # integer code streams: "auto" (pcodec where installed) or "zstd"
     column_bounds: Any = None  # codec/precision.py ColumnBounds: per-column overrides
 
     def __post_init__(self) -> None:
@@ -49,6 +52,10 @@ class CompressOptions:
                              f"{self.chunk_rows:,}")
         if self.threads < 1:
             raise InputError(f"--threads must be positive, got {self.threads}")
+        if self.effort not in EFFORTS:
+            raise InputError(f"--effort must be one of {', '.join(EFFORTS)}, got {self.effort!r}")
+        if self.entropy not in ("auto", "zstd", "pcodec"):
+            raise InputError(f"entropy must be auto, zstd or pcodec, got {self.entropy!r}")
         if self.lossless and self.bound is not None:
             raise InputError("--lossless cannot be combined with --error-bound")
 
@@ -58,6 +65,19 @@ class CompressOptions:
         """From user-level values: a bound string, threads None meaning 'all cores'."""
         return cls(bound=Bound.parse(bound) if bound is not None else None,
                    threads=threads or default_threads(), **kw)
+
+    def use_pcodec(self) -> bool:
+        """Whether integer code streams may be pcodec (feature pcodec-codes)."""
+        if self.entropy == "zstd":
+            return False
+        try:
+            import pcodec  # noqa: F401
+        except ImportError:
+            if self.entropy == "pcodec":
+                raise InputError("entropy 'pcodec' needs the pcodec package: pip install pcodec"
+                                 ) from None
+            return False
+        return True
 
     def with_(self, **changes: Any) -> CompressOptions:
         return replace(self, **changes)

@@ -1,19 +1,36 @@
-"""Integer code streams: zigzag, narrowest width, byte shuffle, zstd.
+"""Integer code streams: pcodec, or zigzag + narrowest width + byte shuffle + zstd.
 
-Quantized anchors, latents and residuals are small signed integers; zigzag maps them to
-small unsigned ones, the narrowest of 1/2/4/8 bytes holds them, and byte shuffling groups
-the (mostly zero) high bytes so zstd removes them. Stream = width byte + zstd frame.
+Quantized anchors, latents and residuals are small signed integers. pcodec (a numeric
+entropy coder) packs them 2-20% smaller than zstd-19 and decodes several times faster
+(benchmarks/results_entropy_stage.md), so it is the default where the file may use it
+(feature `pcodec-codes`). zstd keeps the streams pcodec codes worse: tiny or constant
+ones and those whose values repeat row to row (LZ matches). There zigzag maps the codes
+to small unsigned ones, the narrowest of 1/2/4/8 bytes holds them, and byte shuffling
+groups the (mostly zero) high bytes so zstd removes them. Stream = head byte + payload.
+
+The choice is made from cheap statistics of a sample (no trial compressions); the
+exhaustive choice (`Entropy.exhaustive`, CLI `--effort exhaustive`) codes every candidate
+and keeps the smallest.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import zstandard
 
 from balerc.formats import bounded
-from balerc.formats.errors import ContainerError
+from balerc.formats.errors import ContainerError, UnsupportedFeatureError
 
-from .lossless import effective_level, shuffle_bytes, unshuffle_bytes
+from .lossless import (
+    SMALL_STREAM,
+    decode_column,
+    effective_level,
+    encode_column,
+    shuffle_bytes,
+    unshuffle_bytes,
+)
 
 _WIDTHS = (1, 2, 4, 8)
 
@@ -32,7 +49,26 @@ DELTA_FLAG = 0x80  # in the width byte: the values are successive differences
 RAW_FLAG = 0x40  # in the width byte: bytes are not shuffled
 UNSIGNED_FLAG = 0x20  # in the width byte: values are >= 0 and stored without zigzag
 _FLAGS = DELTA_FLAG | RAW_FLAG | UNSIGNED_FLAG
+PCODEC = 0x10  # the whole head byte: the payload is a pcodec standalone file of int64 codes
 _SAMPLE = 8192
+MIN_PCODEC = 64  # shorter streams: zstd (pcodec's own header would weigh too much)
+SMALL_TRIAL = 16384  # streams of at most this many codes are coded every way
+REPEAT_ZSTD = 0.6  # a sample repeating the previous value this often may suit zstd better
+
+
+@dataclass(frozen=True)
+class Entropy:
+    """How a coder's integer code streams are entropy coded (one per coder and file)."""
+
+    pcodec: bool = False  # the file may use pcodec streams (feature pcodec-codes)
+    pcodec_level: int = 8
+    exhaustive: bool = False  # code every candidate and keep the smallest (slow)
+    zstd_level: int = 3  # what the exhaustive choice compares zstd candidates at
+    coded_exceptions: bool = False  # exception values as a lossless stream (coded-exceptions)
+    dictionary: bool = False  # low-cardinality columns may be mode d (feature dictionary)
+
+
+ZSTD_ONLY = Entropy()
 
 
 def _narrow(codes: np.ndarray, shuffle: bool = True, unsigned: bool = False) -> tuple[int, bytes]:
@@ -47,31 +83,78 @@ def _delta(codes: np.ndarray) -> np.ndarray:
     return np.diff(codes.astype(np.int64), prepend=np.int64(0))
 
 
-def _choose(codes: np.ndarray) -> int:
-    """Flags (delta? unshuffled?) that pack a sample smallest with zstd level 1.
-
-    Delta wins on sorted or repetitive columns (files often repeat values row to row);
-    unshuffled wins when whole multi-byte values repeat.
-    """
-    sample = codes[:_SAMPLE]
+def _cheap_flags(sample: np.ndarray) -> int:
+    """zstd filter flags from statistics: unshuffled where whole values repeat row to row,
+    delta where the sample is sorted or smooth (event numbers), else shuffled."""
     if sample.size < 64:
         return 0
+    d = np.diff(sample)
+    if np.count_nonzero(d == 0) >= 0.5 * d.size:
+        return RAW_FLAG
+    spread = int(sample.max()) - int(sample.min())
+    return DELTA_FLAG if spread > 0 and 4 * int(np.abs(d).max()) <= spread else 0
+
+
+def _cheap_choice(codes: np.ndarray, ent: Entropy) -> int:
+    """PCODEC or zstd flags, from a sample: pcodec unless the stream repeats the previous
+    value far more often than independent draws from its histogram would (rows repeated
+    per event, runs), where zstd's matches win (measured: benchmarks/entropy_measure.py)."""
+    sample = codes[:_SAMPLE]
+    if not ent.pcodec:
+        return _cheap_flags(sample)
+    repeats = float(np.count_nonzero(sample[1:] == sample[:-1])) / (sample.size - 1)
+    if repeats >= REPEAT_ZSTD:
+        counts = np.unique(sample, return_counts=True)[1] / sample.size
+        if repeats > 2.0 * float(np.dot(counts, counts)):  # iid draws repeat sum(p^2)
+            return _cheap_flags(sample)
+    return PCODEC
+
+
+def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
+    """Short streams are coded every way (microseconds each; small tables are where bytes
+    per stream weigh most): the zstd forms compared as stored where their payload is at
+    most SMALL_STREAM bytes (else at level 1), the best of them against pcodec."""
+    forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
+    if len(forms[0][1]) <= SMALL_STREAM:
+        sizes = [len(finish_codes(f, ent.zstd_level)) for f in forms]
+    else:
+        cctx = zstandard.ZstdCompressor(level=1)
+        sizes = [len(cctx.compress(f[1])) for f in forms]
+    best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
+    if not ent.pcodec or codes.size < MIN_PCODEC:
+        return forms[best]
+    pc = _pcodec_form(codes, ent.pcodec_level)
+    stored = sizes[best] if len(forms[0][1]) <= SMALL_STREAM else len(
+        finish_codes(forms[best], ent.zstd_level))
+    fits = len(pc) < _stored_width(codes) * codes.size  # a qgroup part never outgrows 8n
+    return (PCODEC, pc) if fits and 1 + len(pc) < stored else forms[best]
+
+
+def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
+    """The zstd form of an encoded part (a pcodec part decoded and re-encoded, its flags
+    the best of the four at zstd level 1): what a `qgroup` frame may pack better, since
+    one frame shares its entropy tables across columns."""
+    head, payload = part
+    if head != PCODEC:
+        return part
+    import pcodec
+
+    codes = np.asarray(pcodec.standalone.simple_decompress(payload), dtype=np.int64)
     cctx = zstandard.ZstdCompressor(level=1)
-    best, best_flags = None, 0
-    for flags in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG):
-        c = _delta(sample) if flags & DELTA_FLAG else sample
-        width, data = _narrow(c, not flags & RAW_FLAG)
-        if width == 1 and flags & RAW_FLAG:
-            continue  # identical to the shuffled form
-        size = len(cctx.compress(data))
-        if best is None or size < 0.97 * best:  # prefer the simpler form unless it clearly wins
-            best, best_flags = size, flags
-    return best_flags
+    forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
+    return min(forms, key=lambda f: len(cctx.compress(f[1])))
 
 
-def encode_codes(codes: np.ndarray) -> tuple[int, bytes]:
-    """(width/flags byte, uncompressed payload) for a 1-D array of integer codes."""
-    flags = _choose(codes)
+def _stored_width(codes: np.ndarray) -> int:
+    """Bytes per value of the zstd form's payload (zigzag or unsigned)."""
+    if not codes.size:
+        return 1
+    lo, hi = int(codes.min()), int(codes.max())
+    top = hi if lo >= 0 else max(2 * hi, -2 * lo - 1)
+    return next(w for w in _WIDTHS if top < (1 << (8 * w)))
+
+
+def _zstd_form(codes: np.ndarray, flags: int) -> tuple[int, bytes]:
     if flags & DELTA_FLAG:
         codes = _delta(codes)
     elif codes.size and codes.min() >= 0:
@@ -80,19 +163,70 @@ def encode_codes(codes: np.ndarray) -> tuple[int, bytes]:
     return width | flags, data
 
 
+def _pcodec_form(codes: np.ndarray, level: int) -> bytes:
+    """pcodec of the codes; its delta and multiplier searches only where a sample says they
+    may pay (sorted or smooth codes; codes sharing a common factor): they cost a third of
+    its time on the usual noise-like residual codes and change nothing there."""
+    import pcodec
+
+    sample = codes[:_SAMPLE]
+    delta, mode = pcodec.DeltaSpec.no_op(), pcodec.ModeSpec.classic()
+    if sample.size > 1:
+        d = np.diff(sample)
+        spread = int(sample.max()) - int(sample.min())
+        if spread > 0 and 4 * int(np.abs(d).max()) <= spread:
+            delta = pcodec.DeltaSpec.auto()
+        if int(np.gcd.reduce(sample - sample.min())) > 1:
+            mode = pcodec.ModeSpec.auto()
+    cfg = pcodec.ChunkConfig(compression_level=level, delta_spec=delta, mode_spec=mode)
+    return pcodec.standalone.simple_compress(np.ascontiguousarray(codes, dtype=np.int64), cfg)
+
+
+def _exhaustive(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
+    """Every candidate coded in full; the smallest stored stream wins."""
+    forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
+    sized = [(len(finish_codes(f, ent.zstd_level)), i, f) for i, f in enumerate(forms)]
+    if ent.pcodec and codes.size:
+        pc = _pcodec_form(codes, ent.pcodec_level)
+        if len(pc) < _stored_width(codes) * codes.size:  # a qgroup part never outgrows 8n
+            sized.append((1 + len(pc), -1, (PCODEC, pc)))
+    return min(sized, key=lambda t: t[:2])[2]
+
+
+def encode_codes(codes: np.ndarray, ent: Entropy = ZSTD_ONLY) -> tuple[int, bytes]:
+    """(head byte, payload) for a 1-D array of integer codes. The payload is uncompressed
+    (zstd comes in finish_codes or pack_group) unless the head is PCODEC."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if ent.exhaustive:
+        return _exhaustive(codes, ent)
+    if codes.size <= SMALL_TRIAL:
+        return _small_choice(codes, ent)
+    flags = _cheap_choice(codes, ent)
+    if flags == PCODEC:
+        pc = _pcodec_form(codes, ent.pcodec_level)
+        if len(pc) < _stored_width(codes) * codes.size:  # else zstd's stored form is no larger
+            return PCODEC, pc
+        flags = 0
+    return _zstd_form(codes, flags)
+
+
 def finish_codes(part: tuple[int, bytes], level: int = 3) -> bytes:
     """A (head, payload) pair from encode_codes as a standalone stream: head + zstd frame."""
     head, data = part
+    if head == PCODEC:
+        return bytes([head]) + data
     return bytes([head]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
 
 
-def pack_codes(codes: np.ndarray, level: int = 3) -> bytes:
+def pack_codes(codes: np.ndarray, level: int = 3, ent: Entropy = ZSTD_ONLY) -> bytes:
     """Pack a 1-D array of signed integer codes into one stream."""
-    return finish_codes(encode_codes(codes), level)
+    return finish_codes(encode_codes(codes, ent), level)
 
 
 def decode_codes(head: int, raw: bytes, n: int) -> np.ndarray:
     """Invert encode_codes."""
+    if head == PCODEC:
+        return _pcodec_decode(raw, n)
     flags, width = head & _FLAGS, head & ~_FLAGS
     if width not in _WIDTHS:
         raise ContainerError("malformed integer code stream (bad width byte)")
@@ -108,11 +242,32 @@ def unpack_codes(data: bytes, n: int, what: str = "integer code stream") -> np.n
     """Invert pack_codes for n values; the frame must hold exactly n x width bytes."""
     if not data:
         raise ContainerError(f"{what}: empty")
+    if data[0] == PCODEC:
+        return _pcodec_decode(data[1:], n, what)
     width = data[0] & ~_FLAGS
     if width not in _WIDTHS:
         raise ContainerError(f"{what}: malformed (bad width byte {data[0]:#x})")
     raw = bounded.decompress(data[1:], what, exact=width * n)
     return decode_codes(data[0], raw, n)
+
+
+def _pcodec_decode(raw: bytes, n: int, what: str = "pcodec code stream") -> np.ndarray:
+    """Exactly n int64 codes from a pcodec standalone file: the output array is allocated
+    from n (what the records imply), pcodec fills at most that, and a stream holding fewer
+    or more values, another number type or damaged bytes is a ContainerError."""
+    try:
+        import pcodec
+    except ImportError:
+        raise UnsupportedFeatureError(f"{what}: this file uses pcodec streams (feature "
+                                      f"pcodec-codes): pip install pcodec") from None
+    out = np.empty(n, dtype=np.int64)
+    try:
+        progress = pcodec.standalone.simple_decompress_into(bytes(raw), out)
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        raise ContainerError(f"{what}: damaged pcodec stream ({str(exc)[:120]})") from None
+    if progress.n_processed != n or not progress.finished:
+        raise ContainerError(f"{what}: pcodec stream does not hold exactly {n:,} codes")
+    return out
 
 
 def pack_group(parts: list[tuple[int, bytes]], level: int = 3) -> bytes:
@@ -137,23 +292,33 @@ def unpack_group(data: bytes, count: int, rows: int) -> list[tuple[int, bytes]]:
     return parts
 
 
-def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3) -> bytes:
-    """Values stored verbatim (NaN/Inf, overflow, rounding misses): row deltas + raw floats."""
+def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3,
+                    ent: Entropy = ZSTD_ONLY) -> bytes:
+    """Values stored verbatim (NaN/Inf, overflow, rounding misses): row deltas + floats.
+
+    With `ent.coded_exceptions` (feature coded-exceptions) the floats are a lossless
+    stream (filter byte + zstd frame of float64) instead of raw: a low-cardinality column
+    whose distinct values sit on half steps sends half its rows here."""
     rows = rows.astype(np.int64)
     deltas = np.diff(rows, prepend=0)
     head = np.array([len(rows)], dtype="<u8").tobytes()
-    body = pack_codes(deltas, level)
-    return head + len(body).to_bytes(8, "little") + body + values.astype("<f8").tobytes()
+    body = pack_codes(deltas, level, ent)
+    floats = values.astype("<f8")
+    tail = encode_column(floats, level) if ent.coded_exceptions else floats.tobytes()
+    return head + len(body).to_bytes(8, "little") + body + tail
 
 
-def unpack_exceptions(data: bytes, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def unpack_exceptions(data: bytes, n_rows: int, coded: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Invert pack_exceptions for a chunk of n_rows rows: strictly increasing row indices
-    inside the chunk, one float64 each, and nothing else in the stream."""
+    inside the chunk, one float64 each (raw, or `coded`: one lossless stream of exactly n
+    float64), and nothing else in the stream."""
     if len(data) < 16:
         raise ContainerError("exception stream: truncated")
     n = int.from_bytes(data[:8], "little")
     blen = int.from_bytes(data[8:16], "little")
-    if n > n_rows or 16 + blen + 8 * n != len(data):
+    size_ok = 16 + blen < len(data) if coded else 16 + blen + 8 * n == len(data)
+    if n > n_rows or not size_ok:
         raise ContainerError(f"exception stream: malformed ({n:,} values in a chunk of "
                              f"{n_rows:,} rows, {len(data):,} bytes)")
     deltas = unpack_codes(data[16 : 16 + blen], n, "exception rows")
@@ -163,5 +328,8 @@ def unpack_exceptions(data: bytes, n_rows: int) -> tuple[np.ndarray, np.ndarray]
     if n and rows[-1] >= n_rows:
         raise ContainerError(f"exception stream: row {int(rows[-1])} is outside the chunk "
                              f"({n_rows:,} rows)")
-    values = np.frombuffer(data, dtype="<f8", count=n, offset=16 + blen).copy()
+    if coded:
+        values = decode_column(data[16 + blen:], "<f8", n, "exception values")
+    else:
+        values = np.frombuffer(data, dtype="<f8", count=n, offset=16 + blen).copy()
     return rows, values

@@ -21,6 +21,7 @@ from balerc.formats.table import Table
 from .bounds import Bound
 from .model import ModelBundle
 from .options import CompressOptions
+from .packing import Entropy
 
 Ranges = Mapping[str, tuple[float, float]]
 
@@ -54,10 +55,11 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     index = {n: i for i, n in enumerate(names)}
     dtypes = {n: dtype_str(np.dtype(d)) for n, d in schema.items()}
     level = options.zstd_level if options.zstd_level is not None else 3
+    pc, exhaustive = options.use_pcodec(), options.effort == "exhaustive"
     if options.lossless:
         if model is not None:
             raise InputError("--lossless cannot be combined with -m/--model")
-        return Plan([LosslessCoder(names, index, dtypes, level)])
+        return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)])
     b = options.bound
     if model is None and b is None:
         raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
@@ -68,9 +70,14 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     step = 2.0 / 2**options.latent_bits if options.latent_bits else None
     plan = Plan([])
 
+    ent = Entropy(pcodec=pc, exhaustive=exhaustive,
+                  zstd_level=level, coded_exceptions=options.entropy != "zstd",
+                  dictionary=options.entropy != "zstd")
+
     def make(m: ModelBundle | None) -> AECoder:
         return AECoder(cols, index, dtypes, b, abs_bounds, m, latent_step=step, level=level,
-                       device=options.device, threads=1, embed_model=options.embed_model)
+                       device=options.device, threads=1, embed_model=options.embed_model,
+                       entropy=ent)
 
     if model is not None and b is not None and not options.keep_model and probe is not None:
         gain, cost = model_gain(probe, expected_rows or probe.n_rows, make(model), make(None))
@@ -85,7 +92,7 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     plan.coders.append(plan.ae)
     rest = [n for n in names if n not in cols]
     if rest and only is None:
-        plan.coders.append(LosslessCoder(rest, index, dtypes, level))
+        plan.coders.append(LosslessCoder(rest, index, dtypes, level, pc, exhaustive))
     return plan
 
 

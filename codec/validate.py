@@ -16,7 +16,7 @@ from balerc.formats.records import MAX_NAME_LEN, Check
 
 from .bounds import get_bound_mode
 
-MODES_KNOWN = frozenset("qgparl")
+MODES_KNOWN = frozenset("qgparld")
 MAX_LATENT = 4096
 MAX_OFFSET = 1 << 53  # mode q/g code offsets stay exact in float64
 _FLOAT = sys.float_info.max
@@ -115,6 +115,8 @@ def check_ae_meta(meta: Any, where: str, F: int, mode: str | None, has_model: bo
         c.fail(f"'modes' has {len(modes)} letters for {F} columns")
     kind = get_bound_mode(mode) if mode else None
     allowed = kind.wire_modes - {kind.model_mode} if kind else {"q"}
+    if "q" in allowed and mode:  # abs/rel: a low-cardinality column may be a dictionary
+        allowed = allowed | {"d"}
     model_mode = kind.model_mode if kind else "a"
     for j, m in enumerate(modes):
         if m in allowed:

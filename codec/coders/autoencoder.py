@@ -35,6 +35,8 @@ from ..bounds import Bound
 from ..logdomain import alone_values, log2, log_codes, log_delta, relog
 from ..model import ModelBundle, lean_onnx, sha256
 from ..packing import (
+    ZSTD_ONLY,
+    Entropy,
     decode_codes,
     encode_codes,
     finish_codes,
@@ -51,6 +53,7 @@ from .grouping import choose_grouping, group_members
 from .stats import ColumnStats
 from .wiremodes import (
     AUTOENCODER,
+    DICTIONARY,
     LOG,
     MODEL_FREE,
     PREDICTED,
@@ -73,6 +76,7 @@ DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the expor
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
 GROUP_BYTES = 4 << 20  # chunks whose model-free codes fit this may pack them in one frame
 MAX_MODEL_BYTES = 64 << 20  # an embedded decoder, compressed or not (docs/FORMAT.md)
+MAX_DICTIONARY = 4096  # distinct values of a mode d column chunk
 
 
 class AECoder:
@@ -81,7 +85,7 @@ class AECoder:
     codec_id: ClassVar[str] = "autoencoder"
     features: ClassVar[frozenset[str]] = frozenset({
         "autoencoder", "residual", "quantized", "decoder-float64", "lean-decoder",
-        "grouped-residuals"})
+        "grouped-residuals", "pcodec-codes", "coded-exceptions", "dictionary"})
 
     def __init__(
         self,
@@ -100,6 +104,7 @@ class AECoder:
         threads: int = 1,
         embed_model: bool = True,
         source: str | None = None,
+        entropy: Entropy = ZSTD_ONLY,
     ):
         self.source = source or (model.path if model is not None else "<model>")
         self.columns = columns
@@ -115,6 +120,7 @@ class AECoder:
         self.threads = threads
         self.embed_model = embed_model
         self.latent_step = latent_step
+        self.entropy = entropy
         if model is not None:
             pos = {c: j for j, c in enumerate(columns)}
             self.anchor_idx = [pos[c] for c in model.anchors]
@@ -146,13 +152,17 @@ class AECoder:
             "features": ["quantized", "residual"] + (["autoencoder"] if self.model else [])
             + (["decoder-float64"] if self.io64 else [])
             + (["lean-decoder"] if self.model is not None and self.embed_model else [])
-            + (["grouped-residuals"] if self.model is not None and self.bound is not None else []),
+            + (["grouped-residuals"] if self.model is not None and self.bound is not None else [])
+            + (["pcodec-codes"] if self.entropy.pcodec else [])
+            + (["coded-exceptions"] if self.entropy.coded_exceptions else [])
+            + (["dictionary"] if self._may_use_dictionary() else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
             "margin": self.margin,
             "zstd_level": self.level,
         }
+
         if self.model is not None:
             d["latent_step"] = self.latent_step
             d["model"] = self.model.manifest.header_fields()
@@ -169,6 +179,12 @@ class AECoder:
 
     def get_config(self) -> dict[str, Any]:
         return self.describe()
+
+    def _may_use_dictionary(self) -> bool:
+        """Mode d needs an abs/rel bound and a column narrower than float64 (the cast that
+        puts values off the grid); only then does the header list the feature."""
+        return (self.entropy.dictionary and self.bound is not None and not self.bound.pointwise
+                and any(self.dtypes[c] != "<f8" for c in self.columns))
 
     @classmethod
     def from_config(cls, config: dict[str, Any], index: dict[str, int], dtypes: dict[str, str],
@@ -232,11 +248,17 @@ class AECoder:
                         f"not the one the file was compressed with ({desc['decoder_sha256'][:16]}...)"
                     )
         b = desc.get("bound")
+        features = desc.get("features", [])
+        if not isinstance(features, list):
+            raise ContainerError("header, autoencoder coder: 'features' must be a list")
         coder = cls(
             desc["columns"], index, dtypes, Bound(b["mode"], b["value"]) if b else None,
             desc.get("abs_bounds"), model, latent_step=desc.get("latent_step"),
             margin=desc.get("margin", MARGIN), exact_drift=desc.get("exact_drift", EXACT_DRIFT),
             level=desc.get("zstd_level", 3), device=device,
+            entropy=Entropy(pcodec="pcodec-codes" in features,
+                            coded_exceptions="coded-exceptions" in features,
+                            dictionary="dictionary" in features),
             threads=threads,
             source=f"{source}: embedded" if model and model.path == "<embedded>" else (
                 str(model_dir) if model else source),
@@ -332,14 +354,8 @@ class AECoder:
                     if modes[j] in MODEL_FREE:
                         plain_of(j)
         else:
-            assert self.abs_bounds is not None
-            for j in range(F):
-                codes, recon[j] = _quantize(Y[j], 0.0, self.abs_bounds[j], finite[j], all_finite[j])
-                offsets[j] = int(codes.min())  # non-negative codes pack narrower
-                parts[j] = encode_codes(codes - offsets[j])
-                plain[j] = finish_codes(parts[j], self.level)
-            if self.model is not None:
-                self._encode_model(Y, finite, all_finite, recon, plain, modes, streams, strict, mparts)
+            self._encode_abs(Y, finite, all_finite, recon, modes, offsets, streams, parts, plain,
+                             strict, mparts)
         grouped = self._group(modes, parts, plain, mparts, streams)
         self._exceptions(Y, finite, all_finite, recon, strict, streams)
         self._stats.chunk_done(n, modes)
@@ -358,15 +374,25 @@ class AECoder:
                     streams: dict[str, bytes]) -> None:
         """Store verbatim every value the decoder would not reproduce within the bound
         (after the cast to the column's dtype; NaN and Inf included), and account errors."""
+        dts = {np.dtype(self.dtypes[c]) for c in self.columns}
+        casts = errs = None
+        if len(dts) == 1:  # one dtype (the usual table): the cast and errors in one pass
+            dt = dts.pop()
+            casts = recon if dt == np.float64 else recon.astype(dt).astype(np.float64)
+            errs = np.abs(Y - casts)
         for j in range(len(self.columns)):
-            dt = np.dtype(self.dtypes[self.columns[j]])
-            cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
-            err = np.abs(Y[j] - cast)
+            if casts is not None and errs is not None:
+                cast, err = casts[j], errs[j]
+            else:
+                dt = np.dtype(self.dtypes[self.columns[j]])
+                cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
+                err = np.abs(Y[j] - cast)
             limit = strict[j] if j in strict else self._limit(j, Y[j])
             bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
             if bad.any():
                 rows = np.flatnonzero(bad)
-                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level)
+                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level,
+                                                                self.entropy)
                 err[rows] = 0.0
             rel = None
             if self.bound is not None and self.bound.pointwise:
@@ -387,7 +413,8 @@ class AECoder:
                 return sid, parts[j], plain[j]
             return sid, mparts[sid], streams[sid]  # made by _encode_model(_pwrel)
 
-        version, frame, members = choose_grouping(modes, member, self.level)
+        version, frame, members = choose_grouping(modes, member, self.level,
+                                                  self.entropy.exhaustive)
         for sid, _, data in members:
             if frame is None:
                 streams[sid] = data
@@ -397,11 +424,74 @@ class AECoder:
             streams["qgroup"] = frame
         return version
 
+    def _dictionary(self, j: int, y: np.ndarray, finite: np.ndarray, r: np.ndarray
+                    ) -> tuple[np.ndarray, bytes] | None:
+        """Mode d for a model-free column whose quantized values miss the bound after the
+        cast to its dtype on over 1/64 of the rows (a float32 column of few distinct values
+        on half steps) and that has at most MAX_DICTIONARY distinct values: (codes, stream
+        `dict/<i>`), r set to the exact values; else None. Costs a cast only otherwise."""
+        if not self._may_use_dictionary() or j in self.anchor_idx or j in self.pred_idx:
+            return None
+        dt = np.dtype(self.dtypes[self.columns[j]])
+        if dt == np.float64:  # no cast: misses are last-bit rounding, never 1/64 of rows
+            return None
+        for part in (slice(0, 4096), slice(None)):  # a sample first: one cast, usually
+            yp = y[part]
+            cast = r[part].astype(dt).astype(np.float64)
+            if np.count_nonzero(np.abs(yp - cast) > self._limit(j, yp)) * 64 <= yp.size:
+                return None
+        values, codes = np.unique(np.where(finite, y, 0.0), return_inverse=True)
+        if values.size > MAX_DICTIONARY:
+            return None
+        r[:] = values[codes]
+        stream = values.size.to_bytes(4, "little") + lossless.encode_column(values, self.level)
+        return codes.astype(np.int64), stream
+
     def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
         """Column j's per-value limit: the bound's own definition (codec/bounds.py)."""
         if self.bound is None:
             return np.inf if j in self.pred_idx else self._col_bound(j)
         return self.bound.limit(y, None if self.bound.pointwise else self._col_bound(j))
+
+    def _encode_abs(self, Y: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
+                    recon: np.ndarray, modes: list[str], offsets: list[int],
+                    streams: dict[str, bytes], parts: dict[int, tuple[int, bytes]],
+                    plain: dict[int, bytes], strict: dict[int, np.ndarray | float],
+                    mparts: dict[str, tuple[int, bytes]]) -> None:
+        """abs/rel bounds: modes q (or d) for every column, then p where the model pays.
+        A predicted column's model-free stream is only packed if the prediction may lose."""
+        assert self.abs_bounds is not None
+        qcodes: dict[int, np.ndarray] = {}
+        all_codes = _quantize_all(Y, self.abs_bounds, finite, bool(all_finite.all()), recon)
+        lows = all_codes.min(axis=1) if Y.shape[1] else np.zeros(len(Y), np.int64)
+        for j in range(len(self.columns)):
+            codes = all_codes[j]
+            offsets[j] = int(lows[j])  # non-negative codes pack narrower
+            table = self._dictionary(j, Y[j], finite[j], recon[j])
+            if table is not None:  # mode d: codes index the chunk's distinct values
+                codes, streams[self._sid("dict", j)] = table
+                modes[j], offsets[j] = DICTIONARY.letter, 0
+            qcodes[j] = codes - offsets[j]
+
+        def plain_of(j: int) -> bytes:
+            if j not in plain:
+                parts[j] = encode_codes(qcodes[j], self.entropy)
+                plain[j] = finish_codes(parts[j], self.level)
+            return plain[j]
+
+        lazy = set(self.pred_idx) if self.model is not None else set()
+        for j in range(len(self.columns)):
+            if j not in lazy:
+                plain_of(j)
+                if modes[j] == DICTIONARY.letter:
+                    streams[self._sid("res", j)] = plain[j]
+        if self.model is not None:
+            self._encode_model(Y, finite, all_finite, recon, plain_of,
+                               lambda j: _entropy_bytes(qcodes[j]), modes, streams, strict,
+                               mparts)
+            for j in lazy:
+                if modes[j] in MODEL_FREE:
+                    plain_of(j)
 
     def _encode_model(
         self,
@@ -409,18 +499,22 @@ class AECoder:
         finite: np.ndarray,
         all_finite: np.ndarray,
         recon: np.ndarray,
-        plain: dict[int, bytes],
+        plain_of: Any,
+        estimate: Any,
         modes: list[str],
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
         mparts: dict[str, tuple[int, bytes]],
     ) -> None:
-        """Latents + predictions; keep a column's prediction only where it packs smaller."""
+        """Latents + predictions; keep a column's prediction only where it packs smaller
+        than the column's model-free stream (estimated from its codes' histogram where the
+        prediction clearly wins; packed and compared otherwise, or with --effort exhaustive)."""
         assert self.model is not None and self.abs_bounds is not None
         latents, lat_stream = self._latents(Y, finite)
         p = self._predict(latents, recon[self.anchor_idx].T)
         candidates: dict[int, tuple[bytes, np.ndarray]] = {}
         raw: dict[int, tuple[int, bytes]] = {}
+        gain = 0.0
         for k, j in enumerate(self.pred_idx):
             pk = np.ascontiguousarray(p[:, k])
             if self.bound is None:
@@ -431,11 +525,13 @@ class AECoder:
                 continue
             pk[~np.isfinite(pk)] = 0.0
             codes, r = _quantize(Y[j], pk, e, finite[j], all_finite[j])
-            raw[j] = encode_codes(codes)
+            raw[j] = encode_codes(codes, self.entropy)
             data = finish_codes(raw[j], self.level)
-            if len(data) < len(plain[j]):
+            est = 0.0 if self.entropy.exhaustive else estimate(j)
+            base = est if len(data) < 0.8 * est else len(plain_of(j))
+            if len(data) < base:
                 candidates[j] = (data, r)
-        gain = sum(len(plain[j]) - len(d) for j, (d, _) in candidates.items())
+                gain += base - len(data)
         if self.bound is not None and gain <= len(lat_stream):
             return  # the model does not pay in this chunk: plain quantization everywhere
         if lat_stream:
@@ -460,7 +556,7 @@ class AECoder:
                       source=f"{self.source}: encoder")
         z = enc.run(x=x.astype(np.float32))
         qz = np.rint(np.clip(z, -4.0, 4.0) / self.latent_step).astype(np.int64)
-        return (qz * self.latent_step).astype(np.float32), pack_codes(qz.T.ravel(), self.level)
+        return (qz * self.latent_step).astype(np.float32), pack_codes(qz.T.ravel(), self.level, self.entropy)
 
     def _encode_model_pwrel(
         self,
@@ -496,8 +592,8 @@ class AECoder:
             y = Y[j]
             codes, flag, r, limit, eps_r = self._relog_column(j, y, pk, finite[j])
             rid, sid = self._sid("res", j), self._sid("sign", j)
-            raw[rid] = encode_codes(codes.astype(np.int64))
-            raw[sid] = encode_codes(flag.astype(np.int64))  # flags as codes inside a group
+            raw[rid] = encode_codes(codes.astype(np.int64), self.entropy)
+            raw[sid] = encode_codes(flag.astype(np.int64), self.entropy)  # flags as codes inside a group
             data = {rid: finish_codes(raw[rid], self.level),
                     sid: lossless.encode_column(flag, self.level)}
             size = sum(len(v) for v in data.values())
@@ -570,11 +666,15 @@ class AECoder:
         return codes, flag, r, limit, eps_r
 
     def _plain_log_estimate(self, y: np.ndarray, finite: np.ndarray) -> float:
-        """Mode g bytes of a column estimated from every k-th row (about 4096 rows)."""
+        """Mode g bytes of a column estimated from every k-th row (about 4096 rows): the
+        order-0 entropy of their codes, no trial compression (0 with --effort exhaustive:
+        the stream itself is packed and compared)."""
         assert self.bound is not None
+        if self.entropy.exhaustive:
+            return 0.0
         k = max(1, len(y) // 4096)
         codes = log_codes(y[::k], self.bound.value, finite[::k])[0]
-        return len(pack_codes(codes, self.level)) * (len(y) / max(1, len(codes)))
+        return (_entropy_bytes(codes) - 32) * (len(y) / max(1, len(codes))) + 32
 
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
@@ -586,12 +686,12 @@ class AECoder:
         """
         assert self.bound is not None
         codes, offsets[j], recon[j] = log_codes(y, self.bound.value, finite)
-        return encode_codes(codes)
+        return encode_codes(codes, self.entropy)
 
     # ------------------------------------------------------------------ decode
     def streams_for(self, names: list[str]) -> list[str]:
         idx = [self.index[c] for c in self.columns]
-        roles = ("res", "exc", "sign")
+        roles = ("res", "exc", "sign", "dict")
         return [f"{r}/{i}" for i in idx for r in roles] + ["latents", "qgroup"]
 
     def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -620,7 +720,7 @@ class AECoder:
             col = recon[j]
             sid = self._sid("exc", j)
             if sid in streams:
-                r, v = unpack_exceptions(streams[sid], rows)
+                r, v = unpack_exceptions(streams[sid], rows, self.entropy.coded_exceptions)
                 col[r] = v
             out[name] = col.astype(np.dtype(self.dtypes[name]))
         return out
@@ -647,6 +747,14 @@ class AECoder:
                 return decode_codes(*grouped[sid], rows).astype(np.uint8)
             return lossless.decode_column(require(streams, sid), np.uint8, rows, f"stream '{sid}'")
 
+        def table(j: int) -> np.ndarray:
+            sid = self._sid("dict", j)
+            data = require(streams, sid)
+            k = int.from_bytes(data[:4], "little")
+            if len(data) < 5 or not 0 < k <= max(rows, 1):
+                raise ContainerError(f"stream '{sid}': {k:,} values for a chunk of {rows:,} rows")
+            return lossless.decode_column(data[4:], "<f8", k, f"stream '{sid}'")
+
         def no_prediction(j: int) -> np.ndarray:
             raise AssertionError("a model-free wire mode asked for a prediction")
 
@@ -655,7 +763,7 @@ class AECoder:
             codes=codes, flags=flags, offsets=meta.get("offsets", [0] * F),
             prediction=no_prediction, abs_bound=self._col_bound, drift=self._pred_margin,
             eps=self.bound.value if self.bound is not None else None,
-            rel_eps=meta.get("rel_eps"))
+            rel_eps=meta.get("rel_eps"), table=table)
 
     def _decode_prediction(self, streams: dict[str, bytes], rows: int, recon: np.ndarray
                            ) -> dict[int, np.ndarray]:
@@ -700,3 +808,29 @@ def _quantize(
     c *= step
     c += p
     return codes, c
+
+
+def _entropy_bytes(codes: np.ndarray) -> float:
+    """Order-0 entropy of ~4096 evenly spaced codes, scaled to the stream: what pcodec
+    packs noise-like codes to within a few percent (benchmarks/entropy_measure.py)."""
+    sample = codes[:: max(1, codes.size // 4096)]
+    if not sample.size:
+        return 0.0
+    p = np.unique(sample, return_counts=True)[1] / sample.size
+    return float(-(p * np.log2(p)).sum()) * codes.size / 8 + 32
+
+
+def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: bool,
+                  recon: np.ndarray) -> np.ndarray:
+    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk in whole-array passes
+    (the same elementwise operations, so the same bits); recon is filled in place."""
+    step = (2.0 * np.asarray(e, dtype=np.float64))[:, None]
+    c = Y - 0.0 if all_finite else np.where(finite, Y, 0.0) - 0.0
+    c /= step
+    np.rint(c, out=c)
+    c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
+    codes = c.astype(np.int64)
+    c *= step
+    c += 0.0
+    recon[:] = c
+    return codes

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..packing import pack_group
+from ..packing import PCODEC, pack_group, zstd_part
 from .wiremodes import WIRE_MODES
 
 GROUP_BYTES = 4 << 20  # chunks whose codes fit this may pack them in one frame
+CHEAP_GROUP_BYTES = 512 << 10  # without --effort exhaustive: stored bytes of chunks that try it
+ZSTD_GROUP_BYTES = 64 << 10  # ... and that also try every member as zstd codes in the frame
 ENTRY_BYTES = 24  # a separate stream's descriptor entry, as the choice estimates it
 
 Member = tuple[str, tuple[int, bytes], bytes]  # stream id, (head, raw codes), stored stream
@@ -30,21 +32,43 @@ def group_members(modes: Sequence[str], version: int) -> list[tuple[int, str]]:
     return out
 
 
-def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], level: int
-                    ) -> tuple[int, bytes | None, list[Member]]:
+def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], level: int,
+                    exhaustive: bool = False) -> tuple[int, bytes | None, list[Member]]:
     """The smallest of separate streams and the group versions: (version, frame, members
-    it packs); version 0 means separate streams (frame None, every member returned)."""
+    it packs); version 0 means separate streams (frame None, every member returned).
+
+    By default only chunks whose separate streams total at most CHEAP_GROUP_BYTES try one
+    frame (the version with most members): on larger chunks the descriptor entries a
+    group saves are noise and the trial frame costs a zstd pass over the chunk's codes."""
     every = [member(j, role) for j, role in group_members(modes, 2)]
     v1 = [member(j, role) for j, role in group_members(modes, 1)]
     separate = sum(len(m[2]) + ENTRY_BYTES for m in every)
     candidates = ([(2, every)] if len(every) > len(v1) else []) + [(1, v1)]
+    if not exhaustive:
+        candidates = candidates[:1]
     best: tuple[int, int, bytes, list[Member]] | None = None
     for version, members in candidates:
-        if members and sum(len(m[1][1]) for m in members) <= GROUP_BYTES:
-            frame = pack_group([m[1] for m in members], level)
+        small = exhaustive or separate <= CHEAP_GROUP_BYTES
+        if members and small and sum(len(m[1][1]) for m in members) <= GROUP_BYTES:
+            frame = pack_group([m[1] for m in members], level if exhaustive else
+                               _frame_level(members, level))
+            if (exhaustive or separate <= ZSTD_GROUP_BYTES) and any(
+                    m[1][0] == PCODEC for m in members):  # or every member as zstd codes
+                zparts = [zstd_part(m[1]) for m in members]
+                alt = pack_group(zparts, level)
+                if len(alt) < len(frame):
+                    frame, members = alt, [(m[0], z, m[2]) for m, z in zip(members, zparts,
+                                                                          strict=True)]
             size = len(frame) + separate - sum(len(m[2]) + ENTRY_BYTES for m in members)
             if best is None or size < best[0]:
                 best = (size, version, frame, members)
     if best is None or best[0] >= separate:
         return 0, None, v1
     return best[1], best[2], best[3]
+
+
+def _frame_level(members: list[Member], level: int) -> int:
+    """zstd level of a group frame: the file's, unless pcodec payloads (already entropy
+    coded: the frame only saves their descriptor entries) make up 90% of it."""
+    pc = sum(len(m[1][1]) for m in members if m[1][0] == PCODEC)
+    return 1 if pc >= 0.9 * sum(len(m[1][1]) for m in members) else level

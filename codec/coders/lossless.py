@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from balerc.formats.errors import ContainerError
 from balerc.formats.table import Table
 
 from .. import lossless
@@ -18,15 +19,19 @@ class LosslessCoder:
     """Bit-exact floats, identical strings; a filter per column and chunk, then zstd."""
 
     codec_id: ClassVar[str] = "lossless"
-    features: ClassVar[frozenset[str]] = frozenset({"lossless"})
+    features: ClassVar[frozenset[str]] = frozenset({"lossless", "pcodec-lossless"})
     columns: list[str]
     index: dict[str, int]
     dtypes: dict[str, str]
     level: int = 3
+    pcodec: bool = False  # numeric columns may be pcodec streams (feature pcodec-lossless)
+    exhaustive: bool = False
 
     def encode(self, chunk: Table, index: int) -> tuple[dict[str, bytes], dict[str, Any]]:
         return (
-            {f"col/{self.index[n]}": lossless.encode_column(chunk[n], self.level) for n in self.columns},
+            {f"col/{self.index[n]}": lossless.encode_column(chunk[n], self.level, self.pcodec,
+                                                            self.exhaustive)
+             for n in self.columns},
             {},
         )
 
@@ -46,8 +51,11 @@ class LosslessCoder:
         return {}
 
     def get_config(self) -> dict[str, Any]:
-        return {"id": "lossless", "columns": [self.index[n] for n in self.columns],
-                "zstd_level": self.level}
+        out = {"id": "lossless", "columns": [self.index[n] for n in self.columns],
+               "zstd_level": self.level}
+        if self.pcodec:
+            out["features"] = ["lossless", "pcodec-lossless"]
+        return out
 
     describe = get_config
 
@@ -56,4 +64,8 @@ class LosslessCoder:
                     **runtime: Any) -> LosslessCoder:
         """`config["columns"]` as names (the reader resolves the stored indices)."""
         check_lossless_desc(config, "header, lossless coder")
-        return cls(list(config["columns"]), index, dtypes, config.get("zstd_level", 3))
+        features = config.get("features", [])
+        if not isinstance(features, list):
+            raise ContainerError("header, lossless coder: 'features' must be a list")
+        return cls(list(config["columns"]), index, dtypes, config.get("zstd_level", 3),
+                   pcodec="pcodec-lossless" in features)

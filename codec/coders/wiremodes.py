@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from balerc.formats.errors import ContainerError
+
 from ..logdomain import exp2, log_delta, relog, unlog
 
 
@@ -41,6 +43,7 @@ class DecodeContext:
     drift: Callable[[int], float]  # m_j: the decoder-drift allowance of column j
     eps: float | None  # the pwrel bound E
     rel_eps: list[float] | None  # mode r: the finer bound E_r per column
+    table: Callable[[int], np.ndarray] = lambda j: np.empty(0)  # mode d: column j's values
 
 
 def _quantized(c: DecodeContext, j: int) -> np.ndarray:
@@ -58,6 +61,13 @@ def _log_signed(c: DecodeContext, j: int) -> np.ndarray:
     r = exp2((c.codes(j) + c.offsets[j]) * log_delta(c.eps)) * np.where(sign == 2, -1.0, 1.0)
     r[sign == 0] = 0.0
     return r
+
+
+def _dictionary(c: DecodeContext, j: int) -> np.ndarray:
+    values, codes = c.table(j), c.codes(j)
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= values.size):
+        raise ContainerError(f"column {j}: dictionary codes outside its {values.size} values")
+    return values[codes]
 
 
 def _finite(p: np.ndarray) -> np.ndarray:
@@ -87,8 +97,9 @@ LOG_SIGNED = WireMode("l", "log, sign apart", ("res", "sign"), False, True, 0, _
 PREDICTED = WireMode("p", "predicted", ("res",), True, False, 2, _predicted)
 AUTOENCODER = WireMode("a", "autoencoder only", (), True, False, 0, _autoencoder)
 PREDICTED_LOG = WireMode("r", "predicted, log", ("res", "sign"), True, False, 2, _predicted_log)
+DICTIONARY = WireMode("d", "dictionary", ("res", "dict"), False, False, 0, _dictionary)
 
 WIRE_MODES: dict[str, WireMode] = {m.letter: m for m in (
-    QUANTIZED, LOG, LOG_SIGNED, PREDICTED, AUTOENCODER, PREDICTED_LOG)}
+    QUANTIZED, LOG, LOG_SIGNED, PREDICTED, AUTOENCODER, PREDICTED_LOG, DICTIONARY)}
 MODEL_FREE = frozenset(m.letter for m in WIRE_MODES.values() if not m.needs_prediction)
 PREDICTING = frozenset(m.letter for m in WIRE_MODES.values() if m.needs_prediction)

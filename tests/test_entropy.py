@@ -1,0 +1,258 @@
+"""The entropy stage (issue 15): pcodec code streams, the cheap and exhaustive choices."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from balerc.codec import packing
+from balerc.codec.bounds import Bound
+from balerc.codec.options import CompressOptions
+from balerc.codec.pipeline import compress_table, read_container
+from balerc.formats import toy
+from balerc.formats.container import ContainerReader
+from balerc.formats.errors import BalercError, ContainerError, InputError
+from balerc.formats.table import Table
+
+pytest.importorskip("pcodec")
+
+ENTROPIES = [
+    packing.ZSTD_ONLY,
+    packing.Entropy(pcodec=True),
+    packing.Entropy(pcodec=True, exhaustive=True, zstd_level=3),
+    packing.Entropy(pcodec=False, exhaustive=True, zstd_level=3),
+]
+codes_st = st.one_of(
+    arrays(np.int64, st.integers(0, 3000), elements=st.integers(-(2**40), 2**40)),
+    arrays(np.int64, st.integers(0, 20000), elements=st.integers(-3, 3)),
+    st.integers(0, 40000).map(lambda n: np.repeat(np.arange(n // 4 + 1), 4)[:n]),
+    st.integers(0, 40000).map(lambda n: np.random.default_rng(n).integers(-500, 500, n)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(codes=codes_st, which=st.integers(0, len(ENTROPIES) - 1))
+def test_every_packing_round_trips(codes, which):
+    ent = ENTROPIES[which]
+    part = packing.encode_codes(codes, ent)
+    stream = packing.finish_codes(part, 3)
+    assert np.array_equal(packing.unpack_codes(stream, codes.size), codes)
+    assert np.array_equal(packing.decode_codes(*part, codes.size), codes)
+    if not ent.pcodec:
+        assert part[0] != packing.PCODEC
+
+
+def test_large_numeric_streams_choose_pcodec_without_trials(monkeypatch):
+    codes = np.random.default_rng(0).normal(0, 300, 100_000).astype(np.int64)
+    monkeypatch.setattr(packing, "_zstd_form", None)  # a trial would call it
+    head, _ = packing.encode_codes(codes, packing.Entropy(pcodec=True))
+    assert head == packing.PCODEC
+
+
+def test_group_with_pcodec_members_round_trips():
+    rng = np.random.default_rng(1)
+    arrays_ = [rng.integers(-1000, 1000, 50_000), np.zeros(50_000, np.int64),
+               rng.integers(0, 3, 50_000)]
+    parts = [packing.encode_codes(a, packing.Entropy(pcodec=True)) for a in arrays_]
+    assert parts[0][0] == packing.PCODEC
+    back = packing.unpack_group(packing.pack_group(parts), len(parts), 50_000)
+    for a, p in zip(arrays_, back, strict=True):
+        assert np.array_equal(packing.decode_codes(*p, 50_000), a)
+
+
+def _pcodec_stream(n: int = 5000) -> bytes:
+    codes = np.random.default_rng(2).integers(-2000, 2000, n)
+    stream = packing.pack_codes(codes, 3, packing.Entropy(pcodec=True))
+    assert stream[0] == packing.PCODEC
+    return stream
+
+
+@pytest.mark.parametrize("n", [4999, 5001, 0, 10**9])
+def test_pcodec_count_must_match_the_records(n):
+    with pytest.raises(ContainerError, match="pcodec"):
+        packing.unpack_codes(_pcodec_stream(), n) if n < 10**9 else packing._pcodec_decode(
+            _pcodec_stream()[1:], 10**6 + 1)
+
+
+def test_hostile_pcodec_bytes_end_in_a_typed_error():
+    stream = _pcodec_stream()
+    rng = np.random.default_rng(3)
+    for k in range(600):
+        data = bytearray(stream)
+        if k % 3 == 0:
+            data = data[: rng.integers(1, len(data))]
+        else:
+            for _ in range(rng.integers(1, 4)):
+                data[rng.integers(1, len(data))] = rng.integers(0, 256)
+        try:
+            out = packing.unpack_codes(bytes(data), 5000)
+        except BalercError:
+            continue
+        assert out.shape == (5000,) and out.dtype == np.int64
+
+
+def _table() -> Table:
+    t = toy.jets(30_000, seed=1)
+    return Table({n: np.asarray(t[n]) for n in t.names_of_kind("float")})
+
+
+def _compress(t: Table, bound: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    compress_table(t, buf, CompressOptions(bound=Bound.parse(bound), chunk_rows=8192, **kw))
+    return buf.getvalue()
+
+
+def _chunks(data: bytes) -> list[tuple[str, dict]]:
+    with ContainerReader(data) as r:
+        return [(json.dumps(c.meta, sort_keys=True), r.read_chunk(i))
+                for i, c in enumerate(r.chunks)]
+
+
+@pytest.mark.parametrize("bound", ["rel:1e-3", "pwrel:5e-4"])
+def test_cheap_choice_never_changes_decoded_values(bound):
+    t = _table()
+    decoded = [read_container(_compress(t, bound, effort=e, entropy=x))
+               for e, x in (("cheap", "auto"), ("exhaustive", "auto"), ("cheap", "zstd"))]
+    for name in t.names:
+        assert np.array_equal(decoded[0][name], decoded[1][name])
+        assert np.array_equal(decoded[0][name], decoded[2][name])
+
+
+@pytest.mark.parametrize("bound", ["abs:0.01", "pwrel:1e-3"])
+def test_chunk_bytes_identical_for_1_and_2_threads(bound):
+    t = _table()
+    one, two = (_chunks(_compress(t, bound, threads=k)) for k in (1, 2))
+    assert one == two
+
+
+def test_feature_is_required_only_by_files_that_may_use_pcodec():
+    t = _table()
+    for entropy, needs in (("auto", True), ("zstd", False)):
+        with ContainerReader(_compress(t, "rel:1e-3", entropy=entropy)) as r:
+            assert ("pcodec-codes" in r.header["required_features"]) is needs
+
+
+def test_effort_and_entropy_are_checked():
+    with pytest.raises(InputError, match="effort"):
+        CompressOptions(effort="max")
+    with pytest.raises(InputError, match="entropy"):
+        CompressOptions(entropy="lz4")
+
+
+def _low_cardinality(n: int = 40_000) -> Table:
+    """A float32 column of 17 distinct values on half quantization steps at abs:0.01 (like
+    the generated jets' `area` at rel:1e-4), next to a smooth one."""
+    rng = np.random.default_rng(4)
+    area = ((rng.integers(0, 17, n) + 0.5) * 0.02).astype(np.float32)
+    return Table({"area": area, "pt": rng.exponential(30.0, n).astype(np.float32)})
+
+
+def test_low_cardinality_column_is_a_dictionary_within_the_bound():
+    from balerc.cli.analysis.peers import run_peer
+
+    t = _low_cardinality()
+    data = _compress(t, "abs:0.01")
+    with ContainerReader(data) as r:
+        assert "dictionary" in r.header["required_features"]
+        modes = [json.loads(m)["0"]["modes"] for m, _ in _chunks(data)]
+    assert all(m[0] == "d" for m in modes)
+    back = read_container(data)
+    assert np.array_equal(back["area"], t["area"])  # a dictionary is exact
+    area = Table({"area": t["area"]})
+    before = _compress(area, "abs:0.01", entropy="zstd")  # exceptions: half the rows verbatim
+    assert len(_compress(area, "abs:0.01")) < 0.5 * len(before)
+    peer = run_peer("quant-zstd", np.asarray(t["area"])[:, None], "abs:0.01")
+    buf = io.BytesIO()  # one chunk, as the peer: within its container overhead of the peer
+    compress_table(Table({"area": t["area"]}), buf, CompressOptions(bound=Bound.parse("abs:0.01")))
+    assert len(buf.getvalue()) < peer.compressed_bytes + 1200
+
+
+def test_coded_exceptions_round_trip():
+    rng = np.random.default_rng(5)
+    rows = np.sort(rng.choice(10_000, 3000, replace=False))
+    values = rng.choice([0.25, np.nan, np.inf, -1.5], 3000)
+    ent = packing.Entropy(pcodec=True, coded_exceptions=True)
+    r, v = packing.unpack_exceptions(packing.pack_exceptions(rows, values, 3, ent), 10_000, True)
+    assert np.array_equal(r, rows) and np.array_equal(v, values, equal_nan=True)
+
+
+def test_hostile_dictionary_streams_end_in_a_typed_error():
+    from tests.fuzz import fileparts
+
+    data = _compress(_low_cardinality(5000), "abs:0.01")
+    good = fileparts.parse(data).chunks[0].payload("dict/0")
+    res = fileparts.parse(data).chunks[0].payload("res/0")
+    k = int.from_bytes(good[:4], "little")
+    forged = [("dict/0", b""), ("dict/0", (10**9).to_bytes(4, "little") + good[4:]),
+              ("dict/0", (k - 1).to_bytes(4, "little") + good[4:]), ("dict/0", good[:-3]),
+              ("dict/0", (1).to_bytes(4, "little") + packing.pack_codes(np.zeros(1), 3)),
+              ("res/0", res[:-2])]
+    for name, bad in forged:
+        parts = fileparts.parse(data)
+        parts.chunks[0].set_payload(name, bad)
+        with pytest.raises(BalercError):
+            read_container(fileparts.write(parts))
+
+
+@settings(max_examples=40, deadline=None)
+@given(y=arrays(np.float64, st.integers(1, 500),
+                elements=st.floats(-1e30, 1e30, allow_nan=False).filter(lambda v: v != 0)))
+def test_log_codes_fast_path_matches_the_general_one(y):
+    from balerc.codec.exactmath import log2
+    from balerc.codec.logdomain import log_codes, log_delta
+
+    codes, low, r = log_codes(y, 5e-4)
+    k = np.rint(log2(np.abs(y)) / log_delta(5e-4)).astype(np.int64)  # the general formula
+    assert low == int(k.min())
+    assert np.array_equal(codes, np.where(np.signbit(y), -1, 1) * (k - low + 1))
+
+
+LOSSLESS_DTYPES = ["<i2", "<i4", "<i8", "<u2", "<u4", "<u8", "<f2", "<f4", "<f8"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(dtype=st.sampled_from(LOSSLESS_DTYPES), n=st.integers(0, 20_000),
+       seed=st.integers(0, 2**32 - 1), kind=st.integers(0, 3), exhaustive=st.booleans())
+def test_lossless_pcodec_is_bit_exact(dtype, n, seed, kind, exhaustive):
+    from balerc.codec import lossless
+
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    raw = rng.integers(0, 256, n * dt.itemsize, dtype=np.uint8)  # any bits: NaN payloads
+    if kind == 1:
+        raw = np.repeat(raw[: dt.itemsize * 8], n)[: n * dt.itemsize]  # runs
+    values = raw.view(dt) if kind != 2 else np.sort(raw.view(dt))
+    if kind == 3:
+        values = np.arange(n).astype(dt)
+    stream = lossless.encode_column(values, 3, pcodec=True, exhaustive=exhaustive)
+    back = lossless.decode_column(stream, dt, n)
+    assert back.dtype == dt and back.tobytes() == values.tobytes()
+
+
+def test_lossless_pcodec_stream_is_checked():
+    from balerc.codec import lossless
+
+    values = np.random.default_rng(6).normal(size=30_000)
+    stream = lossless.encode_column(values, 3, pcodec=True)
+    assert stream[0] == lossless.PCODEC
+    for n, dt in ((29_999, "<f8"), (30_001, "<f8"), (30_000, "<f4"), (30_000, "<i8"),
+                  (30_000, "|b1")):
+        with pytest.raises(ContainerError):
+            lossless.decode_column(stream, dt, n)
+    rng = np.random.default_rng(7)
+    for k in range(300):
+        data = bytearray(stream)
+        data[rng.integers(1, len(data))] ^= 1 << int(rng.integers(0, 8))
+        if k % 2:
+            data = data[: rng.integers(1, len(data))]
+        try:
+            out = lossless.decode_column(bytes(data), "<f8", 30_000)
+        except BalercError:
+            continue
+        assert out.shape == (30_000,)
