@@ -96,6 +96,18 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     return plan
 
 
+def lossless_coder(names: list[str], schema: Mapping[str, np.dtype],
+                   options: CompressOptions) -> Any:
+    """The lossless coder for `names` of this schema under `options` (entropy, effort)."""
+    from .coders.lossless import LosslessCoder
+
+    index = {n: i for i, n in enumerate(schema)}
+    dtypes = {n: dtype_str(np.dtype(d)) for n, d in schema.items()}
+    level = options.zstd_level if options.zstd_level is not None else 3
+    return LosslessCoder(names, index, dtypes, level, options.use_pcodec(),
+                         options.effort == "exhaustive")
+
+
 def _lossy_columns(schema: Mapping[str, np.dtype], model: ModelBundle | None) -> list[str]:
     floats = [n for n, d in schema.items() if np.dtype(d).kind == "f"]
     if model is None:

@@ -208,8 +208,7 @@ def plan_grouped(schema: Mapping[str, np.dtype], options: Any, model: Any, range
                  probe: Any, expected_rows: int | None) -> Any:
     """One autoencoder coder per distinct bound (the model's columns keep the default),
     the exact columns and non-floats in the lossless coder."""
-    from .coders.lossless import LosslessCoder
-    from .plan import Plan, dtype_str, plan_coders
+    from .plan import Plan, lossless_coder, plan_coders
 
     cb: ColumnBounds = options.column_bounds
     cb.check(list(schema))
@@ -238,10 +237,7 @@ def plan_grouped(schema: Mapping[str, np.dtype], options: Any, model: Any, range
             plan.ae, plan.model = sub.ae, sub.model
     exact = [n for n in schema if per_col.get(n) is None]
     if exact:
-        index = {n: i for i, n in enumerate(schema)}
-        dtypes = {n: dtype_str(np.dtype(d)) for n, d in schema.items()}
-        level = options.zstd_level if options.zstd_level is not None else 3
-        plan.coders.append(LosslessCoder(exact, index, dtypes, level))
+        plan.coders.append(lossless_coder(exact, schema, base))
     plan.bounds = describe(per_col)
     return plan
 
