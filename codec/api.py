@@ -65,6 +65,7 @@ def decompress_file(
     show_progress: bool = False,
     recover: bool = False,
     sections: list[str] | None = None,
+    root_compression: str | None = None,
 ) -> Table | WrittenTree:
     """Decode `src` and write the table to `output` in the format its extension names.
 
@@ -87,7 +88,7 @@ def decompress_file(
     kw = dict(columns=columns, threads=threads, device=device, model_dir=model_dir,
               show_progress=show_progress, recover=recover)
     if _has_sections(src):
-        return _decompress_sections(src, out, ext, sections, force, **kw)
+        return _decompress_sections(src, out, ext, sections, force, root_compression, **kw)
     if sections:
         raise InputError(f"{src} holds one table; --sections applies to files of several")
     table = decompress(src, **kw)
@@ -144,10 +145,14 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
 
 
 def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
-                         sections: list[str] | None, force: bool, **kw: Any
-                         ) -> Table | WrittenTree:
+                         sections: list[str] | None, force: bool, compression: str | None,
+                         **kw: Any) -> Table | WrittenTree:
     """A multi-section file to a ROOT tree (or one of its sections to a table)."""
-    from balerc.formats.root_sections import RootTreeWriter, write_root_sections
+    from balerc.formats.root_sections import (
+        RootTreeWriter,
+        root_compression,
+        write_root_sections,
+    )
     from balerc.formats.tableio import write_table
 
     from .sections import iter_sections, read_sections
@@ -159,7 +164,8 @@ def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
         steps = iter_sections(src, sections=sections, **kw)
         first = next(steps)
         events = first.n_events
-        with atomic_output(out, force) as tmp, RootTreeWriter(tmp, first) as writer:
+        codec = root_compression(compression)
+        with atomic_output(out, force) as tmp, RootTreeWriter(tmp, first, codec) as writer:
             writer.extend(first)
             for step in steps:
                 writer.extend(step)
@@ -171,7 +177,7 @@ def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
             raise IncompleteFileError(f"{label}: no complete event could be recovered; "
                                       f"nothing written")
         with atomic_output(out, force) as tmp:
-            write_root_sections(data, tmp)
+            write_root_sections(data, tmp, root_compression(compression))
         return data[EVENTS] if EVENTS in data.tables else next(iter(data.tables.values()))
     from fnmatch import fnmatchcase
 
@@ -312,6 +318,7 @@ def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:
 
 def decompress_to_stream(source: str | os.PathLike | bytes, stream: Any, **kw: Any) -> Table:
     """Decode and write the table as CSV to a text stream (stdout)."""
+    kw.pop("root_compression", None)  # CSV has none
     import shutil
     import tempfile
 

@@ -307,6 +307,7 @@ def check_source(source: dict[str, Any], where: str) -> None:
             if name is not None and not _NAME.match(name):
                 j.fail(f"'{key}' = {name[:40]!r} is not a branch name")
         j.int("n_events", 0, MAX_EVENTS, None)
+    c.int("compression", 0, 10_000, None)
     dtypes = c.get("dtypes", dict, {})
     for k, v in dtypes.items():
         if not isinstance(v, str) or len(v) > 64:

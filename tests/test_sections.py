@@ -421,3 +421,17 @@ def test_evaluate_one_section_of_a_whole_tree(tmp_path: Path) -> None:
               "--max-column-plots", "2")
     assert "every value within its bound: yes" in out
     assert (tmp_path / "rep" / "report.html").exists()
+
+
+def test_tree_written_back_with_the_source_compression_or_the_asked_one(tmp_path: Path) -> None:
+    src = tmp_path / "t.root"
+    write_root_sections(small_tree(400), src, compression=uproot.LZMA(2))
+    run("compress", src, "-o", tmp_path / "t.balerc", "--lossless", "-q")
+    run("decompress", tmp_path / "t.balerc", "-o", tmp_path / "a.root", "-q")
+    assert uproot.open(tmp_path / "a.root").file.fCompress == 202  # LZMA 2, as the source
+    run("decompress", tmp_path / "t.balerc", "-o", tmp_path / "b.root", "-q",
+        "--root-compression", "zstd:3")
+    assert uproot.open(tmp_path / "b.root").file.fCompress == 503
+    res = CliRunner().invoke(cli, ["decompress", str(tmp_path / "t.balerc"), "-o",
+                                   str(tmp_path / "c.root"), "--root-compression", "gzip:3"])
+    assert res.exit_code == 2 and "ALGO[:LEVEL]" in res.output
