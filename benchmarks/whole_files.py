@@ -5,8 +5,10 @@ For each tree: the source file's bytes; balerc --lossless, --precision nanoaod,
 uproot with ZSTD and LZMA after rounding every float to NanoAOD's mantissa bits (what
 `--precision nanoaod` allows). Ratios are against the source file and against raw bytes
 (the in-memory size of every branch); MB/s are raw bytes over the wall time of the whole
-`balerc` process (reading ROOT included) at 2 threads; peak RSS from the process. Every
-round trip is checked: branches in and out, jagged counts, worst error / bound.
+`balerc` process (reading or writing ROOT included, python start-up too: meaningless on the
+200-event sample) at 2 threads, decompress writing the tree with zstd:1 (uproot's zlib:1,
+the sources' setting, takes ~3x longer); peak RSS from the process. Every round trip is
+checked: branches in and out, jagged counts, worst error / bound.
 
     python benchmarks/whole_files.py [--events 100000] [--out results_whole_files.md]
 """
@@ -129,7 +131,8 @@ def bench(src: Path, work: Path, label: str) -> list[str]:
     for name, (opts, bound_of) in cases.items():
         out, back = work / "x.balerc", work / "back.root"
         tc, mc = run_cli(["compress", str(src), "-o", str(out), "--force", "-T", "2", *opts])
-        td, md = run_cli(["decompress", str(out), "-o", str(back), "--force", "-T", "2"])
+        td, md = run_cli(["decompress", str(out), "-o", str(back), "--force", "-T", "2",
+                          "--root-compression", "zstd:1"])
         nbytes = out.stat().st_size
         if bound_of is None:  # inferred bits: read each column's bound from the file
             info = json.loads(subprocess.run([*BALERC, "info", str(out), "--json"],
