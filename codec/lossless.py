@@ -159,20 +159,27 @@ def _pcodec_bytes(le: np.ndarray) -> bytes:
 
 def _pcodec_column(raw: bytes, store: np.dtype, n: int, what: str) -> np.ndarray:
     """Exactly n values of `store` from a pcodec file, allocated from n."""
+    if store.kind not in "iuf" or store.itemsize < 2:
+        raise ContainerError(f"{what}: a pcodec stream for a {store} column")
+    return pcodec_into(raw, np.empty(n, dtype=store.newbyteorder("=")), what,
+                       "pcodec-lossless", "values")
+
+
+def pcodec_into(raw: bytes, out: np.ndarray, what: str, feature: str, unit: str) -> np.ndarray:
+    """Fill `out` (allocated from what the records imply) from a pcodec standalone file;
+    a stream holding fewer or more values, another number type or damaged bytes is a
+    ContainerError, a missing pcodec an UnsupportedFeatureError naming `feature`."""
     try:
         import pcodec
     except ImportError:
-        raise UnsupportedFeatureError(f"{what}: this file uses pcodec (feature "
-                                      f"pcodec-lossless): pip install pcodec") from None
-    if store.kind not in "iuf" or store.itemsize < 2:
-        raise ContainerError(f"{what}: a pcodec stream for a {store} column")
-    out = np.empty(n, dtype=store.newbyteorder("="))
+        raise UnsupportedFeatureError(f"{what}: this file uses pcodec (feature {feature}): "
+                                      f"pip install pcodec") from None
     try:
         progress = pcodec.standalone.simple_decompress_into(bytes(raw), out)
     except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
         raise ContainerError(f"{what}: damaged pcodec stream ({str(exc)[:120]})") from None
-    if progress.n_processed != n or not progress.finished:
-        raise ContainerError(f"{what}: pcodec stream does not hold exactly {n:,} values")
+    if progress.n_processed != len(out) or not progress.finished:
+        raise ContainerError(f"{what}: pcodec stream does not hold exactly {len(out):,} {unit}")
     return out
 
 

@@ -21,13 +21,14 @@ import numpy as np
 import zstandard
 
 from balerc.formats import bounded
-from balerc.formats.errors import ContainerError, UnsupportedFeatureError
+from balerc.formats.errors import ContainerError
 
 from .lossless import (
     SMALL_STREAM,
     decode_column,
     effective_level,
     encode_column,
+    pcodec_into,
     shuffle_bytes,
     unshuffle_bytes,
 )
@@ -252,22 +253,8 @@ def unpack_codes(data: bytes, n: int, what: str = "integer code stream") -> np.n
 
 
 def _pcodec_decode(raw: bytes, n: int, what: str = "pcodec code stream") -> np.ndarray:
-    """Exactly n int64 codes from a pcodec standalone file: the output array is allocated
-    from n (what the records imply), pcodec fills at most that, and a stream holding fewer
-    or more values, another number type or damaged bytes is a ContainerError."""
-    try:
-        import pcodec
-    except ImportError:
-        raise UnsupportedFeatureError(f"{what}: this file uses pcodec streams (feature "
-                                      f"pcodec-codes): pip install pcodec") from None
-    out = np.empty(n, dtype=np.int64)
-    try:
-        progress = pcodec.standalone.simple_decompress_into(bytes(raw), out)
-    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
-        raise ContainerError(f"{what}: damaged pcodec stream ({str(exc)[:120]})") from None
-    if progress.n_processed != n or not progress.finished:
-        raise ContainerError(f"{what}: pcodec stream does not hold exactly {n:,} codes")
-    return out
+    """Exactly n int64 codes from a pcodec standalone file (the array allocated from n)."""
+    return pcodec_into(raw, np.empty(n, dtype=np.int64), what, "pcodec-codes", "codes")
 
 
 def pack_group(parts: list[tuple[int, bytes]], level: int = 3) -> bytes:
