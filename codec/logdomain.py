@@ -14,6 +14,36 @@ from .exactmath import exp2, log2  # never numpy's: its SIMD paths differ betwee
 LOG_SLACK = 1.0 - 1e-9  # the step is a hair finer than the bound allows: rounding headroom
 
 
+_NEAR = 2.0 ** -40  # relative: thousands of ulps more than numpy's log2 can be off by
+_MAX_LOG2 = 1075.0  # |log2| of any finite nonzero float64
+
+
+def rint_log2(a: np.ndarray, delta: float) -> np.ndarray:
+    """np.rint(log2(a) / delta) with the exactmath log2, for positive finite a: numpy's
+    (SIMD) log2 wherever the rounding cannot depend on its last bits, the exact one where
+    log2(a) / delta lies within 2^-40 (relative) of a half-integer, so the result is the
+    exact path's bit for bit on every CPU. Worked in cache-sized blocks."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    out = np.empty_like(a)
+    block = min(len(a), 1 << 14)
+    q, frac = np.empty(block), np.empty(block)
+    limit = 0.5 - (_MAX_LOG2 * _NEAR + _NEAR) / delta  # |frac| above it: decide exactly
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for start in range(0, len(a), block):
+            n = min(block, len(a) - start)
+            qs, fs, os_ = q[:n], frac[:n], out[start:start + n]
+            np.log2(a[start:start + n], out=qs)
+            np.divide(qs, delta, out=qs)
+            np.rint(qs, out=os_)
+            np.subtract(qs, os_, out=fs)
+            np.abs(fs, out=fs)
+            near = fs >= limit
+            if near.any():
+                idx = np.flatnonzero(near) + start
+                out[idx] = np.rint(log2(a[idx]) / delta)
+    return out
+
+
 def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None
               ) -> tuple[np.ndarray, int, np.ndarray]:
     """Mode g codes of y at pwrel eps, their offset k and the reconstruction (docs/FORMAT.md mode g)."""
@@ -21,16 +51,14 @@ def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None
     finite = np.isfinite(y) if finite is None else finite
     valid = finite & (y != 0)
     if valid.all() and len(y):  # the usual chunk: whole-array operations, no gathers
-        m = log2(np.abs(y))
-        m /= delta
-        np.rint(m, out=m)  # integers below 2^53: the arithmetic below is exact
+        m = rint_log2(np.abs(y).astype(np.float64), delta)  # integers below 2^53: exact
         low = int(m.min())
         m -= low - 1
         np.negative(m, where=np.signbit(y), out=m)
         codes = m.astype(np.int64)
         return codes, low, unlog(codes, low, delta)
     k = np.zeros(len(y), dtype=np.int64)
-    k[valid] = np.rint(log2(np.abs(y[valid])) / delta).astype(np.int64)
+    k[valid] = rint_log2(np.abs(y[valid]).astype(np.float64), delta).astype(np.int64)
     low = int(k[valid].min()) if valid.any() else 0
     codes = np.where(valid, np.where(np.signbit(y), -1, 1) * (k - low + 1), 0)
     return codes, low, unlog(codes, low, delta)

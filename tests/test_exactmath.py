@@ -358,3 +358,23 @@ def test_shapes_and_dtypes():
     assert exp2(np.array([])).shape == (0,) and log2(np.zeros((0, 3))).shape == (0, 3)
     strided = np.linspace(0.5, 4, 40)[::3]
     assert np.array_equal(log2(strided), log2(strided.copy()))
+
+
+@pytest.mark.parametrize("eps", [1e-2, 5e-4, 1e-6, 1e-9])
+def test_fast_rounded_log2_equals_the_exact_path(eps: float) -> None:
+    """logdomain.rint_log2 (numpy's log2 away from ties) gives exactly the codes of the
+    exactmath path, also on values built to sit on and next to rounding boundaries."""
+    from balerc.codec.logdomain import log_delta, rint_log2
+
+    delta = log_delta(eps)
+    rng = np.random.default_rng(5)
+    k = rng.integers(-2000, 2000, 5000).astype(np.float64)
+    ties = exp2((k + 0.5) * delta)
+    near = np.concatenate([np.nextafter(ties, np.inf), np.nextafter(ties, 0), ties,
+                           np.nextafter(np.nextafter(ties, np.inf), np.inf)])
+    wide = np.abs(rng.normal(0, 1, 20000)) * 10.0 ** rng.integers(-300, 300, 20000)
+    special = np.array([5e-324, 1e-310, 2.2250738585072014e-308, 1.0, 2.0, 0.5,
+                        1.7976931348623157e308, np.nextafter(1.0, 2), np.nextafter(1.0, 0)])
+    x = np.concatenate([near, wide[wide > 0], special])
+    expected = np.rint(log2(x) / delta)
+    assert np.array_equal(rint_log2(x, delta), expected)
