@@ -25,6 +25,8 @@ def rint_log2(a: np.ndarray, delta: float) -> np.ndarray:
     exact path's bit for bit on every CPU. Worked in cache-sized blocks."""
     a = np.ascontiguousarray(a, dtype=np.float64)
     out = np.empty_like(a)
+    if not len(a):
+        return out
     block = min(len(a), 1 << 14)
     q, frac = np.empty(block), np.empty(block)
     limit = 0.5 - (_MAX_LOG2 * _NEAR + _NEAR) / delta  # |frac| above it: decide exactly

@@ -376,5 +376,6 @@ def test_fast_rounded_log2_equals_the_exact_path(eps: float) -> None:
     special = np.array([5e-324, 1e-310, 2.2250738585072014e-308, 1.0, 2.0, 0.5,
                         1.7976931348623157e308, np.nextafter(1.0, 2), np.nextafter(1.0, 0)])
     x = np.concatenate([near, wide[wide > 0], special])
+    assert rint_log2(x[:0], delta).shape == (0,)
     expected = np.rint(log2(x) / delta)
     assert np.array_equal(rint_log2(x, delta), expected)
