@@ -46,6 +46,34 @@ def rint_log2(a: np.ndarray, delta: float) -> np.ndarray:
     return out
 
 
+def rint_log2_diff(a: np.ndarray, logb: np.ndarray, delta: float) -> np.ndarray:
+    """np.rint((log2(a) - logb) / delta) with the exactmath log2 of a, bit for bit (logb
+    is exact already): numpy's log2 away from rounding ties, as in `rint_log2`. Rows
+    where a is not positive and finite give whatever numpy gives (callers mask them)."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    out = np.empty_like(a)
+    if not len(a):
+        return out
+    block = min(len(a), 1 << 14)
+    q, frac = np.empty(block), np.empty(block)
+    limit = 0.5 - (2 * _MAX_LOG2 * _NEAR + _NEAR) / delta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for start in range(0, len(a), block):
+            n = min(block, len(a) - start)
+            qs, fs, os_ = q[:n], frac[:n], out[start:start + n]
+            np.log2(a[start:start + n], out=qs)
+            np.subtract(qs, logb[start:start + n], out=qs)
+            np.divide(qs, delta, out=qs)
+            np.rint(qs, out=os_)
+            np.subtract(qs, os_, out=fs)
+            np.abs(fs, out=fs)
+            near = fs >= limit  # NaN compares False: masked rows stay numpy's
+            if near.any():
+                idx = np.flatnonzero(near) + start
+                out[idx] = np.rint((log2(a[idx]) - logb[idx]) / delta)
+    return out
+
+
 def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None
               ) -> tuple[np.ndarray, int, np.ndarray]:
     """Mode g codes of y at pwrel eps, their offset k and the reconstruction (docs/FORMAT.md mode g)."""

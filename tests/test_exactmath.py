@@ -379,3 +379,22 @@ def test_fast_rounded_log2_equals_the_exact_path(eps: float) -> None:
     assert rint_log2(x[:0], delta).shape == (0,)
     expected = np.rint(log2(x) / delta)
     assert np.array_equal(rint_log2(x, delta), expected)
+
+
+@pytest.mark.parametrize("eps", [5e-4, 1e-7])
+def test_fast_rounded_log2_difference_equals_the_exact_path(eps: float) -> None:
+    """logdomain.rint_log2_diff (mode r codes against a prediction) gives exactly the
+    exactmath path's codes, on values built to sit on rounding ties."""
+    from balerc.codec.logdomain import log_delta, rint_log2_diff
+
+    delta = log_delta(eps)
+    rng = np.random.default_rng(8)
+    p = np.abs(rng.normal(0, 30, 6000)) + 1e-3
+    logp = log2(p)
+    k = rng.integers(-300, 300, p.size).astype(np.float64)
+    ties = exp2(logp + (k + 0.5) * delta)
+    a = np.concatenate([ties, np.nextafter(ties, np.inf), np.nextafter(ties, 0),
+                        p * np.abs(rng.normal(1, 0.01, p.size))])
+    b = np.concatenate([logp, logp, logp, logp])
+    assert np.array_equal(rint_log2_diff(a, b, delta), np.rint((log2(a) - b) / delta))
+    assert rint_log2_diff(a[:0], b[:0], delta).shape == (0,)

@@ -32,7 +32,15 @@ from balerc.formats.table import Table
 
 from .. import lossless
 from ..bounds import Bound
-from ..logdomain import alone_values, log2, log_codes, log_delta, relog
+from ..logdomain import (
+    alone_values,
+    log2,
+    log_codes,
+    log_delta,
+    relog,
+    rint_log2,
+    rint_log2_diff,
+)
 from ..model import ModelBundle, lean_onnx, sha256
 from ..packing import (
     ZSTD_ONLY,
@@ -643,11 +651,8 @@ class AECoder:
         drift, eps_r = self._drift_room(j, ap, rel)
         delta_r = log_delta(eps_r)
         with np.errstate(divide="ignore", invalid="ignore"):
-            logp = log2(ap)
-            c = log2(ay)
-        c -= logp
-        c /= delta_r
-        np.rint(c, out=c)
+            logp = log2(ap)  # exact: the decoder's reconstruction starts from it
+        c = rint_log2_diff(ay, logp, delta_r)  # the exact path's codes, numpy's speed
         codes = np.where(rel, c, 0.0)
         flag = (np.signbit(y) != np.signbit(pk)).view(np.uint8)
         r = relog(pk, codes, flag, delta_r, delta, logp)
@@ -658,7 +663,7 @@ class AECoder:
         flag[zero] = 2
         r[zero] = 0.0
         if alone.any():  # the rows relog decodes as +/-2^(c delta)
-            ca = np.rint(log2(ay[alone]) / delta)
+            ca = rint_log2(ay[alone], delta)
             codes[alone] = ca
             flag[alone] = np.where(np.signbit(y[alone]), 4, 3)
             r[alone] = alone_values(ca, flag[alone], delta)
