@@ -22,47 +22,29 @@ def rint_log2(a: np.ndarray, delta: float) -> np.ndarray:
     """np.rint(log2(a) / delta) with the exactmath log2, for positive finite a: numpy's
     (SIMD) log2 wherever the rounding cannot depend on its last bits, the exact one where
     log2(a) / delta lies within 2^-40 (relative) of a half-integer, so the result is the
-    exact path's bit for bit on every CPU. Worked in cache-sized blocks."""
+    exact path's bit for bit on every CPU."""
+    return rint_log2_diff(a, None, delta)
+
+
+def rint_log2_diff(a: np.ndarray, logb: np.ndarray | None, delta: float) -> np.ndarray:
+    """np.rint((log2(a) - logb) / delta) with the exactmath log2 of a, bit for bit (logb,
+    when given, is exact already), as `rint_log2`; worked in cache-sized blocks. Rows where
+    a is not positive and finite give whatever numpy gives (callers mask them)."""
     a = np.ascontiguousarray(a, dtype=np.float64)
     out = np.empty_like(a)
     if not len(a):
         return out
     block = min(len(a), 1 << 14)
     q, frac = np.empty(block), np.empty(block)
-    limit = 0.5 - (_MAX_LOG2 * _NEAR + _NEAR) / delta  # |frac| above it: decide exactly
+    span = _MAX_LOG2 if logb is None else 2 * _MAX_LOG2
+    limit = 0.5 - (span * _NEAR + _NEAR) / delta  # |frac| above it: decide exactly
     with np.errstate(divide="ignore", invalid="ignore"):
         for start in range(0, len(a), block):
             n = min(block, len(a) - start)
             qs, fs, os_ = q[:n], frac[:n], out[start:start + n]
             np.log2(a[start:start + n], out=qs)
-            np.divide(qs, delta, out=qs)
-            np.rint(qs, out=os_)
-            np.subtract(qs, os_, out=fs)
-            np.abs(fs, out=fs)
-            near = fs >= limit
-            if near.any():
-                idx = np.flatnonzero(near) + start
-                out[idx] = np.rint(log2(a[idx]) / delta)
-    return out
-
-
-def rint_log2_diff(a: np.ndarray, logb: np.ndarray, delta: float) -> np.ndarray:
-    """np.rint((log2(a) - logb) / delta) with the exactmath log2 of a, bit for bit (logb
-    is exact already): numpy's log2 away from rounding ties, as in `rint_log2`. Rows
-    where a is not positive and finite give whatever numpy gives (callers mask them)."""
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    out = np.empty_like(a)
-    if not len(a):
-        return out
-    block = min(len(a), 1 << 14)
-    q, frac = np.empty(block), np.empty(block)
-    limit = 0.5 - (2 * _MAX_LOG2 * _NEAR + _NEAR) / delta
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for start in range(0, len(a), block):
-            n = min(block, len(a) - start)
-            qs, fs, os_ = q[:n], frac[:n], out[start:start + n]
-            np.log2(a[start:start + n], out=qs)
-            np.subtract(qs, logb[start:start + n], out=qs)
+            if logb is not None:
+                np.subtract(qs, logb[start:start + n], out=qs)
             np.divide(qs, delta, out=qs)
             np.rint(qs, out=os_)
             np.subtract(qs, os_, out=fs)
@@ -70,7 +52,10 @@ def rint_log2_diff(a: np.ndarray, logb: np.ndarray, delta: float) -> np.ndarray:
             near = fs >= limit  # NaN compares False: masked rows stay numpy's
             if near.any():
                 idx = np.flatnonzero(near) + start
-                out[idx] = np.rint((log2(a[idx]) - logb[idx]) / delta)
+                exact = log2(a[idx])
+                if logb is not None:
+                    exact -= logb[idx]
+                out[idx] = np.rint(exact / delta)
     return out
 
 
