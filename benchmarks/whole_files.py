@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import awkward as ak
@@ -85,9 +84,9 @@ def check(src: Path, back: Path, bound_of) -> tuple[int, int, bool, float]:
 
 
 def nano_bits(name: str) -> float | None:
-    from balerc.codec.precision import NANOAOD_BITS, NANOAOD_DEFAULT_BITS
+    from balerc.codec.precision import nanoaod_bits
 
-    bits = next((b for g, b in NANOAOD_BITS if fnmatchcase(name, g)), NANOAOD_DEFAULT_BITS)
+    bits = nanoaod_bits(name)
     return None if bits is None else 2.0 ** -(bits + 1)
 
 

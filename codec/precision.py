@@ -55,6 +55,12 @@ NANOAOD_DEFAULT_BITS = 10
 PRESETS = ("nanoaod",)
 
 
+def nanoaod_bits(name: str) -> int | None:
+    """NanoAOD's mantissa bits for a branch name (the first matching glob of the table;
+    None: full precision)."""
+    return next((b for g, b in NANOAOD_BITS if fnmatchcase(name, g)), NANOAOD_DEFAULT_BITS)
+
+
 def bound_for_bits(bits: int | None, dtype: np.dtype) -> Bound | None:
     """The pointwise bound that rounding to `bits` mantissa bits gives (None: lossless)."""
     full = np.finfo(dtype).nmant
@@ -288,8 +294,7 @@ class _NanoTable(dict):
         return isinstance(name, str)
 
     def __getitem__(self, name: str) -> Bound | None:
-        bits = next((b for g, b in NANOAOD_BITS if fnmatchcase(name, g)), NANOAOD_DEFAULT_BITS)
-        return bound_for_bits(bits, np.dtype(np.float32))
+        return bound_for_bits(nanoaod_bits(name), np.dtype(np.float32))
 
 
 def needs_ranges(options: Any, model: Any = None) -> bool:

@@ -35,11 +35,9 @@ def round_mantissa(x: np.ndarray, bits: int | None) -> np.ndarray:
 
 
 def _bits_for(name: str) -> int | None:
-    from fnmatch import fnmatchcase
+    from balerc.codec.precision import nanoaod_bits
 
-    from balerc.codec.precision import NANOAOD_BITS, NANOAOD_DEFAULT_BITS
-
-    return next((b for g, b in NANOAOD_BITS if fnmatchcase(name, g)), NANOAOD_DEFAULT_BITS)
+    return nanoaod_bits(name)
 
 
 def _truncate(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

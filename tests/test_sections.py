@@ -14,10 +14,9 @@ from click.testing import CliRunner
 from balerc.cli.main import cli
 from balerc.codec.options import CompressOptions
 from balerc.codec.precision import (
-    NANOAOD_BITS,
-    NANOAOD_DEFAULT_BITS,
     column_bounds_from,
     mantissa_bits,
+    nanoaod_bits,
 )
 from balerc.codec.sections import compress_sections, read_sections
 from balerc.formats.container import ContainerReader
@@ -222,15 +221,13 @@ def test_section_records_are_validated(tmp_path: Path) -> None:
 
 # -- per-column precision ------------------------------------------------------------------
 def test_nanoaod_preset_never_claims_more_precision_than_the_sample_holds() -> None:
-    from fnmatch import fnmatchcase
-
     t = uproot.open(shared_file(NANO))["Events"]
     for name in t.keys():
         a = t[name].array(library="ak")
         values = np.asarray(ak.flatten(a) if a.ndim > 1 else a)
         if values.dtype != np.float32 or mantissa_bits(values) is None:
             continue
-        bits = next((b for g, b in NANOAOD_BITS if fnmatchcase(name, g)), NANOAOD_DEFAULT_BITS)
+        bits = nanoaod_bits(name)
         assert mantissa_bits(values) <= (23 if bits is None else bits), name
 
 
