@@ -9,6 +9,7 @@ stays bounded by the step and chunk sizes. On reading, a section is decoded thro
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -202,15 +203,19 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
     raw = first.nbytes / max(first.n_events, 1) * stream.n_events
     options = options.with_(zstd_level=options.level_for(raw))
     ranges = _ranges(stream, options, models or {})
-    probe = next(stream.steps(step)) if stream.n_events else first
 
     def run(f: BinaryIO) -> CompressResult:
-        w = SectionsWriter(f, options, probe, ranges=ranges, models=models)
-        with progress(-(-stream.n_events // step), "compress", "step",
-                      enabled=options.progress) as bar:
-            for part in stream.steps(step, prefetch=True):
-                w.append(part)
-                bar.update(1)
+        steps = stream.steps(step, prefetch=True)
+        try:  # the first step plans every section's coders, then is written like the rest
+            probe = next(steps, first)
+            w = SectionsWriter(f, options, probe, ranges=ranges, models=models)
+            with progress(-(-stream.n_events // step), "compress", "step",
+                          enabled=options.progress) as bar:
+                for part in itertools.chain([probe] if stream.n_events else [], steps):
+                    w.append(part)
+                    bar.update(1)
+        finally:
+            steps.close()
         return w.close()
 
     if hasattr(out, "write"):
@@ -264,6 +269,20 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
     return {n: c for n, c in out.items() if c is None or c}
 
 
+def _planned(reader: ContainerReader, sections: list[str] | None, columns: list[str] | None
+             ) -> Iterator[tuple[str, Any, list[str] | None]]:
+    """(name, view, columns in schema order or None for all) of each section `select`
+    keeps, in file order."""
+    plan = select(reader, sections, columns)
+    for k, spec in enumerate(reader.sections or []):
+        if spec["name"] not in plan:
+            continue
+        cols = plan[spec["name"]]
+        order = [c["name"] for c in spec["schema"]["columns"]]
+        yield spec["name"], reader.section(k), None if cols is None else [
+            c for c in order if c in cols]
+
+
 def read_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
                   columns: list[str] | None = None, threads: int | None = None,
                   recover: bool = False, show_progress: bool = False, **runtime: Any
@@ -273,19 +292,11 @@ def read_sections(source: str | os.PathLike | bytes, *, sections: list[str] | No
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections: read it with "
                              f"read_container")
-        plan = select(reader, sections, columns)
         tables, layouts = {}, {}
-        for k, spec in enumerate(reader.sections):
-            name = spec["name"]
-            if name not in plan:
-                continue
-            view = reader.section(k)
-            order = [c["name"] for c in spec["schema"]["columns"]]
-            cols = plan[name]
-            wanted = None if cols is None else [c for c in order if c in cols]
+        for name, view, wanted in _planned(reader, sections, columns):
             tables[name] = decode_with(view, columns=wanted, threads=threads or default_threads(),
                                        show_progress=show_progress, **runtime)
-            layouts[name] = spec.get("layout", {})
+            layouts[name] = view.layout
         out = Sections(tables, layouts, dict(reader.header.get("source", {})))
         if reader.recovered:
             out = complete_events(out)
@@ -331,16 +342,10 @@ def iter_sections(source: str | os.PathLike | bytes, *, sections: list[str] | No
     with ContainerReader(source) as reader:
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections")
-        plan = select(reader, sections, columns)
         cursors, layouts = {}, {}
-        for k, spec in enumerate(reader.sections):
-            if spec["name"] in plan:
-                view = reader.section(k)
-                order = [c["name"] for c in spec["schema"]["columns"]]
-                cols = plan[spec["name"]]
-                cursors[spec["name"]] = _Cursor(view, None if cols is None else
-                                                [c for c in order if c in cols], threads, runtime)
-                layouts[spec["name"]] = spec.get("layout", {})
+        for name, view, wanted in _planned(reader, sections, columns):
+            cursors[name] = _Cursor(view, wanted, threads, runtime)
+            layouts[name] = view.layout
         source_rec = dict(reader.header.get("source", {}))
         ends = _object_ends(reader, layouts, threads, runtime)
         n_events = int(cursors[EVENTS].starts[-1]) if EVENTS in cursors else 0
