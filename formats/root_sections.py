@@ -99,15 +99,22 @@ def _open(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[dict[s
     return file, file[tree], tree, trees[tree], others
 
 
+def _classified(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[Any],
+                                                      list[_Field]]:
+    """`_open` plus how each branch maps to a table (flat, jagged, string, array, other)."""
+    uproot, ak = _modules()
+    file, obj, tree, cls, others = _open(path, tree)
+    fields = _classify_rntuple(obj, ak) if "RNTuple" in cls else _classify_ttree(obj, uproot)
+    return file, obj, tree, cls, others, fields
+
+
 def needs_sections(path: Path, *, tree: str | None = None, columns: list[str] | None = None
                    ) -> bool:
     """Whether the selected branches need Sections: anything but flat numbers/strings."""
     from .tableio import select_names
 
-    uproot, ak = _modules()
-    file, obj, _, cls, _ = _open(path, tree)
+    file, _, _, _, _, fields = _classified(path, tree)
     with file:
-        fields = _classify_rntuple(obj, ak) if "RNTuple" in cls else _classify_ttree(obj, uproot)
         names = [f.name for f in fields]
         wanted = set(names if columns is None else select_names(names, columns, path))
         return any(f.kind not in ("flat", "string") for f in fields if f.name in wanted)
@@ -122,9 +129,8 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
 
     _, ak = _modules()
     path = Path(path)
-    file, obj, tree, cls, others = _open(path, tree)
+    file, obj, tree, cls, others, fields = _classified(path, tree)
     is_ntuple = "RNTuple" in cls
-    fields = _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, _modules()[0])
     by_name = {f.name: f for f in fields}
     wanted = [f.name for f in fields] if columns is None else select_names(list(by_name), columns, path)
     for f in [by_name[n] for n in wanted]:  # a selected jagged branch brings its counter
@@ -161,13 +167,11 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
         source["other_objects"] = others
     if skipped or others:
         _warn_left_out(path, skipped, others)
-    names = [f.name for f in chosen]
-
-    wanted = set(names)
+    stored = {f.name for f in chosen}
     pools = {} if is_ntuple else _executors()
 
     def read(a: int, b: int) -> Sections:
-        arrays = obj.arrays(filter_name=lambda n: n in wanted, entry_start=a, entry_stop=b,
+        arrays = obj.arrays(filter_name=lambda n: n in stored, entry_start=a, entry_stop=b,
                             library="ak", **pools)
         return _to_sections(path, arrays, flat, collections, source, ak)
 
