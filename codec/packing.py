@@ -54,6 +54,8 @@ PCODEC = 0x10  # the whole head byte: the payload is a pcodec standalone file of
 _SAMPLE = 8192
 MIN_PCODEC = 64  # shorter streams: zstd (pcodec's own header would weigh too much)
 SMALL_TRIAL = 16384  # streams of at most this many codes are coded every way
+RANK_LEVEL = 15  # zstd level at which the four forms of a short stream are ranked
+PCODEC_CLEAR = 0.8  # pcodec this much below zstd at RANK_LEVEL wins without a level-19 pass
 REPEAT_ZSTD = 0.6  # a sample repeating the previous value this often may suit zstd better
 
 
@@ -112,23 +114,24 @@ def _cheap_choice(codes: np.ndarray, ent: Entropy) -> int:
 
 
 def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
-    """Short streams are coded every way (microseconds each; small tables are where bytes
-    per stream weigh most): the zstd forms compared as stored where their payload is at
-    most SMALL_STREAM bytes (else at level 1), the best of them against pcodec."""
+    """Short streams are coded every way: the four zstd forms ranked at RANK_LEVEL (level 19
+    costs ~1 ms for 9 kB, level 15 half; lower levels rank Zmumu's raw and shuffled forms
+    differently, +2% bytes), the best of them against pcodec, settled at the file's level
+    only when the two are close."""
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
-    if len(forms[0][1]) <= SMALL_STREAM:
-        sizes = [len(finish_codes(f, ent.zstd_level)) for f in forms]
-    else:
-        cctx = zstandard.ZstdCompressor(level=1)
-        sizes = [len(cctx.compress(f[1])) for f in forms]
+    cctx = zstandard.ZstdCompressor(level=RANK_LEVEL if len(forms[0][1]) <= SMALL_STREAM else 1)
+    sizes = [len(cctx.compress(f[1])) for f in forms]
     best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
         return forms[best]
     pc = _pcodec_form(codes, ent.pcodec_level)
-    stored = sizes[best] if len(forms[0][1]) <= SMALL_STREAM else len(
-        finish_codes(forms[best], ent.zstd_level))
     fits = len(pc) < _stored_width(codes) * codes.size  # a qgroup part never outgrows 8n
-    return (PCODEC, pc) if fits and 1 + len(pc) < stored else forms[best]
+    if not fits or len(pc) >= sizes[best]:  # zstd at the file's level is no larger
+        return forms[best]
+    if len(pc) < PCODEC_CLEAR * sizes[best]:  # no zstd level closes that gap
+        return PCODEC, pc
+    stored = len(finish_codes(forms[best], ent.zstd_level))  # a close call: settle it
+    return (PCODEC, pc) if 1 + len(pc) < stored else forms[best]
 
 
 def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
