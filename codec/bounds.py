@@ -30,7 +30,7 @@ class BoundMode(ABC):
     pointwise: ClassVar[bool] = False  # limits scale with |y| (no single absolute value)
     needs_range: ClassVar[bool] = False  # limits come from each column's finite range
     wire_modes: ClassVar[frozenset[str]]  # column modes a coder may use (docs/FORMAT.md 5)
-    model_mode: ClassVar[str]  # the wire mode of a predicted column under this bound
+    model_mode: ClassVar[str]  # the wire mode letter(s) of a predicted column under this bound
     doc: ClassVar[str]
 
     def check(self, value: float) -> None:
@@ -84,8 +84,8 @@ class RelBound(BoundMode):
 class PwrelBound(BoundMode):
     name = "pwrel"
     pointwise = True
-    wire_modes = frozenset("glr")
-    model_mode = "r"
+    wire_modes = frozenset("glrs")
+    model_mode = "rs"  # s (feature scaled-pwrel) since 2026-12; r still read
     doc = "|y - y'| <= E x |y| pointwise (what mantissa truncation gives)"
 
     def check(self, value: float) -> None:

@@ -7,6 +7,8 @@ Every function here is used by both sides, so a value decodes to the bits it was
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .exactmath import exp2, log2  # never numpy's: its SIMD paths differ between CPUs
@@ -110,8 +112,10 @@ def unlog(codes: np.ndarray, low: int, delta: float) -> np.ndarray:
     return mag
 
 
+@functools.lru_cache(maxsize=256)
 def log_delta(eps: float) -> float:
-    """Log2 step whose half keeps |y'/y - 1| <= eps (with a hair of slack for rounding)."""
+    """Log2 step whose half keeps |y'/y - 1| <= eps (with a hair of slack for rounding);
+    remembered: every column of every chunk asks, and one exact log2 costs ~0.1 ms."""
     return 2.0 * float(log2(np.array([1.0 + eps]))[0]) * LOG_SLACK
 
 
@@ -136,4 +140,46 @@ def relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
     if alone.any():
         out[alone] = alone_values(codes[alone], flag[alone], delta)
     out[(flag == 2) | ((flag <= 1) & (p == 0))] = 0.0
+    return out
+
+
+def exp2_steps(codes: np.ndarray, delta: float) -> np.ndarray:
+    """2^(c delta) for integer codes c: exp2 once per distinct code (a table) when the
+    codes span a modest range, else elementwise; the same arguments, so the same bits."""
+    if not codes.size:
+        return np.empty(0)
+    lo, hi = int(codes.min()), int(codes.max())
+    with np.errstate(over="ignore"):
+        if hi - lo <= 4 * codes.size and hi - lo <= 1 << 20:
+            table = exp2(np.arange(lo, hi + 1, dtype=np.int64) * delta)
+            return table[(codes - lo).astype(np.int64)]
+        return exp2(codes * delta)
+
+
+def scaled_codes(ay: np.ndarray, ap: np.ndarray, rel: np.ndarray, delta_r: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Mode s codes rint(log2(|y|/|p|) / delta_r) (bit for bit the exact log2's, at numpy's
+    speed) and the rows where the ratio is usable: `rel` rows whose |y|/|p| neither
+    overflows nor underflows (the others are coded alone)."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore", under="ignore"):
+        ratio = np.where(rel, ay / np.where(rel, ap, 1.0), 1.0)
+    usable = rel & np.isfinite(ratio) & (ratio >= np.finfo(np.float64).tiny)
+    ratio[~usable] = 1.0
+    return rint_log2(ratio, delta_r), usable
+
+
+def rescale(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
+            delta: float) -> np.ndarray:
+    """Mode s reconstruction, identical in encoder and decoder: |y'| = |p| x 2^(c delta_rel)
+    (one exact exp2 per distinct code, one IEEE multiplication: no log2 of p, so no
+    per-value transcendental) with p's sign (flag 0) or the other (1); 2: zero;
+    3/4: +/- 2^(c delta) as in mode r."""
+    body = flag <= 1
+    with np.errstate(over="ignore", invalid="ignore"):  # whole-array: no gathers
+        out = np.abs(p) * exp2_steps(np.where(body, codes, 0), delta_rel)
+    np.negative(out, where=np.signbit(p) != (flag == 1), out=out)
+    alone = flag >= 3
+    if alone.any():
+        out[alone] = alone_values(codes[alone], flag[alone], delta)
+    out[(flag == 2) | (body & (p == 0))] = 0.0
     return out

@@ -69,6 +69,7 @@ class Entropy:
     zstd_level: int = 3  # what the exhaustive choice compares zstd candidates at
     coded_exceptions: bool = False  # exception values as a lossless stream (coded-exceptions)
     dictionary: bool = False  # low-cardinality columns may be mode d (feature dictionary)
+    scaled: bool = False  # pwrel predicted columns as mode s (feature scaled-pwrel)
 
 
 ZSTD_ONLY = Entropy()

@@ -72,7 +72,7 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
 
     ent = Entropy(pcodec=pc, exhaustive=exhaustive,
                   zstd_level=level, coded_exceptions=options.entropy != "zstd",
-                  dictionary=options.entropy != "zstd")
+                  dictionary=options.entropy != "zstd", scaled=options.entropy != "zstd")
 
     def make(m: ModelBundle | None) -> AECoder:
         return AECoder(cols, index, dtypes, b, abs_bounds, m, latent_step=step, level=level,

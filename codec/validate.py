@@ -16,7 +16,7 @@ from balerc.formats.records import MAX_NAME_LEN, Check
 
 from .bounds import get_bound_mode
 
-MODES_KNOWN = frozenset("qgparld")
+MODES_KNOWN = frozenset("qgparlds")
 MAX_LATENT = 4096
 MAX_OFFSET = 1 << 53  # mode q/g code offsets stay exact in float64
 _FLOAT = sys.float_info.max
@@ -114,14 +114,14 @@ def check_ae_meta(meta: Any, where: str, F: int, mode: str | None, has_model: bo
     if len(modes) != F:
         c.fail(f"'modes' has {len(modes)} letters for {F} columns")
     kind = get_bound_mode(mode) if mode else None
-    allowed = kind.wire_modes - {kind.model_mode} if kind else {"q"}
+    allowed = kind.wire_modes - set(kind.model_mode) if kind else {"q"}
     if "q" in allowed and mode:  # abs/rel: a low-cardinality column may be a dictionary
         allowed = allowed | {"d"}
     model_mode = kind.model_mode if kind else "a"
     for j, m in enumerate(modes):
         if m in allowed:
             continue
-        if not (has_model and m == model_mode and j in predicted):
+        if not (has_model and m in model_mode and j in predicted):
             known = "known" if m in MODES_KNOWN else "unknown"
             c.fail(f"mode letter '{m}' ({known}) is not valid for column {j} of a "
                    f"{mode or 'bound-free'} {'model' if has_model else 'model-free'} coder")
@@ -135,7 +135,7 @@ def check_ae_meta(meta: Any, where: str, F: int, mode: str | None, has_model: bo
         if len(rel) != F:
             c.fail(f"'rel_eps' has {len(rel)} entries for {F} columns")
         for j, v in enumerate(rel):
-            if modes[j] == "r":
+            if modes[j] in "rs":
                 c.in_range(v, 0.0, 0.5, f"'rel_eps'[{j}]", open_low=True)
     return modes
 

@@ -29,6 +29,7 @@ from balerc.formats.fileio import check_output
 from balerc.formats.table import Table, kind_of
 
 from .coders.stats import finite_or_none
+from .coders.wiremodes import PREDICTING
 from .model import ModelBundle
 from .options import CompressOptions
 from .plan import Plan, Ranges, dtype_str, plan_coders
@@ -381,7 +382,7 @@ class Writer:
             result.extra["errors"] = [r for c in self._lossy() for r in c.error_report()]
             if self._plan.model is not None:
                 notes.append(f"ONNX Runtime provider: {ae._decoder_session(1).provider}")
-                used = sum(ae._stats.modes.get(m, 0) for m in "par")
+                used = sum(ae._stats.modes.get(m, 0) for m in PREDICTING)
                 if self.options.bound is not None and used == 0:
                     notes.append("the model did not pay on this table: stored with plain "
                                  "quantization")

@@ -256,3 +256,46 @@ def test_lossless_pcodec_stream_is_checked():
         except BalercError:
             continue
         assert out.shape == (30_000,)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), eps=st.sampled_from([1e-2, 1e-3, 5e-4, 1e-5]),
+       spread=st.sampled_from([1e-6, 1e-3, 0.3, 30.0]))
+def test_mode_s_codes_hold_the_finer_bound(seed, eps, spread):
+    """Mode s: |p| x 2^(c delta_r) with c from the ratio |y|/|p| holds E_r on every usable
+    row (rows the ratio cannot serve are left to the caller's 'alone' path)."""
+    from balerc.codec.logdomain import log_delta, rescale, scaled_codes
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    p = rng.lognormal(0, 3, n) * rng.choice([-1.0, 1.0], n)
+    y = p * np.exp(rng.normal(0, spread, n)) * np.where(rng.random(n) < 0.05, -1.0, 1.0)
+    p[:5] = [0.0, 1e-310, 1e300, -1e-300, 5e-324]
+    ay, ap = np.abs(y), np.abs(p)
+    rel = ap > 0
+    dr, d = log_delta(eps), log_delta(eps)
+    codes, usable = scaled_codes(ay, ap, rel, dr)
+    flag = (np.signbit(y) != np.signbit(p)).view(np.uint8)
+    r = rescale(p, np.where(usable, codes, 0.0), flag, dr, d)
+    ok = usable & np.isfinite(r)
+    assert np.all(np.abs(y[ok] - r[ok]) <= eps * ay[ok] * (1 + 1e-12))
+    assert np.array_equal(np.signbit(r[ok & (r != 0)]), np.signbit(y[ok & (r != 0)]))
+
+
+def test_mode_s_table_is_the_elementwise_exp2_and_hostile_input_is_harmless():
+    from balerc.codec.logdomain import exp2, exp2_steps, rescale
+
+    codes = np.random.default_rng(2).integers(-500, 500, 20_000)
+    delta = 0.0014
+    assert np.array_equal(exp2_steps(codes, delta), exp2(codes * delta))
+    wide = np.array([-(2**62), 0, 2**62, 7], dtype=np.int64)  # no table: elementwise
+    assert exp2_steps(wide, delta).shape == (4,)
+    n = 64
+    rng = np.random.default_rng(3)
+    p = rng.normal(0, 1e3, n)
+    p[:3] = [0.0, 1e308, -1e-320]
+    hostile = rng.integers(-(2**62), 2**62, n)
+    flags = rng.integers(0, 256, n).astype(np.uint8)  # a damaged flag stream
+    with np.errstate(all="ignore"):
+        out = rescale(p, hostile, flags, delta, delta)
+    assert out.shape == (n,) and out.dtype == np.float64

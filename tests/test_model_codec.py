@@ -275,7 +275,7 @@ def test_model_format_1_directories_still_load(tmp_path, dimuon):
     assert not bundle.io64 and bundle.exact == []
     from balerc.formats.container import ContainerReader
 
-    for bound, mode in (("rel:1e-3", "p"), ("pwrel:1e-3", "r")):  # range-sized drift allowance
+    for bound, mode in (("rel:1e-3", "p"), ("pwrel:1e-3", "s")):  # range-sized drift allowance
         buf = io.BytesIO()
         compress_with_model(dimuon, buf, model_dir=old, bound=bound, keep_model=True, threads=2,
                             chunk_rows=1500)

@@ -248,9 +248,23 @@ def test_pwrel_training_picks_cartesian_with_exact_float64_outputs(pwrel_model, 
     plain = compress_with_model(t, tmp_path / "q.balerc", model_dir=None, bound="pwrel:5e-4")
     assert {e["mode"] for e in res.extra["errors"]} == {"pwrel"}
     with ContainerReader(tmp_path / "m.balerc") as r:
-        assert {"decoder-float64", "grouped-residuals"} <= set(r.header["required_features"])
+        assert {"decoder-float64", "grouped-residuals", "scaled-pwrel"} <= set(
+            r.header["required_features"])
         meta = r.chunks[0].meta["0"]  # a small chunk: every code stream in one frame
-        assert meta["grouped"] == 2 and "r" in meta["modes"] and not any(k.startswith(("res/", "sign/")) for k in r.read_chunk(0))
+        assert meta["grouped"] == 2 and "s" in meta["modes"] and "r" not in meta["modes"]
+        assert not any(k.startswith(("res/", "sign/")) for k in r.read_chunk(0))
+    # files for readers before mode s (--entropy zstd) keep mode r, within the same bound
+    from balerc.codec.bounds import Bound
+    from balerc.codec.model import ModelBundle
+    from balerc.codec.options import CompressOptions
+    from balerc.codec.pipeline import compress_table
+
+    compress_table(t, tmp_path / "r.balerc", CompressOptions(
+        bound=Bound.parse("pwrel:5e-4"), keep_model=True, entropy="zstd"), ModelBundle.load(d))
+    with ContainerReader(tmp_path / "r.balerc") as r:
+        assert "scaled-pwrel" not in r.header["required_features"]
+        assert "r" in r.chunks[0].meta["0"]["modes"]
+    check_pwrel(t, decompress(tmp_path / "r.balerc"), m.columns, 5e-4)
     out1 = decompress(tmp_path / "m.balerc", threads=1)
     out2 = decompress(tmp_path / "m.balerc", threads=2)
     check_pwrel(t, out1, m.columns, 5e-4)

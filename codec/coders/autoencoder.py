@@ -38,8 +38,10 @@ from ..logdomain import (
     log_codes,
     log_delta,
     relog,
+    rescale,
     rint_log2,
     rint_log2_diff,
+    scaled_codes,
 )
 from ..model import ModelBundle, lean_onnx, sha256
 from ..packing import (
@@ -66,6 +68,7 @@ from .wiremodes import (
     MODEL_FREE,
     PREDICTED,
     PREDICTED_LOG,
+    PREDICTED_SCALED,
     PREDICTING,
     QUANTIZED,
     WIRE_MODES,
@@ -93,7 +96,7 @@ class AECoder:
     codec_id: ClassVar[str] = "autoencoder"
     features: ClassVar[frozenset[str]] = frozenset({
         "autoencoder", "residual", "quantized", "decoder-float64", "lean-decoder",
-        "grouped-residuals", "pcodec-codes", "coded-exceptions", "dictionary"})
+        "grouped-residuals", "pcodec-codes", "coded-exceptions", "dictionary", "scaled-pwrel"})
 
     def __init__(
         self,
@@ -163,7 +166,8 @@ class AECoder:
             + (["grouped-residuals"] if self.model is not None and self.bound is not None else [])
             + (["pcodec-codes"] if self.entropy.pcodec else [])
             + (["coded-exceptions"] if self.entropy.coded_exceptions else [])
-            + (["dictionary"] if self._may_use_dictionary() else []),
+            + (["dictionary"] if self._may_use_dictionary() else [])
+            + (["scaled-pwrel"] if self._uses_scaled() else []),
             "columns": [self.index[c] for c in self.columns],
             "bound": {"mode": self.bound.mode, "value": self.bound.value} if self.bound else None,
             "abs_bounds": self.abs_bounds.tolist() if self.abs_bounds is not None else None,
@@ -187,6 +191,12 @@ class AECoder:
 
     def get_config(self) -> dict[str, Any]:
         return self.describe()
+
+    def _uses_scaled(self) -> bool:
+        """Predicted pwrel columns are written as mode s (not r) unless the file must stay
+        readable by balerc before it (--entropy zstd)."""
+        return (self.entropy.scaled and self.model is not None and self.bound is not None
+                and self.bound.mode == "pwrel")
 
     def _may_use_dictionary(self) -> bool:
         """Mode d needs an abs/rel bound and a column narrower than float64 (the cast that
@@ -266,7 +276,8 @@ class AECoder:
             level=desc.get("zstd_level", 3), device=device,
             entropy=Entropy(pcodec="pcodec-codes" in features,
                             coded_exceptions="coded-exceptions" in features,
-                            dictionary="dictionary" in features),
+                            dictionary="dictionary" in features,
+                            scaled="scaled-pwrel" in features),
             threads=threads,
             source=f"{source}: embedded" if model and model.path == "<embedded>" else (
                 str(model_dir) if model else source),
@@ -616,7 +627,7 @@ class AECoder:
         if lat_stream:
             streams["latents"] = lat_stream
         for j, (data, r, limit) in chosen.items():
-            modes[j] = PREDICTED_LOG.letter
+            modes[j] = (PREDICTED_SCALED if self._uses_scaled() else PREDICTED_LOG).letter
             recon[j] = r
             streams.update(data)
             mparts.update({k: raw[k] for k in data})
@@ -650,12 +661,17 @@ class AECoder:
         rel = nonzero & (ap > 0)  # relative to the prediction where usable, else alone
         drift, eps_r = self._drift_room(j, ap, rel)
         delta_r = log_delta(eps_r)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logp = log2(ap)  # exact: the decoder's reconstruction starts from it
-        c = rint_log2_diff(ay, logp, delta_r)  # the exact path's codes, numpy's speed
-        codes = np.where(rel, c, 0.0)
         flag = (np.signbit(y) != np.signbit(pk)).view(np.uint8)
-        r = relog(pk, codes, flag, delta_r, delta, logp)
+        if self._uses_scaled():  # mode s: |p| x 2^(c delta_r), no log2 of p on either side
+            c, rel = scaled_codes(ay, ap, rel, delta_r)
+            codes = np.where(rel, c, 0.0)
+            r = rescale(pk, codes, flag, delta_r, delta)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logp = log2(ap)  # exact: the decoder's reconstruction starts from it
+            c = rint_log2_diff(ay, logp, delta_r)  # the exact path's codes, numpy's speed
+            codes = np.where(rel, c, 0.0)
+            r = relog(pk, codes, flag, delta_r, delta, logp)
         with np.errstate(divide="ignore", invalid="ignore"):
             limit = eps * ay - np.abs(r) * drift
         alone = nonzero & ~(np.abs(y - r) <= limit)  # prediction too close to 0, or drift

@@ -17,7 +17,7 @@ import numpy as np
 
 from balerc.formats.errors import ContainerError
 
-from ..logdomain import exp2, log_delta, relog, unlog
+from ..logdomain import exp2, log_delta, relog, rescale, unlog
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,13 @@ def _predicted_log(c: DecodeContext, j: int) -> np.ndarray:
                  log_delta(c.eps))
 
 
+def _predicted_scaled(c: DecodeContext, j: int) -> np.ndarray:
+    assert c.eps is not None
+    eps_r = (c.rel_eps or [c.eps] * (j + 1))[j]
+    return rescale(_finite(c.prediction(j)), c.codes(j), c.flags(j), log_delta(eps_r),
+                   log_delta(c.eps))
+
+
 QUANTIZED = WireMode("q", "quantized", ("res",), False, True, 1, _quantized)
 LOG = WireMode("g", "log", ("res",), False, True, 1, _log)
 LOG_SIGNED = WireMode("l", "log, sign apart", ("res", "sign"), False, True, 0, _log_signed)
@@ -98,8 +105,11 @@ PREDICTED = WireMode("p", "predicted", ("res",), True, False, 2, _predicted)
 AUTOENCODER = WireMode("a", "autoencoder only", (), True, False, 0, _autoencoder)
 PREDICTED_LOG = WireMode("r", "predicted, log", ("res", "sign"), True, False, 2, _predicted_log)
 DICTIONARY = WireMode("d", "dictionary", ("res", "dict"), False, False, 0, _dictionary)
+PREDICTED_SCALED = WireMode("s", "predicted, pwrel, scaled", ("res", "sign"), True, False, 2,
+                            _predicted_scaled)
 
 WIRE_MODES: dict[str, WireMode] = {m.letter: m for m in (
-    QUANTIZED, LOG, LOG_SIGNED, PREDICTED, AUTOENCODER, PREDICTED_LOG, DICTIONARY)}
+    QUANTIZED, LOG, LOG_SIGNED, PREDICTED, AUTOENCODER, PREDICTED_LOG, DICTIONARY,
+    PREDICTED_SCALED)}
 MODEL_FREE = frozenset(m.letter for m in WIRE_MODES.values() if not m.needs_prediction)
 PREDICTING = frozenset(m.letter for m in WIRE_MODES.values() if m.needs_prediction)
