@@ -10,7 +10,7 @@ bound-stable outputs"):
 * log-domain columns of files written before 2.1 (modes g/l): the writer used numpy's
   exp2, whose last bit depends on the CPU; they decode within 1 ulp of the recorded
   values (the bound has a 1e-9 relative headroom for exactly this).
-* predicted columns (modes p, a, r): computed by the embedded ONNX decoder, whose
+* predicted columns (modes p, a, r, s): computed by the embedded ONNX decoder, whose
   float32 kernels and transcendental functions differ between CPUs and providers in the
   last bits; they decode within the file's own drift allowance of the recorded values,
   which keeps every value within the bound.
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from balerc.codec.coders.wiremodes import PREDICTING
 from balerc.codec.pipeline import coder_column_names, read_container
 from balerc.formats.container import ContainerReader
 
@@ -51,7 +52,7 @@ def column_classes(path: Path) -> tuple[dict[str, str], dict[str, float], str | 
                     letters[j].add(m)
             old = r.format_version < (2, 1)
             for j, n in enumerate(names):
-                if letters[j] & set("par"):
+                if letters[j] & PREDICTING:
                     classes[n] = "drift"
                     allowance[n] = (desc["bound"]["value"] if mode == "pwrel"
                                     else desc["abs_bounds"][j]) if desc.get("bound") else np.inf
@@ -88,3 +89,18 @@ def test_files_since_2_1_have_bit_stable_log_columns():
     assert mode == "pwrel" and classes == {}
     classes, _, _ = column_classes(FIXTURES / "v21_phys64_pwrel5e-4.balerc")
     assert set(classes.values()) == {"drift"} and 0 < len(classes) < 15
+
+
+@pytest.mark.parametrize("name, features, letters", [
+    ("v21e_lossless", {"pcodec-lossless"}, set()),
+    ("v21e_abs1e-2", {"pcodec-codes", "dictionary", "coded-exceptions"}, {"d", "q"}),
+    ("v21e_pwrel5e-4", {"pcodec-codes", "coded-exceptions"}, {"g"}),
+    ("v21e_model_pwrel1e-3", {"pcodec-codes", "scaled-pwrel"}, {"s"}),
+    ("v21e_phys64_pwrel5e-4", {"scaled-pwrel", "decoder-float64"}, {"s", "g"}),
+])
+def test_entropy_stage_fixtures_hold_what_they_freeze(name, features, letters):
+    """The 2026-12 fixtures exercise the entropy stage's features and modes (d, s)."""
+    with ContainerReader(FIXTURES / f"{name}.balerc") as r:
+        assert features <= set(r.header["required_features"])
+        used = {m for c in r.chunks for v in c.meta.values() for m in v.get("modes", "")}
+    assert letters <= used
