@@ -130,7 +130,7 @@ def methods(t: Table, bound: Bound, model: ModelBundle | None
         check_array(x, y, bound)
         return size, tc, td
     out["quant+zstd-3"] = qz
-    for name in ("quant-pcodec", "sz3"):
+    for name in ("quant-pcodec", "sz3", "zfp"):
         if PEERS[name].supports(bound) and PEERS[name].available():
             def pr(threads: int, name: str = name) -> tuple[int, float, float]:
                 size, tc, td, y = peer_run(name, x, bound)
@@ -246,6 +246,45 @@ def profile(t: Table, bound: str) -> None:
     print("```\n" + "\n".join(s.getvalue().splitlines()[:40]) + "\n```")
 
 
+def whole_process(t: Table, bound: str, model_dir: str | None, rounds: int) -> list[str]:
+    """`balerc compress` / `decompress` as a user runs them (Python start, imports, .npz
+    read and write included): MB/s of float bytes and the child's peak RSS, 1 and 2 threads."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="balerc-wp-"))
+    src, out, back = tmp / "t.npz", tmp / "t.balerc", tmp / "back.npz"
+    np.savez(src, **{n: t[n] for n in t.names})
+    mb = t.nbytes / 1e6
+    exe = [sys.executable, "-m", "balerc"]
+
+    def child(args: list[str]) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(exe + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status:
+            raise RuntimeError(f"balerc {' '.join(args)} failed: {proc.stderr.read().decode()}")
+        return time.perf_counter() - t0, usage.ru_maxrss / 1024
+
+    rows = []
+    for threads in (1, 2):
+        comp = ["compress", str(src), "-o", str(out), "--error-bound", bound, "-T", str(threads),
+                "--force"] + (["-m", model_dir] if model_dir else [])
+        dec = ["decompress", str(out), "-o", str(back), "-T", str(threads), "--force"]
+        runs = [(child(comp), child(dec)) for _ in range(rounds)]
+        check_table(t, Table(dict(np.load(back))), Bound.parse(bound))
+        c = [mb / r[0][0] for r in runs]
+        d = [mb / r[1][0] for r in runs]
+        rows.append(f"| balerc{' model' if model_dir else ''} (CLI, .npz) | {threads} | "
+                    f"{t.nbytes / out.stat().st_size:.2f} | {statistics.median(c):.0f} "
+                    f"[{min(c):.0f}-{max(c):.0f}] | {statistics.median(d):.0f} [{min(d):.0f}-"
+                    f"{max(d):.0f}] | {max(r[0][1] for r in runs):.0f} / "
+                    f"{max(r[1][1] for r in runs):.0f} |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -256,6 +295,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="tables whose name contains this")
     ap.add_argument("--kinds", action="store_true", help="bytes per stream kind only")
     ap.add_argument("--lossless", action="store_true", help="--lossless files only")
+    ap.add_argument("--whole-process", action="store_true",
+                    help="the CLI as a user runs it (dimuon table): MB/s and peak RSS")
     args = ap.parse_args()
     if args.models:
         MODELS.update(rel=ModelBundle.load(args.models[0]), pwrel=ModelBundle.load(args.models[1]))
@@ -273,6 +314,42 @@ def main() -> None:
 
             tabs.update((n, t) for n, t in datasets(1000) if n.startswith(("HZZ", "toy")))
         kinds_table(tabs)
+        return
+    if args.whole_process:
+        t = next(iter(tabs.values()))
+        for b in BOUNDS:
+            mdir = args.models[0 if b.startswith("rel") else 1] if args.models else None
+            print(f"\n### whole process, {next(iter(tabs))}, {b}\n")
+            print("| method | threads | ratio | compress MB/s | decompress MB/s | peak RSS MB "
+                  "(compress / decompress) |")
+            print("|---|---|---|---|---|---|")
+            for model_dir in ([None, mdir] if mdir else [None]):
+                for row in whole_process(t, b, model_dir, args.rounds):
+                    print(row, flush=True)
+        return
+    if args.whole_process:
+        t = next(iter(tabs.values()))
+        for b in BOUNDS:
+            mdir = args.models[0 if b.startswith("rel") else 1] if args.models else None
+            print(f"\n### whole process, {next(iter(tabs))}, {b}\n")
+            print("| method | threads | ratio | compress MB/s | decompress MB/s | peak RSS MB "
+                  "(compress / decompress) |")
+            print("|---|---|---|---|---|---|")
+            for model_dir in ([None, mdir] if mdir else [None]):
+                for row in whole_process(t, b, model_dir, args.rounds):
+                    print(row, flush=True)
+        return
+    if args.whole_process:
+        t = next(iter(tabs.values()))
+        for b in BOUNDS:
+            mdir = args.models[0 if b.startswith("rel") else 1] if args.models else None
+            print(f"\n### whole process, {next(iter(tabs))}, {b}\n")
+            print("| method | threads | ratio | compress MB/s | decompress MB/s | peak RSS MB "
+                  "(compress / decompress) |")
+            print("|---|---|---|---|---|---|")
+            for model_dir in ([None, mdir] if mdir else [None]):
+                for row in whole_process(t, b, model_dir, args.rounds):
+                    print(row, flush=True)
         return
     for name, t in tabs.items():
         for b in BOUNDS:
