@@ -414,9 +414,9 @@ class AECoder:
                                                                 self.entropy)
                 err[rows] = 0.0
             rel = None
-            if self.bound is not None and self.bound.pointwise:
+            if self.bound is not None and self.bound.pointwise:  # 0/0 is NaN: ignored
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    rel = np.where(err > 0, err / np.abs(Y[j]), 0.0)
+                    rel = err / np.abs(Y[j])
             self._stats.account(j, err, rel)
             if self.bound is None:
                 self._stats.account_values(j, Y[j], cast)

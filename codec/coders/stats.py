@@ -32,8 +32,8 @@ class ColumnStats:
         with self._lock:
             if err.size:
                 self.max[j] = max(self.max[j], float(np.max(err)))
-                if rel is not None:
-                    self.maxrel[j] = max(self.maxrel[j], float(np.max(rel)))
+                if rel is not None:  # NaN (0/0: zero exactly) is no error
+                    self.maxrel[j] = np.fmax(self.maxrel[j], np.fmax.reduce(rel))
                 self.sumsq[j] += float(np.square(err).sum())  # not np.dot: BLAS threads spin
 
     def account_values(self, j: int, y: np.ndarray, decoded: np.ndarray) -> None:
