@@ -8,7 +8,8 @@ pt,eta,phi anchors and pwrel px,py,pz), then compress the float columns at every
 dropped where its embedded decoder costs more than it saves); "model kept" forces the
 model; "excl. model" is the same file minus the embedded decoder bytes (a model shared by
 many files, --no-embed-model); "plain-19" is balerc without a model at zstd level 19, the
-peers' entropy-coder effort. Peers: quantization+zstd-19, SZ3, ZFP, mantissa truncation.
+peers' entropy-coder effort. Peers: quantization+zstd-19, quantization+pcodec, SZ3, ZFP,
+mantissa truncation.
 "MB/s" is balerc's default compress / decompress throughput on 2 threads.
 """
 
@@ -34,7 +35,7 @@ from balerc.train import TrainConfig, export, fit
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "skhep_testdata_subset"
 BOUNDS = ["rel:1e-2", "rel:1e-3", "rel:1e-4", "pwrel:1e-3", "pwrel:5e-4"]
-PEERS = ["quant-zstd", "sz3", "zfp", "mantissa"]
+PEERS = ["quant-zstd", "quant-pcodec", "sz3", "zfp", "mantissa"]
 PEAKS = {"Z": (70.0, 110.0), "J/psi": (2.95, 3.25)}
 
 
