@@ -237,6 +237,12 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
               help="A whole tree written back to .root: zstd:5, lzma:9, zlib:1, lz4:1 or "
                    "none (default: the source tree's own setting, recorded at compression; "
                    "zlib:1 writes at ~1/3 the speed of zstd:1 here).")
+@click.option("--root-format", type=click.Choice(["auto", "ttree", "rntuple"]), default="auto",
+              show_default=True,
+              help="A whole tree written back to .root: auto writes the source's kind (an "
+                   "RNTuple source as an RNTuple, a TTree as a TTree); ttree leaves nested "
+                   "vectors and vectors of strings out (uproot cannot write them into a TTree; "
+                   "named in a warning); rntuple writes every branch, nested ones included.")
 @click.option("--sections", "sections", multiple=True, metavar="NAMES",
               help="Files of a whole ROOT tree: the sections to decode (names or globs, "
                    "comma-separated or repeated; e.g. 'Jet' or 'events,Muon'). A .root output "
@@ -247,7 +253,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
 def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path | None,
                    columns: tuple[str, ...], threads: int | None, device: str, recover: bool,
                    output_dir: Path | None, scheduler: str | None,
-                   root_compression: str | None, sections: tuple[str, ...],
+                   root_compression: str | None, root_format: str, sections: tuple[str, ...],
                    force: bool, as_json: bool, quiet: bool) -> None:
     """Restore a table from a .balerc file (only the file is needed).
 
@@ -261,6 +267,8 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
               recover=recover, sections=split_patterns(sections))
     if root_compression is not None:
         kw["root_compression"] = root_compression
+    if root_format != "auto":
+        kw["root_format"] = root_format
     from balerc.codec.many import several
 
     if several(srcs, output_dir):

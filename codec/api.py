@@ -66,11 +66,14 @@ def decompress_file(
     recover: bool = False,
     sections: list[str] | None = None,
     root_compression: str | None = None,
+    root_format: str = "auto",
 ) -> Table | WrittenTree:
     """Decode `src` and write the table to `output` in the format its extension names.
 
-    A file of several sections (a whole ROOT tree) becomes a ROOT tree again; to another
-    format only one section can go (`sections` picks it, by name or glob).
+    A file of several sections (a whole ROOT tree) becomes a ROOT tree again, of the
+    source's kind unless `root_format` says "ttree" or "rntuple" (branches a TTree cannot
+    take are then left out with a SkippedBranchWarning naming them); to another format
+    only one section can go (`sections` picks it, by name or glob).
 
     A damaged or unfinished file fails before anything is written, unless `recover`: then
     the valid prefix of chunks is written (a RecoveryWarning says how many rows of how
@@ -88,7 +91,8 @@ def decompress_file(
     kw = dict(columns=columns, threads=threads, device=device, model_dir=model_dir,
               show_progress=show_progress, recover=recover)
     if _has_sections(src):
-        return _decompress_sections(src, out, ext, sections, force, root_compression, **kw)
+        return _decompress_sections(src, out, ext, sections, force,
+                                    (root_compression, root_format), **kw)
     if sections:
         raise InputError(f"{src} holds one table; --sections applies to files of several")
     table = decompress(src, **kw)
@@ -145,19 +149,17 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
 
 
 def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
-                         sections: list[str] | None, force: bool, compression: str | None,
-                         **kw: Any) -> Table | WrittenTree:
-    """A multi-section file to a ROOT tree (or one of its sections to a table)."""
-    from balerc.formats.root_sections import (
-        RootTreeWriter,
-        root_compression,
-        write_root_sections,
-    )
+                         sections: list[str] | None, force: bool,
+                         root: tuple[str | None, str], **kw: Any) -> Table | WrittenTree:
+    """A multi-section file to a ROOT tree (or one of its sections to a table); `root`:
+    the output's compression and kind (`--root-compression`, `--root-format`)."""
+    from balerc.formats.root_writers import root_compression, root_writer, write_root_sections
     from balerc.formats.tableio import write_table
 
     from .sections import iter_sections, read_sections
 
     label = "<stdin>" if isinstance(src, (bytes, bytearray)) else src
+    compression, root_format = root
     if ext == ".root" and not kw.get("recover"):  # step by step: memory of a step
         kw.pop("recover")
         kw.pop("show_progress")
@@ -165,7 +167,8 @@ def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
         first = next(steps)
         events = first.n_events
         codec = root_compression(compression)
-        with atomic_output(out, force) as tmp, RootTreeWriter(tmp, first, codec) as writer:
+        with atomic_output(out, force) as tmp, root_writer(tmp, first, codec, root_format,
+                                                           str(label)) as writer:
             writer.extend(first)
             for step in steps:
                 writer.extend(step)
@@ -177,7 +180,8 @@ def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
             raise IncompleteFileError(f"{label}: no complete event could be recovered; "
                                       f"nothing written")
         with atomic_output(out, force) as tmp:
-            write_root_sections(data, tmp, root_compression(compression))
+            write_root_sections(data, tmp, root_compression(compression), root_format,
+                                str(label))
         return data[EVENTS] if EVENTS in data.tables else next(iter(data.tables.values()))
     from fnmatch import fnmatchcase
 
@@ -318,7 +322,8 @@ def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:
 
 def decompress_to_stream(source: str | os.PathLike | bytes, stream: Any, **kw: Any) -> Table:
     """Decode and write the table as CSV to a text stream (stdout)."""
-    kw.pop("root_compression", None)  # CSV has none
+    kw.pop("root_compression", None)  # CSV has neither
+    kw.pop("root_format", None)
     import shutil
     import tempfile
 

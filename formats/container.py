@@ -58,6 +58,9 @@ FORMAT_MINOR = 1  # 1: the header checksum covers the preamble; descriptors stat
 SECTIONS_MINOR = 2  # 2: a file may hold several sections (feature "sections"); files with one
 # table stay 2.1, so every 2.1 reader still reads them
 SECTIONS_FEATURE = "sections"
+# a section counted by a column of another collection section (nested branches, docs/
+# FORMAT.md 3.1): required only by files holding one; earlier readers refuse them by name
+CHAINED_FEATURE = "chained-sections"
 READABLE_MAJORS = (1, 2)
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
