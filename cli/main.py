@@ -149,8 +149,9 @@ def cli(debug: bool) -> None:
                    "by every file.")
 @click.option("--skip-unsupported", is_flag=True,
               help="ROOT: compress the tree without branches of types balerc cannot store "
-                   "(nested vectors, classes), which are then listed in a warning and in "
-                   "`balerc info`; without it such branches stop the command by name.")
+                   "(classes, structs, lists nested three deep), which are then listed in a "
+                   "warning and in `balerc info`; without it such branches stop the command "
+                   "by name.")
 @force_option
 @json_option
 @click.option("-v", "--verbose", is_flag=True,
@@ -170,8 +171,9 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     \b
     A ROOT tree is stored whole: flat branches (counters included) in the section
     'events', each jagged collection (Jet_* counted by nJet, ...) in a section of its own,
-    fixed-size arrays and strings losslessly; `decompress -o out.root` writes the tree
-    back. --columns selects branches (a jagged branch brings its counter)."""
+    nested vectors and vectors of strings in chained sections, fixed-size arrays and
+    strings losslessly; `decompress -o out.root` writes the tree back. --columns selects
+    branches (a jagged branch brings its counter)."""
     import io
 
     from balerc.codec import api

@@ -117,13 +117,19 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
         }
         if sections is not None:
             desc["sections"] = sections
-            for key in ("skipped", "other_objects", "views"):
-                if source.get(key):
-                    desc[key] = source[key]
-            chained = _chained_branches(sections, source)
-            if chained:
-                desc["chained"] = chained
+            desc.update(_tree_notes(sections, source))
     return desc
+
+
+def _tree_notes(sections: list[dict[str, Any]], source: dict[str, Any]) -> dict[str, Any]:
+    """What a whole tree's file did not store (`skipped`, `other_objects`, `views`) and
+    which branches it stores in chained sections (`chained`)."""
+    notes = {key: source[key] for key in ("skipped", "other_objects", "views")
+             if source.get(key)}
+    chained = _chained_branches(sections, source)
+    if chained:
+        notes["chained"] = chained
+    return notes
 
 
 def _chained_branches(sections: list[dict[str, Any]], source: dict[str, Any]
@@ -133,10 +139,9 @@ def _chained_branches(sections: list[dict[str, Any]], source: dict[str, Any]
     layouts = {s["name"]: s.get("layout", {}) for s in sections}
     out = []
     for rec in source.get("branches") or []:
-        section = rec.get("section")
         if not isinstance(rec, dict) or rec.get("kind") not in ("nested", "jagged-string"):
             continue
-        path, seen = [], set()
+        section, path, seen = rec.get("section"), [], set()
         while section in layouts and section not in seen:
             seen.add(section)
             path.insert(0, section)

@@ -6,10 +6,10 @@ object, with an int64 ``__event__`` column giving the event index). The jagged l
 recorded in ``source["jagged"]`` so the writer can rebuild the per-event counts,
 events without objects included.
 
-Output is always a TTree, also for RNTuple input: TTrees are readable by every ROOT
-version and by uproot, while RNTuple writing in uproot is recent (uproot 5.7 has
-``mkrntuple``, and ``file[name] = dict`` now makes an RNTuple, so ``mktree`` is used
-explicitly).
+A table is written as a TTree, also for RNTuple input: TTrees are readable by every ROOT
+version and by uproot (uproot 5.7 has ``mkrntuple``, and ``file[name] = dict`` now makes
+an RNTuple, so ``mktree`` is used explicitly). Whole trees (formats/root_writers.py) go
+back as the source's kind, since only an RNTuple can take nested vectors.
 """
 
 from __future__ import annotations

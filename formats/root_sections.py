@@ -161,9 +161,9 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     if bad and not allow_skip:
         desc = ", ".join(f"{f.name} ({f.detail})" for f in bad[:10])
         raise InputError(
-            f"{path}: branch(es) {desc} have types balerc cannot store yet (nested or "
-            f"object types); leave them out with --columns, or pass --skip-unsupported to "
-            f"compress the rest and list them in the file")
+            f"{path}: branch(es) {desc} have types balerc cannot store yet (classes, "
+            f"structs, lists nested three deep); leave them out with --columns, or pass "
+            f"--skip-unsupported to compress the rest and list them in the file")
     chosen = [f for f in chosen if f.kind != "other"]
     flat = [f for f in chosen if f.kind in ("flat", "string", "array")]
     collections = _group(chosen, {f.name for f in flat})
