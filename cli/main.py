@@ -284,14 +284,17 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
     src = Path(srcs[0])
     source: Any = sys.stdin.buffer.read() if str(src) == "-" else src
     to_stdout = str(output) == "-"
-    if output is None:
-        output = api.default_output(source, src)
+    if output is None and str(src) == "-":
+        api.default_output(source, src)  # refused: stdin has no name to derive one from
     kw["threads"] = threads
-    if to_stdout:
-        table = api.decompress_to_stream(source, sys.stdout, **kw)
-    else:
-        table = api.decompress_file(source, output, force=force,
-                                    show_progress=not quiet, **kw)
+    with api.open_balerc(source, recover) as reader:  # once: the name, the kind, the decode
+        if output is None:
+            output = api.default_output(reader, src)
+        if to_stdout:
+            table = api.decompress_to_stream(reader, sys.stdout, **kw)
+        else:
+            table = api.decompress_file(reader, output, force=force,
+                                        show_progress=not quiet, **kw)
     info = {"output": str(output), "rows": table.n_rows, "columns": table.n_columns}
     _report(info if as_json else None,
             None if quiet else f"wrote {output}: {table.n_rows:,} "

@@ -22,7 +22,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from balerc.formats.container import CHAINED_FEATURE, ContainerReader, ContainerWriter
+from balerc.formats.container import (
+    CHAINED_FEATURE,
+    ContainerReader,
+    ContainerWriter,
+    opened,
+)
 from balerc.formats.errors import InputError, SchemaError
 from balerc.formats.fileio import atomic_output
 from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order
@@ -293,12 +298,13 @@ def _planned(reader: ContainerReader, sections: list[str] | None, columns: list[
             c for c in order if c in cols]
 
 
-def read_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
-                  columns: list[str] | None = None, threads: int | None = None,
-                  recover: bool = False, show_progress: bool = False, **runtime: Any
-                  ) -> Sections:
-    """Decode a multi-section file (some sections or columns) into Sections."""
-    with ContainerReader(source, recover=recover) as reader:
+def read_sections(source: str | os.PathLike | bytes | ContainerReader, *,
+                  sections: list[str] | None = None, columns: list[str] | None = None,
+                  threads: int | None = None, recover: bool = False,
+                  show_progress: bool = False, **runtime: Any) -> Sections:
+    """Decode a multi-section file (some sections or columns) into Sections (`source`
+    may be an open reader: its own `recover` then applies)."""
+    with opened(source, recover) as reader:
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections: read it with "
                              f"read_container")
@@ -343,13 +349,14 @@ class _Cursor:
         return whole.slice(lo - base, hi - base)
 
 
-def iter_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
+def iter_sections(source: str | os.PathLike | bytes | ContainerReader, *,
+                  sections: list[str] | None = None,
                   columns: list[str] | None = None, threads: int | None = None,
                   step_events: int = STEP_EVENTS, **runtime: Any) -> Iterator[Sections]:
     """A multi-section file as steps of `step_events` events with their objects: memory
     for a step and a chunk per section, not the file (the counters are read first)."""
     threads = threads or default_threads()
-    with ContainerReader(source) as reader:
+    with opened(source) as reader:
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections")
         cursors, layouts = {}, {}

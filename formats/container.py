@@ -22,7 +22,8 @@ import os
 import secrets
 import struct
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -279,6 +280,17 @@ class Recovery:
     rows: int  # rows in the valid prefix of chunks
     chunks: int
     total_rows: int | None  # the footer's count when the footer is intact, else unknown
+
+
+@contextmanager
+def opened(source: Any, recover: bool = False) -> Iterator[ContainerReader]:
+    """`source` itself when it is an open reader (its opener closes it), else a new reader
+    closed on exit: one open serves every step of a decompress."""
+    if isinstance(source, ContainerReader):
+        yield source
+        return
+    with ContainerReader(source, recover=recover) as reader:
+        yield reader
 
 
 class ContainerReader:
