@@ -191,8 +191,11 @@ class Sections:
                 return section, None
         if _array_parts(self.tables.get(EVENTS, Table({})), name):
             return EVENTS, (len(_array_parts(self.tables[EVENTS], name)),)
-        raise InputError(f"no branch '{name}' in these sections; branches: "
-                         f"{[c for t in self.tables.values() for c in t.names][:20]}")
+        where = f"{self.source['path']}: " if self.source.get("path") else ""
+        names = [c for t in self.tables.values() for c in t.names if not is_structural(c)]
+        raise InputError(f"{where}no branch '{name}' among the sections read; read it (no "
+                         f"--columns/sections filter leaving it out) or pick one of "
+                         f"{names[:20]}")
 
     def describe(self) -> str:
         parts = [f"{n} ({t.n_rows:,} rows x {t.n_columns})" for n, t in self.tables.items()]
@@ -206,7 +209,7 @@ def strings_layout(col: np.ndarray, ak: Any) -> Any:
     type is right even when empty)."""
     raw = [str(v).encode() for v in col]
     offsets = np.zeros(len(raw) + 1, dtype=np.int64)
-    np.cumsum([len(b) for b in raw], out=offsets[1:])
+    np.cumsum(np.fromiter((len(b) for b in raw), np.int64, len(raw)), out=offsets[1:])
     chars = ak.contents.NumpyArray(np.frombuffer(b"".join(raw), dtype=np.uint8),
                                    parameters={"__array__": "char"})
     return ak.contents.ListOffsetArray(ak.index.Index64(offsets), chars,

@@ -339,3 +339,19 @@ def test_rntuple_sample_goes_back_as_an_rntuple_or_a_ttree(tmp_path: Path) -> No
     assert t.keys() == ["nMuon", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_mass", "Muon_charge"]
     assert t["nMuon"].typename == "int32_t" and t["Muon_pt"].typename == "float[]"
     assert ak.array_equal(t["Muon_pt"].array(), a["Muon_pt"])
+
+
+def test_an_empty_ntuple_and_one_chain_section_as_a_table(tmp_path: Path,
+                                                          nested_root: Path) -> None:
+    empty = tmp_path / "empty.root"
+    with uproot.recreate(empty) as f:
+        f.mkrntuple("Events", ak.zip(crafted_arrays(), depth_limit=1).layout.form)
+    run("compress", empty, "-o", tmp_path / "e.balerc", "--lossless", "-q")
+    run("decompress", tmp_path / "e.balerc", "-o", tmp_path / "e.root", "-q")
+    assert str(ntuple(tmp_path / "e.root").type) == str(ntuple(empty).type)
+    run("compress", nested_root, "-o", tmp_path / "x.balerc", "--lossless", "-q")
+    run("decompress", tmp_path / "x.balerc", "-o", tmp_path / "v.csv", "-q",
+        "--sections", "__values__/tags")
+    assert (tmp_path / "v.csv").read_text(encoding="utf-8").splitlines()[0] == "tags"
+    with pytest.raises(InputError, match=r"no branch 'nope'.*'hits'"):
+        read_sections(tmp_path / "x.balerc").to_awkward("nope")
