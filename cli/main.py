@@ -149,8 +149,9 @@ def cli(debug: bool) -> None:
                    "by every file.")
 @click.option("--skip-unsupported", is_flag=True,
               help="ROOT: compress the tree without branches of types balerc cannot store "
-                   "(nested vectors, classes), which are then listed in a warning and in "
-                   "`balerc info`; without it such branches stop the command by name.")
+                   "(classes, structs, lists nested three deep), which are then listed in a "
+                   "warning and in `balerc info`; without it such branches stop the command "
+                   "by name.")
 @force_option
 @json_option
 @click.option("-v", "--verbose", is_flag=True,
@@ -170,8 +171,9 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     \b
     A ROOT tree is stored whole: flat branches (counters included) in the section
     'events', each jagged collection (Jet_* counted by nJet, ...) in a section of its own,
-    fixed-size arrays and strings losslessly; `decompress -o out.root` writes the tree
-    back. --columns selects branches (a jagged branch brings its counter)."""
+    nested vectors and vectors of strings in chained sections, fixed-size arrays and
+    strings losslessly; `decompress -o out.root` writes the tree back. --columns selects
+    branches (a jagged branch brings its counter)."""
     import io
 
     from balerc.codec import api
@@ -237,6 +239,12 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
               help="A whole tree written back to .root: zstd:5, lzma:9, zlib:1, lz4:1 or "
                    "none (default: the source tree's own setting, recorded at compression; "
                    "zlib:1 writes at ~1/3 the speed of zstd:1 here).")
+@click.option("--root-format", type=click.Choice(["auto", "ttree", "rntuple"]), default="auto",
+              show_default=True,
+              help="A whole tree written back to .root: auto writes the source's kind (an "
+                   "RNTuple source as an RNTuple, a TTree as a TTree); ttree leaves nested "
+                   "vectors and vectors of strings out (uproot cannot write them into a TTree; "
+                   "named in a warning); rntuple writes every branch, nested ones included.")
 @click.option("--sections", "sections", multiple=True, metavar="NAMES",
               help="Files of a whole ROOT tree: the sections to decode (names or globs, "
                    "comma-separated or repeated; e.g. 'Jet' or 'events,Muon'). A .root output "
@@ -247,7 +255,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
 def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path | None,
                    columns: tuple[str, ...], threads: int | None, device: str, recover: bool,
                    output_dir: Path | None, scheduler: str | None,
-                   root_compression: str | None, sections: tuple[str, ...],
+                   root_compression: str | None, root_format: str, sections: tuple[str, ...],
                    force: bool, as_json: bool, quiet: bool) -> None:
     """Restore a table from a .balerc file (only the file is needed).
 
@@ -261,6 +269,8 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
               recover=recover, sections=split_patterns(sections))
     if root_compression is not None:
         kw["root_compression"] = root_compression
+    if root_format != "auto":
+        kw["root_format"] = root_format
     from balerc.codec.many import several
 
     if several(srcs, output_dir):
@@ -274,14 +284,17 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
     src = Path(srcs[0])
     source: Any = sys.stdin.buffer.read() if str(src) == "-" else src
     to_stdout = str(output) == "-"
-    if output is None:
-        output = api.default_output(source, src)
+    if output is None and str(src) == "-":
+        api.default_output(source, src)  # refused: stdin has no name to derive one from
     kw["threads"] = threads
-    if to_stdout:
-        table = api.decompress_to_stream(source, sys.stdout, **kw)
-    else:
-        table = api.decompress_file(source, output, force=force,
-                                    show_progress=not quiet, **kw)
+    with api.open_balerc(source, recover) as reader:  # once: the name, the kind, the decode
+        if output is None:
+            output = api.default_output(reader, src)
+        if to_stdout:
+            table = api.decompress_to_stream(reader, sys.stdout, **kw)
+        else:
+            table = api.decompress_file(reader, output, force=force,
+                                        show_progress=not quiet, **kw)
     info = {"output": str(output), "rows": table.n_rows, "columns": table.n_columns}
     _report(info if as_json else None,
             None if quiet else f"wrote {output}: {table.n_rows:,} "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from balerc.formats.container import ContainerReader, opened
 from balerc.formats.errors import IncompleteFileError, InputError
 from balerc.formats.fileio import atomic_output, check_output
 from balerc.formats.sections import EVENTS, SectionStream
@@ -54,7 +55,7 @@ def compress_file(
 
 
 def decompress_file(
-    src: str | os.PathLike,
+    src: str | os.PathLike | bytes | ContainerReader,
     output: str | os.PathLike,
     *,
     model_dir: str | os.PathLike | None = None,
@@ -66,15 +67,19 @@ def decompress_file(
     recover: bool = False,
     sections: list[str] | None = None,
     root_compression: str | None = None,
+    root_format: str = "auto",
 ) -> Table | WrittenTree:
     """Decode `src` and write the table to `output` in the format its extension names.
 
-    A file of several sections (a whole ROOT tree) becomes a ROOT tree again; to another
-    format only one section can go (`sections` picks it, by name or glob).
+    A file of several sections (a whole ROOT tree) becomes a ROOT tree again, of the
+    source's kind unless `root_format` says "ttree" or "rntuple" (branches a TTree cannot
+    take are then left out with a SkippedBranchWarning naming them); to another format
+    only one section can go (`sections` picks it, by name or glob).
 
     A damaged or unfinished file fails before anything is written, unless `recover`: then
     the valid prefix of chunks is written (a RecoveryWarning says how many rows of how
-    many), and a file with no complete chunk still fails.
+    many), and a file with no complete chunk still fails. `src` may be a reader opened
+    with `open_balerc` (the file is then opened once for everything).
     """
     from balerc.formats.tableio import SUPPORTED_OUTPUT, write_table
 
@@ -86,18 +91,32 @@ def decompress_file(
             f"use one of {', '.join(SUPPORTED_OUTPUT)}"
         )
     kw = dict(columns=columns, threads=threads, device=device, model_dir=model_dir,
-              show_progress=show_progress, recover=recover)
-    if _has_sections(src):
-        return _decompress_sections(src, out, ext, sections, force, root_compression, **kw)
-    if sections:
-        raise InputError(f"{src} holds one table; --sections applies to files of several")
-    table = decompress(src, **kw)
+              show_progress=show_progress)
+    with opened(src, recover) as reader:
+        if reader.sections is not None:
+            return _decompress_sections(reader, out, ext, sections, force,
+                                        (root_compression, root_format), **kw)
+        if sections:
+            raise InputError(f"{_label(reader)} holds one table; --sections applies to files "
+                             f"of several")
+        table = decompress(reader, **kw)
     if table.n_rows == 0:
-        label = "<stdin>" if isinstance(src, (bytes, bytearray)) else src
-        raise IncompleteFileError(f"{label}: no complete chunk could be recovered; nothing written")
+        raise IncompleteFileError(f"{_label(reader)}: no complete chunk could be recovered; "
+                                  f"nothing written")
     with atomic_output(out, force) as tmp:
         write_table(table, tmp, fmt=ext.lstrip("."))
     return table
+
+
+def open_balerc(src: str | os.PathLike | bytes, recover: bool = False) -> ContainerReader:
+    """A .balerc file (a path, or the bytes of stdin) opened once for `default_output` and
+    `decompress_file`; close it (a `with` block) when done."""
+    return ContainerReader(src if isinstance(src, (bytes, bytearray)) else Path(src),
+                           recover=recover)
+
+
+def _label(reader: ContainerReader) -> str:
+    return "<stdin>" if reader.path == "<bytes>" else reader.path
 
 
 @dataclass
@@ -108,15 +127,19 @@ class WrittenTree:
     n_columns: int  # stored columns (a fixed-size array counts per element)
 
 
-def _has_sections(src: str | os.PathLike | bytes) -> bool:
-    import warnings
+def pick_section(names: list[str], sections: list[str] | None, label: str, hint: str,
+                 alone: bool = False) -> str:
+    """The one section `sections` (names or globs) picks, for an output of one table;
+    with `alone`, a single section needs no pick."""
+    from fnmatch import fnmatchcase
 
-    from balerc.formats.container import ContainerReader, RecoveryWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RecoveryWarning)  # the decode says it once
-        with ContainerReader(src, recover=True) as r:
-            return r.sections is not None
+    picked = [n for n in names if any(fnmatchcase(n, p) for p in sections or [])]
+    if len(picked) == 1:
+        return picked[0]
+    if alone and len(names) == 1:
+        return names[0]
+    raise InputError(f"{label} holds {len(names)} sections ({', '.join(names[:12])}); "
+                     f"{hint}")
 
 
 def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | None,
@@ -130,63 +153,54 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
         raise InputError(f"{reader.path} holds one table; --sections applies to files of "
                          f"several (a whole ROOT tree)")
     names = [s["name"] for s in reader.sections]
-    picked = [n for n in names if any(fnmatchcase(n, p) for p in sections or [])]
-    if len(picked) != 1:
-        raise InputError(f"{reader.path} holds {len(names)} sections ({', '.join(names[:12])}); "
-                         f"pick one with --sections NAME (or write a .root file)")
-    view = reader.section(picked[0])
+    name = pick_section(names, sections, reader.path,
+                        "pick one with --sections NAME (or write a .root file)")
+    view = reader.section(name)
     all_cols = [c["name"] for c in view.header["schema"]["columns"]]
     wanted = None if not columns else [c for c in all_cols
                                         if any(fnmatchcase(c, p) for p in columns)]
     if wanted == []:
-        raise InputError(f"--columns {columns} matches no column of section '{picked[0]}'; it "
+        raise InputError(f"--columns {columns} matches no column of section '{name}'; it "
                          f"has {all_cols}")
     return decode_with(view, columns=wanted, threads=threads or default_threads(), **runtime)
 
 
-def _decompress_sections(src: str | os.PathLike | bytes, out: Path, ext: str,
-                         sections: list[str] | None, force: bool, compression: str | None,
-                         **kw: Any) -> Table | WrittenTree:
-    """A multi-section file to a ROOT tree (or one of its sections to a table)."""
-    from balerc.formats.root_sections import (
-        RootTreeWriter,
-        root_compression,
-        write_root_sections,
-    )
+def _decompress_sections(reader: ContainerReader, out: Path, ext: str,
+                         sections: list[str] | None, force: bool,
+                         root: tuple[str | None, str], **kw: Any) -> Table | WrittenTree:
+    """A multi-section file to a ROOT tree (or one of its sections to a table); `root`:
+    the output's compression and kind (`--root-compression`, `--root-format`)."""
+    from balerc.formats.root_writers import root_compression, root_writer, write_root_sections
     from balerc.formats.tableio import write_table
 
     from .sections import iter_sections, read_sections
 
-    label = "<stdin>" if isinstance(src, (bytes, bytearray)) else src
-    if ext == ".root" and not kw.get("recover"):  # step by step: memory of a step
-        kw.pop("recover")
+    label = _label(reader)
+    compression, root_format = root
+    if ext == ".root" and not reader.recover:  # step by step: memory of a step
         kw.pop("show_progress")
-        steps = iter_sections(src, sections=sections, **kw)
+        steps = iter_sections(reader, sections=sections, **kw)
         first = next(steps)
         events = first.n_events
         codec = root_compression(compression)
-        with atomic_output(out, force) as tmp, RootTreeWriter(tmp, first, codec) as writer:
+        with atomic_output(out, force) as tmp, root_writer(tmp, first, codec, root_format,
+                                                           label) as writer:
             writer.extend(first)
             for step in steps:
                 writer.extend(step)
                 events += step.n_events
         return WrittenTree(events, first.n_columns)
-    data = read_sections(src, sections=sections, **kw)
+    data = read_sections(reader, sections=sections, **kw)
     if ext == ".root":
         if data.n_events == 0:
             raise IncompleteFileError(f"{label}: no complete event could be recovered; "
                                       f"nothing written")
         with atomic_output(out, force) as tmp:
-            write_root_sections(data, tmp, root_compression(compression))
+            write_root_sections(data, tmp, root_compression(compression), root_format, label)
         return data[EVENTS] if EVENTS in data.tables else next(iter(data.tables.values()))
-    from fnmatch import fnmatchcase
-
-    picked = [n for n in data.names if any(fnmatchcase(n, p) for p in sections or [])]
-    if len(data) != 1 and len(picked) != 1:
-        raise InputError(
-            f"{label} holds {len(data)} sections ({', '.join(data.names[:12])}); write a .root "
-            f"file, or pick one section with --sections NAME for {ext}")
-    table = data[picked[0]] if len(picked) == 1 else data[data.names[0]]
+    table = data[pick_section(data.names, sections, label,
+                              f"write a .root file, or pick one section with --sections "
+                              f"NAME for {ext}", alone=True)]
     with atomic_output(out, force) as tmp:
         write_table(table, tmp, fmt=ext.lstrip("."))
     return table
@@ -207,12 +221,10 @@ def decompress(
     file of several sections, `sections` must pick one)."""
     from fnmatch import fnmatchcase
 
-    from balerc.formats.container import ContainerReader
-
     from .pipeline import decode_with
 
-    source = src if isinstance(src, (bytes, bytearray)) else Path(src)
-    with ContainerReader(source, recover=recover) as reader:
+    source = src if isinstance(src, (bytes, bytearray, ContainerReader)) else Path(src)
+    with opened(source, recover) as reader:
         if reader.sections is not None or sections:
             return _one_section(reader, sections, columns, threads, device=device,
                                 model_dir=model_dir, show_progress=show_progress)
@@ -298,14 +310,14 @@ def result_json(result: CompressResult) -> dict[str, Any]:
             "warnings": far_from_data(result.extra.get("errors", []))}
 
 
-def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:
-    """x.balerc -> x.<the format it was compressed from> (refused when unknown or stdin)."""
-    from balerc.formats.container import ContainerReader
+def default_output(source: str | os.PathLike | bytes | ContainerReader, src: Path) -> Path:
+    """x.balerc -> x.<the format it was compressed from> (refused when unknown or stdin);
+    `source` may be a reader from `open_balerc`."""
     from balerc.formats.tableio import SUPPORTED_OUTPUT
 
-    if isinstance(source, (bytes, bytearray)):
+    if isinstance(source, (bytes, bytearray)) or str(src) == "-":
         raise InputError("reading stdin: say where to write with -o FILE (or -o - for CSV)")
-    with ContainerReader(source, recover=True) as r:
+    with opened(source, recover=True) as r:
         src_rec = r.header.get("source") if r.sections is not None else r.header.get(
             "schema", {}).get("source", {})
         fmt = str((src_rec or {}).get("format", ""))
@@ -316,9 +328,11 @@ def default_output(source: str | os.PathLike | bytes, src: Path) -> Path:
     return Path(src).with_suffix(ext)
 
 
-def decompress_to_stream(source: str | os.PathLike | bytes, stream: Any, **kw: Any) -> Table:
+def decompress_to_stream(source: str | os.PathLike | bytes | ContainerReader, stream: Any,
+                         **kw: Any) -> Table:
     """Decode and write the table as CSV to a text stream (stdout)."""
-    kw.pop("root_compression", None)  # CSV has none
+    kw.pop("root_compression", None)  # CSV has neither
+    kw.pop("root_format", None)
     import shutil
     import tempfile
 

@@ -117,10 +117,37 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
         }
         if sections is not None:
             desc["sections"] = sections
-            for key in ("skipped", "other_objects", "views"):
-                if source.get(key):
-                    desc[key] = source[key]
+            desc.update(_tree_notes(sections, source))
     return desc
+
+
+def _tree_notes(sections: list[dict[str, Any]], source: dict[str, Any]) -> dict[str, Any]:
+    """What a whole tree's file did not store (`skipped`, `other_objects`, `views`) and
+    which branches it stores in chained sections (`chained`)."""
+    notes = {key: source[key] for key in ("skipped", "other_objects", "views")
+             if source.get(key)}
+    chained = _chained_branches(sections, source)
+    if chained:
+        notes["chained"] = chained
+    return notes
+
+
+def _chained_branches(sections: list[dict[str, Any]], source: dict[str, Any]
+                      ) -> list[dict[str, Any]]:
+    """Branches stored in chained sections (nested vectors, vectors of strings): name,
+    kind and the sections from the events down to the values."""
+    layouts = {s["name"]: s.get("layout", {}) for s in sections}
+    out = []
+    for rec in source.get("branches") or []:
+        if not isinstance(rec, dict) or rec.get("kind") not in ("nested", "jagged-string"):
+            continue
+        section, path, seen = rec.get("section"), [], set()
+        while section in layouts and section not in seen:
+            seen.add(section)
+            path.insert(0, section)
+            section = layouts[section].get("counter_section")
+        out.append({"name": rec.get("name"), "kind": rec.get("kind"), "sections": path})
+    return out
 
 
 def _recorded_errors(header: dict[str, Any], summary: dict[str, Any]) -> dict[str, float | None]:
@@ -173,10 +200,16 @@ def format_description(d: dict[str, Any]) -> str:
     for sec in d.get("sections", []):
         lay = sec.get("layout", {})
         tie = f", counted by {lay['counter']}" if lay.get("counter") else ""
-        ratio = sec["raw_bytes"] / sec["stored_bytes"] if sec["stored_bytes"] else 0
+        if lay.get("counter") and lay.get("counter_section", "events") != "events":
+            tie += f" of section {lay['counter_section']}"
+        ratio = (f"{sec['raw_bytes'] / sec['stored_bytes']:.2f}x"
+                 if sec["stored_bytes"] and sec["raw_bytes"] else "-")
         lines.append(f"  section {sec['name']}: {sec['rows']:,} rows in {sec['chunks']} chunk(s)"
-                     f"{tie}; {sec['stored_bytes']:,} bytes, {ratio:.2f}x")
+                     f"{tie}; {sec['stored_bytes']:,} bytes, {ratio}")
         lines += ["  " + x for x in _column_lines(sec["columns"])]
+    if d.get("chained"):
+        lines.append("  nested branches in chained sections: " + ", ".join(
+            f"{c['name']} ({c['kind']}: {' -> '.join(c['sections'])})" for c in d["chained"]))
     for key, label in (("skipped", "branches NOT stored"), ("other_objects", "objects NOT stored"),
                        ("views", "RNTuple views stored field by field")):
         if d.get(key):

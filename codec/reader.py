@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from balerc.formats.container import SECTIONS_FEATURE, ContainerReader, accept_features
+from balerc.formats.container import (
+    CHAINED_FEATURE,
+    SECTIONS_FEATURE,
+    ContainerReader,
+    accept_features,
+)
 from balerc.formats.errors import ContainerError, InputError, SchemaError
 from balerc.formats.table import Table
 
@@ -26,7 +31,7 @@ from .parallel import parallel_ordered
 from .progress import progress
 
 # multi-section files (codec/sections.py); several coders of one id (codec/precision.py)
-accept_features([SECTIONS_FEATURE, "stream-prefix"])
+accept_features([SECTIONS_FEATURE, CHAINED_FEATURE, "stream-prefix"])
 
 
 def coder_column_names(header: dict[str, Any], desc: dict[str, Any]) -> list[str]:

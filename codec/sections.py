@@ -22,10 +22,15 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from balerc.formats.container import ContainerReader, ContainerWriter
-from balerc.formats.errors import InputError
+from balerc.formats.container import (
+    CHAINED_FEATURE,
+    ContainerReader,
+    ContainerWriter,
+    opened,
+)
+from balerc.formats.errors import InputError, SchemaError
 from balerc.formats.fileio import atomic_output
-from balerc.formats.sections import EVENTS, Sections, SectionStream
+from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order
 from balerc.formats.table import Table, concat
 
 from .model import ModelBundle
@@ -36,6 +41,11 @@ from .reader import decode_with
 from .writer import CompressResult, Writer, _jsonable, producer
 
 CHUNK_BYTES = 32 << 20  # raw bytes per chunk of a section: a wide event table gets fewer rows
+
+
+def _chained(sections: Sections) -> bool:
+    return any(lay.get("kind") == "collection" and lay.get("counter_section", EVENTS) != EVENTS
+               for lay in sections.layouts.values())
 
 
 def section_chunk_rows(table: Table, chunk_rows: int) -> int:
@@ -105,7 +115,8 @@ class SectionsWriter:
                 spec["layout"] = first.layouts[name]
             specs.append(spec)
         features = sorted({f for w in self.writers.values()
-                           for f in w.table_header["required_features"]})
+                           for f in w.table_header["required_features"]}
+                          | ({CHAINED_FEATURE} if _chained(first) else set()))
         header = {"format": "balerc", "required_features": features, "producer": producer(),
                   "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                   "chunk_rows": max(s["chunk_rows"] for s in specs),
@@ -260,12 +271,16 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
             c for c in cols if any(fnmatchcase(c, p) for p in columns)]
     if columns and not any(out.values()):
         raise InputError(f"--columns {columns} matches no column of {reader.path}")
-    for s in specs:  # counters of the collections kept
-        lay = s.get("layout", {})
-        if out.get(s["name"]) and lay.get("counter"):
-            owner = out.setdefault(lay.get("counter_section", EVENTS), [])
-            if owner is not None and lay["counter"] not in owner:
-                owner.append(lay["counter"])
+    layouts = {s["name"]: s.get("layout", {}) for s in specs}
+    for name in [s["name"] for s in specs if out.get(s["name"])]:
+        seen: set[str] = set()  # counters up the chain: values -> lists -> events
+        while layouts.get(name, {}).get("counter") and name not in seen:
+            seen.add(name)
+            counter = layouts[name]["counter"]
+            name = layouts[name].get("counter_section", EVENTS)
+            owner = out.setdefault(name, [])
+            if owner is not None and counter not in owner:
+                owner.append(counter)
     return {n: c for n, c in out.items() if c is None or c}
 
 
@@ -283,12 +298,13 @@ def _planned(reader: ContainerReader, sections: list[str] | None, columns: list[
             c for c in order if c in cols]
 
 
-def read_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
-                  columns: list[str] | None = None, threads: int | None = None,
-                  recover: bool = False, show_progress: bool = False, **runtime: Any
-                  ) -> Sections:
-    """Decode a multi-section file (some sections or columns) into Sections."""
-    with ContainerReader(source, recover=recover) as reader:
+def read_sections(source: str | os.PathLike | bytes | ContainerReader, *,
+                  sections: list[str] | None = None, columns: list[str] | None = None,
+                  threads: int | None = None, recover: bool = False,
+                  show_progress: bool = False, **runtime: Any) -> Sections:
+    """Decode a multi-section file (some sections or columns) into Sections (`source`
+    may be an open reader: its own `recover` then applies)."""
+    with opened(source, recover) as reader:
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections: read it with "
                              f"read_container")
@@ -333,13 +349,14 @@ class _Cursor:
         return whole.slice(lo - base, hi - base)
 
 
-def iter_sections(source: str | os.PathLike | bytes, *, sections: list[str] | None = None,
+def iter_sections(source: str | os.PathLike | bytes | ContainerReader, *,
+                  sections: list[str] | None = None,
                   columns: list[str] | None = None, threads: int | None = None,
                   step_events: int = STEP_EVENTS, **runtime: Any) -> Iterator[Sections]:
     """A multi-section file as steps of `step_events` events with their objects: memory
     for a step and a chunk per section, not the file (the counters are read first)."""
     threads = threads or default_threads()
-    with ContainerReader(source) as reader:
+    with opened(source) as reader:
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections")
         cursors, layouts = {}, {}
@@ -358,37 +375,60 @@ def iter_sections(source: str | os.PathLike | bytes, *, sections: list[str] | No
 
 def _object_ends(reader: ContainerReader, layouts: dict[str, Any], threads: int,
                  runtime: Any) -> dict[str, np.ndarray]:
-    """Per collection, the first object row of each event (cumulative counters)."""
-    wanted = {lay["counter"] for lay in layouts.values()
-              if lay.get("kind") == "collection" and lay.get("counter")}
-    if not wanted or EVENTS not in layouts:
+    """Per collection, its first row at each event boundary: cumulative counters of the
+    events, and for a chained collection its counter summed through its parent's."""
+    order = chain_order(layouts, layouts)
+    if not order or EVENTS not in layouts:
         return {}
-    events = reader.section(EVENTS)
-    counters = decode_with(events, columns=sorted(wanted), threads=threads, **runtime)
-    return {name: np.concatenate([[0], np.cumsum(counters[lay["counter"]], dtype=np.int64)])
-            for name, lay in layouts.items()
-            if lay.get("kind") == "collection" and lay.get("counter") in counters}
+    direct = sorted({layouts[n]["counter"] for n in order
+                     if layouts[n].get("counter_section", EVENTS) == EVENTS})
+    counters = decode_with(reader.section(EVENTS), columns=direct, threads=threads, **runtime)
+    ends: dict[str, np.ndarray] = {}
+    for name in order:
+        lay = layouts[name]
+        parent = lay.get("counter_section", EVENTS)
+        if parent == EVENTS:
+            ends[name] = np.concatenate([[0], np.cumsum(counters[lay["counter"]],
+                                                        dtype=np.int64)])
+        else:
+            ends[name] = _ends_through(reader.section(parent), lay["counter"], ends[parent],
+                                       f"{reader.path}, section '{name}'", threads, runtime)
+    return ends
+
+
+def _ends_through(parent: Any, counter: str, parent_ends: np.ndarray, where: str,
+                  threads: int, runtime: Any) -> np.ndarray:
+    """A chained collection's rows at the event boundaries `parent_ends` (rows of its
+    parent): its counter, a column of the parent, summed one parent chunk at a time, so
+    memory holds a chunk of the column, not all of it."""
+    out = np.zeros(len(parent_ends), dtype=np.int64)
+    total = first = 0
+    for k in range(len(parent.chunks)):
+        counts = decode_with(parent, columns=[counter], chunks=[k], threads=threads,
+                             **runtime)[counter]
+        cum = total + np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        lo = int(np.searchsorted(parent_ends, first, side="left"))
+        hi = int(np.searchsorted(parent_ends, first + len(counts), side="right"))
+        out[lo:hi] = cum[parent_ends[lo:hi] - first]
+        total, first = int(cum[-1]), first + len(counts)
+    if len(parent_ends) and int(parent_ends[-1]) != first:
+        raise SchemaError(f"{where}: the counters of its parent section add up to "
+                          f"{int(parent_ends[-1]):,} rows, but that section holds {first:,}")
+    return out
 
 
 def complete_events(sections: Sections) -> Sections:
     """After a recovery: keep the events whose objects all survived (each section keeps
-    its own prefix of chunks, so the last events may miss objects)."""
+    its own prefix of chunks, so the last events may miss objects, or a chained section
+    miss the lists its values belong to)."""
     if EVENTS not in sections.tables:
         return sections
     keep = sections.n_events
-    for name in sections.names:
-        lay = sections.layouts.get(name, {})
-        if lay.get("kind") != "collection" or lay.get("counter") not in sections[EVENTS]:
-            continue
-        ends = np.cumsum(sections.counts(name))
-        keep = min(keep, int(np.searchsorted(ends, sections[name].n_rows, side="right")))
-    tables = {EVENTS: sections[EVENTS].slice(0, keep)}
-    for name in sections.names:
-        if name == EVENTS:
-            continue
-        lay = sections.layouts.get(name, {})
-        rows = sections[name].n_rows
-        if lay.get("kind") == "collection" and lay.get("counter") in sections[EVENTS]:
-            rows = int(np.sum(sections.counts(name)[:keep]))
-        tables[name] = sections[name].slice(0, rows)
+    ends = sections.event_ends()
+    for name, at in ends.items():
+        keep = min(keep, int(np.searchsorted(at, sections[name].n_rows, side="right")) - 1)
+    tables = {}
+    for n, t in sections.tables.items():
+        rows = int(ends[n][keep]) if n in ends else keep if n == EVENTS else t.n_rows
+        tables[n] = t.slice(0, rows)
     return Sections(tables, sections.layouts, sections.source)

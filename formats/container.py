@@ -22,7 +22,8 @@ import os
 import secrets
 import struct
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -58,6 +59,9 @@ FORMAT_MINOR = 1  # 1: the header checksum covers the preamble; descriptors stat
 SECTIONS_MINOR = 2  # 2: a file may hold several sections (feature "sections"); files with one
 # table stay 2.1, so every 2.1 reader still reads them
 SECTIONS_FEATURE = "sections"
+# a section counted by a column of another collection section (nested branches, docs/
+# FORMAT.md 3.1): required only by files holding one; earlier readers refuse them by name
+CHAINED_FEATURE = "chained-sections"
 READABLE_MAJORS = (1, 2)
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
@@ -276,6 +280,17 @@ class Recovery:
     rows: int  # rows in the valid prefix of chunks
     chunks: int
     total_rows: int | None  # the footer's count when the footer is intact, else unknown
+
+
+@contextmanager
+def opened(source: Any, recover: bool = False) -> Iterator[ContainerReader]:
+    """`source` itself when it is an open reader (its opener closes it), else a new reader
+    closed on exit: one open serves every step of a decompress."""
+    if isinstance(source, ContainerReader):
+        yield source
+        return
+    with ContainerReader(source, recover=recover) as reader:
+        yield reader
 
 
 class ContainerReader:

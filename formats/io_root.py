@@ -6,10 +6,10 @@ object, with an int64 ``__event__`` column giving the event index). The jagged l
 recorded in ``source["jagged"]`` so the writer can rebuild the per-event counts,
 events without objects included.
 
-Output is always a TTree, also for RNTuple input: TTrees are readable by every ROOT
-version and by uproot, while RNTuple writing in uproot is recent (uproot 5.7 has
-``mkrntuple``, and ``file[name] = dict`` now makes an RNTuple, so ``mktree`` is used
-explicitly).
+A table is written as a TTree, also for RNTuple input: TTrees are readable by every ROOT
+version and by uproot (uproot 5.7 has ``mkrntuple``, and ``file[name] = dict`` now makes
+an RNTuple, so ``mktree`` is used explicitly). Whole trees (formats/root_writers.py) go
+back as the source's kind, since only an RNTuple can take nested vectors.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .optional import require
 from .table import Table
 
 EVENT_COLUMN = "__event__"
+CHAINED_KINDS = ("nested", "jagged-string")  # stored in chained sections (formats/sections.py)
 _TREE_CLASSES = {"TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple", "ROOT::Experimental::RNTuple"}
 _CHUNK_ROWS = 100_000  # entries per extend() call, i.e. per basket when writing
 
@@ -34,7 +35,9 @@ class _Field:
     """How one branch/field maps to a table: flat, jagged, string or unusable."""
 
     name: str
-    kind: str  # "flat" | "jagged" | "string" | "array" (fixed size) | "other"
+    # "flat" | "jagged" | "string" | "array" (fixed size) | "nested" (var * var * number)
+    # | "jagged-string" (var * string) | "other"
+    kind: str
     dtype: np.dtype | None = None
     counter: str | None = None
     detail: str = ""
@@ -70,8 +73,23 @@ def _classify_ttree(tree: Any, uproot: Any) -> list[_Field]:
         elif isinstance(interp, uproot.AsStrings):
             out.append(_Field(name, "string", np.dtype(object)))
         else:
-            out.append(_Field(name, "other", detail=branch.typename or str(interp)))
+            out.append(_classify_objects(name, branch, interp))
     return out
+
+
+def _classify_objects(name: str, branch: Any, interp: Any) -> _Field:
+    """A branch of C++ objects: nested vectors of numbers and vectors of strings are
+    carried (as awkward reads them); anything else is "other"."""
+    _, ak = _modules()
+    detail = branch.typename or str(interp)
+    try:
+        form = interp.awkward_form(branch.file)
+    except Exception:  # uproot cannot describe it as an awkward array
+        return _Field(name, "other", detail=detail)
+    field = _classify_form(name, form, ak)
+    if field.kind in CHAINED_KINDS:
+        return _Field(name, field.kind, field.dtype, detail=detail)
+    return _Field(name, "other", detail=detail)
 
 
 def _classify_form(name: str, form: Any, ak: Any) -> _Field:
@@ -80,11 +98,28 @@ def _classify_form(name: str, form: Any, ak: Any) -> _Field:
         return _Field(name, "string", np.dtype(object))
     if isinstance(form, forms.NumpyForm) and not form.inner_shape:
         return _Field(name, "flat", np.dtype(ak.types.numpytype.primitive_to_dtype(form.primitive)))
-    if isinstance(form, (forms.ListOffsetForm, forms.ListForm)):
+    shape, inner = [], form  # std::array (RNTuple): regular lists of numbers
+    while isinstance(inner, forms.RegularForm):
+        shape.append(inner.size)
+        inner = inner.content
+    if shape and isinstance(inner, forms.NumpyForm) and not inner.inner_shape:
+        dt = np.dtype(ak.types.numpytype.primitive_to_dtype(inner.primitive))
+        if dt.kind in "biuf":
+            return _Field(name, "array", np.dtype((dt, tuple(shape))), detail=str(form.type))
+    lists = (forms.ListOffsetForm, forms.ListForm)
+    if isinstance(form, lists):
         content = form.content
         if isinstance(content, forms.NumpyForm) and not content.inner_shape:
             dt = np.dtype(ak.types.numpytype.primitive_to_dtype(content.primitive))
             return _Field(name, "jagged", dt)
+        if content.parameter("__array__") == "string":
+            return _Field(name, "jagged-string", np.dtype(object), detail=str(form.type))
+        inner = getattr(content, "content", None)
+        if (isinstance(content, lists) and isinstance(inner, forms.NumpyForm)
+                and not inner.inner_shape and content.parameter("__array__") is None):
+            dt = np.dtype(ak.types.numpytype.primitive_to_dtype(inner.primitive))
+            if dt.kind in "biuf":
+                return _Field(name, "nested", dt, detail=str(form.type))
     return _Field(name, "other", detail=str(form.type))
 
 
@@ -163,7 +198,7 @@ def read_root(
         else:
             wanted = select_names([f.name for f in fields], columns, path)
         chosen = [by_name[n] for n in wanted]
-        other = [f for f in chosen if f.kind in ("other", "array")]
+        other = [f for f in chosen if f.kind not in ("flat", "string", "jagged")]
         if other:
             desc = ", ".join(f"{f.name} ({f.detail})" for f in other[:10])
             raise InputError(

@@ -6,20 +6,20 @@ Every branch lands somewhere, under its own name and dtype:
 * fixed-size arrays (``float x[3]``): columns ``x[0]``, ``x[1]``, ... of ``events``,
   rebuilt as the array branch on output;
 * jagged numeric branches: one section per collection (the branches sharing a counter,
-  or, without a counter branch, a name prefix and equal lengths), one row per object.
+  or, without a counter branch, a name prefix and equal lengths), one row per object;
+* nested vectors of numbers (``var * var * T``) and vectors of strings: chained sections
+  of their own (``__lists__/x``, ``__values__/x``; formats/sections.py).
 
-A branch of any other type (nested vectors, jagged strings, classes) stops the read with
-its name and type, unless the caller allows leaving such branches out; then they are
-listed in a warning and in the file's source record (`skipped`), never dropped silently.
-Other objects in the file (histograms, other trees) are listed the same way.
+A branch of any other type (deeper nesting, classes, records) stops the read with its
+name and type, unless the caller allows leaving such branches out; then they are listed
+in a warning and in the file's source record (`skipped`), never dropped silently. Other
+objects in the file (histograms, other trees) are listed the same way.
 
-Output is written by uproot: every counter becomes an ``int32`` branch (uproot writes
-counters as ``Int_t``, ROOT's convention); the .balerc file keeps the source's dtype.
+Writing Sections back to a TTree or an RNTuple: formats/root_writers.py.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +28,33 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .io_root import _classify_rntuple, _classify_ttree, _Field, _list_trees, _modules, _native
-from .sections import EVENTS, SYNTHETIC_COUNTER, Sections, SectionStream
+from .io_root import (
+    CHAINED_KINDS,
+    _classify_rntuple,
+    _classify_ttree,
+    _Field,
+    _list_trees,
+    _modules,
+    _native,
+)
+from .root_writers import (  # noqa: F401  (the writers were defined here before)
+    ROOT_FORMATS,
+    RNTupleWriter,
+    RootTreeWriter,
+    SkippedBranchWarning,
+    root_compression,
+    root_writer,
+    write_root_sections,
+)
+from .sections import (
+    EVENTS,
+    LISTS,
+    SYNTHETIC_COUNTER,
+    VALUES,
+    Sections,
+    SectionStream,
+)
 from .table import Table
-
-BASKET_EVENTS = 50_000
-_ARRAY_COLUMN = re.compile(r"^(.*?)((?:\[\d+\])+)$")
-
-
-class SkippedBranchWarning(UserWarning):
-    """Branches or objects of a ROOT file that a .balerc file does not carry."""
 
 
 @dataclass
@@ -144,12 +161,13 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     if bad and not allow_skip:
         desc = ", ".join(f"{f.name} ({f.detail})" for f in bad[:10])
         raise InputError(
-            f"{path}: branch(es) {desc} have types balerc cannot store yet (nested or "
-            f"object types); leave them out with --columns, or pass --skip-unsupported to "
-            f"compress the rest and list them in the file")
+            f"{path}: branch(es) {desc} have types balerc cannot store yet (classes, "
+            f"structs, lists nested three deep); leave them out with --columns, or pass "
+            f"--skip-unsupported to compress the rest and list them in the file")
     chosen = [f for f in chosen if f.kind != "other"]
     flat = [f for f in chosen if f.kind in ("flat", "string", "array")]
     collections = _group(chosen, {f.name for f in flat})
+    chains = [f for f in chosen if f.kind in CHAINED_KINDS]
     source = {"format": "root", "path": str(path), "tree": tree,
               "tree_class": "RNTuple" if is_ntuple else "TTree",
               "title": str(getattr(obj, "title", "") or ""),
@@ -173,7 +191,7 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     def read(a: int, b: int) -> Sections:
         arrays = obj.arrays(filter_name=lambda n: n in stored, entry_start=a, entry_stop=b,
                             library="ak", **pools)
-        return _to_sections(path, arrays, flat, collections, source, ak)
+        return _to_sections(path, arrays, flat, collections, chains, source, ak)
 
     n = int(obj.num_entries)
     first = read(0, min(n, 1))
@@ -188,23 +206,6 @@ def _compression_code(file: Any, obj: Any, is_ntuple: bool) -> int:
         return code if code > 0 else int(file.file.fCompress)  # uproot writes 0: the file's
     except Exception:  # a file without the member: uproot's default then
         return 101
-
-
-def root_compression(spec: str | int | None) -> Any:
-    """An uproot codec from 'zstd:5', 'lzma:9', 'zlib:1', 'lz4:1', 'none' or ROOT's code."""
-    uproot, _ = _modules()
-    if spec is None:
-        return None
-    if isinstance(spec, int) or str(spec).isdigit():
-        return uproot.compression.Compression.from_code(int(spec)) if int(spec) else None
-    algo, _, level = str(spec).lower().partition(":")
-    if algo == "none":
-        return None
-    codecs = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
-    if algo not in codecs or (level and not level.isdigit()):
-        raise InputError(f"--root-compression '{spec}': write ALGO[:LEVEL] with ALGO one of "
-                         f"{', '.join(codecs)} or none, e.g. zstd:5")
-    return codecs[algo](int(level) if level else 1)
 
 
 def _executors() -> dict[str, Any]:
@@ -243,6 +244,8 @@ def _branch_record(f: _Field, collections: list[_Collection]) -> dict[str, Any]:
     rec: dict[str, Any] = {"name": f.name, "kind": f.kind}
     if f.kind == "jagged":
         rec["section"] = next(c.name for c in collections if f in c.members)
+    if f.kind in CHAINED_KINDS:
+        rec["section"] = VALUES + f.name
     if f.kind == "array" and f.dtype is not None:
         rec["shape"] = list(f.dtype.shape)
     return rec
@@ -260,8 +263,9 @@ def _warn_left_out(path: Path, skipped: list[dict[str, str]], others: list[dict[
 
 
 def _to_sections(path: Path, arrays: Any, flat: list[_Field], collections: list[_Collection],
-                 source: dict[str, Any], ak: Any) -> Sections:
-    """One step of entries as Sections (events + one per collection)."""
+                 chains: list[_Field], source: dict[str, Any], ak: Any) -> Sections:
+    """One step of entries as Sections (events, one per collection, and the chained
+    sections of each nested branch)."""
     events: dict[str, np.ndarray] = {}
     for f in flat:
         a = arrays[f.name]
@@ -294,124 +298,34 @@ def _to_sections(path: Path, arrays: Any, flat: list[_Field], collections: list[
         tables[c.name] = Table(cols)
         layouts[c.name] = {"kind": "collection", "counter": c.counter,
                            "counter_section": EVENTS}
+    for f in chains:
+        _add_chain(f, arrays[f.name], events, tables, layouts, ak)
     out = Sections({EVENTS: Table(events), **tables}, layouts, dict(source))
     out.check(f"{path}: ")
     return out
 
 
-def write_root_sections(sections: Sections, path: str | Path, compression: Any = None) -> None:
-    """Write Sections as one tree: branches in the source's order, collections as jagged
-    branches sharing their counter, fixed-size arrays as array branches. `compression`:
-    an uproot codec (e.g. ``uproot.ZSTD(5)``; default uproot's ZLIB 1)."""
-    with RootTreeWriter(path, sections, compression) as out:
-        for start in range(0, sections.n_events, BASKET_EVENTS):
-            out.extend(sections.event_slice(start, start + BASKET_EVENTS))
-
-
-class RootTreeWriter:
-    """A ROOT tree written step by step (`extend(step)` per Sections step), so writing a
-    whole tree back needs memory for one step, not the file. The branch types come from
-    the first step given (it may hold no events); the compression is the source tree's
-    unless given (uproot's ZLIB 1 for sources that do not say)."""
-
-    def __init__(self, path: str | Path, first: Sections, compression: Any = None):
-        uproot, _ = _modules()
-        self._records = _branches(first)
-        types, self._counter_of = _branch_types(first, self._records)
-        if compression is None and first.source.get("compression") is not None:
-            compression = root_compression(int(first.source["compression"]))
-        extra = {} if compression is None else {"compression": compression}
-        self._file = uproot.recreate(Path(path), **extra)
-        src = first.source
-        self._tree = self._file.mktree(str(src.get("tree") or "events"), types,
-                                       title=str(src.get("title") or ""),
-                                       counter_name=lambda b: self._counter_of[b])
-
-    def __enter__(self) -> RootTreeWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-    def extend(self, step: Sections) -> None:
-        """Append a step's events (one basket per branch: keep steps ~50k events)."""
-        if step.n_events:
-            self._tree.extend(_branch_data(step, self._records, self._counter_of))
-
-
-def _counter_name(sections: Sections, section: str) -> str:
-    counter = sections.layouts[section]["counter"]
-    return "n" + section if counter.startswith(SYNTHETIC_COUNTER) else counter
-
-
-def _array_parts(events: Table, name: str) -> list[str]:
-    return [c for c in events.names
-            if (m := _ARRAY_COLUMN.match(c)) is not None and m.group(1) == name]
-
-
-def _branch_types(sections: Sections, records: list[dict[str, Any]]
-                  ) -> tuple[dict[str, Any], dict[str, str]]:
-    """uproot branch types in the records' order, and each jagged branch's counter."""
-    _, ak = _modules()
-    events = sections.tables.get(EVENTS, Table({}))
-    types: dict[str, Any] = {}
-    counter_of: dict[str, str] = {}
-    for rec in records:
-        name, kind = rec["name"], rec["kind"]
-        if kind == "jagged":
-            col = sections[rec["section"]][name]
-            counter_of[name] = _counter_name(sections, rec["section"])
-            types[name] = ak.types.ListType(ak.types.NumpyType(
-                ak.types.numpytype.dtype_to_primitive(col.dtype)))
-        elif kind == "array":
-            parts = _array_parts(events, name)
-            shape = tuple(rec.get("shape") or [len(parts)])
-            types[name] = np.dtype((events[parts[0]].dtype, shape))
-        elif kind == "string":
-            types[name] = "string"
-        else:
-            types[name] = events[name].dtype
-    return types, counter_of
-
-
-def _branch_data(step: Sections, records: list[dict[str, Any]], counter_of: dict[str, str]
-                 ) -> dict[str, Any]:
-    """One step's arrays for uproot's extend (counters are filled by uproot)."""
-    _, ak = _modules()
-    events = step.tables.get(EVENTS, Table({}))
-    data: dict[str, Any] = {}
-    for rec in records:
-        name, kind = rec["name"], rec["kind"]
-        if kind == "jagged":
-            data[name] = ak.unflatten(step[rec["section"]][name], step.counts(rec["section"]))
-        elif kind == "array":
-            parts = _array_parts(events, name)
-            shape = tuple(rec.get("shape") or [len(parts)])
-            data[name] = np.stack([events[c] for c in parts], axis=1).reshape(-1, *shape)
-        elif kind == "string":
-            data[name] = ak.Array(list(events[name]))
-        else:
-            data[name] = events[name]
-    for c in set(counter_of.values()):
-        data.pop(c, None)
-    return data
-
-
-def _branches(sections: Sections) -> list[dict[str, Any]]:
-    """The branch list to write: the source's, else every column (events first)."""
-    recs = sections.source.get("branches")
-    if recs:
-        present = set()
-        for n, t in sections.tables.items():
-            present.update((n, c) for c in t.names)
-        arrays = {m.group(1) for c in sections.tables.get(EVENTS, Table({})).names
-                  if (m := _ARRAY_COLUMN.match(c))}
-        return [r for r in recs if (r["kind"] == "array" and r["name"] in arrays)
-                or (r.get("section", EVENTS), r["name"]) in present]
-    out = [{"name": c, "kind": "string" if sections[EVENTS].kind(c) == "string" else "flat"}
-           for c in sections.tables.get(EVENTS, Table({})).names
-           if not c.startswith(SYNTHETIC_COUNTER)]
-    for n, t in sections.tables.items():
-        if n != EVENTS:
-            out += [{"name": c, "kind": "jagged", "section": n} for c in t.names]
-    return out
+def _add_chain(f: _Field, a: Any, events: dict[str, np.ndarray], tables: dict[str, Table],
+               layouts: dict[str, dict[str, Any]], ak: Any) -> None:
+    """A nested branch as chained sections: lists per event (events), values per list
+    (``__lists__/x``) and the values (``__values__/x``); a vector of strings skips the
+    list level."""
+    parent, values = EVENTS, a
+    if f.kind == "nested":
+        parent = LISTS + f.name
+        events[parent] = np.asarray(ak.to_numpy(ak.num(a, axis=1)), dtype=np.int32)
+        values = ak.flatten(a, axis=1)
+        layouts[parent] = {"kind": "collection", "counter": parent, "counter_section": EVENTS}
+    counts = np.asarray(ak.to_numpy(ak.num(values, axis=1)), dtype=np.int32)
+    flat = ak.flatten(values, axis=1)
+    if f.kind == "jagged-string":
+        column = np.array([str(v) for v in ak.to_list(flat)], dtype=object)
+    else:
+        column = _native(np.asarray(ak.to_numpy(flat)))
+    name = VALUES + f.name
+    if parent == EVENTS:
+        events[name] = counts
+    else:
+        tables[parent] = Table({name: counts})
+    tables[name] = Table({f.name: column})
+    layouts[name] = {"kind": "collection", "counter": name, "counter_section": parent}

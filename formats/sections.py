@@ -8,13 +8,23 @@ events by its counter (``layout["counter"]``, a column of ``layout["counter_sect
 Nothing else is needed to rebuild the jagged arrays: object i of event e is row
 ``sum(counter[:e]) + i`` of its section.
 
+A collection may also be counted by a column of another collection (a *chain*): a nested
+branch ``x`` (``std::vector<std::vector<float>>``) is the events column ``__lists__/x``
+(inner lists per event), the section ``__lists__/x`` (one row per inner list, its column
+``__values__/x`` the values in that list) and the section ``__values__/x`` (one row per
+value, its column named ``x``). A vector of strings has no list section: its section
+``__values__/x`` is counted by the events column ``__values__/x``. Names starting with
+``__count__/``, ``__lists__/`` or ``__values__/`` are reserved (ROOT branch and RNTuple
+field names hold no ``/``) and are never written back as branches.
+
 `SectionStream` produces Sections step by step (entry ranges of events) so memory is
 bounded by the step, not the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +37,39 @@ EVENTS = "events"
 # counts of a jagged branch that has no counter branch in the source (std::vector) are
 # kept in the events section under this reserved name, and not written back as a branch
 SYNTHETIC_COUNTER = "__count__/"
+# chained sections of a nested branch x (module docstring): their names, and the names of
+# the columns counting their rows (a counter is named after the section it counts)
+LISTS = "__lists__/"
+VALUES = "__values__/"
+RESERVED = (SYNTHETIC_COUNTER, LISTS, VALUES)
+_PAST_END = np.iinfo(np.int64).max  # an event boundary beyond a truncated parent's rows
+
+
+def is_structural(name: str) -> bool:
+    """A counter or section balerc made up (not a branch of the source)."""
+    return name.startswith(RESERVED)
+
+
+def chain_order(layouts: Mapping[str, Mapping[str, Any]], present: Iterable[str]) -> list[str]:
+    """The collections among `present`, each after the section holding its counter, so a
+    chained collection is sliced after its parent (loops and unknown parents refused)."""
+    present = list(present)
+    colls = {n for n in present if layouts.get(n, {}).get("kind") == "collection"}
+    order: list[str] = []
+    for name in present:
+        trail: list[str] = []
+        n = name
+        while n in colls and n not in order:
+            if n in trail:
+                raise InputError(f"section '{name}': its counters loop through "
+                                 f"{' -> '.join(trail)}; the file is damaged")
+            trail.append(n)
+            n = str(layouts[n].get("counter_section", EVENTS))
+        if n not in colls and n != EVENTS and trail:
+            raise InputError(f"section '{trail[-1]}' is counted by a column of '{n}', which is "
+                             f"neither '{EVENTS}' nor a collection section of this file")
+        order += reversed(trail)
+    return order
 
 
 @dataclass
@@ -63,31 +106,40 @@ class Sections:
         return sum(t.n_columns for t in self.tables.values())
 
     def counts(self, name: str) -> np.ndarray:
-        """Objects per event of collection `name` (from its counter column)."""
+        """Rows of collection `name` per row of the section holding its counter (objects
+        per event; for a chained section, values per inner list)."""
         lay = self.layouts.get(name, {})
         counter, owner = lay.get("counter"), lay.get("counter_section", EVENTS)
         if not counter or owner not in self.tables or counter not in self.tables[owner]:
             raise InputError(f"section '{name}' has no counter column to tie it to the events")
         return np.asarray(self.tables[owner][counter], dtype=np.int64)
 
+    def event_ends(self) -> dict[str, np.ndarray]:
+        """Per collection, its first row at each event boundary (n_events + 1 values),
+        chained ones through their parent's; a boundary a truncated parent does not
+        reach (after a recovery) is past any row count."""
+        at_events = np.arange(self.n_events + 1, dtype=np.int64)
+        ends: dict[str, np.ndarray] = {}
+        for name in chain_order(self.layouts, self.tables):
+            parent = self.layouts[name].get("counter_section", EVENTS)
+            own = np.concatenate([[0], np.cumsum(self.counts(name), dtype=np.int64)])
+            at = at_events if parent == EVENTS else ends[parent]
+            reach = at < len(own)
+            ends[name] = np.where(reach, own[np.where(reach, at, 0)], _PAST_END)
+        return ends
+
     def event_slice(self, a: int, b: int) -> Sections:
-        """Events [a, b) and their objects (every collection sliced by its counter)."""
-        tables = {}
-        for n, t in self.tables.items():
-            if self.layouts.get(n, {}).get("kind") == "collection":
-                ends = np.concatenate([[0], np.cumsum(self.counts(n))])
-                lo, hi = min(a, len(ends) - 1), min(b, len(ends) - 1)
-                tables[n] = t.slice(int(ends[lo]), int(ends[hi]))
-            else:
-                tables[n] = t.slice(a, b)
+        """Events [a, b) and their objects (every collection sliced by its counters)."""
+        ends = self.event_ends()
+        lo, hi = min(a, self.n_events), min(b, self.n_events)
+        tables = {n: t.slice(int(ends[n][lo]), int(ends[n][hi])) if n in ends else t.slice(a, b)
+                  for n, t in self.tables.items()}
         return Sections(tables, self.layouts, self.source)
 
     def check(self, where: str = "") -> None:
         """Every collection holds exactly the objects its counter says (a clear error,
         not a silently misaligned tree)."""
-        for name in self.tables:
-            if self.layouts.get(name, {}).get("kind") != "collection":
-                continue
+        for name in chain_order(self.layouts, self.tables):
             counts = self.counts(name)
             if counts.size and counts.min() < 0:
                 raise InputError(f"{where}section '{name}': its counter has negative values")
@@ -96,11 +148,81 @@ class Sections:
                 raise InputError(f"{where}section '{name}' holds {rows:,} rows but its counter "
                                  f"'{self.layouts[name]['counter']}' adds up to {total:,}")
 
+    def to_awkward(self, name: str) -> Any:
+        """Branch `name` as an awkward array, one entry per event: jagged and nested
+        branches rebuilt through their counters, fixed-size arrays with their shape.
+        The way to nested branches in Python, and to those a TTree cannot take back."""
+        from .optional import require
+
+        ak = require("awkward", "to_awkward")
+        section, shape = self._where(name)
+        if shape is not None:
+            parts = [self.tables[EVENTS][c] for c in _array_parts(self.tables[EVENTS], name)]
+            return ak.Array(np.stack(parts, axis=1).reshape(-1, *shape))
+        return self.column_awkward(section, name)
+
+    def column_awkward(self, section: str, name: str) -> Any:
+        """Column `name` of `section` as an awkward array with one entry per event
+        (unflattened through every counter up to the events)."""
+        from .optional import require
+
+        ak = require("awkward", "to_awkward")
+        col = self.tables[section][name]
+        arr = ak.Array(strings_layout(col, ak) if col.dtype.kind == "O" else col)
+        seen = set()
+        while self.layouts.get(section, {}).get("kind") == "collection" and section not in seen:
+            seen.add(section)
+            arr = ak.unflatten(arr, self.counts(section))
+            section = self.layouts[section].get("counter_section", EVENTS)
+        return arr
+
+    def _where(self, name: str) -> tuple[str, tuple[int, ...] | None]:
+        """The section of branch `name`, and its shape if it is a fixed-size array."""
+        for rec in self.source.get("branches") or []:
+            if rec.get("name") == name and rec.get("kind") == "array":
+                parts = _array_parts(self.tables.get(EVENTS, Table({})), name)
+                if parts:
+                    return EVENTS, tuple(rec.get("shape") or [len(parts)])
+            elif rec.get("name") == name and name in self.tables.get(
+                    rec.get("section", EVENTS), Table({})):
+                return str(rec.get("section", EVENTS)), None
+        for section, table in self.tables.items():
+            if name in table:
+                return section, None
+        if _array_parts(self.tables.get(EVENTS, Table({})), name):
+            return EVENTS, (len(_array_parts(self.tables[EVENTS], name)),)
+        where = f"{self.source['path']}: " if self.source.get("path") else ""
+        names = [c for t in self.tables.values() for c in t.names if not is_structural(c)]
+        raise InputError(f"{where}no branch '{name}' among the sections read; read it (no "
+                         f"--columns/sections filter leaving it out) or pick one of "
+                         f"{names[:20]}")
+
     def describe(self) -> str:
         parts = [f"{n} ({t.n_rows:,} rows x {t.n_columns})" for n, t in self.tables.items()]
         return "Sections(" + ", ".join(parts) + ")"
 
     __repr__ = describe
+
+
+def strings_layout(col: np.ndarray, ak: Any) -> Any:
+    """An object array of str as an awkward string array (UTF-8 bytes and offsets; its
+    type is right even when empty)."""
+    raw = [str(v).encode() for v in col]
+    offsets = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter((len(b) for b in raw), np.int64, len(raw)), out=offsets[1:])
+    chars = ak.contents.NumpyArray(np.frombuffer(b"".join(raw), dtype=np.uint8),
+                                   parameters={"__array__": "char"})
+    return ak.contents.ListOffsetArray(ak.index.Index64(offsets), chars,
+                                       parameters={"__array__": "string"})
+
+
+_ARRAY_COLUMN = re.compile(r"^(.*?)((?:\[\d+\])+)$")
+
+
+def _array_parts(events: Table, name: str) -> list[str]:
+    """The columns x[0], x[1], ... (x[0][0], ...) of a fixed-size array branch x."""
+    return [c for c in events.names
+            if (m := _ARRAY_COLUMN.match(c)) is not None and m.group(1) == name]
 
 
 @dataclass
