@@ -285,6 +285,19 @@ def whole_process(t: Table, bound: str, model_dir: str | None, rounds: int) -> l
     return rows
 
 
+def whole_process_tables(tabs: dict[str, Table], models: list[str] | None, rounds: int) -> None:
+    name, t = next(iter(tabs.items()))
+    for b in BOUNDS:
+        mdir = models[0 if b.startswith("rel") else 1] if models else None
+        print(f"\n### whole process, {name}, {b}\n")
+        print("| method | threads | ratio | compress MB/s | decompress MB/s | peak RSS MB "
+              "(compress / decompress) |")
+        print("|---|---|---|---|---|---|")
+        for model_dir in ([None, mdir] if mdir else [None]):
+            for row in whole_process(t, b, model_dir, rounds):
+                print(row, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -316,40 +329,7 @@ def main() -> None:
         kinds_table(tabs)
         return
     if args.whole_process:
-        t = next(iter(tabs.values()))
-        for b in BOUNDS:
-            mdir = args.models[0 if b.startswith("rel") else 1] if args.models else None
-            print(f"\n### whole process, {next(iter(tabs))}, {b}\n")
-            print("| method | threads | ratio | compress MB/s | decompress MB/s | peak RSS MB "
-                  "(compress / decompress) |")
-            print("|---|---|---|---|---|---|")
-            for model_dir in ([None, mdir] if mdir else [None]):
-                for row in whole_process(t, b, model_dir, args.rounds):
-                    print(row, flush=True)
-        return
-    if args.whole_process:
-        t = next(iter(tabs.values()))
-        for b in BOUNDS:
-            mdir = args.models[0 if b.startswith("rel") else 1] if args.models else None
-            print(f"\n### whole process, {next(iter(tabs))}, {b}\n")
-            print("| method | threads | ratio | compress MB/s | decompress MB/s | peak RSS MB "
-                  "(compress / decompress) |")
-            print("|---|---|---|---|---|---|")
-            for model_dir in ([None, mdir] if mdir else [None]):
-                for row in whole_process(t, b, model_dir, args.rounds):
-                    print(row, flush=True)
-        return
-    if args.whole_process:
-        t = next(iter(tabs.values()))
-        for b in BOUNDS:
-            mdir = args.models[0 if b.startswith("rel") else 1] if args.models else None
-            print(f"\n### whole process, {next(iter(tabs))}, {b}\n")
-            print("| method | threads | ratio | compress MB/s | decompress MB/s | peak RSS MB "
-                  "(compress / decompress) |")
-            print("|---|---|---|---|---|---|")
-            for model_dir in ([None, mdir] if mdir else [None]):
-                for row in whole_process(t, b, model_dir, args.rounds):
-                    print(row, flush=True)
+        whole_process_tables(tabs, args.models, args.rounds)
         return
     for name, t in tabs.items():
         for b in BOUNDS:

@@ -92,7 +92,19 @@ def _open_file(path: str | Path, first: Sections, compression: Any) -> Any:
     return uproot.recreate(Path(path), **extra)
 
 
-class RootTreeWriter:
+class _StepWriter:
+    """A ROOT file open for writing, closed on leaving the `with` block."""
+
+    _file: Any
+
+    def __enter__(self) -> _StepWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+class RootTreeWriter(_StepWriter):
     """A TTree written step by step (`extend(step)` per Sections step), so writing a
     whole tree back needs memory for one step, not the file. The branch types come from
     the first step given (it may hold no events); the compression is the source tree's
@@ -110,19 +122,13 @@ class RootTreeWriter:
                                        title=str(src.get("title") or ""),
                                        counter_name=lambda b: self._counter_of[b])
 
-    def __enter__(self) -> RootTreeWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
     def extend(self, step: Sections) -> None:
         """Append a step's events (one basket per branch: keep steps ~50k events)."""
         if step.n_events:
             self._tree.extend(_branch_data(step, self._records, self._counter_of))
 
 
-class RNTupleWriter:
+class RNTupleWriter(_StepWriter):
     """An RNTuple written step by step (one cluster per `extend(step)`): every stored
     branch as a field, nested ones included; same interface as RootTreeWriter."""
 
@@ -133,12 +139,6 @@ class RNTupleWriter:
         form = _fields(first, self._records).layout.form
         self._ntuple = self._file.mkrntuple(str(src.get("tree") or "events"), form,
                                             description=str(src.get("title") or ""))
-
-    def __enter__(self) -> RNTupleWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
 
     def extend(self, step: Sections) -> None:
         """Append a step's events as one cluster (keep steps ~50k events)."""
