@@ -141,12 +141,13 @@ def main() -> None:
             if args.only and args.only.lower() not in name.lower():
                 continue
             all_rows += run(name, t, args.train_rows, Path(tmp), args.quick)
-    print("| data | bound | balerc | model kept | excl. model | plain-19 | quant-zstd | SZ3 | ZFP | "
-          "mantissa | MB/s | model |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| data | bound | balerc | model kept | excl. model | plain-19 | quant-zstd | quant-pcodec "
+          "| SZ3 | ZFP | mantissa | MB/s | model |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in all_rows:
         print(f"| {r['data']} ({r['rows']}) | {r['bound']} | {fmt(r['balerc'])} | {fmt(r.get('kept'))} | "
               f"{fmt(r.get('excl'))} | {fmt(r.get('plain19'))} | {fmt(r.get('quant-zstd'))} | "
+              f"{fmt(r.get('quant-pcodec'))} | "
               f"{fmt(r.get('sz3'))} | {fmt(r.get('zfp'))} | {fmt(r.get('mantissa'))} | {r['mbps']} | "
               f"{r['model']}, {r['decoder_bytes']} B |", flush=True)
     peaks = [r for r in all_rows if "peak" in r]
