@@ -249,7 +249,6 @@ def profile(t: Table, bound: str) -> None:
 def whole_process(t: Table, bound: str, model_dir: str | None, rounds: int) -> list[str]:
     """`balerc compress` / `decompress` as a user runs them (Python start, imports, .npz
     read and write included): MB/s of float bytes and the child's peak RSS, 1 and 2 threads."""
-    import os
     import subprocess
     import sys
     import tempfile
@@ -261,12 +260,16 @@ def whole_process(t: Table, bound: str, model_dir: str | None, rounds: int) -> l
     exe = [sys.executable, "-m", "balerc"]
 
     def child(args: list[str]) -> tuple[float, float]:
+        """Seconds and the child's peak RSS in MB, by GNU time: a child's ru_maxrss would
+        start from this (large) process's, which fork hands down."""
         t0 = time.perf_counter()
-        proc = subprocess.Popen(exe + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status:
-            raise RuntimeError(f"balerc {' '.join(args)} failed: {proc.stderr.read().decode()}")
-        return time.perf_counter() - t0, usage.ru_maxrss / 1024
+        proc = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M"] + exe + args,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        seconds = time.perf_counter() - t0
+        err = proc.stderr.decode()
+        if proc.returncode:
+            raise RuntimeError(f"balerc {' '.join(args)} failed: {err}")
+        return seconds, float(err.rsplit("MAXRSS ", 1)[1].split()[0]) / 1024
 
     rows = []
     for threads in (1, 2):

@@ -299,3 +299,25 @@ def test_mode_s_table_is_the_elementwise_exp2_and_hostile_input_is_harmless():
     with np.errstate(all="ignore"):
         out = rescale(p, hostile, flags, delta, delta)
     assert out.shape == (n,) and out.dtype == np.float64
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), finite_only=st.booleans())
+def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
+    """_quantize_all (every column in whole-array passes) gives _quantize's bits: codes and
+    reconstruction, with -0.0, NaN, Inf and codes beyond 2^52 in the chunk."""
+    from balerc.codec.coders.autoencoder import _quantize, _quantize_all
+
+    rng = np.random.default_rng(seed)
+    Y = rng.normal(0, 10.0 ** rng.integers(-3, 6), (4, 500))
+    Y[0, :3] = [-0.0, 0.0, 1e300]
+    if not finite_only:
+        Y[1, 5:8] = [np.nan, np.inf, -np.inf]
+    e = 10.0 ** rng.uniform(-6, 0, 4)
+    finite = np.isfinite(Y)
+    recon = np.empty_like(Y)
+    codes = _quantize_all(Y, e, finite, bool(finite.all()), recon)
+    for j in range(4):
+        c, r = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(finite[j].all()))
+        assert np.array_equal(codes[j], c)
+        assert recon[j].tobytes() == r.tobytes()

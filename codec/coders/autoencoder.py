@@ -846,12 +846,13 @@ def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: 
     """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk in whole-array passes
     (the same elementwise operations, so the same bits); recon is filled in place."""
     step = (2.0 * np.asarray(e, dtype=np.float64))[:, None]
-    c = Y - 0.0 if all_finite else np.where(finite, Y, 0.0) - 0.0
-    c /= step
+    # y - 0.0 is y bit for bit (-0.0 - 0.0 = -0.0): divide straight into a new array
+    c = np.divide(Y if all_finite else np.where(finite, Y, 0.0), step)
     np.rint(c, out=c)
-    c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
+    lo, hi = (float(c.min()), float(c.max())) if c.size else (0.0, 0.0)
+    if not (-_MAX_CODE <= lo and hi <= _MAX_CODE):  # overflow or NaN: verbatim via exceptions
+        np.copyto(c, 0.0, where=~(np.abs(c) <= _MAX_CODE))
     codes = c.astype(np.int64)
-    c *= step
-    c += 0.0
-    recon[:] = c
+    np.multiply(c, step, out=recon)
+    recon += 0.0
     return codes
