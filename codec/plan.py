@@ -80,8 +80,12 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
                        entropy=ent)
 
     if model is not None and b is not None and not options.keep_model and probe is not None:
-        gain, cost = model_gain(probe, expected_rows or probe.n_rows, make(model), make(None),
-                                parallel=options.threads > 1)
+        with_model, without = make(model), make(None)
+        rows = expected_rows or probe.n_rows
+        cost = model_cost(with_model, without)
+        raw = rows * probe.nbytes / max(probe.n_rows, 1)
+        gain = model_gain(probe, rows, with_model, without, parallel=options.threads > 1) if (
+            raw < AMORTIZED * cost) else np.inf  # a large table: chunks fall back themselves
         if gain <= cost:
             plan.notes.append(
                 f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
@@ -157,16 +161,30 @@ def _absolute_limits(cols: list[str], bound: Bound | None, model: ModelBundle | 
 
 
 STREAM_ENTRY_BYTES = 30  # a stream's entry in its chunk descriptor: name, size, xxh64
+# Tables of at least AMORTIZED x the model's cost in raw bytes keep the model unprobed: a
+# chunk where it does not pay falls back to plain quantization by itself, so a useless
+# model costs only its decoder, <= 0.01% of such a file (the probe costs ~12% of a compress).
+AMORTIZED = 10_000
+PROBE_ROWS = 32_768  # rows the model's gain is measured on (coded twice, before chunk 0);
+# above packing.SMALL_TRIAL, so that its streams are chosen as a full chunk's are
+
+
+def model_cost(with_model: Any, without: Any) -> int:
+    """What a model costs once per file: the embedded decoder and the larger coder header
+    (the model's normalization and hashes)."""
+    from balerc.formats.container import record_size
+
+    cost = sum(len(v) for v in with_model.attachments().values())
+    return cost + max(0, record_size(with_model.describe()) - record_size(without.describe()))
 
 
 def model_gain(probe: Table, rows: int, with_model: Any, without: Any,
-               parallel: bool = False) -> tuple[float, int]:
-    """Bytes the model saves on `rows` rows (measured on the probe chunk), and what it
-    costs once per file: the embedded decoder and the larger coder header (the model's
-    normalization and hashes). Small tables cannot amortize a model. With `parallel` the
-    two trial encodings run side by side (they were a tenth of a 1M-row compress, serial
-    before the first chunk starts)."""
-    from balerc.formats.container import record_size
+               parallel: bool = False) -> float:
+    """Bytes the model saves on `rows` rows, measured on the probe chunk (small tables
+    cannot amortize a model's cost). The probe is cut to PROBE_ROWS: its two trial
+    encodings run before the first chunk (an eighth of a 1M-row compress at 65,536 rows);
+    with `parallel` they also run side by side."""
+    probe = probe.slice(0, min(probe.n_rows, PROBE_ROWS))
 
     def size(coder: Any) -> int:  # streams + their descriptor entries
         return sum(len(v) + STREAM_ENTRY_BYTES for v in coder.encode(probe, 0)[0].values())
@@ -179,7 +197,4 @@ def model_gain(probe: Table, rows: int, with_model: Any, without: Any,
             gain = float(plain.result() - size(with_model))
     else:
         gain = float(size(without) - size(with_model))
-    gain *= rows / probe.n_rows
-    cost = sum(len(v) for v in with_model.attachments().values())
-    cost += max(0, record_size(with_model.describe()) - record_size(without.describe()))
-    return gain, cost
+    return gain * rows / probe.n_rows

@@ -89,3 +89,28 @@ def test_exact_prediction_modes(tmp_path, table, bound, predicted):
         assert "did not pay" in res.extra["notes"][-1]
     else:
         assert res.file_bytes <= len(plain.getvalue()) + 2048  # + the model header and decoder
+
+
+def test_a_large_table_keeps_the_model_unprobed_and_its_chunks_fall_back(tmp_path, monkeypatch):
+    """Above AMORTIZED x the model's cost the trial encodings are skipped: a model that
+    does not fit the data then costs only its embedded decoder (each chunk falls back to
+    plain quantization), and every value holds the bound."""
+    from balerc.codec import plan
+
+    rng = np.random.default_rng(8)
+    a = rng.uniform(1, 100, 60_000)
+    t = Table({"a": a, "b": rng.uniform(-200, 200, 60_000)})  # no b = 2a relation at all
+    model = exact_model(tmp_path, [-100.0, -200.0], [200.0, 400.0])
+
+    def refuse(*_a, **_k):
+        raise AssertionError("probed")
+
+    monkeypatch.setattr(plan, "AMORTIZED", 1)
+    monkeypatch.setattr(plan, "model_gain", refuse)
+    buf, plain = io.BytesIO(), io.BytesIO()
+    res = compress_with_model(t, buf, model_dir=model, bound="rel:1e-3", chunk_rows=20_000)
+    compress_with_model(t, plain, model_dir=None, bound="rel:1e-3", chunk_rows=20_000)
+    assert_within(t, decompress(buf.getvalue()), Bound.parse("rel:1e-3"))
+    assert "did not pay" in res.extra["notes"][-1]
+    decoder = (model / "decoder.onnx").stat().st_size
+    assert len(buf.getvalue()) <= len(plain.getvalue()) + decoder + 1024
