@@ -77,7 +77,8 @@ def test_small_table_drops_a_model_that_does_not_pay(dimuon, model_dir):
     assert {r["mode"] for r in res.extra["errors"]} == {"quantized"}
     plain = io.BytesIO()
     compress_with_model(small, plain, model_dir=None, bound="rel:1e-3")
-    assert abs(res.file_bytes - len(plain.getvalue())) <= 4  # only the random file_id differs
+    # the same bytes but the header's random file_id, whose compressed size varies by a few bytes
+    assert abs(res.file_bytes - len(plain.getvalue())) <= 16
     out = io.BytesIO()
     compress_with_model(small, out, model_dir=model_dir, bound="rel:1e-3")
     with ContainerReader(out.getvalue()) as a, ContainerReader(plain.getvalue()) as b:
