@@ -111,8 +111,7 @@ def decompress_file(
 def open_balerc(src: str | os.PathLike | bytes, recover: bool = False) -> ContainerReader:
     """A .balerc file (a path, or the bytes of stdin) opened once for `default_output` and
     `decompress_file`; close it (a `with` block) when done."""
-    return ContainerReader(src if isinstance(src, (bytes, bytearray)) else Path(src),
-                           recover=recover)
+    return ContainerReader(src, recover=recover)
 
 
 def _label(reader: ContainerReader) -> str:
@@ -223,8 +222,7 @@ def decompress(
 
     from .pipeline import decode_with
 
-    source = src if isinstance(src, (bytes, bytearray, ContainerReader)) else Path(src)
-    with opened(source, recover) as reader:
+    with opened(src, recover) as reader:
         if reader.sections is not None or sections:
             return _one_section(reader, sections, columns, threads, device=device,
                                 model_dir=model_dir, show_progress=show_progress)

@@ -141,12 +141,19 @@ def relog(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float,
     """
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         out = exp2((log2(np.abs(p)) if logp is None else logp) + codes * delta_rel)
-    flip_sign(out, np.signbit(p) != (flag == 1))
+    return _signed(out, p, codes, flag, delta)
+
+
+def _signed(mag: np.ndarray, p: np.ndarray, codes: np.ndarray, flag: np.ndarray,
+            delta: float) -> np.ndarray:
+    """Modes r and s from |y'| relative to p: p's sign (flag 0) or the other (1); flags
+    3/4 coded alone as +/-2^(c delta); zero for flag 2 and where p is 0."""
+    flip_sign(mag, np.signbit(p) != (flag == 1))
     alone = flag >= 3
     if alone.any():
-        out[alone] = alone_values(codes[alone], flag[alone], delta)
-    out[(flag == 2) | ((flag <= 1) & (p == 0))] = 0.0
-    return out
+        mag[alone] = alone_values(codes[alone], flag[alone], delta)
+    mag[(flag == 2) | ((flag <= 1) & (p == 0))] = 0.0
+    return mag
 
 
 def exp2_steps(codes: np.ndarray, delta: float) -> np.ndarray:
@@ -180,12 +187,6 @@ def rescale(p: np.ndarray, codes: np.ndarray, flag: np.ndarray, delta_rel: float
     (one exact exp2 per distinct code, one IEEE multiplication: no log2 of p, so no
     per-value transcendental) with p's sign (flag 0) or the other (1); 2: zero;
     3/4: +/- 2^(c delta) as in mode r."""
-    body = flag <= 1
     with np.errstate(over="ignore", invalid="ignore"):  # whole-array: no gathers
-        out = np.abs(p) * exp2_steps(np.where(body, codes, 0), delta_rel)
-    flip_sign(out, np.signbit(p) != (flag == 1))
-    alone = flag >= 3
-    if alone.any():
-        out[alone] = alone_values(codes[alone], flag[alone], delta)
-    out[(flag == 2) | (body & (p == 0))] = 0.0
-    return out
+        out = np.abs(p) * exp2_steps(np.where(flag <= 1, codes, 0), delta_rel)
+    return _signed(out, p, codes, flag, delta)

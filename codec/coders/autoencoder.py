@@ -399,8 +399,6 @@ class AECoder:
             dt = dts.pop()
             casts = recon if dt == np.float64 else recon.astype(dt).astype(np.float64)
             errs = np.abs(Y - casts)
-        pointwise = self.bound is not None and self.bound.pointwise
-        ay = np.abs(Y) if pointwise else None  # |y| once: the limits and the relative errors
         for j in range(len(self.columns)):
             if casts is not None and errs is not None:
                 cast, err = casts[j], errs[j]
@@ -408,12 +406,7 @@ class AECoder:
                 dt = np.dtype(self.dtypes[self.columns[j]])
                 cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
                 err = np.abs(Y[j] - cast)
-            if j in strict:
-                limit = strict[j]
-            elif ay is not None and self.bound is not None and self.bound.mode == "pwrel":
-                limit = self.bound.value * ay[j]  # PwrelBound.limit's E * |y|, |y| reused
-            else:
-                limit = self._limit(j, Y[j])
+            limit = strict[j] if j in strict else self._limit(j, Y[j])
             bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
             if bad.any():
                 rows = np.flatnonzero(bad)
@@ -421,9 +414,9 @@ class AECoder:
                                                                 self.entropy)
                 err[rows] = 0.0
             rel = None
-            if ay is not None:  # 0/0 is NaN: ignored
+            if self.bound is not None and self.bound.pointwise:  # 0/0 is NaN: ignored
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    rel = err / ay[j]
+                    rel = err / np.abs(Y[j])
             self._stats.account(j, err, rel)
             if self.bound is None:
                 self._stats.account_values(j, Y[j], cast)

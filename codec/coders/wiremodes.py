@@ -84,18 +84,19 @@ def _autoencoder(c: DecodeContext, j: int) -> np.ndarray:
     return np.array(c.prediction(j), dtype=np.float64)
 
 
-def _predicted_log(c: DecodeContext, j: int) -> np.ndarray:
-    assert c.eps is not None
-    eps_r = (c.rel_eps or [c.eps] * (j + 1))[j]
-    return relog(_finite(c.prediction(j)), c.codes(j), c.flags(j), log_delta(eps_r),
-                 log_delta(c.eps))
+def _relative(rebuild: Callable[..., np.ndarray]) -> Callable[[DecodeContext, int], np.ndarray]:
+    """Modes r and s: `rebuild(p, codes, flags, delta_r, delta)`, delta_r from the finer
+    bound E_r of column j (meta.rel_eps), delta from E."""
+    def decode(c: DecodeContext, j: int) -> np.ndarray:
+        assert c.eps is not None
+        eps_r = (c.rel_eps or [c.eps] * (j + 1))[j]
+        return rebuild(_finite(c.prediction(j)), c.codes(j), c.flags(j), log_delta(eps_r),
+                       log_delta(c.eps))
+    return decode
 
 
-def _predicted_scaled(c: DecodeContext, j: int) -> np.ndarray:
-    assert c.eps is not None
-    eps_r = (c.rel_eps or [c.eps] * (j + 1))[j]
-    return rescale(_finite(c.prediction(j)), c.codes(j), c.flags(j), log_delta(eps_r),
-                   log_delta(c.eps))
+_predicted_log = _relative(relog)
+_predicted_scaled = _relative(rescale)
 
 
 QUANTIZED = WireMode("q", "quantized", ("res",), False, True, 1, _quantized)
