@@ -51,6 +51,9 @@ RAW_FLAG = 0x40  # in the width byte: bytes are not shuffled
 UNSIGNED_FLAG = 0x20  # in the width byte: values are >= 0 and stored without zigzag
 _FLAGS = DELTA_FLAG | RAW_FLAG | UNSIGNED_FLAG
 PCODEC = 0x10  # the whole head byte: the payload is a pcodec standalone file of int64 codes
+PCODEC32 = 0x11  # the same of int32 codes (feature pcodec-int32): same bytes, ~10% faster
+PCODEC_HEADS = (PCODEC, PCODEC32)
+_INT32 = np.iinfo(np.int32)
 _SAMPLE = 8192
 MIN_PCODEC = 64  # shorter streams: zstd (pcodec's own header would weigh too much)
 SMALL_TRIAL = 16384  # streams of at most this many codes are coded every way
@@ -65,6 +68,7 @@ class Entropy:
 
     pcodec: bool = False  # the file may use pcodec streams (feature pcodec-codes)
     pcodec_level: int = 8
+    pcodec32: bool = False  # codes within int32 go to pcodec as int32 (feature pcodec-int32)
     exhaustive: bool = False  # code every candidate and keep the smallest (slow)
     zstd_level: int = 3  # what the exhaustive choice compares zstd candidates at
     coded_exceptions: bool = False  # exception values as a lossless stream (coded-exceptions)
@@ -125,14 +129,14 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
         return forms[best]
-    pc = _pcodec_form(codes, ent.pcodec_level)
+    head, pc = _pcodec_form(codes, ent)
     fits = len(pc) < _stored_width(codes) * codes.size  # a qgroup part never outgrows 8n
     if not fits or len(pc) >= sizes[best]:  # zstd at the file's level is no larger
         return forms[best]
     if len(pc) < PCODEC_CLEAR * sizes[best]:  # no zstd level closes that gap
-        return PCODEC, pc
+        return head, pc
     stored = len(finish_codes(forms[best], ent.zstd_level))  # a close call: settle it
-    return (PCODEC, pc) if 1 + len(pc) < stored else forms[best]
+    return (head, pc) if 1 + len(pc) < stored else forms[best]
 
 
 def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
@@ -140,7 +144,7 @@ def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
     the best of the four at zstd level 1): what a `qgroup` frame may pack better, since
     one frame shares its entropy tables across columns."""
     head, payload = part
-    if head != PCODEC:
+    if head not in PCODEC_HEADS:
         return part
     import pcodec
 
@@ -168,10 +172,13 @@ def _zstd_form(codes: np.ndarray, flags: int) -> tuple[int, bytes]:
     return width | flags, data
 
 
-def _pcodec_form(codes: np.ndarray, level: int) -> bytes:
-    """pcodec of the codes; its delta and multiplier searches only where a sample says they
-    may pay (sorted or smooth codes; codes sharing a common factor): they cost a third of
-    its time on the usual noise-like residual codes and change nothing there."""
+def _pcodec_form(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
+    """(head, pcodec of the codes); its delta and multiplier searches only where a sample
+    says they may pay (sorted or smooth codes; codes sharing a common factor): they cost a
+    third of its time on the usual noise-like residual codes and change nothing there.
+    Codes within int32 are handed over as int32 where the file allows (`ent.pcodec32`):
+    pcodec 1.1 then packs them to the same size ~10% faster both ways (65,536 log codes:
+    1.11 -> 0.97 ms compress, 0.113 -> 0.102 ms decompress into the reader's array)."""
     import pcodec
 
     sample = codes[:_SAMPLE]
@@ -183,8 +190,12 @@ def _pcodec_form(codes: np.ndarray, level: int) -> bytes:
             delta = pcodec.DeltaSpec.auto()
         if int(np.gcd.reduce(sample - sample.min())) > 1:
             mode = pcodec.ModeSpec.auto()
-    cfg = pcodec.ChunkConfig(compression_level=level, delta_spec=delta, mode_spec=mode)
-    return pcodec.standalone.simple_compress(np.ascontiguousarray(codes, dtype=np.int64), cfg)
+    cfg = pcodec.ChunkConfig(compression_level=ent.pcodec_level, delta_spec=delta,
+                             mode_spec=mode)
+    if ent.pcodec32 and (not codes.size or (_INT32.min <= int(codes.min())
+                                            and int(codes.max()) <= _INT32.max)):
+        return PCODEC32, pcodec.standalone.simple_compress(codes.astype(np.int32), cfg)
+    return PCODEC, pcodec.standalone.simple_compress(np.ascontiguousarray(codes, np.int64), cfg)
 
 
 def _exhaustive(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
@@ -192,9 +203,9 @@ def _exhaustive(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
     sized = [(len(finish_codes(f, ent.zstd_level)), i, f) for i, f in enumerate(forms)]
     if ent.pcodec and codes.size:
-        pc = _pcodec_form(codes, ent.pcodec_level)
+        head, pc = _pcodec_form(codes, ent)
         if len(pc) < _stored_width(codes) * codes.size:  # a qgroup part never outgrows 8n
-            sized.append((1 + len(pc), -1, (PCODEC, pc)))
+            sized.append((1 + len(pc), -1, (head, pc)))
     return min(sized, key=lambda t: t[:2])[2]
 
 
@@ -208,9 +219,9 @@ def encode_codes(codes: np.ndarray, ent: Entropy = ZSTD_ONLY) -> tuple[int, byte
         return _small_choice(codes, ent)
     flags = _cheap_choice(codes, ent)
     if flags == PCODEC:
-        pc = _pcodec_form(codes, ent.pcodec_level)
+        head, pc = _pcodec_form(codes, ent)
         if len(pc) < _stored_width(codes) * codes.size:  # else zstd's stored form is no larger
-            return PCODEC, pc
+            return head, pc
         flags = 0
     return _zstd_form(codes, flags)
 
@@ -218,7 +229,7 @@ def encode_codes(codes: np.ndarray, ent: Entropy = ZSTD_ONLY) -> tuple[int, byte
 def finish_codes(part: tuple[int, bytes], level: int = 3) -> bytes:
     """A (head, payload) pair from encode_codes as a standalone stream: head + zstd frame."""
     head, data = part
-    if head == PCODEC:
+    if head in PCODEC_HEADS:
         return bytes([head]) + data
     return bytes([head]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
 
@@ -230,8 +241,8 @@ def pack_codes(codes: np.ndarray, level: int = 3, ent: Entropy = ZSTD_ONLY) -> b
 
 def decode_codes(head: int, raw: bytes, n: int) -> np.ndarray:
     """Invert encode_codes."""
-    if head == PCODEC:
-        return _pcodec_decode(raw, n)
+    if head in PCODEC_HEADS:
+        return _pcodec_decode(raw, n, head)
     flags, width = head & _FLAGS, head & ~_FLAGS
     if width not in _WIDTHS:
         raise ContainerError("malformed integer code stream (bad width byte)")
@@ -247,8 +258,8 @@ def unpack_codes(data: bytes, n: int, what: str = "integer code stream") -> np.n
     """Invert pack_codes for n values; the frame must hold exactly n x width bytes."""
     if not data:
         raise ContainerError(f"{what}: empty")
-    if data[0] == PCODEC:
-        return _pcodec_decode(data[1:], n, what)
+    if data[0] in PCODEC_HEADS:
+        return _pcodec_decode(data[1:], n, data[0], what)
     width = data[0] & ~_FLAGS
     if width not in _WIDTHS:
         raise ContainerError(f"{what}: malformed (bad width byte {data[0]:#x})")
@@ -256,8 +267,13 @@ def unpack_codes(data: bytes, n: int, what: str = "integer code stream") -> np.n
     return decode_codes(data[0], raw, n)
 
 
-def _pcodec_decode(raw: bytes, n: int, what: str = "pcodec code stream") -> np.ndarray:
-    """Exactly n int64 codes from a pcodec standalone file (the array allocated from n)."""
+def _pcodec_decode(raw: bytes, n: int, head: int = PCODEC, what: str = "pcodec code stream"
+                   ) -> np.ndarray:
+    """Exactly n int64 codes from a pcodec standalone file of int64 (head PCODEC) or int32
+    (PCODEC32) codes; the array is allocated from n, and a file of the other type refused."""
+    if head == PCODEC32:
+        narrow = pcodec_into(raw, np.empty(n, dtype=np.int32), what, "pcodec-int32", "codes")
+        return narrow.astype(np.int64)
     return pcodec_into(raw, np.empty(n, dtype=np.int64), what, "pcodec-codes", "codes")
 
 

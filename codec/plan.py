@@ -70,7 +70,7 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     step = 2.0 / 2**options.latent_bits if options.latent_bits else None
     plan = Plan([])
 
-    ent = Entropy(pcodec=pc, exhaustive=exhaustive,
+    ent = Entropy(pcodec=pc, pcodec32=pc, exhaustive=exhaustive,
                   zstd_level=level, coded_exceptions=options.entropy != "zstd",
                   dictionary=options.entropy != "zstd", scaled=options.entropy != "zstd")
 

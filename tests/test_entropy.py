@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from balerc.codec import packing
 from balerc.codec.bounds import Bound
+from balerc.codec.coders.grouping import group_members
 from balerc.codec.options import CompressOptions
 from balerc.codec.pipeline import compress_table, read_container
 from balerc.formats import toy
@@ -25,7 +26,8 @@ pytest.importorskip("pcodec")
 ENTROPIES = [
     packing.ZSTD_ONLY,
     packing.Entropy(pcodec=True),
-    packing.Entropy(pcodec=True, exhaustive=True, zstd_level=3),
+    packing.Entropy(pcodec=True, pcodec32=True),
+    packing.Entropy(pcodec=True, pcodec32=True, exhaustive=True, zstd_level=3),
     packing.Entropy(pcodec=False, exhaustive=True, zstd_level=3),
 ]
 codes_st = st.one_of(
@@ -45,7 +47,9 @@ def test_every_packing_round_trips(codes, which):
     assert np.array_equal(packing.unpack_codes(stream, codes.size), codes)
     assert np.array_equal(packing.decode_codes(*part, codes.size), codes)
     if not ent.pcodec:
-        assert part[0] != packing.PCODEC
+        assert part[0] not in packing.PCODEC_HEADS
+    if not ent.pcodec32:
+        assert part[0] != packing.PCODEC32
 
 
 def test_large_numeric_streams_choose_pcodec_without_trials(monkeypatch):
@@ -64,6 +68,44 @@ def test_group_with_pcodec_members_round_trips():
     back = packing.unpack_group(packing.pack_group(parts), len(parts), 50_000)
     for a, p in zip(arrays_, back, strict=True):
         assert np.array_equal(packing.decode_codes(*p, 50_000), a)
+
+
+def test_int32_pcodec_where_the_codes_fit_int64_beyond():
+    """pcodec-int32: codes within int32 go as int32 (head 0x11), others keep head 0x10;
+    both decode to the same int64 codes, and a stream of the other type is refused."""
+    ent = packing.Entropy(pcodec=True, pcodec32=True)
+    rng = np.random.default_rng(4)
+    inside = rng.integers(-1000, 1000, 50_000)
+    inside[:2] = [np.iinfo(np.int32).min, np.iinfo(np.int32).max]
+    beyond = inside.copy()
+    beyond[7] = np.iinfo(np.int32).max + 1
+    for codes, head in ((inside, packing.PCODEC32), (beyond, packing.PCODEC)):
+        stream = packing.pack_codes(codes, 3, ent)
+        assert stream[0] == head
+        back = packing.unpack_codes(stream, codes.size)
+        assert back.dtype == np.int64 and np.array_equal(back, codes)
+        swapped = bytes([packing.PCODEC32 + packing.PCODEC - head]) + stream[1:]
+        with pytest.raises(ContainerError, match="pcodec"):
+            packing.unpack_codes(swapped, codes.size)
+
+
+def test_int32_pcodec_is_listed_and_decodes_like_int64():
+    """Files list pcodec-int32 only with pcodec; --entropy zstd files list neither; the
+    decoded values do not depend on the int32 form."""
+    t = _table()
+    data = _compress(t, "rel:1e-3", chunk_rows=30_000)
+    with ContainerReader(data) as r:
+        features = r.header["required_features"]
+        meta, streams = r.chunks[0].meta["0"], r.read_chunk(0)  # coder 0's chunk meta
+    members = group_members(meta["modes"], meta["grouped"])  # the codes are in one group
+    heads = [h for h, _ in packing.unpack_group(streams["qgroup"], len(members), 30_000)]
+    assert "pcodec-int32" in features and packing.PCODEC32 in heads
+    compat = _compress(t, "rel:1e-3", entropy="zstd")
+    with ContainerReader(compat) as r:
+        assert not {"pcodec-int32", "pcodec-codes"} & set(r.header["required_features"])
+    a, b = read_container(data), read_container(compat)
+    for name in t.names:
+        assert np.array_equal(a[name], b[name])
 
 
 def _pcodec_stream(n: int = 5000) -> bytes:
@@ -104,7 +146,8 @@ def _table() -> Table:
 
 def _compress(t: Table, bound: str, **kw) -> bytes:
     buf = io.BytesIO()
-    compress_table(t, buf, CompressOptions(bound=Bound.parse(bound), chunk_rows=8192, **kw))
+    kw.setdefault("chunk_rows", 8192)
+    compress_table(t, buf, CompressOptions(bound=Bound.parse(bound), **kw))
     return buf.getvalue()
 
 
@@ -307,6 +350,7 @@ def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
     """_quantize_all (every column in whole-array passes) gives _quantize's bits: codes and
     reconstruction, with -0.0, NaN, Inf and codes beyond 2^52 in the chunk."""
     from balerc.codec.coders.autoencoder import _quantize, _quantize_all
+    from balerc.codec.scratch import Scratch
 
     rng = np.random.default_rng(seed)
     Y = rng.normal(0, 10.0 ** rng.integers(-3, 6), (4, 500))
@@ -316,7 +360,7 @@ def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
     e = 10.0 ** rng.uniform(-6, 0, 4)
     finite = np.isfinite(Y)
     recon = np.empty_like(Y)
-    codes = _quantize_all(Y, e, finite, bool(finite.all()), recon)
+    codes = _quantize_all(Y, e, finite, bool(finite.all()), recon, Scratch())
     for j in range(4):
         c, r = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(finite[j].all()))
         assert np.array_equal(codes[j], c)

@@ -97,6 +97,8 @@ def test_files_since_2_1_have_bit_stable_log_columns():
     ("v21e_pwrel5e-4", {"pcodec-codes", "coded-exceptions"}, {"g"}),
     ("v21e_model_pwrel1e-3", {"pcodec-codes", "scaled-pwrel"}, {"s"}),
     ("v21e_phys64_pwrel5e-4", {"scaled-pwrel", "decoder-float64"}, {"s", "g"}),
+    ("v21f_rel1e-4", {"pcodec-int32"}, {"q"}),
+    ("v21f_pwrel5e-4", {"pcodec-int32"}, {"g"}),
 ])
 def test_entropy_stage_fixtures_hold_what_they_freeze(name, features, letters):
     """The 2026-12 fixtures exercise the entropy stage's features and modes (d, s)."""

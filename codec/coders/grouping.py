@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..packing import PCODEC, pack_group, zstd_part
+from ..packing import PCODEC_HEADS, pack_group, zstd_part
 from .wiremodes import WIRE_MODES
 
 GROUP_BYTES = 4 << 20  # chunks whose codes fit this may pack them in one frame
@@ -53,7 +53,7 @@ def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], 
             frame = pack_group([m[1] for m in members], level if exhaustive else
                                _frame_level(members, level))
             if (exhaustive or separate <= ZSTD_GROUP_BYTES) and any(
-                    m[1][0] == PCODEC for m in members):  # or every member as zstd codes
+                    m[1][0] in PCODEC_HEADS for m in members):  # or every member as zstd codes
                 zparts = [zstd_part(m[1]) for m in members]
                 alt = pack_group(zparts, level)
                 if len(alt) < len(frame):
@@ -70,5 +70,5 @@ def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], 
 def _frame_level(members: list[Member], level: int) -> int:
     """zstd level of a group frame: the file's, unless pcodec payloads (already entropy
     coded: the frame only saves their descriptor entries) make up 90% of it."""
-    pc = sum(len(m[1][1]) for m in members if m[1][0] == PCODEC)
+    pc = sum(len(m[1][1]) for m in members if m[1][0] in PCODEC_HEADS)
     return 1 if pc >= 0.9 * sum(len(m[1][1]) for m in members) else level
