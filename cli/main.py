@@ -127,10 +127,10 @@ def cli(debug: bool) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where ONNX Runtime runs the encoder and decoder (the bound holds on either).")
 @click.option("--zstd-level", type=click.IntRange(1, 22), default=None,
-              help="zstd effort. Default: 19 for tables under 16 MB, 3 above (19 packs a few "
-                   "percent smaller at a fraction of the speed). Streams under 32 kB always "
-                   "take at least 19: they are where a small file's bytes are (Zmumu at "
-                   "level 3 otherwise: +14%), and large tables have few of them.")
+              help="zstd effort. Default: 19 for tables under 16 MB (a small file's bytes are "
+                   "in its short streams), 3 above. On small tables 19 is most of the time: "
+                   "Zmumu (2,304 rows) takes 61 ms at 19, 7 ms at 3 (+10% bytes); use 3 "
+                   "where many small tables are written.")
 @click.option("--effort", type=click.Choice(["cheap", "exhaustive"]), default="cheap",
               show_default=True, help="How stream encodings are chosen: from statistics of a "
               "sample, or by coding every candidate (slower, ~0-1% smaller).")

@@ -22,14 +22,7 @@ FILTER_NAMES = {RAW: "raw", SHUFFLE: "shuffle", DELTA_SHUFFLE: "delta+shuffle", 
                 PCODEC: "pcodec"}
 SMALL_TRIAL = 16384  # columns of at most this many rows are coded both ways (pcodec, zstd)
 _SAMPLE_ROWS = 8192
-SMALL_STREAM = 1 << 15
 MAX_STRING_CHUNK = 1 << 28  # bytes of UTF-8 text in one string column chunk (documented)
-
-
-def effective_level(level: int, size: int) -> int:
-    """Small streams get zstd's strongest levels: they cost microseconds there, and small
-    tables are where per-stream entropy tables weigh most."""
-    return max(level, 19) if size <= SMALL_STREAM else level
 
 
 def shuffle_bytes(values: np.ndarray) -> bytes:
@@ -125,7 +118,7 @@ def encode_column(values: np.ndarray, level: int = 3, pcodec: bool = False,
 def _zstd_stream(le: np.ndarray, level: int) -> bytes:
     filt = _choose_filter(le)
     data = _apply(le, filt)
-    return bytes([filt]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
+    return bytes([filt]) + zstandard.ZstdCompressor(level=level).compress(data)
 
 
 def _repeats(sample: np.ndarray) -> bool:

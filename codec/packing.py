@@ -24,9 +24,7 @@ from balerc.formats import bounded
 from balerc.formats.errors import ContainerError
 
 from .lossless import (
-    SMALL_STREAM,
     decode_column,
-    effective_level,
     encode_column,
     pcodec_into,
     shuffle_bytes,
@@ -57,6 +55,7 @@ _INT32 = np.iinfo(np.int32)
 _SAMPLE = 8192
 MIN_PCODEC = 64  # shorter streams: zstd (pcodec's own header would weigh too much)
 SMALL_TRIAL = 16384  # streams of at most this many codes are coded every way
+SMALL_STREAM = 1 << 15  # zstd forms of at most this many bytes are ranked at RANK_LEVEL, not 1
 RANK_LEVEL = 15  # zstd level at which the four forms of a short stream are ranked
 PCODEC_CLEAR = 0.8  # pcodec this much below zstd at RANK_LEVEL wins without a level-19 pass
 REPEAT_ZSTD = 0.6  # a sample repeating the previous value this often may suit zstd better
@@ -119,12 +118,13 @@ def _cheap_choice(codes: np.ndarray, ent: Entropy) -> int:
 
 
 def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
-    """Short streams are coded every way: the four zstd forms ranked at RANK_LEVEL (level 19
-    costs ~1 ms for 9 kB, level 15 half; lower levels rank Zmumu's raw and shuffled forms
-    differently, +2% bytes), the best of them against pcodec, settled at the file's level
-    only when the two are close."""
+    """Short streams are coded every way: the four zstd forms ranked at the file's level, or
+    at RANK_LEVEL above it (level 19 costs ~1 ms for 9 kB, level 15 half; lower levels rank
+    Zmumu's raw and shuffled forms differently, +2% bytes), the best of them against
+    pcodec, settled at the file's level only when the two are close."""
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
-    cctx = zstandard.ZstdCompressor(level=RANK_LEVEL if len(forms[0][1]) <= SMALL_STREAM else 1)
+    rank = min(RANK_LEVEL, ent.zstd_level)
+    cctx = zstandard.ZstdCompressor(level=rank if len(forms[0][1]) <= SMALL_STREAM else 1)
     sizes = [len(cctx.compress(f[1])) for f in forms]
     best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
@@ -135,7 +135,8 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
         return forms[best]
     if len(pc) < PCODEC_CLEAR * sizes[best]:  # no zstd level closes that gap
         return head, pc
-    stored = len(finish_codes(forms[best], ent.zstd_level))  # a close call: settle it
+    exact = rank == ent.zstd_level and len(forms[0][1]) <= SMALL_STREAM  # sizes as stored
+    stored = 1 + sizes[best] if exact else len(finish_codes(forms[best], ent.zstd_level))
     return (head, pc) if 1 + len(pc) < stored else forms[best]
 
 
@@ -231,7 +232,7 @@ def finish_codes(part: tuple[int, bytes], level: int = 3) -> bytes:
     head, data = part
     if head in PCODEC_HEADS:
         return bytes([head]) + data
-    return bytes([head]) + zstandard.ZstdCompressor(level=effective_level(level, len(data))).compress(data)
+    return bytes([head]) + zstandard.ZstdCompressor(level=level).compress(data)
 
 
 def pack_codes(codes: np.ndarray, level: int = 3, ent: Entropy = ZSTD_ONLY) -> bytes:
@@ -283,7 +284,7 @@ def pack_group(parts: list[tuple[int, bytes]], level: int = 3) -> bytes:
     Layout inside the frame, per part: head byte, u32 payload length, payload.
     """
     body = b"".join(bytes([h]) + len(d).to_bytes(4, "little") + d for h, d in parts)
-    return zstandard.ZstdCompressor(level=effective_level(level, len(body))).compress(body)
+    return zstandard.ZstdCompressor(level=level).compress(body)
 
 
 def unpack_group(data: bytes, count: int, rows: int) -> list[tuple[int, bytes]]:

@@ -381,3 +381,31 @@ def test_flip_sign_is_a_masked_negative_bit_for_bit():
     np.negative(want, where=mask, out=want)
     flip_sign(x, mask)
     assert x.view(np.uint64).tolist() == want.view(np.uint64).tolist()
+
+
+@pytest.mark.parametrize("level", [1, 3, 19])
+def test_the_files_zstd_level_holds_for_every_code_stream(monkeypatch, level):
+    """A small table's streams are coded (and ranked) at the file's zstd level, not above:
+    --zstd-level 3 is the fast choice for small tables; the default 19 is unchanged."""
+    import sys
+
+    import zstandard
+
+    used: list[int] = []
+    real = zstandard.ZstdCompressor
+
+    def spy(level: int = 3, **kw):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller.startswith("balerc.codec"):  # not the container's own records
+            used.append(level)
+        return real(level=level, **kw)
+
+    monkeypatch.setattr(zstandard, "ZstdCompressor", spy)
+    t = toy.dimuon(3000, seed=3)
+    t = Table({n: t[n] for n in t.names_of_kind("float")})
+    data = _compress(t, "rel:1e-3", zstd_level=level, chunk_rows=3000)
+    assert used and max(used) == level  # every code stream: at the level, or ranked at 1
+    monkeypatch.undo()
+    back = read_container(data)
+    for name in t.names:
+        assert np.all(np.abs(back[name] - t[name]) <= 1e-3 * np.ptp(t[name]) * (1 + 1e-12))

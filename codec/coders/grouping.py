@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..packing import PCODEC_HEADS, pack_group, zstd_part
+from ..packing import PCODEC_HEADS, SMALL_STREAM, pack_group, zstd_part
 from .wiremodes import WIRE_MODES
 
 GROUP_BYTES = 4 << 20  # chunks whose codes fit this may pack them in one frame
@@ -69,6 +69,8 @@ def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], 
 
 def _frame_level(members: list[Member], level: int) -> int:
     """zstd level of a group frame: the file's, unless pcodec payloads (already entropy
-    coded: the frame only saves their descriptor entries) make up 90% of it."""
+    coded: the frame only saves their descriptor entries) make up 90% of a frame larger
+    than SMALL_STREAM (a smaller one costs little at any level)."""
     pc = sum(len(m[1][1]) for m in members if m[1][0] in PCODEC_HEADS)
-    return 1 if pc >= 0.9 * sum(len(m[1][1]) for m in members) else level
+    total = sum(len(m[1][1]) for m in members)
+    return 1 if pc >= 0.9 * total and total > SMALL_STREAM else level
