@@ -27,7 +27,7 @@ import zstandard
 from balerc.cli.analysis.peers import PEERS, _allowed, dequantize, quantize
 from balerc.codec.bounds import Bound
 from balerc.codec.model import ModelBundle
-from balerc.codec.options import CompressOptions
+from balerc.codec.options import SMALL_TABLE_BYTES, CompressOptions
 from balerc.codec.pipeline import compress_table, read_container
 from balerc.formats import toy
 from balerc.formats.table import Table
@@ -36,7 +36,8 @@ from balerc.formats.tableio import read_table
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "skhep_testdata_subset"
 BOUNDS = ["rel:1e-3", "pwrel:5e-4"]
 BALERC = {"balerc": {}, "balerc zstd": {"entropy": "zstd"},
-          "balerc exhaustive": {"effort": "exhaustive"}}
+          "balerc exhaustive": {"effort": "exhaustive"},
+          "balerc --zstd-level 3": {"zstd_level": 3}}  # small tables: the fast choice
 
 
 def tables(rows: int) -> dict[str, Table]:
@@ -119,6 +120,8 @@ def methods(t: Table, bound: Bound, model: ModelBundle | None
     for label, kw in runs.items():
         if label == "balerc exhaustive" and x.nbytes > 10e6:
             continue  # minutes on large tables: its bytes are in entropy_measure.py
+        if label == "balerc --zstd-level 3" and x.nbytes > SMALL_TABLE_BYTES:
+            continue  # the default level there already
         def run(threads: int, kw: dict = kw) -> tuple[int, float, float]:
             size, tc, td, back = balerc_run(t, str(bound), threads, **kw)
             check_table(t, back, bound)

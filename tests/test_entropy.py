@@ -409,3 +409,22 @@ def test_the_files_zstd_level_holds_for_every_code_stream(monkeypatch, level):
     back = read_container(data)
     for name in t.names:
         assert np.all(np.abs(back[name] - t[name]) <= 1e-3 * np.ptp(t[name]) * (1 + 1e-12))
+
+
+def test_scratch_arrays_are_per_thread_and_follow_the_shape():
+    """Reused work arrays: the same array for the same name and shape in one thread, a
+    different one in another thread (no sharing between encoder threads), a new one when
+    the shape or dtype changes (the last, shorter chunk)."""
+    import threading
+
+    from balerc.codec.scratch import Scratch
+
+    ws = Scratch()
+    a = ws.array("Y", (3, 10))
+    assert ws.array("Y", (3, 10)) is a
+    assert ws.array("Y", (3, 4)).shape == (3, 4) and ws.array("Y", (3, 4), bool).dtype == bool
+    other: list[np.ndarray] = []
+    th = threading.Thread(target=lambda: other.append(ws.array("Y", (3, 10))))
+    th.start()
+    th.join()
+    assert other[0] is not a and not np.shares_memory(other[0], a)

@@ -744,7 +744,9 @@ class AECoder:
         modes = check_ae_meta(meta, "chunk metadata", F, self.bound.mode if self.bound else None,
                               self.model is not None, set(self.pred_idx))
         ctx = self._context(streams, rows, meta, modes)
-        recon = np.zeros((F, rows))  # column-major, as in encode
+        # column-major, as in encode; a reused work array: every row is assigned below (the
+        # modes cover every column, check_ae_meta), and each column leaves it as a copy
+        recon = self._scratch.array("decoded", (F, rows))
         for j, m in enumerate(modes):
             if m in MODEL_FREE:
                 recon[j] = WIRE_MODES[m].decode(ctx, j)
