@@ -347,8 +347,8 @@ def test_mode_s_table_is_the_elementwise_exp2_and_hostile_input_is_harmless():
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31), finite_only=st.booleans())
 def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
-    """_quantize_all (every column in whole-array passes) gives _quantize's bits: codes and
-    reconstruction, with -0.0, NaN, Inf and codes beyond 2^52 in the chunk."""
+    """_quantize_all (every column of a chunk, work arrays reused) gives _quantize's bits:
+    codes and reconstruction, with -0.0, NaN, Inf and codes beyond 2^52 in the chunk."""
     from balerc.codec.coders.autoencoder import _quantize, _quantize_all
     from balerc.codec.scratch import Scratch
 
@@ -360,7 +360,8 @@ def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
     e = 10.0 ** rng.uniform(-6, 0, 4)
     finite = np.isfinite(Y)
     recon = np.empty_like(Y)
-    codes = _quantize_all(Y, e, finite, bool(finite.all()), recon, Scratch())
+    codes, lows = _quantize_all(Y, e, finite, finite.all(axis=1), recon, Scratch())
+    assert np.array_equal(lows, codes.min(axis=1))
     for j in range(4):
         c, r = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(finite[j].all()))
         assert np.array_equal(codes[j], c)

@@ -403,37 +403,35 @@ class AECoder:
                     recon: np.ndarray, strict: dict[int, np.ndarray | float],
                     streams: dict[str, bytes]) -> None:
         """Store verbatim every value the decoder would not reproduce within the bound
-        (after the cast to the column's dtype; NaN and Inf included), and account errors."""
-        dts = {np.dtype(self.dtypes[c]) for c in self.columns}
-        casts = errs = None
-        if len(dts) == 1:  # one dtype (the usual table): the cast and errors in one pass
-            dt, shape, ws = dts.pop(), recon.shape, self._scratch
-            casts = recon
-            if dt != np.float64:
-                narrow = ws.array("narrow", shape, dt)
-                np.copyto(narrow, recon, casting="unsafe")  # recon.astype(dt), in place
-                casts = ws.array("casts", shape)
-                np.copyto(casts, narrow)
-            errs = np.subtract(Y, casts, out=ws.array("errs", shape))
-            np.abs(errs, out=errs)
+        (after the cast to the column's dtype; NaN and Inf included), and account errors.
+        Column by column in reused work arrays: each column's cast, error and check run
+        while its 0.5 MB stay in L2."""
+        ws, n = self._scratch, Y.shape[1]
+        err = ws.array("err", (n,))
         for j in range(len(self.columns)):
-            if casts is not None and errs is not None:
-                cast, err = casts[j], errs[j]
-            else:
-                dt = np.dtype(self.dtypes[self.columns[j]])
-                cast = recon[j] if dt == np.float64 else recon[j].astype(dt).astype(np.float64)
-                err = np.abs(Y[j] - cast)
+            dt = np.dtype(self.dtypes[self.columns[j]])
+            cast = recon[j]
+            if dt != np.float64:  # recon[j].astype(dt).astype(np.float64), in place
+                narrow = ws.array(f"narrow {dt.str}", (n,), dt)
+                np.copyto(narrow, recon[j], casting="unsafe")
+                cast = ws.array("cast", (n,))
+                np.copyto(cast, narrow)
+            np.subtract(Y[j], cast, out=err)
+            np.abs(err, out=err)
             limit = strict[j] if j in strict else self._limit(j, Y[j])
-            bad = ~(err <= limit) if all_finite[j] else ~finite[j] | ~(err <= limit)
-            if bad.any():
-                rows = np.flatnonzero(bad)
+            ok = np.less_equal(err, limit, out=ws.array("ok", (n,), bool))  # NaN: not ok
+            if not all_finite[j]:
+                ok &= finite[j]
+            if not ok.all():
+                rows = np.flatnonzero(~ok)
                 streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level,
                                                                 self.entropy)
                 err[rows] = 0.0
             rel = None
             if self.bound is not None and self.bound.pointwise:  # 0/0 is NaN: ignored
+                rel = np.abs(Y[j], out=ws.array("rel", (n,)))
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    rel = err / np.abs(Y[j])
+                    np.divide(err, rel, out=rel)
             self._stats.account(j, err, rel)
             if self.bound is None:
                 self._stats.account_values(j, Y[j], cast)
@@ -498,9 +496,8 @@ class AECoder:
         A predicted column's model-free stream is only packed if the prediction may lose."""
         assert self.abs_bounds is not None
         qcodes: dict[int, np.ndarray] = {}
-        all_codes = _quantize_all(Y, self.abs_bounds, finite, bool(all_finite.all()), recon,
-                                  self._scratch)
-        lows = all_codes.min(axis=1) if Y.shape[1] else np.zeros(len(Y), np.int64)
+        all_codes, lows = _quantize_all(Y, self.abs_bounds, finite, all_finite, recon,
+                                        self._scratch)
         for j in range(len(self.columns)):
             codes = all_codes[j]
             offsets[j] = int(lows[j])  # non-negative codes pack narrower
@@ -861,21 +858,29 @@ def _entropy_bytes(codes: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum()) * codes.size / 8 + 32
 
 
-def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: bool,
-                  recon: np.ndarray, ws: Scratch) -> np.ndarray:
-    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk in whole-array passes
-    (the same elementwise operations, so the same bits); recon is filled in place, the
-    codes live in ws (valid until the thread's next chunk)."""
-    step = (2.0 * np.asarray(e, dtype=np.float64))[:, None]
-    # y - 0.0 is y bit for bit (-0.0 - 0.0 = -0.0): divide straight into the work array
-    c = ws.array("c", Y.shape)
-    np.divide(Y if all_finite else np.where(finite, Y, 0.0), step, out=c)
-    np.rint(c, out=c)
-    lo, hi = (float(c.min()), float(c.max())) if c.size else (0.0, 0.0)
-    if not (-_MAX_CODE <= lo and hi <= _MAX_CODE):  # overflow or NaN: verbatim via exceptions
-        np.copyto(c, 0.0, where=~(np.abs(c) <= _MAX_CODE))
-    codes = ws.array("codes", Y.shape, np.int64)
-    np.copyto(codes, c, casting="unsafe")  # c.astype(np.int64), in place
-    np.multiply(c, step, out=recon)
-    recon += 0.0
-    return codes
+def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
+                  recon: np.ndarray, ws: Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk (the same elementwise
+    operations, so the same bits) and each column's lowest code; recon is filled in place,
+    the codes live in ws (valid until the thread's next chunk). Column by column: a row of
+    the chunk (~0.5 MB) stays in L2 through its passes, where whole-chunk passes streamed
+    8 MB arrays through L3 (~30% slower)."""
+    F, n = Y.shape
+    c = ws.array("c", (n,))
+    codes = ws.array("codes", (F, n), np.int64)
+    lows = np.zeros(F, dtype=np.int64)
+    for j in range(F):
+        step = 2.0 * float(e[j])
+        # y - 0.0 is y bit for bit (-0.0 - 0.0 = -0.0): divide straight into the work array
+        np.divide(Y[j] if all_finite[j] else np.where(finite[j], Y[j], 0.0), step, out=c)
+        np.rint(c, out=c)
+        if n:
+            lo, hi = float(c.min()), float(c.max())
+            if not (-_MAX_CODE <= lo and hi <= _MAX_CODE):  # overflow, NaN: via exceptions
+                np.copyto(c, 0.0, where=~(np.abs(c) <= _MAX_CODE))
+                lo = float(c.min())
+            lows[j] = int(lo)
+        np.copyto(codes[j], c, casting="unsafe")  # c.astype(np.int64), in place
+        np.multiply(c, step, out=recon[j])
+        recon[j] += 0.0
+    return codes, lows
