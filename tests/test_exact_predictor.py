@@ -114,3 +114,20 @@ def test_a_large_table_keeps_the_model_unprobed_and_its_chunks_fall_back(tmp_pat
     assert "did not pay" in res.extra["notes"][-1]
     decoder = (model / "decoder.onnx").stat().st_size
     assert len(buf.getvalue()) <= len(plain.getvalue()) + decoder + 1024
+
+
+@pytest.mark.parametrize("rows", [0, 1, 8192, 8193, 20_000])
+def test_cpu_runs_go_in_row_blocks_that_cover_every_row(tmp_path, rows):
+    """Session.run_blocks: consecutive blocks of at most ROW_BLOCK rows, in order, their
+    outputs the rows of one whole run (this row-wise graph: bit for bit)."""
+    from balerc.codec import runtime
+
+    model = exact_model(tmp_path, [-100.0, -200.0], [200.0, 400.0])
+    s = runtime.Session((model / "decoder.onnx").read_bytes())
+    a = np.random.default_rng(rows).normal(size=(rows, 1)).astype(np.float32)
+    blocks = s.run_blocks(a=a)
+    assert [b[0] for b in blocks] == list(range(0, max(rows, 1), runtime.ROW_BLOCK))
+    assert all(len(out) <= runtime.ROW_BLOCK for _, out in blocks)
+    whole = s.session.run([s.output_name], {"a": a})[0]
+    joined = s.run(a=a)
+    assert joined.shape == (rows, 1) and joined.tobytes() == whole.tobytes()

@@ -312,12 +312,15 @@ class AECoder:
             inputs["a"] = anchors if self.io64 else (
                 (anchors - self.offset[self.anchor_idx]) / self.scale[self.anchor_idx]
             ).astype(np.float32)
-        out = dec.run(**inputs)
-        if out.shape != (anchors.shape[0], len(self.pred_idx)):  # the sandbox checked it too
-            raise ContainerError(f"{self.source}: the decoder returned shape {out.shape}, "
-                                 f"expected ({anchors.shape[0]}, {len(self.pred_idx)})")
-        p = np.empty(out.shape[::-1])
-        np.copyto(p, out.T)  # float32 -> float64 is exact
+        n, K = anchors.shape[0], len(self.pred_idx)
+        p = np.empty((K, n))
+        blocks = dec.run_blocks(**inputs)
+        ends = [start for start, _ in blocks[1:]] + [n]
+        for (start, out), end in zip(blocks, ends, strict=True):
+            if out.shape != (end - start, K):  # the sandbox checked it too
+                raise ContainerError(f"{self.source}: the decoder returned shape {out.shape}, "
+                                     f"expected ({end - start}, {K})")
+            np.copyto(p[:, start:end], out.T)  # float32 -> float64 is exact
         if not self.io64:  # the same two roundings per value as (out * scale + offset)
             p *= self.scale[self.pred_idx][:, None]
             p += self.offset[self.pred_idx][:, None]
