@@ -351,10 +351,11 @@ class AECoder:
         # column-major (F, n): every per-column operation below runs on contiguous memory
         ws = self._scratch
         Y = ws.array("Y", (F, n))
-        for j, name in enumerate(self.columns):
+        finite = ws.array("finite", (F, n), bool)
+        all_finite = np.empty(F, dtype=bool)
+        for j, name in enumerate(self.columns):  # each column's passes while it is in cache
             Y[j] = chunk[name]
-        finite = np.isfinite(Y, out=ws.array("finite", (F, n), bool))
-        all_finite = finite.all(axis=1)
+            all_finite[j] = np.isfinite(Y[j], out=finite[j]).all()
         recon = ws.array("recon", (F, n))
         streams: dict[str, bytes] = {}
         modes = [QUANTIZED.letter] * F
