@@ -114,41 +114,45 @@ def decode_with(
     prefixes = [getattr(coder, "stream_prefix", "") for coder in coders]
     chunk_ids = list(range(reader.n_chunks)) if chunks is None else list(chunks)
 
-    def decode(i: int) -> dict[str, np.ndarray] | ContainerError:
-        try:
-            info = reader.chunk(i)
-            cols: dict[str, np.ndarray] = {}
-            for k, coder, need, stream_names in plan:
-                p = prefixes[k]
-                streams = reader.read_chunk(i, [p + n for n in stream_names])
-                if p:
-                    streams = {n[len(p):]: b for n, b in streams.items()}
-                got = coder.decode(streams, info.rows, info.meta.get(str(k), {}))
-                lost = [n for n in need if n not in got]
-                if lost:
-                    raise SchemaError(f"the streams of column(s) {lost[:5]} are missing")
-                cols.update({n: got[n] for n in need})
-            return cols
-        except ContainerError as exc:
-            return _prefixed(reader, exc, f"chunk {i}: ")
-
-    # output columns preallocated and filled chunk by chunk: peak memory ~ output + window
+    # output columns preallocated; each worker copies its chunk into place (the copy and
+    # the first touch of the output's pages run in parallel): peak ~ output + window
     dtypes = {c["name"]: c["dtype"] for c in schema}
     starts = np.cumsum([0] + [reader.chunk_rows_of(i) for i in chunk_ids])
     out = {n: np.empty(int(starts[-1]), dtype=object if dtypes[n] == "str" else dtypes[n]) for n in wanted}
+
+    def decode(job: tuple[int, int]) -> ContainerError | None:
+        k, i = job  # position in the output, chunk index
+        try:
+            info = reader.chunk(i)
+            for c, coder, need, stream_names in plan:
+                p = prefixes[c]
+                streams = reader.read_chunk(i, [p + n for n in stream_names])
+                if p:
+                    streams = {n[len(p):]: b for n, b in streams.items()}
+                got = coder.decode(streams, info.rows, info.meta.get(str(c), {}))
+                lost = [n for n in need if n not in got]
+                if lost:
+                    raise SchemaError(f"the streams of column(s) {lost[:5]} are missing")
+                for n in need:
+                    out[n][starts[k] : starts[k + 1]] = got[n]
+            return None
+        except ContainerError as exc:
+            return _prefixed(reader, exc, f"chunk {i}: ")
+
+    jobs, kept = list(enumerate(chunk_ids)), int(starts[-1])
     with progress(len(chunk_ids), "decompress", "chunk", enabled=show_progress) as bar:
-        for k, cols in enumerate(parallel_ordered(decode, chunk_ids, min(threads, len(chunk_ids)))):
-            if isinstance(cols, ContainerError):
+        results = parallel_ordered(decode, jobs, min(threads, len(jobs)))
+        for k, failed in enumerate(results):
+            if failed is not None:
                 if not (reader.recover and chunks is None):
-                    raise cols
-                reader.keep_prefix(k, f"chunk {k} is damaged ({cols})")
-                out = {n: a[: starts[k]] for n, a in out.items()}
+                    raise failed
+                reader.keep_prefix(k, f"chunk {k} is damaged ({failed})")
+                kept = int(starts[k])
                 break
-            for n in wanted:
-                out[n][starts[k] : starts[k + 1]] = cols[n]
             bar.update(1)
+        results.close()  # chunks still in flight finish (into rows past `kept`) here
     source = dict(header["schema"].get("source", {}))
-    return Table(out, source)
+    return Table({n: a[:kept] for n, a in out.items()}, source)
 
 
 def _prefixed(reader: ContainerReader, exc: ContainerError, where: str = "") -> ContainerError:
