@@ -45,10 +45,15 @@ class TableStream:
         for t in self.chunks(chunk_rows):
             for n in names:
                 col = t[n]
-                fin = col[np.isfinite(col)]
-                if fin.size:
-                    lo[n] = min(lo[n], float(fin.min()))
-                    hi[n] = max(hi[n], float(fin.max()))
+                if not col.size:
+                    continue
+                a, b = float(col.min()), float(col.max())  # two SIMD passes, no copy
+                if not (np.isfinite(a) and np.isfinite(b)):  # NaN or Inf: the finite ones
+                    fin = col[np.isfinite(col)]
+                    if not fin.size:
+                        continue
+                    a, b = float(fin.min()), float(fin.max())
+                lo[n], hi[n] = min(lo[n], a), max(hi[n], b)
         return {n: (lo[n], hi[n]) if lo[n] <= hi[n] else (np.nan, np.nan) for n in names}
 
     @classmethod

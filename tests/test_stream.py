@@ -10,7 +10,7 @@ from balerc.codec.ae import compress_with_model
 from balerc.codec.pipeline import compress_lossless, read_container
 from balerc.formats import toy
 from balerc.formats.stream import TableStream, open_stream
-from balerc.formats.table import concat
+from balerc.formats.table import Table, concat
 from balerc.formats.tableio import read_table, write_table
 
 
@@ -50,3 +50,15 @@ def test_compress_from_stream_equals_from_table(tmp_path):
         job(TableStream.from_table(whole), b)
         ta, tb = read_container(a.getvalue()), read_container(b.getvalue())
         assert ta.equals(tb)
+
+
+def test_column_ranges_are_the_finite_ones_across_chunks():
+    """min/max over the finite values only (NaN and Inf in some chunks, none finite in a
+    column: NaN, NaN), whichever chunk holds the extremes."""
+    x = np.array([1.0, np.nan, -np.inf, 5.0, 3.0, -2.0])
+    t = Table({"x": x, "nan": np.full(6, np.nan), "inf": np.array([np.inf, -np.inf, 2, 7, 2, 2.0]),
+               "plain": np.arange(6.0)})
+    for rows in (1, 2, 4, 6):
+        r = TableStream.from_table(t).column_ranges(["x", "nan", "inf", "plain"], rows)
+        assert r["x"] == (-2.0, 5.0) and r["inf"] == (2.0, 7.0) and r["plain"] == (0.0, 5.0)
+        assert np.isnan(r["nan"]).all()
