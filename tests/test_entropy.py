@@ -429,3 +429,34 @@ def test_scratch_arrays_are_per_thread_and_follow_the_shape():
     th.start()
     th.join()
     assert other[0] is not a and not np.shares_memory(other[0], a)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ranges=st.lists(st.tuples(st.integers(-3000, 3000), st.integers(0, 3000)),
+                       min_size=1, max_size=6),
+       delta=st.sampled_from([0.0014, 0.00071, 1e-3 / 3]))
+def test_remembered_exp2_tables_are_the_elementwise_values(ranges, delta):
+    """exp2_range grows its per-thread table at either end and forgets it past the budget;
+    every slice it returns equals exactmath's elementwise exp2 bit for bit, and so do
+    unlog (mode g) and exp2_steps (mode s) built on it."""
+    from balerc.codec import logdomain
+    from balerc.codec.logdomain import exp2, exp2_range, exp2_steps, unlog
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(logdomain, "MAX_TABLE_ENTRIES", 4000)  # the forgetting and too-wide paths
+        mp.setattr(logdomain._TABLES, "tables", {})  # this thread's tables, from empty
+        for k, (lo, width) in enumerate(ranges):
+            d = delta * (1 + k % 2)  # two deltas share the budget
+            want = exp2(np.arange(lo, lo + width + 1, dtype=np.int64) * d)
+            assert exp2_range(lo, lo + width, d).tobytes() == want.tobytes()
+            assert sum(len(t) for _, t in logdomain._TABLES.tables.values()) <= 4000
+    rng = np.random.default_rng(len(ranges))
+    codes = rng.integers(-900, 900, 5000)
+    codes[:3] = 0
+    low = int(ranges[0][0])
+    want = np.where(codes == 0, 0.0, exp2((np.abs(codes) - 1 + low) * delta))
+    assert unlog(codes, low, delta).tobytes() == np.copysign(want, codes).tobytes()
+    assert exp2_steps(codes, delta).tobytes() == exp2(codes * delta).tobytes()
+    view = exp2_range(0, 10, delta)
+    with pytest.raises(ValueError):
+        view[0] = 1.0  # shared between calls: read-only
