@@ -24,6 +24,7 @@ from balerc.formats import bounded
 from balerc.formats.errors import ContainerError
 
 from .lossless import (
+    compress_planes,
     decode_column,
     encode_column,
     pcodec_into,
@@ -124,8 +125,8 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     pcodec, settled at the file's level only when the two are close."""
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
     rank = min(RANK_LEVEL, ent.zstd_level)
-    cctx = zstandard.ZstdCompressor(level=rank if len(forms[0][1]) <= SMALL_STREAM else 1)
-    sizes = [len(cctx.compress(f[1])) for f in forms]
+    rank = rank if len(forms[0][1]) <= SMALL_STREAM else 1
+    sizes = [len(compress_planes(f[1], _planes(f[0]), rank, ent.zstd_level)) for f in forms]
     best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
         return forms[best]
@@ -135,7 +136,7 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
         return forms[best]
     if len(pc) < PCODEC_CLEAR * sizes[best]:  # no zstd level closes that gap
         return head, pc
-    exact = rank == ent.zstd_level and len(forms[0][1]) <= SMALL_STREAM  # sizes as stored
+    exact = rank == ent.zstd_level  # the ranked sizes are the stored ones
     stored = 1 + sizes[best] if exact else len(finish_codes(forms[best], ent.zstd_level))
     return (head, pc) if 1 + len(pc) < stored else forms[best]
 
@@ -232,7 +233,12 @@ def finish_codes(part: tuple[int, bytes], level: int = 3) -> bytes:
     head, data = part
     if head in PCODEC_HEADS:
         return bytes([head]) + data
-    return bytes([head]) + zstandard.ZstdCompressor(level=level).compress(data)
+    return bytes([head]) + compress_planes(data, _planes(head), level)
+
+
+def _planes(head: int) -> int:
+    """Byte planes of a zstd code payload: its width when shuffled, else 1."""
+    return 1 if head & RAW_FLAG else head & ~_FLAGS
 
 
 def pack_codes(codes: np.ndarray, level: int = 3, ent: Entropy = ZSTD_ONLY) -> bytes:

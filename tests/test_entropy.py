@@ -460,3 +460,27 @@ def test_remembered_exp2_tables_are_the_elementwise_values(ranges, delta):
     view = exp2_range(0, 10, delta)
     with pytest.raises(ValueError):
         view[0] = 1.0  # shared between calls: read-only
+
+
+def test_a_block_per_byte_plane_is_one_standard_frame_and_smaller():
+    """compress_planes: below level 16 each byte plane of a shuffled stream ends a zstd
+    block (own entropy tables); the result is one frame declaring its size, which any zstd
+    reader (bounded.decompress here) inflates to the same bytes; at 16+ it is zstd's own."""
+    import zstandard
+
+    from balerc.codec.lossless import compress_planes, shuffle_bytes
+    from balerc.formats import bounded
+
+    rng = np.random.default_rng(9)
+    codes = np.abs(rng.normal(0, 3000, 65_536)).astype("<u2")  # a noisy low, a skewed high byte
+    data = shuffle_bytes(codes)
+    for level in (1, 3, 9):
+        planes = compress_planes(data, 2, level)
+        plain = zstandard.ZstdCompressor(level=level).compress(data)
+        assert zstandard.get_frame_parameters(planes).content_size == len(data)
+        assert bounded.decompress(planes, "test", exact=len(data)) == data
+        assert len(planes) < 0.97 * len(plain)
+    top = zstandard.ZstdCompressor(level=19).compress(data)
+    assert compress_planes(data, 2, 19) == top
+    assert compress_planes(data, 2, 3, stored_at=19) == zstandard.ZstdCompressor(level=3).compress(data)
+    assert compress_planes(data[:100], 2, 3) == zstandard.ZstdCompressor(level=3).compress(data[:100])
