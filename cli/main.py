@@ -136,7 +136,8 @@ def cli(debug: bool) -> None:
               "sample, or by coding every candidate (slower, ~0-1% smaller).")
 @click.option("--entropy", type=click.Choice(["auto", "pcodec", "zstd"]), default="auto",
               show_default=True, help="Integer code streams: pcodec where it packs smaller "
-              "(auto), or zstd only (files that balerc before pcodec-codes can read).")
+              "(auto), or zstd only: 1.5x faster compress for ~1% more bytes at pwrel, ~8% "
+              "at rel (1M dimuons), and files that balerc before pcodec-codes can read.")
 @click.option("--no-embed-model", is_flag=True,
               help="Do not embed the decoder; decompress then needs -m MODEL_DIR (hash-checked).")
 @click.option("--keep-model", is_flag=True,
