@@ -725,7 +725,7 @@ class AECoder:
         get code 0 and are restored from the exception stream.
         """
         assert self.bound is not None
-        codes, offsets[j], recon[j] = log_codes(y, self.bound.value, finite)
+        codes, offsets[j], _ = log_codes(y, self.bound.value, finite, out=recon[j])
         return encode_codes(codes, self.entropy)
 
     # ------------------------------------------------------------------ decode
