@@ -42,8 +42,10 @@ class BoundMode(ABC):
     def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
         """The absolute limit of a column whose finite values span [lo, hi]."""
 
-    def limit(self, value: float, y: np.ndarray, absolute: float | None) -> np.ndarray | float:
-        """Per-value limits for original values y (absolute: the column's abs limit)."""
+    def limit(self, value: float, y: np.ndarray, absolute: float | None,
+              out: np.ndarray | None = None) -> np.ndarray | float:
+        """Per-value limits for original values y (absolute: the column's abs limit); a
+        per-value limit goes into `out` when given (no allocation in the encoder's loop)."""
         assert absolute is not None
         return absolute
 
@@ -96,8 +98,9 @@ class PwrelBound(BoundMode):
     def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
         raise InputError("pointwise relative bounds have no single absolute value")
 
-    def limit(self, value: float, y: np.ndarray, absolute: float | None) -> np.ndarray | float:
-        return value * np.abs(y)
+    def limit(self, value: float, y: np.ndarray, absolute: float | None,
+              out: np.ndarray | None = None) -> np.ndarray | float:
+        return np.multiply(np.abs(y, out=out), value, out=out)  # value x |y|
 
 
 def register_bound(mode: BoundMode) -> BoundMode:
@@ -176,12 +179,13 @@ class Bound:
         """Same as `absolute` from a column's finite (min, max); NaN when none is finite."""
         return self.kind.absolute_from_range(self.value, lo, hi)
 
-    def limit(self, y: np.ndarray, absolute: float | None = None) -> np.ndarray | float:
+    def limit(self, y: np.ndarray, absolute: float | None = None,
+              out: np.ndarray | None = None) -> np.ndarray | float:
         """Per-value limits for the original values y (absolute: the column's limit,
-        needed by abs and rel; computed from y when not given)."""
+        needed by abs and rel; computed from y when not given), into `out` if given."""
         if absolute is None and not self.pointwise:
             absolute = self.absolute(np.asarray(y, dtype=np.float64))
-        return self.kind.limit(self.value, y, absolute)
+        return self.kind.limit(self.value, y, absolute, out)
 
     def allowed(self, y: np.ndarray, decoded: np.ndarray, absolute: float | None = None
                 ) -> np.ndarray:

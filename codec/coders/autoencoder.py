@@ -422,7 +422,7 @@ class AECoder:
                 np.copyto(cast, narrow)
             np.subtract(Y[j], cast, out=err)
             np.abs(err, out=err)
-            limit = strict[j] if j in strict else self._limit(j, Y[j])
+            limit = strict[j] if j in strict else self._limit(j, Y[j], ws.array("limit", (n,)))
             ok = np.less_equal(err, limit, out=ws.array("ok", (n,), bool))  # NaN: not ok
             if not all_finite[j]:
                 ok &= finite[j]
@@ -485,11 +485,13 @@ class AECoder:
         stream = values.size.to_bytes(4, "little") + lossless.encode_column(values, self.level)
         return codes.astype(np.int64), stream
 
-    def _limit(self, j: int, y: np.ndarray) -> np.ndarray | float:
-        """Column j's per-value limit: the bound's own definition (codec/bounds.py)."""
+    def _limit(self, j: int, y: np.ndarray, out: np.ndarray | None = None
+               ) -> np.ndarray | float:
+        """Column j's per-value limit: the bound's own definition (codec/bounds.py), a
+        per-value one written into `out` when given."""
         if self.bound is None:
             return np.inf if j in self.pred_idx else self._col_bound(j)
-        return self.bound.limit(y, None if self.bound.pointwise else self._col_bound(j))
+        return self.bound.limit(y, None if self.bound.pointwise else self._col_bound(j), out)
 
     def _encode_abs(self, Y: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
                     recon: np.ndarray, modes: list[str], offsets: list[int],
