@@ -28,8 +28,8 @@ MAX_STRING_CHUNK = 1 << 28  # bytes of UTF-8 text in one string column chunk (do
 PLANE_BLOCKS_BELOW = 16  # zstd levels below this get a block per byte plane (see below)
 
 
-def compress_planes(data: bytes, width: int, level: int, stored_at: int | None = None
-                    ) -> bytes:
+def compress_planes(data: bytes, width: int, level: int, stored_at: int | None = None,
+                    cctx: zstandard.ZstdCompressor | None = None) -> bytes:
     """One zstd frame of a byte-shuffled stream (`width` planes of equal length) whose
     blocks end where the planes do, so each plane gets its own entropy tables.
 
@@ -40,8 +40,10 @@ def compress_planes(data: bytes, width: int, level: int, stored_at: int | None =
     plane, the same speed). Still one standard frame with its content size: any zstd
     reader, older balerc included, decodes it to the same bytes. `stored_at`: the level
     the stream will be stored at when this call only ranks candidates at `level` (the
-    planes are split, or not, as they will be)."""
-    cctx = zstandard.ZstdCompressor(level=level)
+    planes are split, or not, as they will be). `cctx`: a compressor at `level` the caller
+    reuses across its candidates (a new one costs ~10 us; one per call keeps the output a
+    function of the call alone, whatever thread runs it)."""
+    cctx = cctx or zstandard.ZstdCompressor(level=level)
     final = level if stored_at is None else stored_at
     if width <= 1 or final >= PLANE_BLOCKS_BELOW or len(data) < width * 1024:
         return cctx.compress(data)

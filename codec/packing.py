@@ -126,7 +126,8 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
     rank = min(RANK_LEVEL, ent.zstd_level)
     rank = rank if len(forms[0][1]) <= SMALL_STREAM else 1
-    sizes = [len(compress_planes(f[1], _planes(f[0]), rank, ent.zstd_level)) for f in forms]
+    cctx = zstandard.ZstdCompressor(level=rank)  # one for the four forms
+    sizes = [len(compress_planes(f[1], _planes(f[0]), rank, ent.zstd_level, cctx)) for f in forms]
     best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
         return forms[best]

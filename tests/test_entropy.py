@@ -167,10 +167,13 @@ def test_cheap_choice_never_changes_decoded_values(bound):
         assert np.array_equal(decoded[0][name], decoded[2][name])
 
 
-@pytest.mark.parametrize("bound", ["abs:0.01", "pwrel:1e-3"])
-def test_chunk_bytes_identical_for_1_and_2_threads(bound):
+@pytest.mark.parametrize("bound, level", [("abs:0.01", None), ("pwrel:1e-3", None),
+                                          ("rel:1e-3", 3), ("pwrel:1e-3", 3)])
+def test_chunk_bytes_identical_for_1_and_2_threads(bound, level):
+    """Also at zstd level 3, where plane blocks are written and short streams ranked at
+    the file's own level."""
     t = _table()
-    one, two = (_chunks(_compress(t, bound, threads=k)) for k in (1, 2))
+    one, two = (_chunks(_compress(t, bound, threads=k, zstd_level=level)) for k in (1, 2))
     assert one == two
 
 
