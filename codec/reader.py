@@ -95,23 +95,8 @@ def decode_with(
     """Decode chunks of an open reader; on a damaged chunk, fail, or with the reader's
     `recover`, keep the chunks before it (the reader then says how many rows survive)."""
     header = reader.header
-    try:
-        coders = coders_from_header(header, attachment=reader.read_attachment,
-                                    source=reader.path, **runtime)
-    except ContainerError as exc:
-        raise _prefixed(reader, exc) from None
     schema = header["schema"]["columns"]
-    all_names = [c["name"] for c in schema]
-    wanted = all_names if columns is None else list(columns)
-    missing = [n for n in wanted if n not in all_names]
-    if missing:
-        raise InputError(f"{reader.path} has no column(s) {missing}; it has {all_names}")
-    plan = []
-    for k, coder in enumerate(coders):
-        need = [n for n in wanted if n in coder.columns]
-        if need:
-            plan.append((k, coder, need, coder.streams_for(need)))
-    prefixes = [getattr(coder, "stream_prefix", "") for coder in coders]
+    wanted, plan, prefixes = _decode_plan(reader, columns, runtime)
     chunk_ids = list(range(reader.n_chunks)) if chunks is None else list(chunks)
 
     # output columns preallocated; each worker copies its chunk into place (the copy and
@@ -153,6 +138,25 @@ def decode_with(
         results.close()  # chunks still in flight finish (into rows past `kept`) here
     source = dict(header["schema"].get("source", {}))
     return Table({n: a[:kept] for n, a in out.items()}, source)
+
+
+def _decode_plan(reader: ContainerReader, columns: list[str] | None, runtime: dict[str, Any]
+                 ) -> tuple[list[str], list[tuple[int, Any, list[str], list[str]]], list[str]]:
+    """The wanted columns, (coder index, coder, its wanted columns, their streams) per
+    coder that holds any, and each coder's stream prefix."""
+    try:
+        coders = coders_from_header(reader.header, attachment=reader.read_attachment,
+                                    source=reader.path, **runtime)
+    except ContainerError as exc:
+        raise _prefixed(reader, exc) from None
+    all_names = [c["name"] for c in reader.header["schema"]["columns"]]
+    wanted = all_names if columns is None else list(columns)
+    missing = [n for n in wanted if n not in all_names]
+    if missing:
+        raise InputError(f"{reader.path} has no column(s) {missing}; it has {all_names}")
+    plan = [(k, coder, need, coder.streams_for(need)) for k, coder in enumerate(coders)
+            if (need := [n for n in wanted if n in coder.columns])]
+    return wanted, plan, [getattr(coder, "stream_prefix", "") for coder in coders]
 
 
 def _prefixed(reader: ContainerReader, exc: ContainerError, where: str = "") -> ContainerError:
