@@ -352,7 +352,7 @@ def test_mode_s_table_is_the_elementwise_exp2_and_hostile_input_is_harmless():
 def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
     """_quantize_all (every column of a chunk, work arrays reused) gives _quantize's bits:
     codes and reconstruction, with -0.0, NaN, Inf and codes beyond 2^52 in the chunk."""
-    from balerc.codec.coders.autoencoder import _quantize, _quantize_all
+    from balerc.codec.coders.autoencoder import _MAX_CODE, _quantize, _quantize_all
     from balerc.codec.scratch import Scratch
 
     rng = np.random.default_rng(seed)
@@ -366,9 +366,14 @@ def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
     codes, lows = _quantize_all(Y, e, finite, finite.all(axis=1), recon, Scratch())
     assert np.array_equal(lows, codes.min(axis=1))
     for j in range(4):
-        c, r = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(finite[j].all()))
+        c, r, _ = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(finite[j].all()))
         assert np.array_equal(codes[j], c)
         assert recon[j].tobytes() == r.tobytes()
+        step = 2.0 * float(e[j])  # the formula itself, written out
+        ref = np.rint((np.where(finite[j], Y[j], 0.0) - 0.0) / step)
+        ref[~(np.abs(ref) <= _MAX_CODE)] = 0.0
+        assert np.array_equal(c, ref.astype(np.int64))
+        assert r.tobytes() == (ref * step + 0.0).tobytes()
 
 
 def test_flip_sign_is_a_masked_negative_bit_for_bit():

@@ -564,7 +564,7 @@ class AECoder:
             if e <= 0.75 * self.abs_bounds[j]:  # bound too tight for the margin: no prediction
                 continue
             pk[~np.isfinite(pk)] = 0.0
-            codes, r = _quantize(Y[j], pk, e, finite[j], all_finite[j])
+            codes, r, _ = _quantize(Y[j], pk, e, finite[j], all_finite[j])
             raw[j] = encode_codes(codes, self.entropy)
             data = finish_codes(raw[j], self.level)
             est = 0.0 if self.entropy.exhaustive else estimate(j)
@@ -839,19 +839,31 @@ class AECoder:
 
 
 def _quantize(
-    y: np.ndarray, p: np.ndarray | float, e: float, finite: np.ndarray, all_finite: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """codes = round((y - p) / 2e) and the reconstruction p + 2e*codes (non-finite -> 0)."""
+    y: np.ndarray, p: np.ndarray | float, e: float, finite: np.ndarray, all_finite: bool = False,
+    codes: np.ndarray | None = None, recon: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """codes = round((y - p) / 2e), the reconstruction p + 2e*codes (non-finite -> 0) and
+    the lowest code; `codes` and `recon`, when given, are filled instead of new arrays."""
     step = 2.0 * e
-    c = np.subtract(y if all_finite else np.where(finite, y, 0.0), p)
-    c /= step
+    c = np.empty(len(y)) if recon is None else recon
+    src = y if all_finite else np.where(finite, y, 0.0)
+    if isinstance(p, np.ndarray) or p != 0.0:
+        np.subtract(src, p, out=c)
+        c /= step
+    else:  # y - 0.0 is y bit for bit (-0.0 - 0.0 = -0.0): no subtraction pass
+        np.divide(src, step, out=c)
     np.rint(c, out=c)
-    if not (all_finite and np.abs(c).max(initial=0.0) <= _MAX_CODE):
-        c[~(np.abs(c) <= _MAX_CODE)] = 0.0  # overflow and NaN: verbatim via exceptions
-    codes = c.astype(np.int64)
+    lo, hi = (float(c.min()), float(c.max())) if len(c) else (0.0, 0.0)
+    if not (-_MAX_CODE <= lo and hi <= _MAX_CODE):  # overflow and NaN: verbatim via exceptions
+        np.copyto(c, 0.0, where=~(np.abs(c) <= _MAX_CODE))
+        lo = float(c.min())
+    if codes is None:
+        codes = c.astype(np.int64)
+    else:
+        np.copyto(codes, c, casting="unsafe")  # c.astype(np.int64), in place
     c *= step
     c += p
-    return codes, c
+    return codes, c, int(lo)
 
 
 def _entropy_bytes(codes: np.ndarray) -> float:
@@ -866,27 +878,14 @@ def _entropy_bytes(codes: np.ndarray) -> float:
 
 def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
                   recon: np.ndarray, ws: Scratch) -> tuple[np.ndarray, np.ndarray]:
-    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk (the same elementwise
-    operations, so the same bits) and each column's lowest code; recon is filled in place,
-    the codes live in ws (valid until the thread's next chunk). Column by column: a row of
-    the chunk (~0.5 MB) stays in L2 through its passes, where whole-chunk passes streamed
-    8 MB arrays through L3 (~30% slower)."""
+    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk and each column's lowest
+    code; recon is filled in place, the codes live in ws (valid until the thread's next
+    chunk). Column by column: a row of the chunk (~0.5 MB) stays in L2 through its passes,
+    where whole-chunk passes streamed 8 MB arrays through L3 (~30% slower)."""
     F, n = Y.shape
-    c = ws.array("c", (n,))
     codes = ws.array("codes", (F, n), np.int64)
     lows = np.zeros(F, dtype=np.int64)
     for j in range(F):
-        step = 2.0 * float(e[j])
-        # y - 0.0 is y bit for bit (-0.0 - 0.0 = -0.0): divide straight into the work array
-        np.divide(Y[j] if all_finite[j] else np.where(finite[j], Y[j], 0.0), step, out=c)
-        np.rint(c, out=c)
-        if n:
-            lo, hi = float(c.min()), float(c.max())
-            if not (-_MAX_CODE <= lo and hi <= _MAX_CODE):  # overflow, NaN: via exceptions
-                np.copyto(c, 0.0, where=~(np.abs(c) <= _MAX_CODE))
-                lo = float(c.min())
-            lows[j] = int(lo)
-        np.copyto(codes[j], c, casting="unsafe")  # c.astype(np.int64), in place
-        np.multiply(c, step, out=recon[j])
-        recon[j] += 0.0
+        lows[j] = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(all_finite[j]), codes[j],
+                            recon[j])[2]
     return codes, lows
