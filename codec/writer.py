@@ -9,7 +9,6 @@ writes the footer. `balerc compress` is this writer fed by a file's chunks.
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
 import time
@@ -69,16 +68,12 @@ class CompressResult:
         return max(worst) if worst else None
 
 
-@functools.lru_cache(maxsize=1)
 def package_version() -> str:
-    """The installed balerc version, looked up once (importlib.metadata scans every
-    installed distribution: ~1 ms, a tenth of compressing a small table)."""
-    try:
-        from importlib.metadata import version
+    """The installed balerc version: `balerc.__version__`, looked up once when the package
+    is imported (importlib.metadata scans every installed distribution, ~1 ms)."""
+    from balerc import __version__  # the parent package, imported before this module
 
-        return version("balerc")
-    except Exception:  # pragma: no cover - running from a source tree without install
-        return "0+unknown"
+    return __version__
 
 
 def producer() -> dict[str, str]:
