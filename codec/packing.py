@@ -131,10 +131,10 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
         return forms[best]
-    head, pc = _pcodec_form(codes, ent)
-    fits = len(pc) < _stored_width(codes) * codes.size  # a qgroup part never outgrows 8n
-    if not fits or len(pc) >= sizes[best]:  # zstd at the file's level is no larger
+    form = _pcodec_form(codes, ent)
+    if form is None or len(form[1]) >= sizes[best]:  # zstd at the file's level is no larger
         return forms[best]
+    head, pc = form
     if len(pc) < PCODEC_CLEAR * sizes[best]:  # no zstd level closes that gap
         return head, pc
     exact = rank == ent.zstd_level  # the ranked sizes are the stored ones
@@ -157,11 +157,9 @@ def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
     return min(forms, key=lambda f: len(cctx.compress(f[1])))
 
 
-def _stored_width(codes: np.ndarray) -> int:
-    """Bytes per value of the zstd form's payload (zigzag or unsigned)."""
-    if not codes.size:
-        return 1
-    lo, hi = int(codes.min()), int(codes.max())
+def _stored_width(lo: int, hi: int) -> int:
+    """Bytes per value of the zstd form's payload (zigzag or unsigned) for codes in
+    [lo, hi]."""
     top = hi if lo >= 0 else max(2 * hi, -2 * lo - 1)
     return next(w for w in _WIDTHS if top < (1 << (8 * w)))
 
@@ -175,10 +173,12 @@ def _zstd_form(codes: np.ndarray, flags: int) -> tuple[int, bytes]:
     return width | flags, data
 
 
-def _pcodec_form(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
-    """(head, pcodec of the codes); its delta and multiplier searches only where a sample
-    says they may pay (sorted or smooth codes; codes sharing a common factor): they cost a
-    third of its time on the usual noise-like residual codes and change nothing there.
+def _pcodec_form(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes] | None:
+    """(head, pcodec of the codes), or None where that is not smaller than the zstd form's
+    payload (so a qgroup part never outgrows 8 bytes a code). pcodec's delta and
+    multiplier searches run only where a sample says they may pay (sorted or smooth codes;
+    codes sharing a common factor): they cost a third of its time on the usual noise-like
+    residual codes and change nothing there.
     Codes within int32 are handed over as int32 where the file allows (`ent.pcodec32`):
     pcodec 1.1 then packs them to the same size ~10% faster both ways (65,536 log codes:
     1.11 -> 0.97 ms compress, 0.113 -> 0.102 ms decompress into the reader's array)."""
@@ -195,10 +195,13 @@ def _pcodec_form(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
             mode = pcodec.ModeSpec.auto()
     cfg = pcodec.ChunkConfig(compression_level=ent.pcodec_level, delta_spec=delta,
                              mode_spec=mode)
-    if ent.pcodec32 and (not codes.size or (_INT32.min <= int(codes.min())
-                                            and int(codes.max()) <= _INT32.max)):
-        return PCODEC32, pcodec.standalone.simple_compress(codes.astype(np.int32), cfg)
-    return PCODEC, pcodec.standalone.simple_compress(np.ascontiguousarray(codes, np.int64), cfg)
+    lo, hi = (int(codes.min()), int(codes.max())) if codes.size else (0, 0)
+    if ent.pcodec32 and _INT32.min <= lo and hi <= _INT32.max:
+        head, pc = PCODEC32, pcodec.standalone.simple_compress(codes.astype(np.int32), cfg)
+    else:
+        head, pc = PCODEC, pcodec.standalone.simple_compress(
+            np.ascontiguousarray(codes, np.int64), cfg)
+    return (head, pc) if len(pc) < _stored_width(lo, hi) * codes.size else None
 
 
 def _exhaustive(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
@@ -206,9 +209,9 @@ def _exhaustive(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
     sized = [(len(finish_codes(f, ent.zstd_level)), i, f) for i, f in enumerate(forms)]
     if ent.pcodec and codes.size:
-        head, pc = _pcodec_form(codes, ent)
-        if len(pc) < _stored_width(codes) * codes.size:  # a qgroup part never outgrows 8n
-            sized.append((1 + len(pc), -1, (head, pc)))
+        form = _pcodec_form(codes, ent)
+        if form is not None:
+            sized.append((1 + len(form[1]), -1, form))
     return min(sized, key=lambda t: t[:2])[2]
 
 
@@ -222,9 +225,9 @@ def encode_codes(codes: np.ndarray, ent: Entropy = ZSTD_ONLY) -> tuple[int, byte
         return _small_choice(codes, ent)
     flags = _cheap_choice(codes, ent)
     if flags == PCODEC:
-        head, pc = _pcodec_form(codes, ent)
-        if len(pc) < _stored_width(codes) * codes.size:  # else zstd's stored form is no larger
-            return head, pc
+        form = _pcodec_form(codes, ent)
+        if form is not None:  # else zstd's stored form is no larger
+            return form
         flags = 0
     return _zstd_form(codes, flags)
 
