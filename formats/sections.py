@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .table import Table
+from .table import Table, finite_range
 
 EVENTS = "events"
 # counts of a jagged branch that has no counter branch in the source (std::vector) are
@@ -270,10 +270,9 @@ class SectionStream:
         for step in self.steps(step_events):
             for s, cols in wanted.items():
                 for n in cols:
-                    col = step[s][n]
-                    fin = col[np.isfinite(col)]
-                    if fin.size:
-                        lo[s][n] = min(lo[s][n], float(fin.min()))
-                        hi[s][n] = max(hi[s][n], float(fin.max()))
+                    span = finite_range(step[s][n])
+                    if span is not None:
+                        lo[s][n] = min(lo[s][n], span[0])
+                        hi[s][n] = max(hi[s][n], span[1])
         return {s: {n: (lo[s][n], hi[s][n]) if lo[s][n] <= hi[s][n] else (np.nan, np.nan)
                     for n in cols} for s, cols in wanted.items()}

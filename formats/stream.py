@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .sections import SectionStream
-from .table import Table
+from .table import Table, finite_range
 
 
 @dataclass
@@ -44,16 +44,9 @@ class TableStream:
         hi = dict.fromkeys(names, -np.inf)
         for t in self.chunks(chunk_rows):
             for n in names:
-                col = t[n]
-                if not col.size:
-                    continue
-                a, b = float(col.min()), float(col.max())  # two SIMD passes, no copy
-                if not (np.isfinite(a) and np.isfinite(b)):  # NaN or Inf: the finite ones
-                    fin = col[np.isfinite(col)]
-                    if not fin.size:
-                        continue
-                    a, b = float(fin.min()), float(fin.max())
-                lo[n], hi[n] = min(lo[n], a), max(hi[n], b)
+                span = finite_range(t[n])
+                if span is not None:
+                    lo[n], hi[n] = min(lo[n], span[0]), max(hi[n], span[1])
         return {n: (lo[n], hi[n]) if lo[n] <= hi[n] else (np.nan, np.nan) for n in names}
 
     @classmethod

@@ -35,6 +35,18 @@ def kind_of(array: np.ndarray) -> str:
     raise InputError(f"unsupported column dtype {array.dtype} (use float, int, bool or string)")
 
 
+def finite_range(col: np.ndarray) -> tuple[float, float] | None:
+    """(min, max) of the finite values of a numeric column, None when it has none: two
+    SIMD reductions, and the masked copy only for a column holding NaN or Inf."""
+    if not col.size:
+        return None
+    a, b = float(col.min()), float(col.max())
+    if np.isfinite(a) and np.isfinite(b):
+        return a, b
+    fin = col[np.isfinite(col)]
+    return (float(fin.min()), float(fin.max())) if fin.size else None
+
+
 def _as_column(values: Any) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind in "US":
