@@ -8,6 +8,7 @@ from typing import Any
 
 from balerc.formats.container import ContainerReader, RecoveryWarning
 from balerc.formats.errors import SchemaError
+from balerc.formats.sections import EVENTS, chain_up
 
 from . import lossless
 
@@ -141,11 +142,9 @@ def _chained_branches(sections: list[dict[str, Any]], source: dict[str, Any]
     for rec in source.get("branches") or []:
         if not isinstance(rec, dict) or rec.get("kind") not in ("nested", "jagged-string"):
             continue
-        section, path, seen = rec.get("section"), [], set()
-        while section in layouts and section not in seen:
-            seen.add(section)
-            path.insert(0, section)
-            section = layouts[section].get("counter_section")
+        chain = [name for name, _ in chain_up(layouts, rec.get("section"))]
+        top = layouts[chain[-1]].get("counter_section", EVENTS) if chain else None
+        path = ([top] if top in layouts else []) + chain[::-1]
         out.append({"name": rec.get("name"), "kind": rec.get("kind"), "sections": path})
     return out
 
@@ -200,7 +199,7 @@ def format_description(d: dict[str, Any]) -> str:
     for sec in d.get("sections", []):
         lay = sec.get("layout", {})
         tie = f", counted by {lay['counter']}" if lay.get("counter") else ""
-        if lay.get("counter") and lay.get("counter_section", "events") != "events":
+        if lay.get("counter") and lay.get("counter_section", EVENTS) != EVENTS:
             tie += f" of section {lay['counter_section']}"
         ratio = (f"{sec['raw_bytes'] / sec['stored_bytes']:.2f}x"
                  if sec["stored_bytes"] and sec["raw_bytes"] else "-")

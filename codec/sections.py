@@ -30,7 +30,7 @@ from balerc.formats.container import (
 )
 from balerc.formats.errors import InputError, SchemaError
 from balerc.formats.fileio import atomic_output
-from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order
+from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order, chain_up
 from balerc.formats.table import Table, concat
 
 from .model import ModelBundle
@@ -273,14 +273,12 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
         raise InputError(f"--columns {columns} matches no column of {reader.path}")
     layouts = {s["name"]: s.get("layout", {}) for s in specs}
     for name in [s["name"] for s in specs if out.get(s["name"])]:
-        seen: set[str] = set()  # counters up the chain: values -> lists -> events
-        while layouts.get(name, {}).get("counter") and name not in seen:
-            seen.add(name)
-            counter = layouts[name]["counter"]
-            name = layouts[name].get("counter_section", EVENTS)
-            owner = out.setdefault(name, [])
-            if owner is not None and counter not in owner:
-                owner.append(counter)
+        for _, lay in chain_up(layouts, name):  # counters up the chain: values -> lists -> events
+            if not lay.get("counter"):
+                break
+            owner = out.setdefault(lay.get("counter_section", EVENTS), [])
+            if owner is not None and lay["counter"] not in owner:
+                owner.append(lay["counter"])
     return {n: c for n, c in out.items() if c is None or c}
 
 

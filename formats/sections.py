@@ -50,6 +50,18 @@ def is_structural(name: str) -> bool:
     return name.startswith(RESERVED)
 
 
+def chain_up(layouts: Mapping[str, Mapping[str, Any]], section: str
+             ) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(name, layout) of collection `section` and of each collection whose column counts
+    the previous one, up to the section that is not a collection (the events); a loop in
+    a damaged file ends the walk."""
+    seen: set[str] = set()
+    while layouts.get(section, {}).get("kind") == "collection" and section not in seen:
+        seen.add(section)
+        yield section, layouts[section]
+        section = str(layouts[section].get("counter_section", EVENTS))
+
+
 def chain_order(layouts: Mapping[str, Mapping[str, Any]], present: Iterable[str]) -> list[str]:
     """The collections among `present`, each after the section holding its counter, so a
     chained collection is sliced after its parent (loops and unknown parents refused)."""
@@ -169,11 +181,8 @@ class Sections:
         ak = require("awkward", "to_awkward")
         col = self.tables[section][name]
         arr = ak.Array(strings_layout(col, ak) if col.dtype.kind == "O" else col)
-        seen = set()
-        while self.layouts.get(section, {}).get("kind") == "collection" and section not in seen:
-            seen.add(section)
-            arr = ak.unflatten(arr, self.counts(section))
-            section = self.layouts[section].get("counter_section", EVENTS)
+        for sec, _ in chain_up(self.layouts, section):
+            arr = ak.unflatten(arr, self.counts(sec))
         return arr
 
     def _where(self, name: str) -> tuple[str, tuple[int, ...] | None]:
