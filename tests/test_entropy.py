@@ -351,7 +351,8 @@ def test_mode_s_table_is_the_elementwise_exp2_and_hostile_input_is_harmless():
 @given(seed=st.integers(0, 2**31), finite_only=st.booleans())
 def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
     """_quantize_all (every column of a chunk, work arrays reused) gives _quantize's bits:
-    codes and reconstruction, with -0.0, NaN, Inf and codes beyond 2^52 in the chunk."""
+    codes and reconstruction, with -0.0, NaN, Inf and codes beyond 2^52 in the chunk, and
+    the codes' extremes it derives from the values' range are the codes' own."""
     from balerc.codec.coders.autoencoder import _MAX_CODE, _quantize, _quantize_all
     from balerc.codec.scratch import Scratch
 
@@ -363,10 +364,11 @@ def test_whole_chunk_quantization_is_the_per_column_one(seed, finite_only):
     e = 10.0 ** rng.uniform(-6, 0, 4)
     finite = np.isfinite(Y)
     recon = np.empty_like(Y)
-    codes, lows = _quantize_all(Y, e, finite, finite.all(axis=1), recon, Scratch())
-    assert np.array_equal(lows, codes.min(axis=1))
+    codes, lows, highs = _quantize_all(Y, e, finite, finite.all(axis=1), recon, Scratch())
+    assert np.array_equal(lows, codes.min(axis=1))  # from the values' range where finite
+    assert np.array_equal(highs, codes.max(axis=1))
     for j in range(4):
-        c, r, _ = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(finite[j].all()))
+        c, r, _, _ = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(finite[j].all()))
         assert np.array_equal(codes[j], c)
         assert recon[j].tobytes() == r.tobytes()
         step = 2.0 * float(e[j])  # the formula itself, written out
@@ -492,3 +494,33 @@ def test_a_block_per_byte_plane_is_one_standard_frame_and_smaller():
     assert compress_planes(data, 2, 19) == top
     assert compress_planes(data, 2, 3, stored_at=19) == zstandard.ZstdCompressor(level=3).compress(data)
     assert compress_planes(data[:100], 2, 3) == zstandard.ZstdCompressor(level=3).compress(data[:100])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 20_000), kind=st.sampled_from(
+    ["noise", "sorted", "runs", "even"]))
+def test_code_stats_of_a_chunk_are_each_streams_own(seed, n, kind):
+    """code_stats over an (F, n) array gives each row the numbers the per-stream passes
+    compute (the sample's repeats, spread, largest step, gcd; the extremes), and the
+    encoded streams are the same with the stats handed in or computed inside."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-300, 300, (3, n))
+    if kind == "sorted":
+        codes = np.sort(codes, axis=1)
+    elif kind == "runs":
+        codes = np.repeat(codes[:, : n // 4 + 1], 4, axis=1)[:, :n]
+    elif kind == "even":
+        codes = 6 * codes + 2
+    lows, highs = codes.min(axis=1), codes.max(axis=1)
+    stats = packing.code_stats(codes, lows, highs)
+    ent = packing.Entropy(pcodec=True, pcodec32=True)
+    for j, s_ in enumerate(stats):
+        sample = codes[j, : packing._SAMPLE]
+        d = np.diff(sample)
+        assert s_.repeats == np.count_nonzero(d == 0)
+        assert s_.spread == int(sample.max()) - int(sample.min())
+        assert s_.max_step == int(np.abs(d).max())
+        assert s_.gcd == int(np.gcd.reduce(sample - sample.min()))
+        assert (s_.lo, s_.hi) == (0, int(highs[j] - lows[j]))
+        shifted = codes[j] - lows[j]
+        assert packing.encode_codes(shifted, ent, s_) == packing.encode_codes(shifted, ent)

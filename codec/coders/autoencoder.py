@@ -45,8 +45,11 @@ from ..logdomain import (
 )
 from ..model import ModelBundle, lean_onnx, sha256
 from ..packing import (
+    SMALL_TRIAL,
     ZSTD_ONLY,
+    CodeStats,
     Entropy,
+    code_stats,
     decode_codes,
     encode_codes,
     finish_codes,
@@ -423,20 +426,25 @@ class AECoder:
             np.subtract(Y[j], cast, out=err)
             np.abs(err, out=err)
             limit = strict[j] if j in strict else self._limit(j, Y[j], ws.array("limit", (n,)))
-            ok = np.less_equal(err, limit, out=ws.array("ok", (n,), bool))  # NaN: not ok
-            if not all_finite[j]:
-                ok &= finite[j]
-            if not ok.all():
-                rows = np.flatnonzero(~ok)
-                streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level,
-                                                                self.entropy)
-                err[rows] = 0.0
+            top = None  # err's max, when known
+            if all_finite[j] and not isinstance(limit, np.ndarray):  # one reduction decides
+                top = float(err.max())  # NaN (a non-finite decode) fails the test below
+            if top is None or not top <= limit:
+                ok = np.less_equal(err, limit, out=ws.array("ok", (n,), bool))  # NaN: not ok
+                if not all_finite[j]:
+                    ok &= finite[j]
+                if not ok.all():
+                    rows = np.flatnonzero(~ok)
+                    streams[self._sid("exc", j)] = pack_exceptions(rows, Y[j, rows], self.level,
+                                                                    self.entropy)
+                    err[rows] = 0.0
+                top = None
             rel = None
             if self.bound is not None and self.bound.pointwise:  # 0/0 is NaN: ignored
                 rel = np.abs(Y[j], out=ws.array("rel", (n,)))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     np.divide(err, rel, out=rel)
-            self._stats.account(j, err, rel)
+            self._stats.account(j, err, rel, top)
             if self.bound is None:
                 self._stats.account_values(j, Y[j], cast)
 
@@ -462,22 +470,39 @@ class AECoder:
             streams["qgroup"] = frame
         return version
 
+    def _dictionary_suspects(self, Y: np.ndarray, recon: np.ndarray) -> set[int]:
+        """The model-free columns narrower than float64 whose first 4,096 quantized values
+        miss the bound after the cast to their dtype on over 1/64 of the rows: the only
+        ones `_dictionary` looks at further. One set of passes per dtype over every such
+        column's sample (per-column passes over 4,096 values queue two encoder threads on
+        the GIL)."""
+        if not self._may_use_dictionary():
+            return set()
+        by_dtype: dict[np.dtype, list[int]] = {}
+        for j, name in enumerate(self.columns):
+            dt = np.dtype(self.dtypes[name])
+            if dt != np.float64 and j not in self.anchor_idx and j not in self.pred_idx:
+                by_dtype.setdefault(dt, []).append(j)  # float64: no cast, no misses
+        suspects: set[int] = set()
+        for dt, cols in by_dtype.items():
+            yp = Y[cols, :4096]
+            cast = recon[cols, :4096].astype(dt).astype(np.float64)
+            limits = np.array([self._limit(j, yp[k]) for k, j in enumerate(cols)])
+            misses = np.count_nonzero(np.abs(yp - cast) > limits[:, None], axis=1)
+            suspects.update(j for j, m in zip(cols, misses, strict=True)
+                            if int(m) * 64 > yp.shape[1])
+        return suspects
+
     def _dictionary(self, j: int, y: np.ndarray, finite: np.ndarray, r: np.ndarray
                     ) -> tuple[np.ndarray, bytes] | None:
-        """Mode d for a model-free column whose quantized values miss the bound after the
-        cast to its dtype on over 1/64 of the rows (a float32 column of few distinct values
-        on half steps) and that has at most MAX_DICTIONARY distinct values: (codes, stream
-        `dict/<i>`), r set to the exact values; else None. Costs a cast only otherwise."""
-        if not self._may_use_dictionary() or j in self.anchor_idx or j in self.pred_idx:
-            return None
+        """Mode d for a suspect column (`_dictionary_suspects`) whose quantized values miss
+        the bound after the cast to its dtype on over 1/64 of all rows (a float32 column of
+        few distinct values on half steps) and that has at most MAX_DICTIONARY distinct
+        values: (codes, stream `dict/<i>`), r set to the exact values; else None."""
         dt = np.dtype(self.dtypes[self.columns[j]])
-        if dt == np.float64:  # no cast: misses are last-bit rounding, never 1/64 of rows
+        cast = r.astype(dt).astype(np.float64)
+        if np.count_nonzero(np.abs(y - cast) > self._limit(j, y)) * 64 <= y.size:
             return None
-        for part in (slice(0, 4096), slice(None)):  # a sample first: one cast, usually
-            yp = y[part]
-            cast = r[part].astype(dt).astype(np.float64)
-            if np.count_nonzero(np.abs(yp - cast) > self._limit(j, yp)) * 64 <= yp.size:
-                return None
         values, codes = np.unique(np.where(finite, y, 0.0), return_inverse=True)
         if values.size > MAX_DICTIONARY:
             return None
@@ -502,20 +527,25 @@ class AECoder:
         A predicted column's model-free stream is only packed if the prediction may lose."""
         assert self.abs_bounds is not None
         qcodes: dict[int, np.ndarray] = {}
-        all_codes, lows = _quantize_all(Y, self.abs_bounds, finite, all_finite, recon,
-                                        self._scratch)
+        all_codes, lows, highs = _quantize_all(Y, self.abs_bounds, finite, all_finite, recon,
+                                               self._scratch)
+        # sample statistics of every column at once (mode d columns compute their own)
+        stats: list[CodeStats | None] = (code_stats(all_codes, lows, highs)
+                                         if all_codes.shape[1] > SMALL_TRIAL
+                                         else [None] * len(self.columns))
+        suspects = self._dictionary_suspects(Y, recon)
         for j in range(len(self.columns)):
             codes = all_codes[j]
             offsets[j] = int(lows[j])  # non-negative codes pack narrower
-            table = self._dictionary(j, Y[j], finite[j], recon[j])
+            table = self._dictionary(j, Y[j], finite[j], recon[j]) if j in suspects else None
             if table is not None:  # mode d: codes index the chunk's distinct values
                 codes, streams[self._sid("dict", j)] = table
-                modes[j], offsets[j] = DICTIONARY.letter, 0
+                modes[j], offsets[j], stats[j] = DICTIONARY.letter, 0, None
             qcodes[j] = codes - offsets[j]
 
         def plain_of(j: int) -> bytes:
             if j not in plain:
-                parts[j] = encode_codes(qcodes[j], self.entropy)
+                parts[j] = encode_codes(qcodes[j], self.entropy, stats[j])
                 plain[j] = finish_codes(parts[j], self.level)
             return plain[j]
 
@@ -564,7 +594,7 @@ class AECoder:
             if e <= 0.75 * self.abs_bounds[j]:  # bound too tight for the margin: no prediction
                 continue
             pk[~np.isfinite(pk)] = 0.0
-            codes, r, _ = _quantize(Y[j], pk, e, finite[j], all_finite[j])
+            codes, r, _, _ = _quantize(Y[j], pk, e, finite[j], all_finite[j])
             raw[j] = encode_codes(codes, self.entropy)
             data = finish_codes(raw[j], self.level)
             est = 0.0 if self.entropy.exhaustive else estimate(j)
@@ -841,9 +871,12 @@ class AECoder:
 def _quantize(
     y: np.ndarray, p: np.ndarray | float, e: float, finite: np.ndarray, all_finite: bool = False,
     codes: np.ndarray | None = None, recon: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """codes = round((y - p) / 2e), the reconstruction p + 2e*codes (non-finite -> 0) and
-    the lowest code; `codes` and `recon`, when given, are filled instead of new arrays."""
+    span: tuple[np.float64, np.float64] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """codes = round((y - p) / 2e), the reconstruction p + 2e*codes (non-finite -> 0), the
+    lowest and highest code; `codes` and `recon`, when given, are filled, not new arrays.
+    `span`: y's (min, max) when p is 0 and y finite; rint(y / 2e) is monotone in y, so the
+    codes' extremes follow without two reductions over them."""
     step = 2.0 * e
     c = np.empty(len(y)) if recon is None else recon
     src = y if all_finite else np.where(finite, y, 0.0)
@@ -853,17 +886,20 @@ def _quantize(
     else:  # y - 0.0 is y bit for bit (-0.0 - 0.0 = -0.0): no subtraction pass
         np.divide(src, step, out=c)
     np.rint(c, out=c)
-    lo, hi = (float(c.min()), float(c.max())) if len(c) else (0.0, 0.0)
+    if span is not None:
+        lo, hi = (float(np.rint(v / step)) for v in span)
+    else:
+        lo, hi = (float(c.min()), float(c.max())) if len(c) else (0.0, 0.0)
     if not (-_MAX_CODE <= lo and hi <= _MAX_CODE):  # overflow and NaN: verbatim via exceptions
         np.copyto(c, 0.0, where=~(np.abs(c) <= _MAX_CODE))
-        lo = float(c.min())
+        lo, hi = float(c.min()), float(c.max())
     if codes is None:
         codes = c.astype(np.int64)
     else:
         np.copyto(codes, c, casting="unsafe")  # c.astype(np.int64), in place
     c *= step
     c += p
-    return codes, c, int(lo)
+    return codes, c, int(lo), int(hi)
 
 
 def _entropy_bytes(codes: np.ndarray) -> float:
@@ -877,15 +913,17 @@ def _entropy_bytes(codes: np.ndarray) -> float:
 
 
 def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
-                  recon: np.ndarray, ws: Scratch) -> tuple[np.ndarray, np.ndarray]:
-    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk and each column's lowest
-    code; recon is filled in place, the codes live in ws (valid until the thread's next
+                  recon: np.ndarray, ws: Scratch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_quantize(y, 0.0, e_j) for every column of the (F, n) chunk, each column's lowest and
+    highest code; recon is filled in place, the codes live in ws (valid until the thread's next
     chunk). Column by column: a row of the chunk (~0.5 MB) stays in L2 through its passes,
     where whole-chunk passes streamed 8 MB arrays through L3 (~30% slower)."""
     F, n = Y.shape
     codes = ws.array("codes", (F, n), np.int64)
-    lows = np.zeros(F, dtype=np.int64)
+    lows, highs = np.zeros(F, dtype=np.int64), np.zeros(F, dtype=np.int64)
+    ylo, yhi = (Y.min(axis=1), Y.max(axis=1)) if n else (None, None)  # 2 calls, not 2F
     for j in range(F):
-        lows[j] = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(all_finite[j]), codes[j],
-                            recon[j])[2]
-    return codes, lows
+        span = (ylo[j], yhi[j]) if n and all_finite[j] else None  # np.float64: v / 0 is inf
+        lows[j], highs[j] = _quantize(Y[j], 0.0, float(e[j]), finite[j], bool(all_finite[j]),
+                                      codes[j], recon[j], span)[2:]
+    return codes, lows, highs

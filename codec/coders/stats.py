@@ -28,13 +28,20 @@ class ColumnStats:
         self.modes: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def account(self, j: int, err: np.ndarray, rel: np.ndarray | None = None) -> None:
+    def account(self, j: int, err: np.ndarray, rel: np.ndarray | None = None,
+                top: float | None = None) -> None:
+        """Add a chunk's errors of column j (`top`: err's max when the caller has it). The
+        reductions run before the lock is taken: only the merge is serialized."""
+        if not err.size:
+            return
+        top = float(np.max(err)) if top is None else top
+        worst = np.fmax.reduce(rel) if rel is not None else None  # NaN (0/0) is no error
+        sq = float(np.square(err).sum())  # not np.dot: BLAS threads spin
         with self._lock:
-            if err.size:
-                self.max[j] = max(self.max[j], float(np.max(err)))
-                if rel is not None:  # NaN (0/0: zero exactly) is no error
-                    self.maxrel[j] = np.fmax(self.maxrel[j], np.fmax.reduce(rel))
-                self.sumsq[j] += float(np.square(err).sum())  # not np.dot: BLAS threads spin
+            self.max[j] = max(self.max[j], top)
+            if worst is not None:
+                self.maxrel[j] = np.fmax(self.maxrel[j], worst)
+            self.sumsq[j] += sq
 
     def account_values(self, j: int, y: np.ndarray, decoded: np.ndarray) -> None:
         """Without a bound: the original range and the values whose sign changed, so the
