@@ -117,9 +117,10 @@ class CodeStats:
     hi: int | None = None
 
 
-def code_stats(codes: np.ndarray, shift: np.ndarray | None = None,
+def code_stats(codes: np.ndarray | list[np.ndarray], shift: np.ndarray | None = None,
                highs: np.ndarray | None = None) -> list[CodeStats]:
-    """CodeStats of each row of an (F, n) array of codes in a few whole-array passes.
+    """CodeStats of each row of an (F, n) array of codes (or of each stream of a list, of
+    at least two codes each) in a few whole-array passes.
 
     The same numbers as the per-stream passes over each sample, in ~10 numpy calls per
     chunk instead of ~10 per stream: calls on 8,192-code samples release and retake the
@@ -127,7 +128,11 @@ def code_stats(codes: np.ndarray, shift: np.ndarray | None = None,
     (such calls scale 0.9x on two threads; whole-chunk ones 2x). `shift`/`highs`: the rows'
     lowest and highest codes when the caller knows them; the stats then describe each row
     less its lowest code (lo 0), as the caller will code it."""
-    s = codes[:, :_SAMPLE]
+    if isinstance(codes, list):  # the samples side by side (equal lengths: one array)
+        size = min(_SAMPLE, *(len(c) for c in codes)) if codes else 0
+        s = np.stack([c[:size] for c in codes]) if codes else np.zeros((0, 2), np.int64)
+    else:
+        s = codes[:, :_SAMPLE]
     if s.shape[1] < 2:
         raise ValueError("code_stats needs at least two codes a row")
     d = s[:, 1:] - s[:, :-1]

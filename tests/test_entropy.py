@@ -513,6 +513,10 @@ def test_code_stats_of_a_chunk_are_each_streams_own(seed, n, kind):
         codes = 6 * codes + 2
     lows, highs = codes.min(axis=1), codes.max(axis=1)
     stats = packing.code_stats(codes, lows, highs)
+    listed = packing.code_stats(list(codes))  # streams apart: the same sample numbers
+    assert [(a.repeats, a.spread, a.max_step, a.gcd) for a in listed] == [
+        (a.repeats, a.spread, a.max_step, a.gcd) for a in stats]
+    assert all(a.lo is None and a.hi is None for a in listed)
     ent = packing.Entropy(pcodec=True, pcodec32=True)
     for j, s_ in enumerate(stats):
         sample = codes[j, : packing._SAMPLE]

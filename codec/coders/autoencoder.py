@@ -381,9 +381,8 @@ class AECoder:
 
             # predicted columns get their model-free stream only if the model's may not win
             lazy = set(self.pred_idx) if self.model is not None else set()
-            for j in range(F):
-                if j not in lazy:
-                    plain_of(j)
+            self._encode_logs([j for j in range(F) if j not in lazy], Y, finite, recon,
+                              offsets, parts, plain)
             if self.model is not None:
                 self._encode_model_pwrel(Y, finite, recon, plain_of, modes, streams, strict, rel_eps,
                                          mparts)
@@ -747,6 +746,21 @@ class AECoder:
         k = max(1, len(y) // 4096)
         codes = log_codes(y[::k], self.bound.value, finite[::k])[0]
         return (_entropy_bytes(codes) - 32) * (len(y) / max(1, len(codes))) + 32
+
+    def _encode_logs(self, cols: list[int], Y: np.ndarray, finite: np.ndarray,
+                     recon: np.ndarray, offsets: list[int], parts: dict[int, tuple[int, bytes]],
+                     plain: dict[int, bytes]) -> None:
+        """`_encode_log` for several columns, the sample statistics of their codes taken
+        in one set of passes (code_stats: fewer GIL handoffs between encoder threads)."""
+        assert self.bound is not None
+        codes = {}
+        for j in cols:
+            codes[j], offsets[j], _ = log_codes(Y[j], self.bound.value, finite[j], out=recon[j])
+        long = [j for j in cols if len(codes[j]) > SMALL_TRIAL]
+        stats = dict(zip(long, code_stats([codes[j] for j in long]), strict=True))
+        for j in cols:
+            parts[j] = encode_codes(codes.pop(j), self.entropy, stats.get(j))
+            plain[j] = finish_codes(parts[j], self.level)
 
     def _encode_log(
         self, j: int, y: np.ndarray, finite: np.ndarray, recon: np.ndarray, offsets: list[int]
