@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -584,6 +585,7 @@ class AECoder:
         candidates: dict[int, tuple[bytes, np.ndarray]] = {}
         raw: dict[int, tuple[int, bytes]] = {}
         gain = 0.0
+        quantized: dict[int, tuple[np.ndarray, np.ndarray, int, int]] = {}
         for k, j in enumerate(self.pred_idx):
             pk = p[k]
             if self.bound is None:
@@ -593,8 +595,10 @@ class AECoder:
             if e <= 0.75 * self.abs_bounds[j]:  # bound too tight for the margin: no prediction
                 continue
             pk[~np.isfinite(pk)] = 0.0
-            codes, r, _, _ = _quantize(Y[j], pk, e, finite[j], all_finite[j])
-            raw[j] = encode_codes(codes, self.entropy)
+            quantized[j] = _quantize(Y[j], pk, e, finite[j], all_finite[j])
+        stats = self._residual_stats(quantized)
+        for j, (codes, r, _, _) in quantized.items():
+            raw[j] = encode_codes(codes, self.entropy, stats.get(j))
             data = finish_codes(raw[j], self.level)
             est = 0.0 if self.entropy.exhaustive else estimate(j)
             base = est if len(data) < 0.8 * est else len(plain_of(j))
@@ -612,6 +616,16 @@ class AECoder:
                 streams[self._sid("res", j)] = data
                 mparts[self._sid("res", j)] = raw[j]
                 strict[j] = self.abs_bounds[j] - self._pred_margin(j)
+
+    @staticmethod
+    def _residual_stats(quantized: dict[int, tuple[np.ndarray, np.ndarray, int, int]]
+                        ) -> dict[int, CodeStats]:
+        """CodeStats of the long residual code streams, in one code_stats call, with the
+        extremes _quantize found."""
+        long = [j for j, q in quantized.items() if len(q[0]) > SMALL_TRIAL]
+        stats = code_stats([quantized[j][0] for j in long])
+        return {j: replace(st, lo=quantized[j][2], hi=quantized[j][3])
+                for j, st in zip(long, stats, strict=True)}
 
     def _latents(self, Y: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray | None, bytes]:
         """Quantized latents as the decoder will see them, and their packed stream."""
