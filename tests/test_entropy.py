@@ -528,3 +528,31 @@ def test_code_stats_of_a_chunk_are_each_streams_own(seed, n, kind):
         assert (s_.lo, s_.hi) == (0, int(highs[j] - lows[j]))
         shifted = codes[j] - lows[j]
         assert packing.encode_codes(shifted, ent, s_) == packing.encode_codes(shifted, ent)
+
+
+@pytest.mark.parametrize("large", [True, False])
+def test_grouping_asks_for_raw_parts_only_when_it_tries_a_group(large):
+    """A mode s column's flags are coded as integer codes only for a qgroup frame: on a
+    chunk too large to try one (CHEAP_GROUP_BYTES) no raw part is asked for, and the
+    answer is the separate streams, as when every part was made."""
+    from balerc.codec.coders.grouping import choose_grouping
+
+    rng = np.random.default_rng(3)
+    asked: list[bool] = []
+    parts = {sid: packing.encode_codes(rng.integers(-40, 40, 5000))
+             for sid in ("res/0", "res/1", "sign/1")}
+
+    def member(j: int, role: str, with_part: bool):
+        asked.append(with_part)
+        sid = f"{role}/{j}"
+        stored = bytes(400_000) if large else packing.finish_codes(parts[sid])
+        return sid, parts[sid] if with_part else None, stored
+
+    version, frame, members = choose_grouping(["g", "s"], member, 3)
+    assert any(asked) is not large
+    if large:
+        assert (version, frame) == (0, None)
+        assert [m[0] for m in members] == ["res/0"]  # version 1's members, stored as they are
+    else:
+        assert version == 2 and frame is not None  # one frame: fewer headers and entries
+        assert [m[0] for m in members] == ["res/0", "res/1", "sign/1"]

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -64,7 +66,7 @@ from ..runtime import session
 from ..sandbox import decoder_spec, encoder_spec
 from ..scratch import Scratch
 from ..validate import check_ae_desc, check_ae_meta, require
-from .grouping import choose_grouping, group_members
+from .grouping import Member, choose_grouping, group_members
 from .stats import ColumnStats
 from .wiremodes import (
     AUTOENCODER,
@@ -87,6 +89,7 @@ MARGIN = 2.0**-18
 # differ there by a few ulps (2^-52 relative), so a relative allowance far above that
 # replaces the range-sized MARGIN for those columns (docs/FORMAT.md, drift).
 EXACT_DRIFT = 2.0**-30
+LazyPart = tuple[int, bytes] | Callable[[], tuple[int, bytes]]  # a raw part, or its maker
 _MAX_CODE = 2.0**52  # codes beyond this lose integer exactness in float64: stored verbatim
 DECODER_ATTACHMENT = "decoder.onnx.zst"  # files before lean decoders: the exported bytes
 LEAN_ATTACHMENT = "decoder.lean.onnx.zst"  # feature lean-decoder: without doc string/metadata
@@ -369,7 +372,7 @@ class AECoder:
         rel_eps: dict[int, float] = {}  # mode r: the finer relative bound its codes use
         plain: dict[int, bytes] = {}  # per column: the stream without any model
         parts: dict[int, tuple[int, bytes]] = {}  # the same, uncompressed (for grouping)
-        mparts: dict[str, tuple[int, bytes]] = {}  # model streams (res/sign), uncompressed
+        mparts: dict[str, LazyPart] = {}  # model streams (res/sign), uncompressed
         if self.bound is not None and self.bound.pointwise:
             modes = [LOG.letter] * F
 
@@ -449,15 +452,18 @@ class AECoder:
                 self._stats.account_values(j, Y[j], cast)
 
     def _group(self, modes: list[str], parts: dict[int, tuple[int, bytes]],
-               plain: dict[int, bytes], mparts: dict[str, tuple[int, bytes]],
+               plain: dict[int, bytes], mparts: dict[str, LazyPart],
                streams: dict[str, bytes]) -> int:
         """Pack the chunk's code streams into `qgroup` when smaller (codec/coders/grouping.py);
         returns the meta `grouped` version (0: separate streams)."""
-        def member(j: int, role: str) -> tuple[str, tuple[int, bytes], bytes]:
+        def member(j: int, role: str, with_part: bool) -> Member:
             sid = self._sid(role, j)
             if not WIRE_MODES[modes[j]].needs_prediction:
                 return sid, parts[j], plain[j]
-            return sid, mparts[sid], streams[sid]  # made by _encode_model(_pwrel)
+            part = mparts[sid]  # made by _encode_model(_pwrel); flags: on first use
+            if with_part and callable(part):
+                part = mparts[sid] = part()
+            return sid, part if with_part else None, streams[sid]
 
         version, frame, members = choose_grouping(modes, member, self.level,
                                                   self.entropy.exhaustive)
@@ -522,7 +528,7 @@ class AECoder:
                     recon: np.ndarray, modes: list[str], offsets: list[int],
                     streams: dict[str, bytes], parts: dict[int, tuple[int, bytes]],
                     plain: dict[int, bytes], strict: dict[int, np.ndarray | float],
-                    mparts: dict[str, tuple[int, bytes]]) -> None:
+                    mparts: dict[str, LazyPart]) -> None:
         """abs/rel bounds: modes q (or d) for every column, then p where the model pays.
         A predicted column's model-free stream is only packed if the prediction may lose."""
         assert self.abs_bounds is not None
@@ -574,7 +580,7 @@ class AECoder:
         modes: list[str],
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
-        mparts: dict[str, tuple[int, bytes]],
+        mparts: dict[str, LazyPart],
     ) -> None:
         """Latents + predictions; keep a column's prediction only where it packs smaller
         than the column's model-free stream (estimated from its codes' histogram where the
@@ -651,7 +657,7 @@ class AECoder:
         streams: dict[str, bytes],
         strict: dict[int, np.ndarray | float],
         rel_eps: dict[int, float],
-        mparts: dict[str, tuple[int, bytes]],
+        mparts: dict[str, LazyPart],
     ) -> None:
         """Pointwise bound relative to the prediction, in the log domain.
 
@@ -667,7 +673,7 @@ class AECoder:
         p = self._predict(latents, recon[self.anchor_idx].T)
         chosen: dict[int, tuple[dict[str, bytes], np.ndarray, np.ndarray]] = {}
         pw_eps: dict[int, float] = {}
-        raw: dict[str, tuple[int, bytes]] = {}
+        raw: dict[str, LazyPart] = {}
         gain = 0.0
         for k, j in enumerate(self.pred_idx):
             pk = p[k]
@@ -676,7 +682,7 @@ class AECoder:
             codes, flag, r, limit, eps_r = self._relog_column(j, y, pk, finite[j])
             rid, sid = self._sid("res", j), self._sid("sign", j)
             raw[rid] = encode_codes(codes.astype(np.int64), self.entropy)
-            raw[sid] = encode_codes(flag.astype(np.int64), self.entropy)  # flags as codes inside a group
+            raw[sid] = partial(_flag_part, flag, self.entropy)  # coded only for a group
             data = {rid: finish_codes(raw[rid], self.level),
                     sid: lossless.encode_column(flag, self.level)}
             size = sum(len(v) for v in data.values())
@@ -928,6 +934,11 @@ def _quantize(
     c *= step
     c += p
     return codes, c, int(lo), int(hi)
+
+
+def _flag_part(flag: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
+    """A mode r/s column's flags as integer codes: how a `qgroup` frame holds them."""
+    return encode_codes(flag.astype(np.int64), ent)
 
 
 def _entropy_bytes(codes: np.ndarray) -> float:

@@ -19,7 +19,7 @@ CHEAP_GROUP_BYTES = 512 << 10  # without --effort exhaustive: stored bytes of ch
 ZSTD_GROUP_BYTES = 64 << 10  # ... and that also try every member as zstd codes in the frame
 ENTRY_BYTES = 24  # a separate stream's descriptor entry, as the choice estimates it
 
-Member = tuple[str, tuple[int, bytes], bytes]  # stream id, (head, raw codes), stored stream
+Member = tuple[str, tuple[int, bytes] | None, bytes]  # stream id, (head, raw codes), stored
 
 
 def group_members(modes: Sequence[str], version: int) -> list[tuple[int, str]]:
@@ -32,16 +32,24 @@ def group_members(modes: Sequence[str], version: int) -> list[tuple[int, str]]:
     return out
 
 
-def choose_grouping(modes: Sequence[str], member: Callable[[int, str], Member], level: int,
-                    exhaustive: bool = False) -> tuple[int, bytes | None, list[Member]]:
+def choose_grouping(modes: Sequence[str], member: Callable[[int, str, bool], Member],
+                    level: int, exhaustive: bool = False
+                    ) -> tuple[int, bytes | None, list[Member]]:
     """The smallest of separate streams and the group versions: (version, frame, members
     it packs); version 0 means separate streams (frame None, every member returned).
+    `member(j, role, with_part)`: the raw part may be left out (None) when not asked for.
 
     By default only chunks whose separate streams total at most CHEAP_GROUP_BYTES try one
     frame (the version with most members): on larger chunks the descriptor entries a
-    group saves are noise and the trial frame costs a zstd pass over the chunk's codes."""
-    every = [member(j, role) for j, role in group_members(modes, 2)]
-    v1 = [member(j, role) for j, role in group_members(modes, 1)]
+    group saves are noise and the trial frame costs a zstd pass over the chunk's codes;
+    there no raw part is asked for (a mode s column's flags are coded as codes only for
+    a group)."""
+    if not exhaustive:
+        stored = [member(j, role, False) for j, role in group_members(modes, 2)]
+        if sum(len(m[2]) + ENTRY_BYTES for m in stored) > CHEAP_GROUP_BYTES:
+            return 0, None, [member(j, role, False) for j, role in group_members(modes, 1)]
+    every = [member(j, role, True) for j, role in group_members(modes, 2)]
+    v1 = [member(j, role, True) for j, role in group_members(modes, 1)]
     separate = sum(len(m[2]) + ENTRY_BYTES for m in every)
     candidates = ([(2, every)] if len(every) > len(v1) else []) + [(1, v1)]
     if not exhaustive:
