@@ -628,10 +628,9 @@ class AECoder:
                         ) -> dict[int, CodeStats]:
         """CodeStats of the long residual code streams, in one code_stats call, with the
         extremes _quantize found."""
-        long = [j for j, q in quantized.items() if len(q[0]) > SMALL_TRIAL]
-        stats = code_stats([quantized[j][0] for j in long])
+        stats = _long_stats({j: q[0] for j, q in quantized.items()})
         return {j: replace(st, lo=quantized[j][2], hi=quantized[j][3])
-                for j, st in zip(long, stats, strict=True)}
+                for j, st in stats.items()}
 
     def _latents(self, Y: np.ndarray, finite: np.ndarray) -> tuple[np.ndarray | None, bytes]:
         """Quantized latents as the decoder will see them, and their packed stream."""
@@ -675,18 +674,21 @@ class AECoder:
         pw_eps: dict[int, float] = {}
         raw: dict[str, LazyPart] = {}
         gain = 0.0
+        relogged = {}
         for k, j in enumerate(self.pred_idx):
             pk = p[k]
             pk[~np.isfinite(pk)] = 0.0
-            y = Y[j]
-            codes, flag, r, limit, eps_r = self._relog_column(j, y, pk, finite[j])
+            relogged[j] = self._relog_column(j, Y[j], pk, finite[j])
+        res = {j: q[0].astype(np.int64) for j, q in relogged.items()}
+        stats = _long_stats(res)  # every residual stream's sample statistics at once
+        for j, (_, flag, r, limit, eps_r) in relogged.items():
             rid, sid = self._sid("res", j), self._sid("sign", j)
-            raw[rid] = encode_codes(codes.astype(np.int64), self.entropy)
+            raw[rid] = encode_codes(res.pop(j), self.entropy, stats.get(j))
             raw[sid] = partial(_flag_part, flag, self.entropy)  # coded only for a group
             data = {rid: finish_codes(raw[rid], self.level),
                     sid: lossless.encode_column(flag, self.level)}
             size = sum(len(v) for v in data.values())
-            est = self._plain_log_estimate(y, finite[j])
+            est = self._plain_log_estimate(Y[j], finite[j])
             base = est if size < 0.6 * est else len(plain_of(j))
             if size < base:
                 chosen[j] = (data, r, limit)
@@ -776,8 +778,7 @@ class AECoder:
         codes = {}
         for j in cols:
             codes[j], offsets[j], _ = log_codes(Y[j], self.bound.value, finite[j], out=recon[j])
-        long = [j for j in cols if len(codes[j]) > SMALL_TRIAL]
-        stats = dict(zip(long, code_stats([codes[j] for j in long]), strict=True))
+        stats = _long_stats(codes)
         for j in cols:
             parts[j] = encode_codes(codes.pop(j), self.entropy, stats.get(j))
             plain[j] = finish_codes(parts[j], self.level)
@@ -934,6 +935,13 @@ def _quantize(
     c *= step
     c += p
     return codes, c, int(lo), int(hi)
+
+
+def _long_stats(codes: dict[int, np.ndarray]) -> dict[int, CodeStats]:
+    """CodeStats of the streams long enough for the cheap choice (over SMALL_TRIAL codes;
+    shorter ones are coded every way), in one code_stats call."""
+    long = [j for j, c in codes.items() if len(c) > SMALL_TRIAL]
+    return dict(zip(long, code_stats([codes[j] for j in long]), strict=True))
 
 
 def _flag_part(flag: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
