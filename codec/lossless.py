@@ -22,6 +22,7 @@ FILTER_NAMES = {RAW: "raw", SHUFFLE: "shuffle", DELTA_SHUFFLE: "delta+shuffle", 
                 PCODEC: "pcodec"}
 SMALL_TRIAL = 16384  # columns of at most this many rows are coded both ways (pcodec, zstd)
 _SAMPLE_ROWS = 8192
+TINY_ROWS = 64  # shorter columns are not filter-tried (a chunk's few exception values)
 MAX_STRING_CHUNK = 1 << 28  # bytes of UTF-8 text in one string column chunk (documented)
 
 
@@ -105,9 +106,10 @@ def _invert(data: bytes, filt: int, dtype: np.dtype, n: int) -> np.ndarray:
     raise ContainerError(f"unknown lossless filter id {filt}")
 
 
-def _choose_filter(values: np.ndarray, level: int) -> int:
-    """Pick the filter that compresses a sample best (zstd level 1, cheap)."""
-    if values.dtype.itemsize == 1:
+def _choose_filter(values: np.ndarray, level: int, exhaustive: bool = False) -> int:
+    """Pick the filter that compresses a sample best (zstd level 1, cheap); columns of
+    under TINY_ROWS values stay raw unless `exhaustive` (three trials for a few bytes)."""
+    if values.dtype.itemsize == 1 or (len(values) < TINY_ROWS and not exhaustive):
         return RAW
     sample = values[:_SAMPLE_ROWS]
     width = values.dtype.itemsize
@@ -144,13 +146,13 @@ def encode_column(values: np.ndarray, level: int = 3, pcodec: bool = False,
             pc = bytes([PCODEC]) + _pcodec_bytes(le)
             if not small:
                 return pc
-            zs = _zstd_stream(le, level)
+            zs = _zstd_stream(le, level, exhaustive)
             return pc if len(pc) < len(zs) else zs
-    return _zstd_stream(le, level)
+    return _zstd_stream(le, level, exhaustive)
 
 
-def _zstd_stream(le: np.ndarray, level: int) -> bytes:
-    filt = _choose_filter(le, level)
+def _zstd_stream(le: np.ndarray, level: int, exhaustive: bool = False) -> bytes:
+    filt = _choose_filter(le, level, exhaustive)
     data = _apply(le, filt)
     width = 1 if filt == RAW else le.dtype.itemsize
     return bytes([filt]) + compress_planes(data, width, level)

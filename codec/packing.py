@@ -55,6 +55,8 @@ PCODEC_HEADS = (PCODEC, PCODEC32)
 _INT32 = np.iinfo(np.int32)
 _SAMPLE = 8192
 MIN_PCODEC = 64  # shorter streams: zstd (pcodec's own header would weigh too much)
+TINY_STREAM = 64  # shorter streams take their form from statistics too: trials would cost
+# ~0.25 ms each for the odd byte (a chunk's 1-3 exception rows; a tiny table's columns)
 SMALL_TRIAL = 16384  # streams of at most this many codes are coded every way
 SMALL_STREAM = 1 << 15  # zstd forms of at most this many bytes are ranked at RANK_LEVEL, not 1
 RANK_LEVEL = 15  # zstd level at which the four forms of a short stream are ranked
@@ -277,6 +279,8 @@ def encode_codes(codes: np.ndarray, ent: Entropy = ZSTD_ONLY, st: CodeStats | No
     codes = np.asarray(codes, dtype=np.int64)
     if ent.exhaustive:
         return _exhaustive(codes, ent)
+    if codes.size < TINY_STREAM:
+        return _zstd_form(codes, 0)  # shuffled (what _cheap_flags says this short)
     if codes.size <= SMALL_TRIAL:
         return _small_choice(codes, ent)
     flags = _cheap_choice(codes, ent, st)
@@ -378,7 +382,8 @@ def pack_exceptions(rows: np.ndarray, values: np.ndarray, level: int = 3,
     head = np.array([len(rows)], dtype="<u8").tobytes()
     body = pack_codes(deltas, level, ent)
     floats = values.astype("<f8")
-    tail = encode_column(floats, level) if ent.coded_exceptions else floats.tobytes()
+    tail = (encode_column(floats, level, exhaustive=ent.exhaustive) if ent.coded_exceptions
+            else floats.tobytes())
     return head + len(body).to_bytes(8, "little") + body + tail
 
 

@@ -556,3 +556,28 @@ def test_grouping_asks_for_raw_parts_only_when_it_tries_a_group(large):
     else:
         assert version == 2 and frame is not None  # one frame: fewer headers and entries
         assert [m[0] for m in members] == ["res/0", "res/1", "sign/1"]
+
+
+def test_tiny_streams_take_their_form_without_trial_compressions(monkeypatch):
+    """A chunk's 1-3 exception rows cost ~0.25 ms each in trials for the odd byte: streams
+    of under TINY_STREAM codes (columns of under TINY_ROWS values) are formed from
+    statistics, round-trip, and --effort exhaustive still tries every form."""
+    from balerc.codec import lossless
+
+    codes = np.array([5, 70_000, -3, 12])
+    values = np.array([1.5, -2.25, np.nan])
+
+    class NoTrials:
+        def __init__(self, *a, **k):
+            raise AssertionError("a trial compression for a tiny stream")
+
+    with monkeypatch.context() as m:
+        m.setattr(packing.zstandard, "ZstdCompressor", NoTrials)
+        head, payload = packing.encode_codes(codes, packing.Entropy(pcodec=True))
+    assert packing.decode_codes(head, payload, len(codes)).tolist() == codes.tolist()
+    stream = lossless.encode_column(values, 19)
+    assert stream[0] == lossless.RAW
+    back = lossless.decode_column(stream, np.float64, len(values), "test")
+    assert back.tobytes() == values.tobytes()
+    every = packing.encode_codes(codes, packing.Entropy(pcodec=True, exhaustive=True))
+    assert packing.decode_codes(*every, len(codes)).tolist() == codes.tolist()
