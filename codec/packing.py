@@ -325,12 +325,14 @@ def decode_codes(head: int, raw: bytes, n: int) -> np.ndarray:
     return np.cumsum(codes) if flags & DELTA_FLAG else codes
 
 
-def unpack_codes(data: bytes, n: int, what: str = "integer code stream") -> np.ndarray:
-    """Invert pack_codes for n values; the frame must hold exactly n x width bytes."""
+def unpack_codes(data: bytes, n: int, what: str = "integer code stream", stored: bool = False
+                 ) -> np.ndarray:
+    """Invert pack_codes for n values; the frame must hold exactly n x width bytes. int64
+    codes, or with `stored` int32 ones where the stream holds int32 (no widening pass)."""
     if not data:
         raise ContainerError(f"{what}: empty")
     if data[0] in PCODEC_HEADS:
-        return _pcodec_decode(data[1:], n, data[0], what)
+        return _pcodec_decode(data[1:], n, data[0], what, stored)
     width = data[0] & ~_FLAGS
     if width not in _WIDTHS:
         raise ContainerError(f"{what}: malformed (bad width byte {data[0]:#x})")
@@ -338,13 +340,14 @@ def unpack_codes(data: bytes, n: int, what: str = "integer code stream") -> np.n
     return decode_codes(data[0], raw, n)
 
 
-def _pcodec_decode(raw: bytes, n: int, head: int = PCODEC, what: str = "pcodec code stream"
-                   ) -> np.ndarray:
-    """Exactly n int64 codes from a pcodec standalone file of int64 (head PCODEC) or int32
-    (PCODEC32) codes; the array is allocated from n, and a file of the other type refused."""
+def _pcodec_decode(raw: bytes, n: int, head: int = PCODEC, what: str = "pcodec code stream",
+                   stored: bool = False) -> np.ndarray:
+    """Exactly n int64 codes (int32 as stored with `stored`) from a pcodec standalone file
+    of int64 (head PCODEC) or int32 (PCODEC32) codes; the array is allocated from n, and a
+    file of the other type refused."""
     if head == PCODEC32:
         narrow = pcodec_into(raw, np.empty(n, dtype=np.int32), what, "pcodec-int32", "codes")
-        return narrow.astype(np.int64)
+        return narrow if stored else narrow.astype(np.int64)
     return pcodec_into(raw, np.empty(n, dtype=np.int64), what, "pcodec-codes", "codes")
 
 

@@ -114,12 +114,17 @@ def decode_with(
                 streams = reader.read_chunk(i, [p + n for n in stream_names])
                 if p:
                     streams = {n[len(p):]: b for n, b in streams.items()}
-                got = coder.decode(streams, info.rows, info.meta.get(str(c), {}))
+                meta = info.meta.get(str(c), {})
+                into = {n: out[n][starts[k] : starts[k + 1]] for n in need}
+                got = (coder.decode(streams, info.rows, meta, into=into)
+                       if getattr(coder, "decodes_into", False)  # third-party coders: copied
+                       else coder.decode(streams, info.rows, meta))
                 lost = [n for n in need if n not in got]
                 if lost:
                     raise SchemaError(f"the streams of column(s) {lost[:5]} are missing")
                 for n in need:
-                    out[n][starts[k] : starts[k + 1]] = got[n]
+                    if got[n] is not into[n]:
+                        into[n][...] = got[n]
             return None
         except ContainerError as exc:
             return _prefixed(reader, exc, f"chunk {i}: ")

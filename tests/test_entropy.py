@@ -581,3 +581,46 @@ def test_tiny_streams_take_their_form_without_trial_compressions(monkeypatch):
     assert back.tobytes() == values.tobytes()
     every = packing.encode_codes(codes, packing.Entropy(pcodec=True, exhaustive=True))
     assert packing.decode_codes(*every, len(codes)).tolist() == codes.tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), narrow=st.booleans(), offset=st.sampled_from(
+    [0, 7, -123_456, 2**40, -(2**53), 2**53]))
+def test_mode_q_decoded_in_place_is_the_expression_bit_for_bit(seed, narrow, offset):
+    """The mode q decoder sums codes and offset in int64 and scales them where the column
+    is kept: the same bits as `(codes + offset) * (2.0 * e)` with the codes widened to int64
+    first, whether the stream held int32 or int64 codes, for offsets up to 2^53."""
+    from balerc.codec.coders.wiremodes import DecodeContext, _quantized
+
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-(2**31), 2**31 - 1, 300).astype(np.int32 if narrow else np.int64)
+    e = float(10.0 ** rng.uniform(-9, 3))
+    out = np.full(300, np.nan)
+    base = dict(codes=lambda j: codes.astype(np.int64), flags=lambda j: None,
+                offsets=[offset], prediction=lambda j: None, abs_bound=lambda j: e,
+                drift=lambda j: 0.0, eps=None, rel_eps=None)
+    got = _quantized(DecodeContext(**base, stored_codes=lambda j: codes, out=lambda j: out), 0)
+    ref = _quantized(DecodeContext(**base), 0)
+    assert got is out
+    assert got.tobytes() == ref.tobytes()
+    assert ref.tobytes() == ((codes.astype(np.int64) + offset) * (2.0 * e)).tobytes()
+
+
+@pytest.mark.parametrize("bound", ["rel:1e-3", "pwrel:1e-3"])
+def test_decode_into_the_callers_arrays_gives_decodes_bits(bound):
+    """AECoder.decode(into=...) casts each column straight into the given arrays (the
+    reader's output slices) and returns those arrays: the same bits as a plain decode."""
+    from balerc.codec.reader import coders_from_header
+
+    with ContainerReader(_compress(_table(), bound)) as r:
+        (coder,) = coders_from_header(r.header)
+        assert coder.stream_prefix == ""
+        info = r.chunk(0)
+        streams = r.read_chunk(0)
+        meta = info.meta.get("0", {})
+        plain = coder.decode(streams, info.rows, meta)
+        into = {n: np.empty(info.rows, dtype=plain[n].dtype) for n in coder.columns[:3]}
+        got = coder.decode(streams, info.rows, meta, into=into)
+    for n in coder.columns:
+        assert got[n].tobytes() == plain[n].tobytes()
+    assert all(got[n] is into[n] for n in into)

@@ -801,11 +801,18 @@ class AECoder:
         roles = ("res", "exc", "sign", "dict")
         return [f"{r}/{i}" for i in idx for r in roles] + ["latents", "qgroup"]
 
-    def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self._decode(streams, rows, meta)
+    decodes_into = True  # decode() may write columns straight into the caller's arrays
 
-    def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    def decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any],
+               into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """The chunk's columns; those named in `into` (arrays of `rows` values of the
+        column's dtype, e.g. the chunk's slice of the reader's output) are cast straight
+        into them and returned as those arrays (one pass, no intermediate copy)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._decode(streams, rows, meta, into or {})
+
+    def _decode(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any],
+                into: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Model-free columns first (the anchors among them), then the predicted ones, each
         by its wire mode (codec/coders/wiremodes.py), then the verbatim exceptions."""
         F = len(self.columns)
@@ -815,15 +822,23 @@ class AECoder:
         # column-major, as in encode; a reused work array: every row is assigned below (the
         # modes cover every column, check_ae_meta), and each column leaves it as a copy
         recon = self._scratch.array("decoded", (F, rows))
+        rows_of = list(recon)  # column j's row; a wire mode may write there itself
+        ctx.out = rows_of.__getitem__
+
+        def decode(j: int, m: str) -> None:
+            got = WIRE_MODES[m].decode(ctx, j)
+            if got is not rows_of[j]:
+                rows_of[j][...] = got
+
         for j, m in enumerate(modes):
             if m in MODEL_FREE:
-                recon[j] = WIRE_MODES[m].decode(ctx, j)
+                decode(j, m)
         if any(m in PREDICTING for m in modes):
             predicted = self._decode_prediction(streams, rows, recon)
             ctx.prediction = predicted.__getitem__
             for j, m in enumerate(modes):
                 if m in PREDICTING:
-                    recon[j] = WIRE_MODES[m].decode(ctx, j)
+                    decode(j, m)
         out = {}
         for j, name in enumerate(self.columns):
             col = recon[j]
@@ -831,7 +846,11 @@ class AECoder:
             if sid in streams:
                 r, v = unpack_exceptions(streams[sid], rows, self.entropy.coded_exceptions)
                 col[r] = v
-            out[name] = col.astype(np.dtype(self.dtypes[name]))
+            if name in into:  # the same C cast as astype, into the caller's array
+                np.copyto(into[name], col, casting="unsafe")
+                out[name] = into[name]
+            else:
+                out[name] = col.astype(np.dtype(self.dtypes[name]))
         return out
 
     def _context(self, streams: dict[str, bytes], rows: int, meta: dict[str, Any],
@@ -844,11 +863,11 @@ class AECoder:
             unpacked = unpack_group(require(streams, "qgroup"), len(members), rows)
             grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
 
-        def codes(j: int) -> np.ndarray:
+        def codes(j: int, stored: bool = False) -> np.ndarray:
             sid = self._sid("res", j)
             if sid in grouped:
                 return decode_codes(*grouped[sid], rows)
-            return unpack_codes(require(streams, sid), rows, f"stream '{sid}'")
+            return unpack_codes(require(streams, sid), rows, f"stream '{sid}'", stored)
 
         def flags(j: int) -> np.ndarray:
             sid = self._sid("sign", j)
@@ -872,7 +891,8 @@ class AECoder:
             codes=codes, flags=flags, offsets=meta.get("offsets", [0] * F),
             prediction=no_prediction, abs_bound=self._col_bound, drift=self._pred_margin,
             eps=self.bound.value if self.bound is not None else None,
-            rel_eps=meta.get("rel_eps"), table=table)
+            rel_eps=meta.get("rel_eps"), table=table,
+            stored_codes=lambda j: codes(j, stored=True))
 
     def _decode_prediction(self, streams: dict[str, bytes], rows: int, recon: np.ndarray
                            ) -> dict[int, np.ndarray]:

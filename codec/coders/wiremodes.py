@@ -44,15 +44,29 @@ class DecodeContext:
     eps: float | None  # the pwrel bound E
     rel_eps: list[float] | None  # mode r: the finer bound E_r per column
     table: Callable[[int], np.ndarray] = lambda j: np.empty(0)  # mode d: column j's values
+    # column j's codes as stored (int32 from a PCODEC32 stream: no widening pass)
+    stored_codes: Callable[[int], np.ndarray] | None = None
+    out: Callable[[int], np.ndarray] | None = None  # where column j's values may be written
 
 
 def _quantized(c: DecodeContext, j: int) -> np.ndarray:
-    return (c.codes(j) + c.offsets[j]) * (2.0 * c.abs_bound(j))
+    """(codes + offset) x 2e: the sum in int64, widened to float64 once, written where the
+    decoder keeps column j (two passes, no temporaries); bit for bit the expression
+    `(codes + offset) * (2.0 * e)` with codes widened to int64 first."""
+    if c.stored_codes is None or c.out is None:
+        return (c.codes(j) + c.offsets[j]) * (2.0 * c.abs_bound(j))
+    codes, out = c.stored_codes(j), c.out(j)
+    if c.offsets[j]:
+        np.add(codes, np.int64(c.offsets[j]), out=out, dtype=np.int64)  # |offset| <= 2^53
+    else:
+        np.copyto(out, codes)  # int -> float64, as the multiplication would widen it
+    np.multiply(out, 2.0 * c.abs_bound(j), out=out)
+    return out
 
 
 def _log(c: DecodeContext, j: int) -> np.ndarray:
-    assert c.eps is not None
-    return unlog(c.codes(j), c.offsets[j], log_delta(c.eps))
+    assert c.eps is not None  # int64 codes: unlog adds the offset (up to 2^53) to them
+    return unlog(c.codes(j), c.offsets[j], log_delta(c.eps), c.out(j) if c.out else None)
 
 
 def _log_signed(c: DecodeContext, j: int) -> np.ndarray:
@@ -77,7 +91,15 @@ def _finite(p: np.ndarray) -> np.ndarray:
 
 
 def _predicted(c: DecodeContext, j: int) -> np.ndarray:
-    return _finite(c.prediction(j)) + c.codes(j) * (2.0 * (c.abs_bound(j) - c.drift(j)))
+    """The finite prediction plus codes x 2(e - m), summed where column j is kept."""
+    step = c.codes(j) * (2.0 * (c.abs_bound(j) - c.drift(j)))
+    if c.out is None:
+        return _finite(c.prediction(j)) + step
+    out = c.out(j)
+    np.copyto(out, c.prediction(j))
+    out[~np.isfinite(out)] = 0.0
+    out += step
+    return out
 
 
 def _autoencoder(c: DecodeContext, j: int) -> np.ndarray:
