@@ -40,6 +40,9 @@ class ColumnCoder(Protocol):
 
     def decode(self, streams: dict[str, bytes], rows: int,
                meta: dict[str, Any]) -> dict[str, np.ndarray]: ...
+    # Optional: a coder whose class sets `decodes_into = True` also takes
+    # `decode(..., into={name: array})` and casts those columns straight into the given
+    # arrays (the reader's output slices), returning them; others are copied there.
 
     def streams_for(self, names: list[str]) -> list[str]: ...
 
