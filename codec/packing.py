@@ -253,7 +253,8 @@ def _pcodec_form(codes: np.ndarray, ent: Entropy, st: CodeStats | None = None
     else:
         lo, hi = (int(codes.min()), int(codes.max())) if codes.size else (0, 0)
     if ent.pcodec32 and _INT32.min <= lo and hi <= _INT32.max:
-        head, pc = PCODEC32, pcodec.standalone.simple_compress(codes.astype(np.int32), cfg)
+        head, pc = PCODEC32, pcodec.standalone.simple_compress(
+            np.asarray(codes, dtype=np.int32), cfg)  # no copy when int32 already
     else:
         head, pc = PCODEC, pcodec.standalone.simple_compress(
             np.ascontiguousarray(codes, np.int64), cfg)
@@ -275,8 +276,11 @@ def encode_codes(codes: np.ndarray, ent: Entropy = ZSTD_ONLY, st: CodeStats | No
                  ) -> tuple[int, bytes]:
     """(head byte, payload) for a 1-D array of integer codes. The payload is uncompressed
     (zstd comes in finish_codes or pack_group) unless the head is PCODEC. `st`: the
-    stream's CodeStats when the caller computed them for several streams at once."""
-    codes = np.asarray(codes, dtype=np.int64)
+    stream's CodeStats when the caller computed them for several streams at once. int32
+    codes stay int32 (the same streams; pcodec takes them without a copy)."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.int32:
+        codes = codes.astype(np.int64, copy=False)
     if ent.exhaustive:
         return _exhaustive(codes, ent)
     if codes.size < TINY_STREAM:

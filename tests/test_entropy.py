@@ -528,6 +528,10 @@ def test_code_stats_of_a_chunk_are_each_streams_own(seed, n, kind):
         assert (s_.lo, s_.hi) == (0, int(highs[j] - lows[j]))
         shifted = codes[j] - lows[j]
         assert packing.encode_codes(shifted, ent, s_) == packing.encode_codes(shifted, ent)
+        for e in (ent, packing.ZSTD_ONLY, packing.Entropy(pcodec=True, exhaustive=True)):
+            # int32 codes (the rel path's shifted codes) code as their int64 values do
+            assert packing.encode_codes(shifted.astype(np.int32), e) == packing.encode_codes(
+                shifted, e)
 
 
 @pytest.mark.parametrize("large", [True, False])

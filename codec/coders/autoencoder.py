@@ -540,6 +540,7 @@ class AECoder:
                                          if all_codes.shape[1] > SMALL_TRIAL
                                          else [None] * len(self.columns))
         suspects = self._dictionary_suspects(Y, recon)
+        narrow = self._scratch.array("q32", all_codes.shape, np.int32)
         for j in range(len(self.columns)):
             codes = all_codes[j]
             offsets[j] = int(lows[j])  # non-negative codes pack narrower
@@ -547,7 +548,13 @@ class AECoder:
             if table is not None:  # mode d: codes index the chunk's distinct values
                 codes, streams[self._sid("dict", j)] = table
                 modes[j], offsets[j], stats[j] = DICTIONARY.letter, 0, None
-            qcodes[j] = codes - offsets[j]
+            st = stats[j]
+            if self.entropy.pcodec32 and st is not None and st.hi is not None and st.hi < 2**31:
+                # 0 <= codes - low < 2^31: shifted straight into int32, the type pcodec takes
+                qcodes[j] = narrow[j]
+                np.subtract(codes, offsets[j], out=narrow[j], casting="unsafe")
+            else:
+                qcodes[j] = codes - offsets[j]
 
         def plain_of(j: int) -> bytes:
             if j not in plain:
