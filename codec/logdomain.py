@@ -62,6 +62,11 @@ def rint_log2_diff(a: np.ndarray, logb: np.ndarray | None, delta: float) -> np.n
     return out
 
 
+# log2 of a positive finite float64 lies in [-1075, 1024]: above this delta every mode g
+# code |k - low + 1| <= 2100 / delta + 1 fits int32, the type pcodec then takes uncopied
+_INT32_DELTA = 2200.0 / 2**31
+
+
 def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None,
               out: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
     """Mode g codes of y at pwrel eps, their offset k and the reconstruction (docs/FORMAT.md
@@ -75,7 +80,7 @@ def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None,
         low = int(m.min())
         m -= low - 1
         np.copysign(m, y, out=m)  # m >= 1: y's sign, 10x faster than a masked negative
-        codes = m.astype(np.int64)
+        codes = m.astype(np.int32 if delta > _INT32_DELTA else np.int64)
         return codes, low, unlog(codes, low, delta, out)
     k = np.zeros(len(y), dtype=np.int64)
     k[valid] = rint_log2(np.abs(y[valid]).astype(np.float64), delta).astype(np.int64)
@@ -111,8 +116,8 @@ def unlog(codes: np.ndarray, low: int, delta: float, out: np.ndarray | None = No
             mag = table.take(a, out=out, mode="clip")  # in range; "raise" would buffer out
             if codes.size and int(a.min()) == 0:
                 mag[a == 0] = 0.0
-        else:
-            mag = np.where(a == 0, 0.0, exp2((a - 1 + low) * delta))
+        else:  # int64 whatever the codes' type: low may be far beyond int32
+            mag = np.where(a == 0, 0.0, exp2((a.astype(np.int64) - 1 + low) * delta))
             if out is not None:
                 out[...] = mag
                 mag = out

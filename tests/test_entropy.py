@@ -628,3 +628,25 @@ def test_decode_into_the_callers_arrays_gives_decodes_bits(bound):
     for n in coder.columns:
         assert got[n].tobytes() == plain[n].tobytes()
     assert all(got[n] is into[n] for n in into)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), low=st.sampled_from([-(2**40), -5000, 0, 17, 2**40]),
+       spread=st.sampled_from([50, 3_000_000]))
+def test_unlog_of_int32_codes_is_unlog_of_their_int64_values(seed, low, spread):
+    """The encoder's mode g codes are int32 where the delta bounds them (pcodec takes them
+    uncopied); its reconstruction must be the decoder's, which reads int64 codes: in the
+    table path and in the elementwise one (wide codes), with offsets far beyond int32."""
+    from balerc.codec.logdomain import _INT32_DELTA, log_codes, log_delta, unlog
+
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-spread, spread, 40)
+    codes[codes == 0] = 1
+    delta = log_delta(5e-4) if abs(low) < 2**20 else 1e-9
+    with np.errstate(over="ignore", under="ignore"):
+        a = unlog(codes.astype(np.int32), low, delta)
+        b = unlog(codes, low, delta)
+    assert a.tobytes() == b.tobytes()
+    assert log_delta(5e-4) > _INT32_DELTA
+    assert log_codes(rng.normal(0, 1e3, 100), 5e-4)[0].dtype == np.int32
+    assert log_codes(rng.normal(0, 1e3, 100), 1e-9)[0].dtype == np.int64
