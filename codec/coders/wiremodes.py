@@ -65,8 +65,11 @@ def _quantized(c: DecodeContext, j: int) -> np.ndarray:
 
 
 def _log(c: DecodeContext, j: int) -> np.ndarray:
-    assert c.eps is not None  # int64 codes: unlog adds the offset (up to 2^53) to them
-    return unlog(c.codes(j), c.offsets[j], log_delta(c.eps), c.out(j) if c.out else None)
+    """unlog of the codes as stored (int32 ones too: unlog widens where it adds the offset)
+    into column j's row."""
+    assert c.eps is not None
+    codes = c.stored_codes(j) if c.stored_codes else c.codes(j)
+    return unlog(codes, c.offsets[j], log_delta(c.eps), c.out(j) if c.out else None)
 
 
 def _log_signed(c: DecodeContext, j: int) -> np.ndarray:
