@@ -115,7 +115,9 @@ def _relative(rebuild: Callable[..., np.ndarray]) -> Callable[[DecodeContext, in
     def decode(c: DecodeContext, j: int) -> np.ndarray:
         assert c.eps is not None
         eps_r = (c.rel_eps or [c.eps] * (j + 1))[j]
-        return rebuild(_finite(c.prediction(j)), c.codes(j), c.flags(j), log_delta(eps_r),
+        codes = c.stored_codes(j) if c.stored_codes else c.codes(j)  # int32 as stored: the
+        # rebuilds only scale and index by them (the encoder passes them as float64)
+        return rebuild(_finite(c.prediction(j)), codes, c.flags(j), log_delta(eps_r),
                        log_delta(c.eps))
     return decode
 
