@@ -62,8 +62,8 @@ def rint_log2_diff(a: np.ndarray, logb: np.ndarray | None, delta: float) -> np.n
     return out
 
 
-# log2 of a positive finite float64 lies in [-1075, 1024]: above this delta every mode g
-# code |k - low + 1| <= 2100 / delta + 1 fits int32, the type pcodec then takes uncopied
+# log2 of a positive finite float64 lies in [-1075, 1024], so k - low <= 2099 / delta + 1:
+# above this delta every mode g code |k - low + 1| fits int32 (pcodec takes it uncopied)
 _INT32_DELTA = 2200.0 / 2**31
 
 
