@@ -304,6 +304,36 @@ def whole_process_tables(tabs: dict[str, Table], models: list[str] | None, round
                 print(row, flush=True)
 
 
+CHUNK_ROWS = (65536, 131072, 262144)
+
+
+def scaling_table(rows: int, rounds: int) -> None:
+    """Two threads against one per chunk size (generated dimuons, float32): how much of a
+    chunk's work the GIL serializes shows as the scaling, which rises with the chunk."""
+    d = toy.dimuon(rows, seed=0)
+    t = Table({n: np.asarray(d[n], np.float32) for n in d.names_of_kind("float")})
+    mb = sum(t[n].nbytes for n in t.names) / 1e6
+    print(f"\n### Thread scaling by chunk size, dimuon {rows:,} rows float32 ({mb:.0f} MB), "
+          f"medians of {rounds} interleaved rounds\n")
+    print("| bound | method | chunk rows | ratio | compress MB/s 1 / 2 thr | scaling | "
+          "decompress MB/s 1 / 2 thr | scaling |")
+    print("|---|---|---|---|---|---|---|---|")
+    for b in BOUNDS:
+        model = MODELS.get(b.split(":")[0])
+        for label, m in [("model-free", None)] + ([("model", model)] if model else []):
+            for cr in CHUNK_ROWS:
+                runs = {1: [], 2: []}
+                for _ in range(rounds):
+                    for threads in (1, 2):
+                        size, tc, td, back = balerc_run(t, b, threads, m, chunk_rows=cr)
+                        runs[threads].append((mb / tc, mb / td))
+                check_table(t, back, Bound.parse(b))
+                c1, c2, d1, d2 = (statistics.median(r[k] for r in runs[th])
+                                  for k, th in ((0, 1), (0, 2), (1, 1), (1, 2)))
+                print(f"| {b} | {label} | {cr:,} | {mb * 1e6 / size:.3f} | {c1:.0f} / {c2:.0f} | "
+                      f"{c2 / c1:.2f}x | {d1:.0f} / {d2:.0f} | {d2 / d1:.2f}x |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -316,9 +346,14 @@ def main() -> None:
     ap.add_argument("--lossless", action="store_true", help="--lossless files only")
     ap.add_argument("--whole-process", action="store_true",
                     help="the CLI as a user runs it (dimuon table): MB/s and peak RSS")
+    ap.add_argument("--scaling", action="store_true",
+                    help="2 threads vs 1 per chunk size (65,536 / 131,072 / 262,144 rows)")
     args = ap.parse_args()
     if args.models:
         MODELS.update(rel=ModelBundle.load(args.models[0]), pwrel=ModelBundle.load(args.models[1]))
+    if args.scaling:
+        scaling_table(args.rows, args.rounds)
+        return
     tabs = {n: t for n, t in tables(args.rows).items()
             if not args.only or args.only.lower() in n.lower()}
     if args.lossless:

@@ -89,6 +89,31 @@ def log_codes(y: np.ndarray, eps: float, finite: np.ndarray | None = None,
     return codes, low, unlog(codes, low, delta, out)
 
 
+def sampled_log_entropy(S: np.ndarray, finite: np.ndarray, eps: float) -> np.ndarray:
+    """Per row of S (a sample of each of several columns): the order-0 entropy in bits per
+    value of its mode g codes, `log_codes(S[i], eps, finite[i])[0]`, every row in one set
+    of passes. The codes are formed against the lowest k of all rows, not of each: within
+    a row that shifts each sign's codes by one constant, so its histogram (in order) is
+    the same."""
+    m, s = S.shape
+    if not S.size:
+        return np.zeros(m)
+    valid = finite & (S != 0)
+    k = rint_log2(np.where(valid, np.abs(S), 1.0).ravel(), log_delta(eps)).reshape(m, s)
+    low = k[valid].min() if valid.any() else 0.0
+    k -= low - 1
+    np.copysign(k, S, out=k)
+    k[~valid] = 0.0
+    top = int(np.abs(k).max())
+    width = 2 * top + 1
+    keys = k.astype(np.int64) + top + width * np.arange(m, dtype=np.int64)[:, None]
+    uniq, counts = np.unique(keys, return_counts=True)
+    bounds = np.searchsorted(uniq // width, np.arange(m + 1))
+    p = counts / s
+    t = p * np.log2(p)
+    return np.array([-t[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+
+
 def relog_codes(y: np.ndarray, p: np.ndarray, eps_r: float) -> tuple[np.ndarray, np.ndarray]:
     """Mode r codes and flags of y against the prediction p (no drift check, no 'alone')."""
     ap, ay = np.abs(p), np.abs(y)

@@ -650,3 +650,28 @@ def test_unlog_of_int32_codes_is_unlog_of_their_int64_values(seed, low, spread):
     assert log_delta(5e-4) > _INT32_DELTA
     assert log_codes(rng.normal(0, 1e3, 100), 5e-4)[0].dtype == np.int32
     assert log_codes(rng.normal(0, 1e3, 100), 1e-9)[0].dtype == np.int64
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), rows=st.integers(1, 9),
+       n=st.sampled_from([1, 7, 300, 4096, 5000]), zeros=st.booleans(), nans=st.booleans(),
+       eps=st.sampled_from([1e-5, 5e-4, 0.05]))
+def test_sampled_log_entropy_is_each_rows_own(seed, rows, n, zeros, nans, eps):
+    """The mode g estimate of several predicted columns at once (one set of passes, codes
+    against the lowest k of all rows) equals, bit for bit, the order-0 entropy of each
+    row's own log_codes: zeros, NaN, both signs, rows with nothing valid."""
+    from balerc.codec.logdomain import log_codes, sampled_log_entropy
+
+    rng = np.random.default_rng(seed)
+    S = rng.lognormal(rng.uniform(-20, 20, (rows, 1)), rng.uniform(0.01, 4, (rows, 1)),
+                      (rows, n)) * rng.choice([-1.0, 1.0], (rows, n))
+    if zeros:
+        S[rng.random((rows, n)) < 0.2] = 0.0
+    if nans:
+        S[rng.random((rows, n)) < 0.1] = np.nan
+        S[-1] = np.nan
+    fin = np.isfinite(S)
+    got = sampled_log_entropy(S, fin, eps)
+    for i in range(rows):
+        p = np.unique(log_codes(S[i], eps, fin[i])[0], return_counts=True)[1] / n
+        assert got[i] == -(p * np.log2(p)).sum()

@@ -44,6 +44,7 @@ from ..logdomain import (
     rescale,
     rint_log2,
     rint_log2_diff,
+    sampled_log_entropy,
     scaled_codes,
 )
 from ..model import ModelBundle, lean_onnx, sha256
@@ -686,6 +687,7 @@ class AECoder:
             pk = p[k]
             pk[~np.isfinite(pk)] = 0.0
             relogged[j] = self._relog_column(j, Y[j], pk, finite[j])
+        ests = self._plain_log_estimates(list(relogged), Y, finite)
         res = {j: q[0].astype(np.int64) for j, q in relogged.items()}
         stats = _long_stats(res)  # every residual stream's sample statistics at once
         for j, (_, flag, r, limit, eps_r) in relogged.items():
@@ -695,7 +697,7 @@ class AECoder:
             data = {rid: finish_codes(raw[rid], self.level),
                     sid: lossless.encode_column(flag, self.level)}
             size = sum(len(v) for v in data.values())
-            est = self._plain_log_estimate(Y[j], finite[j])
+            est = ests[j]
             base = est if size < 0.6 * est else len(plain_of(j))
             if size < base:
                 chosen[j] = (data, r, limit)
@@ -765,16 +767,21 @@ class AECoder:
             limit = np.where(alone, eps * ay, limit)
         return codes, flag, r, limit, eps_r
 
-    def _plain_log_estimate(self, y: np.ndarray, finite: np.ndarray) -> float:
-        """Mode g bytes of a column estimated from every k-th row (about 4096 rows): the
-        order-0 entropy of their codes, no trial compression (0 with --effort exhaustive:
-        the stream itself is packed and compared)."""
+    def _plain_log_estimates(self, cols: list[int], Y: np.ndarray, finite: np.ndarray
+                             ) -> dict[int, float]:
+        """Mode g bytes of each column in `cols` estimated from every k-th row (about 4096
+        rows): the order-0 entropy of their codes, no trial compression (0 with --effort
+        exhaustive: the stream itself is packed and compared). All columns' samples in one
+        set of passes (small per-column calls cost GIL handoffs between encoder threads)."""
         assert self.bound is not None
-        if self.entropy.exhaustive:
-            return 0.0
-        k = max(1, len(y) // 4096)
-        codes = log_codes(y[::k], self.bound.value, finite[::k])[0]
-        return (_entropy_bytes(codes) - 32) * (len(y) / max(1, len(codes))) + 32
+        if self.entropy.exhaustive or not cols:
+            return dict.fromkeys(cols, 0.0)
+        n = Y.shape[1]
+        step = max(1, n // 4096)
+        bits = sampled_log_entropy(Y[cols, ::step], finite[cols, ::step], self.bound.value)
+        s = -(-n // step)  # the sample's length
+        return {j: (float(h) * s / 8 + 32 - 32) * (n / max(1, s)) + 32
+                for j, h in zip(cols, bits, strict=True)}
 
     def _encode_logs(self, cols: list[int], Y: np.ndarray, finite: np.ndarray,
                      recon: np.ndarray, offsets: list[int], parts: dict[int, tuple[int, bytes]],
