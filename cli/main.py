@@ -122,7 +122,8 @@ def cli(debug: bool) -> None:
 @tree_option
 @columns_option
 @click.option("--chunk-rows", type=click.IntRange(1), default=65536, show_default=True,
-              help="Rows per independent chunk.")
+              help="Rows per independent chunk: memory per thread; larger chunks scale "
+                   "better on 2+ threads, smaller ones keep small tables parallel.")
 @threads_option
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where ONNX Runtime runs the encoder and decoder (the bound holds on either).")

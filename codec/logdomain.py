@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from .exactmath import exp2, log2  # never numpy's: its SIMD paths differ between CPUs
+from .packing import row_entropies
 
 LOG_SLACK = 1.0 - 1e-9  # the step is a hair finer than the bound allows: rounding headroom
 
@@ -104,14 +105,7 @@ def sampled_log_entropy(S: np.ndarray, finite: np.ndarray, eps: float) -> np.nda
     k -= low - 1
     np.copysign(k, S, out=k)
     k[~valid] = 0.0
-    top = int(np.abs(k).max())
-    width = 2 * top + 1
-    keys = k.astype(np.int64) + top + width * np.arange(m, dtype=np.int64)[:, None]
-    uniq, counts = np.unique(keys, return_counts=True)
-    bounds = np.searchsorted(uniq // width, np.arange(m + 1))
-    p = counts / s
-    t = p * np.log2(p)
-    return np.array([-t[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    return row_entropies(k)
 
 
 def relog_codes(y: np.ndarray, p: np.ndarray, eps_r: float) -> tuple[np.ndarray, np.ndarray]:

@@ -152,6 +152,24 @@ def code_stats(codes: np.ndarray | list[np.ndarray], shift: np.ndarray | None = 
     return out
 
 
+def row_entropies(s: np.ndarray) -> np.ndarray:
+    """Order-0 entropy, bits per value, of each row of an (m, n) array of integers (or of
+    NaN-free floats), all rows in one sort: the same terms in the same order, so the same
+    float64 sums, as `-(p * log2(p)).sum()` over each row's own np.unique counts (tested),
+    without a histogram call per row (each a GIL handoff between encoder threads)."""
+    m, n = s.shape
+    if not n:
+        return np.zeros(m)
+    srt = np.sort(s, axis=1)
+    new = np.ones((m, n), bool)
+    np.not_equal(srt[:, 1:], srt[:, :-1], out=new[:, 1:])
+    starts = np.flatnonzero(new)  # each run of equal values in each sorted row
+    p = np.diff(starts, append=m * n) / n
+    t = p * np.log2(p)
+    rows = np.searchsorted(starts, np.arange(m + 1) * n)
+    return np.array([-t[a:b].sum() for a, b in zip(rows[:-1], rows[1:], strict=True)])
+
+
 def _one_stats(codes: np.ndarray) -> CodeStats:
     return code_stats(codes[None, :])[0]
 

@@ -59,6 +59,7 @@ from ..packing import (
     finish_codes,
     pack_codes,
     pack_exceptions,
+    row_entropies,
     unpack_codes,
     unpack_exceptions,
     unpack_group,
@@ -570,9 +571,15 @@ class AECoder:
                 if modes[j] == DICTIONARY.letter:
                     streams[self._sid("res", j)] = plain[j]
         if self.model is not None:
-            self._encode_model(Y, finite, all_finite, recon, plain_of,
-                               lambda j: _entropy_bytes(qcodes[j]), modes, streams, strict,
-                               mparts)
+            ests: dict[int, float] = {}
+
+            def estimate(j: int) -> float:  # every predicted column's at the first call
+                if not ests:
+                    ests.update(_entropy_bytes({k: qcodes[k] for k in self.pred_idx}))
+                return ests[j]
+
+            self._encode_model(Y, finite, all_finite, recon, plain_of, estimate, modes,
+                               streams, strict, mparts)
             for j in lazy:
                 if modes[j] in MODEL_FREE:
                     plain_of(j)
@@ -983,14 +990,17 @@ def _flag_part(flag: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     return encode_codes(flag.astype(np.int64), ent)
 
 
-def _entropy_bytes(codes: np.ndarray) -> float:
-    """Order-0 entropy of ~4096 evenly spaced codes, scaled to the stream: what pcodec
-    packs noise-like codes to within a few percent (benchmarks/entropy_measure.py)."""
-    sample = codes[:: max(1, codes.size // 4096)]
-    if not sample.size:
-        return 0.0
-    p = np.unique(sample, return_counts=True)[1] / sample.size
-    return float(-(p * np.log2(p)).sum()) * codes.size / 8 + 32
+def _entropy_bytes(codes: dict[int, np.ndarray]) -> dict[int, float]:
+    """Per stream (all of one length): the order-0 entropy of ~4096 evenly spaced codes,
+    scaled to the stream: what pcodec packs noise-like codes to within a few percent
+    (benchmarks/entropy_measure.py). Every stream's sample in one set of passes."""
+    if not codes:
+        return {}
+    n = len(next(iter(codes.values())))
+    if not n:
+        return dict.fromkeys(codes, 0.0)
+    bits = row_entropies(np.stack([c[:: max(1, n // 4096)] for c in codes.values()]))
+    return {j: float(h) * n / 8 + 32 for j, h in zip(codes, bits, strict=True)}
 
 
 def _quantize_all(Y: np.ndarray, e: np.ndarray, finite: np.ndarray, all_finite: np.ndarray,
