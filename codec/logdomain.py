@@ -125,23 +125,35 @@ def unlog(codes: np.ndarray, low: int, delta: float, out: np.ndarray | None = No
     """Mode g reconstruction: 0 for code 0, else sign(c) * 2^((|c| - 1 + low) * delta).
 
     exp2 runs once per distinct |c| (a table) when the codes span a modest range: the same
-    arguments, so the same values as the elementwise form, at a fraction of the cost.
+    arguments, so the same values as the elementwise form, at a fraction of the cost. The
+    table is signed (index c + hi: -2^.. for c < 0, 0 at c = 0), so one gather gives the
+    result: no |c| pass, no zero fix-up and no copysign, whose int32 -> float64 cast of the
+    codes cost as much as the gather (unlog of 65,536 codes 220 -> 120 us).
     """
-    a = np.abs(codes)
-    hi = int(a.max(initial=0))
+    hi = max(int(codes.max(initial=0)), -int(codes.min(initial=0)))
     with np.errstate(over="ignore"):
         if hi <= 4 * len(codes) and hi <= 1 << 20:
-            table = exp2_range(low - 1, low - 1 + hi, delta)  # index i: m = i - 1 + low
-            mag = table.take(a, out=out, mode="clip")  # in range; "raise" would buffer out
-            if codes.size and int(a.min()) == 0:
-                mag[a == 0] = 0.0
-        else:  # int64 whatever the codes' type: low may be far beyond int32
-            mag = np.where(a == 0, 0.0, exp2((a.astype(np.int64) - 1 + low) * delta))
-            if out is not None:
-                out[...] = mag
-                mag = out
-    np.copysign(mag, codes, out=mag)  # mag >= 0, never NaN: the codes' sign, one SIMD pass
+            return _signed_table(low, hi, delta).take(np.add(codes, hi, dtype=codes.dtype),
+                                                      out=out, mode="clip")  # in range
+        # elementwise; int64 whatever the codes' type: low may be far beyond int32
+        a = np.abs(codes)
+        mag = np.where(a == 0, 0.0, exp2((a.astype(np.int64) - 1 + low) * delta))
+    if out is not None:
+        out[...] = mag
+        mag = out
+    np.copysign(mag, codes, out=mag)  # mag >= 0, never NaN: the codes' sign
     return mag
+
+
+def _signed_table(low: int, hi: int, delta: float) -> np.ndarray:
+    """t[c + hi] = sign(c) 2^((|c| - 1 + low) delta) for |c| <= hi, t[hi] = 0: the values
+    (bits) of copysign(exp2(..), c), from the per-thread exp2 table."""
+    mag = exp2_range(low - 1, low - 1 + hi, delta)  # index i: m = i - 1 + low
+    t = np.empty(2 * hi + 1)
+    t[hi:] = mag
+    t[hi] = 0.0
+    np.negative(mag[:0:-1], out=t[:hi])
+    return t
 
 
 def flip_sign(x: np.ndarray, mask: np.ndarray) -> None:

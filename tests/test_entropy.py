@@ -694,3 +694,20 @@ def test_row_entropies_is_each_rows_own(seed, rows, n, span, narrow):
     for i in range(rows):
         p = np.unique(s[i], return_counts=True)[1] / n
         assert got[i] == -(p * np.log2(p)).sum()
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("codes", [[0, 0, 0], [-5, -1, -7], [3, 0, -3, 1], [], [-1, 1]])
+def test_unlog_signed_table_is_copysign_of_the_elementwise_values(codes, dtype):
+    """unlog's one-gather table (negative codes, zeros, one code each side, none) gives the
+    bits of copysign(exp2(..), c) with +0.0 for code 0, written into `out` when given."""
+    from balerc.codec.logdomain import exp2, log_delta, unlog
+
+    c = np.array(codes, dtype=dtype)
+    delta, low = log_delta(5e-4), -1234
+    want = np.copysign(np.where(c == 0, 0.0, exp2((np.abs(c).astype(np.int64) - 1 + low) * delta)),
+                       c)
+    out = np.full(len(c), np.nan)
+    got = unlog(c, low, delta, out)
+    assert got is out and got.tobytes() == want.tobytes()
+    assert unlog(c, low, delta).tobytes() == want.tobytes()
