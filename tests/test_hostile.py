@@ -185,3 +185,26 @@ def test_cli_refuses_a_crafted_decoder_in_one_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
     assert "refused" in r.stderr and "Loop" in r.stderr and str(f) in r.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("desc, match", [
+    ({"decoder_onnx": "not base64!"}, "not valid base64"),
+    ({"decoder_onnx": "AAAA", "decoder_sha256": "0" * 64}, "does not match its recorded sha256"),
+    ({"decoder_attachment": "decoder.onnx", "decoder_attachment_sha256": "0" * 64},
+     "does not match its recorded sha256"),
+    ({"decoder_attachment": "decoder.onnx.zst"}, "attachment 'decoder.onnx.zst'"),
+    ({}, "neither a decoder nor its sha256"),
+])
+def test_header_model_refuses_a_decoder_it_cannot_trust(desc, match, tmp_path):
+    """A header's embedded decoder must be valid base64 or a bounded zstd attachment whose
+    sha256 the header records; a file without one names -m and needs a recorded hash. Each
+    refusal is a typed ContainerError, before any ONNX parsing."""
+    from balerc.codec.coders.autoencoder import _header_model
+    from balerc.formats.errors import ContainerError
+
+    def attachment(name: str, limit: int) -> bytes:
+        return b"\x00not an onnx graph, not zstd"
+
+    with pytest.raises(ContainerError, match=match):
+        _header_model({"model": {"columns": []}, **desc}, attachment, tmp_path)
+    assert _header_model({"model": None}, attachment, None) is None

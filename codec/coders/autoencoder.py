@@ -244,40 +244,9 @@ class AECoder:
         source: str = "<file>",
         **_: Any,
     ) -> AECoder:
+        """The coder a file's header describes, with the model it decodes with."""
         check_ae_desc(desc, "header, autoencoder coder", desc["columns"], dtypes)
-        model = None
-        if desc.get("model") is not None:
-            embedded = desc.get("decoder_attachment")
-            if embedded or desc.get("decoder_onnx"):
-                if embedded:
-                    decoder = attachment(embedded, MAX_MODEL_BYTES)
-                    if embedded.endswith(".zst"):
-                        decoder = bounded.decompress(decoder, f"attachment '{embedded}'",
-                                                     limit=MAX_MODEL_BYTES)
-                else:  # files written before attachments existed
-                    try:
-                        decoder = base64.b64decode(desc["decoder_onnx"], validate=True)
-                    except ValueError:
-                        raise ContainerError("the embedded decoder is not valid base64") from None
-                want = desc.get("decoder_attachment_sha256") or desc.get("decoder_sha256")
-                if sha256(decoder) != want:
-                    raise ContainerError("the embedded decoder does not match its recorded sha256")
-                manifest = dict(desc["model"], format="balerc-model")
-                model = ModelBundle(manifest, None, decoder)
-            else:
-                if model_dir is None:
-                    raise InputError(
-                        "this file was written with --no-embed-model: pass -m MODEL_DIR with the "
-                        f"model it was compressed with (decoder sha256 {desc['decoder_sha256'][:16]}...)"
-                    )
-                if not desc.get("decoder_sha256"):
-                    raise ContainerError("the header records neither a decoder nor its sha256")
-                model = ModelBundle.load(model_dir)
-                if sha256(model.decoder) != desc["decoder_sha256"]:
-                    raise InputError(
-                        f"{model_dir}: this model's decoder (sha256 {sha256(model.decoder)[:16]}...) is "
-                        f"not the one the file was compressed with ({desc['decoder_sha256'][:16]}...)"
-                    )
+        model = _header_model(desc, attachment, model_dir)
         b = desc.get("bound")
         features = desc.get("features", [])
         if not isinstance(features, list):
@@ -983,6 +952,51 @@ def _long_stats(codes: dict[int, np.ndarray]) -> dict[int, CodeStats]:
     shorter ones are coded every way), in one code_stats call."""
     long = [j for j, c in codes.items() if len(c) > SMALL_TRIAL]
     return dict(zip(long, code_stats([codes[j] for j in long]), strict=True))
+
+
+def _header_model(desc: dict[str, Any], attachment: Any,
+                  model_dir: str | os.PathLike | None) -> ModelBundle | None:
+    """The model a file's coder decodes with: its embedded decoder (attachment, or base64
+    in files written before attachments existed), or with --no-embed-model files the
+    user's -m MODEL_DIR, each checked against the sha256 the header records."""
+    if desc.get("model") is None:
+        return None
+    embedded = desc.get("decoder_attachment")
+    if not (embedded or desc.get("decoder_onnx")):
+        return _external_model(desc, model_dir)
+    if embedded:
+        decoder = attachment(embedded, MAX_MODEL_BYTES)
+        if embedded.endswith(".zst"):
+            decoder = bounded.decompress(decoder, f"attachment '{embedded}'",
+                                         limit=MAX_MODEL_BYTES)
+    else:
+        try:
+            decoder = base64.b64decode(desc["decoder_onnx"], validate=True)
+        except ValueError:
+            raise ContainerError("the embedded decoder is not valid base64") from None
+    want = desc.get("decoder_attachment_sha256") or desc.get("decoder_sha256")
+    if sha256(decoder) != want:
+        raise ContainerError("the embedded decoder does not match its recorded sha256")
+    return ModelBundle(dict(desc["model"], format="balerc-model"), None, decoder)
+
+
+def _external_model(desc: dict[str, Any], model_dir: str | os.PathLike | None) -> ModelBundle:
+    """A --no-embed-model file's model from -m MODEL_DIR, refused unless its decoder is
+    the one the file was compressed with."""
+    if model_dir is None:
+        raise InputError(
+            "this file was written with --no-embed-model: pass -m MODEL_DIR with the "
+            f"model it was compressed with (decoder sha256 {desc['decoder_sha256'][:16]}...)"
+        )
+    if not desc.get("decoder_sha256"):
+        raise ContainerError("the header records neither a decoder nor its sha256")
+    model = ModelBundle.load(model_dir)
+    if sha256(model.decoder) != desc["decoder_sha256"]:
+        raise InputError(
+            f"{model_dir}: this model's decoder (sha256 {sha256(model.decoder)[:16]}...) is "
+            f"not the one the file was compressed with ({desc['decoder_sha256'][:16]}...)"
+        )
+    return model
 
 
 def _flag_part(flag: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
