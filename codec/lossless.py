@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from balerc.formats import bounded
+from balerc.formats import bounded, zstd_contexts
 from balerc.formats.errors import ContainerError, LimitError, UnsupportedFeatureError
 
 RAW, SHUFFLE, DELTA_SHUFFLE, UTF8, PCODEC = 0, 1, 2, 3, 4
@@ -41,10 +41,9 @@ def compress_planes(data: bytes, width: int, level: int, stored_at: int | None =
     plane, the same speed). Still one standard frame with its content size: any zstd
     reader, older balerc included, decodes it to the same bytes. `stored_at`: the level
     the stream will be stored at when this call only ranks candidates at `level` (the
-    planes are split, or not, as they will be). `cctx`: a compressor at `level` the caller
-    reuses across its candidates (a new one costs ~10 us; one per call keeps the output a
-    function of the call alone, whatever thread runs it)."""
-    cctx = cctx or zstandard.ZstdCompressor(level=level)
+    planes are split, or not, as they will be). `cctx`: a compressor at `level` (default:
+    this thread's, formats/zstd_contexts.py; the output never depends on its history)."""
+    cctx = cctx or zstd_contexts.compressor(level)
     final = level if stored_at is None else stored_at
     if width <= 1 or final >= PLANE_BLOCKS_BELOW or len(data) < width * 1024:
         return cctx.compress(data)
@@ -129,7 +128,7 @@ def encode_strings(values: np.ndarray, level: int) -> bytes:
     encoded = [s.encode("utf-8") for s in values]
     lengths = np.fromiter((len(b) for b in encoded), dtype="<u4", count=len(encoded))
     payload = lengths.tobytes() + b"".join(encoded)
-    return bytes([UTF8]) + zstandard.ZstdCompressor(level=level).compress(payload)
+    return bytes([UTF8]) + zstd_contexts.compressor(level).compress(payload)
 
 
 def encode_column(values: np.ndarray, level: int = 3, pcodec: bool = False,

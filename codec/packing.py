@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import zstandard
 
-from balerc.formats import bounded
+from balerc.formats import bounded, zstd_contexts
 from balerc.formats.errors import ContainerError
 
 from .lossless import (
@@ -198,7 +197,7 @@ def _small_choice(codes: np.ndarray, ent: Entropy) -> tuple[int, bytes]:
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
     rank = min(RANK_LEVEL, ent.zstd_level)
     rank = rank if len(forms[0][1]) <= SMALL_STREAM else 1
-    cctx = zstandard.ZstdCompressor(level=rank)  # one for the four forms
+    cctx = zstd_contexts.compressor(rank)  # one for the four forms
     sizes = [len(compress_planes(f[1], _planes(f[0]), rank, ent.zstd_level, cctx)) for f in forms]
     best = min(range(len(forms)), key=lambda i: (sizes[i] / (1.0 if i == 0 else 0.97), i))
     if not ent.pcodec or codes.size < MIN_PCODEC:
@@ -224,7 +223,7 @@ def zstd_part(part: tuple[int, bytes]) -> tuple[int, bytes]:
     import pcodec
 
     codes = np.asarray(pcodec.standalone.simple_decompress(payload), dtype=np.int64)
-    cctx = zstandard.ZstdCompressor(level=1)
+    cctx = zstd_contexts.compressor(1)
     forms = [_zstd_form(codes, f) for f in (0, DELTA_FLAG, RAW_FLAG, DELTA_FLAG | RAW_FLAG)]
     return min(forms, key=lambda f: len(cctx.compress(f[1])))
 
@@ -379,7 +378,7 @@ def pack_group(parts: list[tuple[int, bytes]], level: int = 3) -> bytes:
     Layout inside the frame, per part: head byte, u32 payload length, payload.
     """
     body = b"".join(bytes([h]) + len(d).to_bytes(4, "little") + d for h, d in parts)
-    return zstandard.ZstdCompressor(level=level).compress(body)
+    return zstd_contexts.compressor(level).compress(body)
 
 
 def unpack_group(data: bytes, count: int, rows: int) -> list[tuple[int, bytes]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zstandard
 
+from . import zstd_contexts
 from .errors import ContainerError, LimitError
 
 _UNKNOWN = zstandard.CONTENTSIZE_UNKNOWN
@@ -55,7 +56,7 @@ def decompress(frame: bytes | memoryview, what: str, *, exact: int | None = None
     """
     if (exact is None) == (limit is None):
         raise ValueError("give exactly one of exact= and limit=")
-    dctx = dctx or zstandard.ZstdDecompressor()
+    dctx = dctx or zstd_contexts.decompressor()
     declared = declared_size(frame, what)
     if exact is not None:
         if declared is not None and declared != exact:

@@ -398,20 +398,16 @@ def test_flip_sign_is_a_masked_negative_bit_for_bit():
 def test_the_files_zstd_level_holds_for_every_code_stream(monkeypatch, level):
     """A small table's streams are coded (and ranked) at the file's zstd level, not above:
     --zstd-level 3 is the fast choice for small tables; the default 19 is unchanged."""
-    import sys
-
-    import zstandard
+    from balerc.formats import zstd_contexts
 
     used: list[int] = []
-    real = zstandard.ZstdCompressor
+    real = zstd_contexts.compressor
 
-    def spy(level: int = 3, **kw):
-        caller = sys._getframe(1).f_globals.get("__name__", "")
-        if caller.startswith("balerc.codec"):  # not the container's own records
-            used.append(level)
-        return real(level=level, **kw)
+    def spy(level: int):  # every code stream's compressor comes from here
+        used.append(level)
+        return real(level)
 
-    monkeypatch.setattr(zstandard, "ZstdCompressor", spy)
+    monkeypatch.setattr(zstd_contexts, "compressor", spy)
     t = toy.dimuon(3000, seed=3)
     t = Table({n: t[n] for n in t.names_of_kind("float")})
     data = _compress(t, "rel:1e-3", zstd_level=level, chunk_rows=3000)
@@ -439,6 +435,34 @@ def test_scratch_arrays_are_per_thread_and_follow_the_shape():
     th.start()
     th.join()
     assert other[0] is not a and not np.shares_memory(other[0], a)
+
+
+def test_zstd_contexts_are_per_thread_and_forget_nothing_that_changes_the_output():
+    """A reused compressor gives the bytes a new one gives, whatever it compressed before
+    (the chunks stay a function of their data, on any thread); each thread has its own;
+    levels above MAX_CACHED_LEVEL are not kept (their tables stay allocated)."""
+    import threading
+
+    import zstandard
+
+    from balerc.formats import zstd_contexts as zc
+
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 40, 1 << 20).astype(np.uint8).tobytes()
+    small = rng.integers(0, 7, 5000).astype(np.uint8).tobytes()
+    for level in (1, 3, zc.MAX_CACHED_LEVEL):
+        c = zc.compressor(level)
+        assert zc.compressor(level) is c
+        c.compress(big)
+        assert c.compress(small) == zstandard.ZstdCompressor(level=level).compress(small)
+    assert zc.compressor(zc.MAX_CACHED_LEVEL + 1) is not zc.compressor(zc.MAX_CACHED_LEVEL + 1)
+    d = zc.decompressor()
+    assert d is zc.decompressor() and d.decompress(zc.compressor(3).compress(big)) == big
+    other: list[object] = []
+    th = threading.Thread(target=lambda: other.extend([zc.compressor(3), zc.decompressor()]))
+    th.start()
+    th.join()
+    assert other[0] is not zc.compressor(3) and other[1] is not d
 
 
 @settings(max_examples=40, deadline=None)
@@ -571,12 +595,11 @@ def test_tiny_streams_take_their_form_without_trial_compressions(monkeypatch):
     codes = np.array([5, 70_000, -3, 12])
     values = np.array([1.5, -2.25, np.nan])
 
-    class NoTrials:
-        def __init__(self, *a, **k):
-            raise AssertionError("a trial compression for a tiny stream")
+    def no_trials(level: int):
+        raise AssertionError("a trial compression for a tiny stream")
 
     with monkeypatch.context() as m:
-        m.setattr(packing.zstandard, "ZstdCompressor", NoTrials)
+        m.setattr(packing.zstd_contexts, "compressor", no_trials)
         head, payload = packing.encode_codes(codes, packing.Entropy(pcodec=True))
     assert packing.decode_codes(head, payload, len(codes)).tolist() == codes.tolist()
     stream = lossless.encode_column(values, 19)
