@@ -153,6 +153,105 @@ def _list_trees(file: Any) -> dict[str, str]:
     return trees
 
 
+def _pick_tree(path: Path, trees: dict[str, str], tree: str | None) -> str:
+    """The tree to read: the one asked for, or the file's only tree, so that a file
+    with several trees never silently reads the wrong one."""
+    if tree is None:
+        if len(trees) != 1:
+            found = list(trees) if trees else "none"
+            raise InputError(
+                f"{path} has {len(trees)} trees; pick one with the tree option; trees: {found}"
+            )
+        return next(iter(trees))
+    if tree not in trees:
+        raise InputError(f"{path} has no tree '{tree}'; trees: {list(trees)}")
+    return tree
+
+
+def _wanted_names(
+    path: Path, tree: str, fields: list[_Field], columns: list[str] | None
+) -> list[str]:
+    """The selected branch names (file order). Without a selection only the flat branches
+    are taken: a jagged collection changes what a row is, so it must be asked for."""
+    from .tableio import select_names
+
+    if columns is not None:
+        return select_names([f.name for f in fields], columns, path)
+    wanted = [f.name for f in fields if f.kind == "flat"]
+    if not wanted:
+        collections, example = _collections_text(fields)
+        raise InputError(
+            f"{path}: tree '{tree}' has no flat numeric branches; select one "
+            f"collection of jagged branches with columns, e.g. {example}; "
+            f"collections: {collections}"
+        )
+    return wanted
+
+
+def _check_selection(path: Path, chosen: list[_Field]) -> list[_Field]:
+    """Refuse branches that cannot be columns and mixes of per-event and per-object
+    branches (a table has one row meaning); return the jagged fields, if any."""
+    from .tableio import list_names
+
+    other = [f for f in chosen if f.kind not in ("flat", "string", "jagged")]
+    if other:
+        desc = ", ".join(f"{f.name} ({f.detail})" for f in other[:10])
+        raise InputError(
+            f"{path}: branches {desc} cannot become table columns (only flat numbers, "
+            "strings, or variable-length lists of numbers can); leave them out of the "
+            "columns selection"
+        )
+    flat = [f.name for f in chosen if f.kind in ("flat", "string")]
+    jagged = [f for f in chosen if f.kind == "jagged"]
+    if flat and jagged:
+        raise InputError(
+            f"{path}: the selection mixes flat branches {list_names(flat, 10)} with jagged "
+            f"branches {list_names([f.name for f in jagged], 10)}; a table is one row per "
+            f"event or one row per object, not both. Select one collection, e.g. "
+            f"--columns {_suggest(jagged)}, or only flat branches"
+        )
+    return jagged
+
+
+def _read_arrays(
+    obj: Any,
+    wanted: list[str],
+    *,
+    is_ntuple: bool,
+    jagged: bool,
+    entry_start: int | None,
+    entry_stop: int | None,
+) -> Any:
+    """Read only the selected branches: RNTuples in uproot's default library, jagged
+    TTree branches as awkward (they need flattening), flat ones straight to numpy."""
+    wanted_set = set(wanted)
+    library: dict[str, str] = {} if is_ntuple else {"library": "ak" if jagged else "np"}
+    return obj.arrays(
+        filter_name=lambda n: n in wanted_set,
+        entry_start=entry_start,
+        entry_stop=entry_stop,
+        **library,
+    )
+
+
+def _flat_columns(
+    wanted: list[str], arrays: Any, by_name: dict[str, _Field], ak: Any
+) -> dict[str, np.ndarray]:
+    """One row per event: strings as object arrays of str, numbers as native-endian
+    contiguous numpy, whichever library uproot returned them in."""
+    cols: dict[str, np.ndarray] = {}
+    for n in wanted:
+        a = arrays[n]
+        if by_name[n].kind == "string":
+            if not (isinstance(a, np.ndarray) and a.dtype.kind == "O"):
+                values = a.tolist() if isinstance(a, np.ndarray) else ak.to_list(a)
+                a = np.array([str(v) for v in values], dtype=object)
+            cols[n] = a
+        else:
+            cols[n] = _native(a if isinstance(a, np.ndarray) else ak.to_numpy(a))
+    return cols
+
+
 def read_root(
     path: str | Path,
     *,
@@ -162,8 +261,6 @@ def read_root(
     entry_stop: int | None = None,
 ) -> Table:
     """Read flat branches, or one jagged collection flattened to one row per object."""
-    from .tableio import list_names, select_names
-
     uproot, ak = _modules()
     path = Path(path)
     try:
@@ -172,63 +269,21 @@ def read_root(
         raise InputError(f"{path}: not a readable ROOT file ({exc})") from exc
     with file:
         trees = _list_trees(file)
-        if tree is None:
-            if len(trees) != 1:
-                found = list(trees) if trees else "none"
-                raise InputError(
-                    f"{path} has {len(trees)} trees; pick one with the tree option; trees: {found}"
-                )
-            tree = next(iter(trees))
-        elif tree not in trees:
-            raise InputError(f"{path} has no tree '{tree}'; trees: {list(trees)}")
+        tree = _pick_tree(path, trees, tree)
         obj = file[tree]
         is_ntuple = "RNTuple" in trees[tree]
         fields = _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, uproot)
         by_name = {f.name: f for f in fields}
-        collections, example = _collections_text(fields)
-
-        if columns is None:
-            wanted = [f.name for f in fields if f.kind == "flat"]
-            if not wanted:
-                raise InputError(
-                    f"{path}: tree '{tree}' has no flat numeric branches; select one "
-                    f"collection of jagged branches with columns, e.g. {example}; "
-                    f"collections: {collections}"
-                )
-        else:
-            wanted = select_names([f.name for f in fields], columns, path)
-        chosen = [by_name[n] for n in wanted]
-        other = [f for f in chosen if f.kind not in ("flat", "string", "jagged")]
-        if other:
-            desc = ", ".join(f"{f.name} ({f.detail})" for f in other[:10])
-            raise InputError(
-                f"{path}: branches {desc} cannot become table columns (only flat numbers, "
-                "strings, or variable-length lists of numbers can); leave them out of the "
-                "columns selection"
-            )
-        flat = [f.name for f in chosen if f.kind in ("flat", "string")]
-        jagged = [f for f in chosen if f.kind == "jagged"]
-        if flat and jagged:
-            raise InputError(
-                f"{path}: the selection mixes flat branches {list_names(flat, 10)} with jagged "
-                f"branches {list_names([f.name for f in jagged], 10)}; a table is one row per "
-                f"event or one row per object, not both. Select one collection, e.g. "
-                f"--columns {_suggest(jagged)}, or only flat branches"
-            )
-
-        wanted_set = set(wanted)
-        if is_ntuple:
-            arrays = obj.arrays(
-                filter_name=lambda n: n in wanted_set, entry_start=entry_start, entry_stop=entry_stop
-            )
-        elif jagged:
-            arrays = obj.arrays(
-                filter_name=lambda n: n in wanted_set, library="ak", entry_start=entry_start, entry_stop=entry_stop
-            )
-        else:
-            arrays = obj.arrays(
-                filter_name=lambda n: n in wanted_set, library="np", entry_start=entry_start, entry_stop=entry_stop
-            )
+        wanted = _wanted_names(path, tree, fields, columns)
+        jagged = _check_selection(path, [by_name[n] for n in wanted])
+        arrays = _read_arrays(
+            obj,
+            wanted,
+            is_ntuple=is_ntuple,
+            jagged=bool(jagged),
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+        )
         n_entries = int(obj.num_entries)
 
         source: dict[str, Any] = {
@@ -238,20 +293,9 @@ def read_root(
             "tree_class": "RNTuple" if is_ntuple else "TTree",
         }
         if jagged:
-            cols, source["jagged"] = _flatten_collection(
-                path, jagged, arrays, n_entries, set(by_name), ak
-            )
+            cols, source["jagged"] = _flatten_collection(path, jagged, arrays, set(by_name), ak)
         else:
-            cols = {}
-            for n in wanted:
-                a = arrays[n]
-                if by_name[n].kind == "string":
-                    if not (isinstance(a, np.ndarray) and a.dtype.kind == "O"):
-                        values = a.tolist() if isinstance(a, np.ndarray) else ak.to_list(a)
-                        a = np.array([str(v) for v in values], dtype=object)
-                    cols[n] = a
-                else:
-                    cols[n] = _native(a if isinstance(a, np.ndarray) else ak.to_numpy(a))
+            cols = _flat_columns(wanted, arrays, by_name, ak)
     source["dtypes"] = {n: str(a.dtype) for n, a in cols.items()}
     return Table(cols, source)
 
@@ -271,11 +315,12 @@ def _flatten_collection(
     path: Path,
     jagged: list[_Field],
     arrays: Any,
-    n_events: int,
     all_names: set[str],
     ak: Any,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """One row per object plus the event index; all branches must share their counts."""
+    """One row per object plus the event index; all branches must share their counts.
+    The index counts the events read (an entry range's first event is 0), so `n_events`
+    is that range's length, zero-object events included."""
     groups: list[tuple[str | None, np.ndarray, list[str]]] = []
     for f in jagged:
         counts = np.asarray(ak.to_numpy(ak.num(arrays[f.name], axis=1)), dtype=np.int64)
@@ -302,6 +347,7 @@ def _flatten_collection(
             f"--columns {_suggest(jagged)}"
         )
     counter, counts, _ = groups[0]
+    n_events = len(counts)
     names = [f.name for f in jagged]
     prefixes = {_prefix(n) for n in names}
     if len(prefixes) == 1 and all("_" in n for n in names):

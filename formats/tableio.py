@@ -129,7 +129,7 @@ def read_table(
 
         table = read_parquet(p, columns=columns)
 
-    if table.n_rows == 0 or table.n_columns == 0:
+    if entries is None and (table.n_rows == 0 or table.n_columns == 0):  # a range may be empty
         raise InputError(
             f"{p}: the table is empty ({table.n_rows} rows, {table.n_columns} columns); "
             "nothing to compress (check the file and the columns selection)"

@@ -83,6 +83,24 @@ def test_root_jagged_hzz_jets_roundtrip(tmp_path: Path) -> None:
     assert (njet == 0).any()
 
 
+def test_root_jagged_entry_range_is_those_events() -> None:
+    """An entry range of a jagged collection holds exactly those events' objects, its
+    event index counted from the range's start; a range whose events hold no objects is
+    an empty table, not an error (the stream opener reads event 0 first: no jets in HZZ)."""
+    src = shared(SKHEP, "uproot-HZZ.root")
+    whole = read_table(src, columns=["Jet_*"])
+    part = read_table(src, columns=["Jet_*"], entries=(5, 50))
+    keep = (whole["__event__"] >= 5) & (whole["__event__"] < 50)
+    assert part.source["jagged"] == {"counter": "NJet", "n_events": 45, "collection": "Jet"}
+    assert np.array_equal(part["__event__"], whole["__event__"][keep] - 5)
+    for name in whole.names[1:]:
+        assert np.array_equal(part[name], whole[name][keep])
+    assert read_table(src, columns=["Jet_*"], entries=(0, 1)).n_rows == 0
+    from balerc.formats.stream import open_stream
+
+    assert open_stream(src, columns=["Jet_*"]).n_rows == whole.n_rows
+
+
 def test_root_jagged_nanoaod_jets_roundtrip(tmp_path: Path) -> None:
     table = read_table(shared(SKHEP, NANO), columns=["Jet_*"])
     assert table.n_rows == 537 and table.n_columns == 41
