@@ -360,6 +360,28 @@ class ContainerReader:
         return ContainerError(f"{self.path}: {what}")
 
     def _parse(self) -> None:
+        """Preamble, header, attachments and chunk index; an unfinished file is scanned
+        (and refused unless `recover`)."""
+        self._read_layout(self._read_header())
+        self.footer: dict[str, Any] = {}
+        self._damaged: dict[int, ContainerError] = {}
+        problem = self._read_footer()
+        if problem is None:
+            self.chunks = self._index_chunks()
+            return
+        self.chunks = self._scan()
+        rows = sum(c.rows for c in self.chunks)
+        if not self.recover:
+            raise IncompleteFileError(
+                f"{self.path}: {problem} (the writer stopped before closing the file, or the "
+                f"file was cut or damaged at its end); {len(self.chunks)} complete chunk(s), "
+                f"{rows:,} rows, can be read with --recover (recover=True)"
+            )
+        self._recovered(problem, len(self.chunks), None)
+
+    def _read_header(self) -> int:
+        """Check the preamble (magic, version, flags) and the header's checksum and
+        features, and load it; returns where the header ends."""
         buf = self._buf
         n = len(buf)
         if n < _PREAMBLE.size or bytes(buf[:8]) != MAGIC_START:
@@ -397,12 +419,17 @@ class ContainerReader:
                 f"{self.path}: needs feature(s) {missing} that this balerc does not implement; "
                 f"upgrade balerc"
             )
+        return hend
+
+    def _read_layout(self, hend: int) -> None:
+        """Where the attachments and the chunks start, and the per-section limits the
+        chunk records are checked against."""
         self.attachments: dict[str, StreamInfo] = {}
         pos = hend
         for name, size, xx in self.header.get("attachments", []):
             self.attachments[name] = StreamInfo(name, pos, size, xx)
             pos += size
-        if pos > n:
+        if pos > len(self._buf):
             raise self._fail("truncated inside the attachments; nothing can be recovered")
         self._data_start = pos
         self._chunk_rows = int(self.header.get("chunk_rows", MAX_CHUNK_ROWS))
@@ -411,21 +438,6 @@ class ContainerReader:
         self._section_limits = [int(t.get("chunk_rows", self._chunk_rows)) for t in tables]
         n_cols = max(len(t.get("schema", {}).get("columns", [])) for t in tables)
         self._max_streams = 4 * n_cols + 64
-        self.footer: dict[str, Any] = {}
-        self._damaged: dict[int, ContainerError] = {}
-        problem = self._read_footer()
-        if problem is None:
-            self.chunks = self._index_chunks()
-            return
-        self.chunks = self._scan()
-        rows = sum(c.rows for c in self.chunks)
-        if not self.recover:
-            raise IncompleteFileError(
-                f"{self.path}: {problem} (the writer stopped before closing the file, or the "
-                f"file was cut or damaged at its end); {len(self.chunks)} complete chunk(s), "
-                f"{rows:,} rows, can be read with --recover (recover=True)"
-            )
-        self._recovered(problem, len(self.chunks), None)
 
     def _recovered(self, reason: str, keep: int, total: int | None) -> None:
         """Keep the first `keep` chunks and say so (recover=True only)."""

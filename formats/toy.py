@@ -268,25 +268,8 @@ def jets(rows: int, seed: int = 0) -> Table:
     n_ele = np.where(central, np.minimum(rng.poisson(0.06, rows), 2), 0)
     n_mu = np.where(central, np.minimum(rng.poisson(0.05, rows), 2), 0)
 
-    # Energy fractions: Dirichlet via normalised gammas; absent components are exact zeros.
-    g = rng.standard_gamma(np.array([2.0, 0.8, 0.8, 1.0, 0.8])[:, None], size=(5, rows))
-    g[0] *= central
-    g[2] *= central & ((n_ele > 0) | (rng.random(rows) < 0.25))
-    g[4] *= n_mu > 0
-    g /= g.sum(axis=0)
-    fractions = {name: g[k].astype(f32) for k, name in enumerate(JET_FRACTIONS)}
-    del g
-
-    u = rng.random(rows)
-    p_b, p_c = np.where(central, 0.10, 0.02), np.where(central, 0.08, 0.02)
-    flavour = np.where(u < p_b, 5, np.where(u < p_b + p_c, 4, 0))
-    btag = np.where(
-        flavour == 5,
-        rng.beta(4.0, 1.0, rows),
-        np.where(flavour == 4, rng.beta(1.2, 3.0, rows), rng.beta(0.5, 12.0, rows)),
-    )
-    quarky = (flavour > 0) | (rng.random(rows) < 0.5)
-    qgl = np.where(quarky, rng.beta(2.5, 1.2, rows), rng.beta(1.2, 2.5, rows))
+    fractions = _jet_fractions(rng, rows, central, n_ele, n_mu)
+    flavour, btag, qgl = _jet_flavour(rng, rows, central)
     area = np.maximum(np.rint(rng.normal(25.3, 1.6, rows)), 8.0) * _GHOST_AREA
 
     lam = (2.0 + 7.0 * np.sqrt(pt / _JET_PT_MIN)) * np.where(central, 1.0, 0.6)
@@ -315,6 +298,35 @@ def jets(rows: int, seed: int = 0) -> Table:
         "hadronFlavour": flavour.astype(i32),
     }
     return Table(columns, _source("jets", rows, seed))
+
+
+def _jet_fractions(rng: np.random.Generator, rows: int, central: np.ndarray,
+                   n_ele: np.ndarray, n_mu: np.ndarray) -> dict[str, np.ndarray]:
+    """Energy fractions: Dirichlet via normalised gammas; absent components are exact
+    zeros (no charged parts outside the tracker, no electron or muon part without one)."""
+    g = rng.standard_gamma(np.array([2.0, 0.8, 0.8, 1.0, 0.8])[:, None], size=(5, rows))
+    g[0] *= central
+    g[2] *= central & ((n_ele > 0) | (rng.random(rows) < 0.25))
+    g[4] *= n_mu > 0
+    g /= g.sum(axis=0)
+    return {name: g[k].astype(np.float32) for k, name in enumerate(JET_FRACTIONS)}
+
+
+def _jet_flavour(rng: np.random.Generator, rows: int, central: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hadron flavour (b, c or light; heavy flavour mostly central) and the b-tag and
+    quark/gluon scores that depend on it."""
+    u = rng.random(rows)
+    p_b, p_c = np.where(central, 0.10, 0.02), np.where(central, 0.08, 0.02)
+    flavour = np.where(u < p_b, 5, np.where(u < p_b + p_c, 4, 0))
+    btag = np.where(
+        flavour == 5,
+        rng.beta(4.0, 1.0, rows),
+        np.where(flavour == 4, rng.beta(1.2, 3.0, rows), rng.beta(0.5, 12.0, rows)),
+    )
+    quarky = (flavour > 0) | (rng.random(rows) < 0.5)
+    qgl = np.where(quarky, rng.beta(2.5, 1.2, rows), rng.beta(1.2, 2.5, rows))
+    return flavour, btag, qgl
 
 
 # -- gene expression -------------------------------------------------------------------------

@@ -89,6 +89,167 @@ def _loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, floor
     return (per * weights).mean()
 
 
+@dataclass
+class _Run:
+    """What one train_loop call threads through its epochs, so the helpers take one argument
+    instead of a dozen settings, and share (never re-seed) the two RNG streams."""
+
+    net: Autoencoder
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.ReduceLROnPlateau
+    gen: torch.Generator  # CPU: the batch order
+    noise_gen: torch.Generator  # on the data's device: latent and anchor noise
+    has_anchor: bool
+    anchor_idx: torch.Tensor
+    anchor_noise: torch.Tensor
+    weights: torch.Tensor
+    floor: torch.Tensor
+    step: float
+    qat: bool
+    loss: str
+    bs: int
+    max_steps: int | None
+    patience: int
+    min_delta: float
+    bar: Progress
+    t0: float
+    best_state: dict[str, torch.Tensor]
+    res: LoopResult = field(default_factory=LoopResult)
+    bad: int = 0  # epochs since the last gain of at least min_delta
+    steps: int = 0  # optimizer steps so far, over all epochs
+
+    def out_of_steps(self) -> bool:
+        """True once the max_steps budget (if any) is spent."""
+        return self.max_steps is not None and self.steps >= self.max_steps
+
+
+def _snapshot(net: Autoencoder) -> dict[str, torch.Tensor]:
+    """A detached copy of the weights: the best epoch's are restored when training ends."""
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _optimizer(
+    net: Autoencoder, lr: float, patience: int, min_delta: float
+) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+    """Adam with a plateau schedule whose patience is a third of early stopping's, so the
+    rate is halved a few times (down to lr/1000) before training gives up."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=0.5, patience=max(2, patience // 3),
+        threshold=min_delta, threshold_mode="rel", min_lr=lr * 1e-3,
+    )
+    return opt, sched
+
+
+def _epoch_count(n: int, bs: int, epochs: int, max_steps: int | None) -> int:
+    """`epochs`, or under a step budget just enough epochs to spend it (at least one)."""
+    steps_per_epoch = math.ceil(n / bs)
+    if max_steps is not None:
+        return max(1, math.ceil(max_steps / steps_per_epoch))
+    return epochs
+
+
+def _noisy_inputs(run: _Run, xb: torch.Tensor) -> list[torch.Tensor]:
+    """Decoder inputs perturbed as the codec will quantize them: uniform noise of one latent
+    step on z (when qat) and of +-anchor_noise on the anchors. The draw order (latents, then
+    anchors) is part of what makes a seed reproducible."""
+    inputs: list[torch.Tensor] = []
+    if run.net.encoder is not None:
+        z = run.net.encoder(xb)
+        if run.qat:
+            u = torch.rand(z.shape, generator=run.noise_gen, device=xb.device)
+            z = z + (u - 0.5) * run.step
+        inputs.append(z)
+    if run.has_anchor:
+        shape = (xb.shape[0], run.anchor_idx.numel())
+        u = torch.rand(shape, generator=run.noise_gen, device=xb.device)
+        inputs.append(xb.index_select(1, run.anchor_idx) + (2.0 * u - 1.0) * run.anchor_noise)
+    return inputs
+
+
+def _train_epoch(run: _Run, train: Batch) -> float:
+    """One pass over a fresh permutation of the rows (cut short when the step budget runs
+    out); returns the mean training loss per row."""
+    run.net.train()
+    n = train.x.shape[0]
+    perm = torch.randperm(n, generator=run.gen).to(train.x.device)
+    total, count = 0.0, 0
+    for s in range(0, n, run.bs):
+        idx = perm[s : s + run.bs]
+        xb = train.x[idx]
+        pred = run.net.decoder(*_noisy_inputs(run, xb))
+        lval = _loss(pred, train.target[idx], run.weights, run.floor, run.loss)
+        run.opt.zero_grad(set_to_none=True)
+        lval.backward()
+        run.opt.step()
+        total += float(lval.detach()) * xb.shape[0]
+        count += xb.shape[0]
+        run.steps += 1
+        if run.out_of_steps():
+            break
+    return total / max(count, 1)
+
+
+def _validate(run: _Run, val: Batch) -> float:
+    """Validation loss through the codec's exact quantization, so early stopping tracks what
+    the residual coder will see rather than the noisy training surrogate."""
+    run.net.eval()
+    y, _ = codec_forward(run.net, val.x, val.a, run.step)
+    return float(_loss(y, val.target, run.weights, run.floor, run.loss))
+
+
+def _record_epoch(run: _Run, epoch: int, tloss: float, vloss: float) -> float:
+    """Step the LR schedule on the validation loss and append the epoch to the history;
+    returns the learning rate now in effect (for the progress bar)."""
+    run.sched.step(vloss)
+    lr_now = run.opt.param_groups[0]["lr"]
+    run.res.history.append({
+        "epoch": epoch, "train_loss": tloss, "val_loss": vloss, "lr": lr_now,
+        "seconds": time.perf_counter() - run.t0,
+    })
+    run.res.epochs_run = epoch
+    return lr_now
+
+
+def _track_best(run: _Run, epoch: int, vloss: float) -> None:
+    """Keep the weights of the lowest validation loss. Only a relative gain of min_delta
+    resets patience: a smaller gain keeps the weights but still counts as a bad epoch."""
+    res = run.res
+    if vloss < res.best_val * (1.0 - run.min_delta) or not math.isfinite(res.best_val):
+        res.best_val, res.best_epoch, run.bad = vloss, epoch, 0
+        run.best_state = _snapshot(run.net)
+    else:
+        if vloss < res.best_val:
+            res.best_val, res.best_epoch = vloss, epoch
+            run.best_state = _snapshot(run.net)
+        run.bad += 1
+
+
+def _stop_reason(run: _Run) -> str:
+    """Why training ends after this epoch ("" to go on); the step budget is checked first."""
+    if run.out_of_steps():
+        return "step budget"
+    if run.bad >= run.patience:
+        return f"early stop (no {run.min_delta:g} relative gain in {run.patience} epochs)"
+    return ""
+
+
+def _fit(run: _Run, train: Batch, val: Batch, epochs: int) -> str:
+    """Train epoch by epoch until a stop condition; returns it as LoopResult.stopped."""
+    for epoch in range(1, epochs + 1):
+        tloss = _train_epoch(run, train)
+        vloss = _validate(run, val)
+        if not math.isfinite(vloss) or not math.isfinite(tloss):
+            return "non-finite loss"
+        lr_now = _record_epoch(run, epoch, tloss, vloss)
+        _track_best(run, epoch, vloss)
+        run.bar.update(train=tloss, val=vloss, best=run.res.best_val, lr=lr_now)
+        reason = _stop_reason(run)
+        if reason:
+            return reason
+    return "epoch limit"
+
+
 def train_loop(
     net: Autoencoder,
     train: Batch,
@@ -119,85 +280,25 @@ def train_loop(
     device = train.x.device
     gen = torch.Generator(device="cpu").manual_seed(seed)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=0.5, patience=max(2, patience // 3),
-        threshold=min_delta, threshold_mode="rel", min_lr=lr * 1e-3,
-    )
+    opt, sched = _optimizer(net, lr, patience, min_delta)
     n = train.x.shape[0]
     bs = max(1, min(batch_size, n))
-    steps_per_epoch = math.ceil(n / bs)
-    if max_steps is not None:
-        epochs = max(1, math.ceil(max_steps / steps_per_epoch))
-    res = LoopResult()
-    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    bad = 0
+    epochs = _epoch_count(n, bs, epochs, max_steps)
+    best_state = _snapshot(net)
     bar = Progress(epochs, progress, desc)
     t0 = time.perf_counter()
-    has_anchor = bool(net.anchor_index)
-    anchor_idx = torch.tensor(net.anchor_index, dtype=torch.long, device=device)
-    steps = 0
+    run = _Run(
+        net=net, opt=opt, sched=sched, gen=gen, noise_gen=noise_gen,
+        has_anchor=bool(net.anchor_index),
+        anchor_idx=torch.tensor(net.anchor_index, dtype=torch.long, device=device),
+        anchor_noise=anchor_noise, weights=weights, floor=floor, step=step, qat=qat,
+        loss=loss, bs=bs, max_steps=max_steps, patience=patience, min_delta=min_delta,
+        bar=bar, t0=t0, best_state=best_state,
+    )
     try:
-        for epoch in range(1, epochs + 1):
-            net.train()
-            perm = torch.randperm(n, generator=gen).to(device)
-            total, count = 0.0, 0
-            for s in range(0, n, bs):
-                idx = perm[s : s + bs]
-                xb = train.x[idx]
-                inputs: list[torch.Tensor] = []
-                if net.encoder is not None:
-                    z = net.encoder(xb)
-                    if qat:
-                        u = torch.rand(z.shape, generator=noise_gen, device=device)
-                        z = z + (u - 0.5) * step
-                    inputs.append(z)
-                if has_anchor:
-                    u = torch.rand((xb.shape[0], anchor_idx.numel()), generator=noise_gen, device=device)
-                    inputs.append(xb.index_select(1, anchor_idx) + (2.0 * u - 1.0) * anchor_noise)
-                pred = net.decoder(*inputs)
-                lval = _loss(pred, train.target[idx], weights, floor, loss)
-                opt.zero_grad(set_to_none=True)
-                lval.backward()
-                opt.step()
-                total += float(lval.detach()) * xb.shape[0]
-                count += xb.shape[0]
-                steps += 1
-                if max_steps is not None and steps >= max_steps:
-                    break
-            net.eval()
-            y, _ = codec_forward(net, val.x, val.a, step)
-            vloss = float(_loss(y, val.target, weights, floor, loss))
-            tloss = total / max(count, 1)
-            if not math.isfinite(vloss) or not math.isfinite(tloss):
-                res.stopped = "non-finite loss"
-                break
-            sched.step(vloss)
-            lr_now = opt.param_groups[0]["lr"]
-            res.history.append({
-                "epoch": epoch, "train_loss": tloss, "val_loss": vloss, "lr": lr_now,
-                "seconds": time.perf_counter() - t0,
-            })
-            res.epochs_run = epoch
-            if vloss < res.best_val * (1.0 - min_delta) or not math.isfinite(res.best_val):
-                res.best_val, res.best_epoch, bad = vloss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                if vloss < res.best_val:  # small gain: keep the weights, still count patience
-                    res.best_val, res.best_epoch = vloss, epoch
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                bad += 1
-            bar.update(train=tloss, val=vloss, best=res.best_val, lr=lr_now)
-            if max_steps is not None and steps >= max_steps:
-                res.stopped = "step budget"
-                break
-            if bad >= patience:
-                res.stopped = f"early stop (no {min_delta:g} relative gain in {patience} epochs)"
-                break
-        else:
-            res.stopped = "epoch limit"
+        run.res.stopped = _fit(run, train, val, epochs)
     finally:
         bar.close()
-    net.load_state_dict(best_state)
+    net.load_state_dict(run.best_state)
     net.eval()
-    return res
+    return run.res

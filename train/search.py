@@ -175,7 +175,6 @@ def search(
                                       PROXY_ROWS // 2)
     proxy = _Proxy(problem, fit_rows, eval_rows, cfg.seed, step)
     plain = proxy.plain_bytes()
-    cands: dict[tuple, Candidate] = {}
     greedy_cost: dict[tuple[int, ...], float] = {}
 
     # 1) anchor sets: fixed, or greedy prefixes by proxy bytes with L = 0.
@@ -186,6 +185,30 @@ def search(
 
     # 2) pair every prefix with the latent sizes.
     latents = [fixed_latent] if fixed_latent is not None else latent_choices(f)
+    ranked = _paired(prefixes, latents, f, greedy_cost, proxy, mbytes)
+
+    # 3) short runs of the real network for the best few; keep the smallest measured.
+    top = _shortlist(ranked, cfg.search_top)
+    if len(top) == 1:
+        top[0].chosen = True
+        return top[0], ranked, plain
+    s_fit, s_eval = sample_rows(problem, cfg.seed + 1, cfg.search_rows, PROXY_ROWS)
+    for c in top:
+        c.short_bytes = short_run(problem, cfg, c, s_fit, s_eval, step, device,
+                                  mbytes(c.anchors, c.latent))
+        log(f"  search: anchors {[problem.names[k] for k in c.anchors]} latent {c.latent} -> "
+            f"short-run ratio {problem.total_rows * f * 8 / c.short_bytes:.3f}")
+    best = min(top, key=lambda c: (c.short_bytes, c.latent, c.anchors))
+    best.chosen = True
+    return best, ranked, plain
+
+
+def _paired(prefixes: list[tuple[int, ...]], latents: list[int], f: int,
+            greedy_cost: dict[tuple[int, ...], float], proxy: _Proxy,
+            mbytes: Callable[[Sequence[int], int], int]) -> list[Candidate]:
+    """Every (anchor prefix, latent size) candidate costed by the proxy (the greedy pass's
+    cost reused where it already measured the pair), best first."""
+    cands: dict[tuple, Candidate] = {}
     for a in prefixes:
         for lat in latents:
             if lat == 0 and not a:
@@ -201,29 +224,20 @@ def search(
             "no model is possible here: every column is constant, so there is nothing to "
             "use as an anchor; give --latent 1 or more, or compress with plain quantization"
         )
-    ranked = sorted(cands.values(), key=lambda c: (c.proxy_bytes, c.latent, c.anchors))
+    return sorted(cands.values(), key=lambda c: (c.proxy_bytes, c.latent, c.anchors))
 
-    # 3) short runs of the real network for the best few; keep the smallest measured.
-    # The best of each family (with / without latents) is always measured: the PCA proxy
-    # of an encoder is linear and can undersell what a trained one does.
-    top = ranked[: max(1, cfg.search_top)]
+
+def _shortlist(ranked: list[Candidate], top_n: int) -> list[Candidate]:
+    """The best `top_n` by proxy bytes, plus the best of each family (with / without
+    latents) when missing: the PCA proxy of an encoder is linear and can undersell what a
+    trained one does."""
+    top = ranked[: max(1, top_n)]
     for family in (lambda c: c.latent > 0, lambda c: c.latent == 0):
         if not any(family(c) for c in top):
             extra = next((c for c in ranked if family(c)), None)
             if extra is not None:
                 top.append(extra)
-    if len(top) == 1:
-        top[0].chosen = True
-        return top[0], ranked, plain
-    s_fit, s_eval = sample_rows(problem, cfg.seed + 1, cfg.search_rows, PROXY_ROWS)
-    for c in top:
-        c.short_bytes = short_run(problem, cfg, c, s_fit, s_eval, step, device,
-                                  mbytes(c.anchors, c.latent))
-        log(f"  search: anchors {[problem.names[k] for k in c.anchors]} latent {c.latent} -> "
-            f"short-run ratio {problem.total_rows * f * 8 / c.short_bytes:.3f}")
-    best = min(top, key=lambda c: (c.short_bytes, c.latent, c.anchors))
-    best.chosen = True
-    return best, ranked, plain
+    return top
 
 
 def _greedy_anchors(problem: Problem, cfg: TrainConfig, proxy: _Proxy,

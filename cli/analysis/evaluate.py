@@ -139,35 +139,31 @@ def read_loss_curve(model_dir: Path) -> dict[str, list[float]] | None:
 # ------------------------------------------------------------------------ numbers
 
 
-def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int,
-              opts: EvaluateOptions) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every number of the report, and the arrays the figures need (masses per quantity)."""
-    floats = decoded.names_of_kind("float")
-    bounds, bound_text = column_bounds(header, decoded)
-    notes: list[str] = []
-    cols = {n: metrics.column_stats(data[n], decoded[n], bounds[n]) for n in floats}
-    held = [c["held"] for c in cols.values() if c["held"] is not None]
-    unit = "bound" if all(b.mode in ("abs", "rel", "pwrel") for b in bounds.values()) else "range"
-    boxes = [metrics.box_stats(metrics.scaled_residual(data[n], decoded[n], bounds[n], unit), n)
-             for n in floats]
-
+def _correlation(data: Table, decoded: Table, floats: list[str], notes: list[str]) -> dict[str, Any]:
+    """Correlation matrices before and after, so a reader sees whether compression bent the
+    relations between columns; large matrices are reduced to their worst pair (appends notes)."""
     corr: dict[str, Any] = {"columns": floats}
-    if len(floats) >= 2:
-        c0 = metrics.correlation(data.to_numpy(floats))
-        c1 = metrics.correlation(decoded.to_numpy(floats))
-        d = np.abs(c1 - c0)
-        worst = np.unravel_index(np.nanargmax(d), d.shape) if np.isfinite(d).any() else (0, 0)
-        corr.update(max_abs_diff=float(np.nanmax(d)) if np.isfinite(d).any() else None,
-                    worst_pair=[floats[worst[0]], floats[worst[1]]])
-        if len(floats) <= MAX_CORRELATION_JSON:
-            corr.update(before=c0.tolist(), after=c1.tolist(), diff=(c1 - c0).tolist())
-        else:
-            notes.append(f"correlation matrices of {len(floats)} columns are drawn but not "
-                         f"listed in summary.json (limit {MAX_CORRELATION_JSON})")
-    else:
+    if len(floats) < 2:
         corr.update(max_abs_diff=None, worst_pair=None)
         notes.append("fewer than two float columns: no correlation matrix")
+        return corr
+    c0 = metrics.correlation(data.to_numpy(floats))
+    c1 = metrics.correlation(decoded.to_numpy(floats))
+    d = np.abs(c1 - c0)
+    worst = np.unravel_index(np.nanargmax(d), d.shape) if np.isfinite(d).any() else (0, 0)
+    corr.update(max_abs_diff=float(np.nanmax(d)) if np.isfinite(d).any() else None,
+                worst_pair=[floats[worst[0]], floats[worst[1]]])
+    if len(floats) <= MAX_CORRELATION_JSON:
+        corr.update(before=c0.tolist(), after=c1.tolist(), diff=(c1 - c0).tolist())
+    else:
+        notes.append(f"correlation matrices of {len(floats)} columns are drawn but not "
+                     f"listed in summary.json (limit {MAX_CORRELATION_JSON})")
+    return corr
 
+
+def _four_vectors(data: Table, floats: list[str], opts: EvaluateOptions, notes: list[str]) -> list[Any]:
+    """The four-vectors whose masses can be compared: those given explicitly must all be in the
+    file (an error otherwise), guessed ones are dropped quietly with a note (appends notes)."""
     fvs, fv_notes = fourvec.resolve(data, opts.four_vectors)
     notes += fv_notes
     for fv in list(fvs):
@@ -181,6 +177,13 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
     if len(fvs) > MAX_OBJECTS:
         notes.append(f"{len(fvs)} four-vectors found: masses for the first {MAX_OBJECTS} only")
         fvs = fvs[:MAX_OBJECTS]
+    return fvs
+
+
+def _masses(data: Table, decoded: Table, fvs: list[Any], opts: EvaluateOptions, notes: list[str]
+            ) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]], str | None]:
+    """Mass comparisons per quantity, the arrays to draw them, and the primary quantity; a mass
+    needs at least two objects, so fewer give none (appends notes)."""
     masses: dict[str, Any] = {}
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     primary = None
@@ -197,33 +200,68 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
             arrays[q] = (m, after[q])
     else:
         notes.append("no four-vector columns found (give them with --four-vector): no masses")
+    return masses, arrays, primary
 
+
+def _plot_limit_notes(floats: list[str], opts: EvaluateOptions, notes: list[str]) -> None:
+    """Say when figures show fewer columns than the tables, so no column seems missing."""
     if len(floats) > MAX_BOXES:
         notes.append(f"the residual box plot shows the first {MAX_BOXES} of {len(floats)} columns")
     n_plot = min(len(floats), opts.max_column_plots)
     if n_plot < len(floats):
         notes.append(f"per-column figures for the first {n_plot} of {len(floats)} float columns "
                      f"(--max-column-plots); every column is in the tables")
-    loss = None
-    uses_model = any(c.get("model") for c in header.get("coders", []))
-    if opts.model_dir is not None and not uses_model:
+
+
+def _loss_summary(header: dict[str, Any], opts: EvaluateOptions, notes: list[str]
+                  ) -> dict[str, Any] | None:
+    """The training loss curve and its final/best values, only when a model directory is given
+    and the file really uses a model (appends notes)."""
+    if opts.model_dir is None:
+        return None
+    if not any(c.get("model") for c in header.get("coders", [])):
         notes.append(f"{file_label(opts)} does not use a model (compress stored it without "
                      f"one): no training section")
-    elif opts.model_dir is not None:
-        loss = read_loss_curve(opts.model_dir)
-        if loss is None:
-            notes.append(f"{opts.model_dir}/loss_curve.csv not found: no loss curve")
-        elif loss.get("val_loss") or loss.get("train_loss"):
-            key = "val_loss" if loss.get("val_loss") else "train_loss"
-            loss.update(epochs=len(loss["epoch"]), final_train=(loss.get("train_loss") or [None])[-1],
-                        final_val=(loss.get("val_loss") or [None])[-1], best=min(loss[key]))
+        return None
+    loss = read_loss_curve(opts.model_dir)
+    if loss is None:
+        notes.append(f"{opts.model_dir}/loss_curve.csv not found: no loss curve")
+    elif loss.get("val_loss") or loss.get("train_loss"):
+        key = "val_loss" if loss.get("val_loss") else "train_loss"
+        loss.update(epochs=len(loss["epoch"]), final_train=(loss.get("train_loss") or [None])[-1],
+                    final_val=(loss.get("val_loss") or [None])[-1], best=min(loss[key]))
+    return loss
+
+
+def _file_info(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int,
+               bound_text: str | None, opts: EvaluateOptions) -> dict[str, Any]:
+    """The compressed file's size, ratio against the raw columns it holds, bound and coders."""
     raw = data.select(decoded.names).nbytes
+    return {"path": opts.labels.get("file"), "bytes": file_bytes,
+            "raw_bytes": raw, "ratio": raw / file_bytes if file_bytes else None,
+            "bound": bound_text, "coders": [c.get("id") for c in header.get("coders", [])],
+            "columns": decoded.n_columns}
+
+
+def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int,
+              opts: EvaluateOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every number of the report, and the arrays the figures need (masses per quantity)."""
+    floats = decoded.names_of_kind("float")
+    bounds, bound_text = column_bounds(header, decoded)
+    notes: list[str] = []
+    cols = {n: metrics.column_stats(data[n], decoded[n], bounds[n]) for n in floats}
+    held = [c["held"] for c in cols.values() if c["held"] is not None]
+    unit = "bound" if all(b.mode in ("abs", "rel", "pwrel") for b in bounds.values()) else "range"
+    boxes = [metrics.box_stats(metrics.scaled_residual(data[n], decoded[n], bounds[n], unit), n)
+             for n in floats]
+    corr = _correlation(data, decoded, floats, notes)
+    fvs = _four_vectors(data, floats, opts, notes)
+    masses, arrays, primary = _masses(data, decoded, fvs, opts, notes)
+    _plot_limit_notes(floats, opts, notes)
+    loss = _loss_summary(header, opts, notes)
     summary = {
         "data": {"path": opts.labels.get("data"), "rows": data.n_rows, "columns": data.n_columns},
-        "file": {"path": opts.labels.get("file"), "bytes": file_bytes,
-                 "raw_bytes": raw, "ratio": raw / file_bytes if file_bytes else None,
-                 "bound": bound_text, "coders": [c.get("id") for c in header.get("coders", [])],
-                 "columns": decoded.n_columns},
+        "file": _file_info(data, decoded, header, file_bytes, bound_text, opts),
         "float_columns": floats,
         "columns": cols,
         "all_held": all(held) if held else None,
