@@ -171,14 +171,15 @@ def _pick_tree(path: Path, trees: dict[str, str], tree: str | None) -> str:
 def _wanted_names(
     path: Path, tree: str, fields: list[_Field], columns: list[str] | None
 ) -> list[str]:
-    """The selected branch names (file order). Without a selection only the flat branches
-    are taken: a jagged collection changes what a row is, so it must be asked for."""
+    """The selected branch names (file order). Without a selection every branch of one
+    value per entry (numbers and strings: nothing of a flat tree is left behind); a jagged
+    collection changes what a row is, so it must be asked for."""
     from .tableio import select_names
 
     if columns is not None:
         return select_names([f.name for f in fields], columns, path)
-    wanted = [f.name for f in fields if f.kind == "flat"]
-    if not wanted:
+    wanted = [f.name for f in fields if f.kind in ("flat", "string")]
+    if not any(f.kind == "flat" for f in fields):
         collections, example = _collections_text(fields)
         raise InputError(
             f"{path}: tree '{tree}' has no flat numeric branches; select one "
@@ -374,12 +375,6 @@ def write_root(table: Table, path: str | Path) -> None:
     """
     uproot, ak = _modules()
     path = Path(path)
-    strings = table.names_of_kind("string")
-    if strings:
-        raise InputError(
-            f"cannot write {path}: column(s) {strings} hold strings, which ROOT output does "
-            "not support; write .csv or .parquet instead, or leave those columns out"
-        )
     half = [n for n, a in table.columns.items() if a.dtype.itemsize == 2 and a.dtype.kind == "f"]
     if half:
         raise InputError(
@@ -390,18 +385,32 @@ def write_root(table: Table, path: str | Path) -> None:
     from_root = src.get("format") == "root"
     tree = str(src.get("tree") or "events") if from_root else "events"
     layout = src.get("jagged") if from_root else None
+    jagged = bool(layout) and EVENT_COLUMN in table and table.n_columns > 1
+    strings = table.names_of_kind("string")
+    if jagged and strings:
+        raise InputError(
+            f"cannot write {path}: column(s) {strings} of a collection hold strings (vectors "
+            "of strings), which uproot cannot write; write .csv or .parquet instead, or leave "
+            "those columns out"
+        )
     with uproot.recreate(path) as file:
-        if layout and EVENT_COLUMN in table and table.n_columns > 1:
+        if jagged:
             _write_jagged(table, file, tree, layout, path, ak)
         else:
-            _write_flat(table, file, tree)
+            _write_flat(table, file, tree, ak)
 
 
-def _write_flat(table: Table, file: Any, tree: str) -> None:
-    cols = {n: _native(a) for n, a in table.columns.items()}
-    out = file.mktree(tree, {n: a.dtype for n, a in cols.items()})
+def _write_flat(table: Table, file: Any, tree: str, ak: Any) -> None:
+    """One branch per column; string columns as ROOT string branches (uproot's "string")."""
+    from .sections import strings_layout
+
+    strings = set(table.names_of_kind("string"))
+    cols = {n: a if n in strings else _native(a) for n, a in table.columns.items()}
+    out = file.mktree(tree, {n: "string" if n in strings else a.dtype for n, a in cols.items()})
     for start in range(0, table.n_rows, _CHUNK_ROWS):
-        out.extend({n: a[start : start + _CHUNK_ROWS] for n, a in cols.items()})
+        out.extend({n: ak.Array(strings_layout(a[start : start + _CHUNK_ROWS], ak))
+                    if n in strings else a[start : start + _CHUNK_ROWS]
+                    for n, a in cols.items()})
 
 
 def _write_jagged(

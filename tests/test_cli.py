@@ -122,6 +122,21 @@ def test_root_tree_errors(tmp_path):
     assert code == 2 and "events" in text
 
 
+def test_whole_flat_tree_keeps_its_string_branch(tmp_path):
+    """`compress` of a flat tree keeps every branch, Zmumu's char* `Type` included (it was
+    once dropped without a word), and `decompress -o .root` writes it back as strings."""
+    uproot = pytest.importorskip("uproot")
+    from conftest import shared_file
+
+    f = shared_file("uproot-Zmumu.root")
+    out, back = tmp_path / "z.balerc", tmp_path / "z.root"
+    assert run("compress", str(f), "--error-bound", "rel:1e-3", "-o", str(out))[0] == 0
+    assert run("decompress", str(out), "-o", str(back))[0] == 0
+    a, b = uproot.open(f)["events"], uproot.open(back)["events"]
+    assert set(a.keys()) == set(b.keys())
+    assert list(a["Type"].array(library="np")) == list(b["Type"].array(library="np"))
+
+
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "balerc.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "compress" in out.stdout

@@ -46,8 +46,10 @@ def dtypes(table: Table) -> dict[str, str]:
 def test_root_flat_zmumu_roundtrip(tmp_path: Path) -> None:
     table = read_table(shared(SKHEP, "uproot-Zmumu.root"))
     assert table.n_rows == 2304
-    assert "Type" not in table  # a char* branch: not numeric, skipped by default
-    assert table.n_columns == 19
+    # every branch of one value per entry, the char* branch too (a whole-file compress
+    # once dropped it silently)
+    assert table.kind("Type") == "string" and set(table["Type"]) == {"GG", "GT", "TT"}
+    assert table.n_columns == 20
     types = dtypes(table)
     assert types["Run"] == "int32" and types["Q1"] == "int32" and types["M"] == "float64"
     assert table.source["format"] == "root" and table.source["tree"] == "events"
@@ -184,10 +186,18 @@ def test_root_only_jagged_fields_needs_a_collection(tmp_path: Path) -> None:
     assert back.equals(table) and back.source["jagged"]["counter"] == "nJet"
 
 
-def test_root_refuses_strings(tmp_path: Path) -> None:
-    table = Table({"x": np.arange(3.0), "label": np.array(["a", "b", "c"], dtype=object)})
-    with pytest.raises(InputError, match=r"\['label'\].*csv.*parquet"):
-        write_table(table, tmp_path / "s.root")
+def test_root_strings_are_string_branches_and_refused_in_a_collection(tmp_path: Path) -> None:
+    """A flat string column is a ROOT string branch (read back equal, non-ASCII included);
+    strings inside a jagged collection (vectors of strings) are refused by name."""
+    table = Table({"x": np.arange(3.0), "label": np.array(["a", "", "ü"], dtype=object)})
+    back = roundtrip(table, tmp_path / "s.root")
+    assert back.kind("label") == "string" and list(back["label"]) == ["a", "", "ü"]
+    assert np.array_equal(back["x"], table["x"])
+    jag = Table({"__event__": np.array([0, 0, 1]), "Jet_pt": np.arange(3.0),
+                 "Jet_tag": np.array(["a", "b", "c"], dtype=object)},
+                {"format": "root", "jagged": {"counter": None, "n_events": 2, "collection": "Jet"}})
+    with pytest.raises(InputError, match=r"\['Jet_tag'\].*vectors of strings.*csv.*parquet"):
+        write_table(jag, tmp_path / "j.root")
 
 
 def test_root_jagged_unsorted_and_trailing_empty_events(tmp_path: Path) -> None:
