@@ -83,6 +83,11 @@ class RelBound(BoundMode):
         return value * rng
 
 
+# mode g codes log2|y| / delta (|log2 y| <= 1075 for finite y != 0) must stay within
+# 2^52 (exact in float64, and an offset the reader accepts): delta ~ 2.9 E >= 2.4e-13
+_PWREL_FLOOR = 2.0 ** -43  # 1.1e-13: ~43 mantissa bits; finer is --lossless's job
+
+
 class PwrelBound(BoundMode):
     name = "pwrel"
     pointwise = True
@@ -94,6 +99,10 @@ class PwrelBound(BoundMode):
         super().check(value)
         if value >= 1:
             raise InputError(f"a pointwise relative bound must be < 1, got {value}")
+        if value < _PWREL_FLOOR:  # below: log codes beyond 2^52 (and 1 + E == 1 under 2^-53)
+            raise InputError(f"a pointwise relative bound must be at least {_PWREL_FLOOR:.3g} "
+                             f"(43 mantissa bits), got {value}; to keep values exact use "
+                             f"--lossless (or a 'GLOBS=lossless' bound)")
 
     def absolute_from_range(self, value: float, lo: float, hi: float) -> float:
         raise InputError("pointwise relative bounds have no single absolute value")
