@@ -124,6 +124,7 @@ class WrittenTree:
 
     n_rows: int  # events
     n_columns: int  # stored columns (a fixed-size array counts per element)
+    nbytes: int = 0  # decoded bytes of every section (what a Table's nbytes would be)
 
 
 def pick_section(names: list[str], sections: list[str] | None, label: str, hint: str,
@@ -180,15 +181,15 @@ def _decompress_sections(reader: ContainerReader, out: Path, ext: str,
         kw.pop("show_progress")
         steps = iter_sections(reader, sections=sections, **kw)
         first = next(steps)
-        events = first.n_events
+        events, nbytes = first.n_events, first.nbytes
         codec = root_compression(compression)
         with atomic_output(out, force) as tmp, root_writer(tmp, first, codec, root_format,
                                                            label) as writer:
             writer.extend(first)
             for step in steps:
                 writer.extend(step)
-                events += step.n_events
-        return WrittenTree(events, first.n_columns)
+                events, nbytes = events + step.n_events, nbytes + step.nbytes
+        return WrittenTree(events, first.n_columns, nbytes)
     data = read_sections(reader, sections=sections, **kw)
     if ext == ".root":
         if data.n_events == 0:
