@@ -124,3 +124,16 @@ def test_bad_compare_input(tmp_path: Path) -> None:
         from balerc.formats.table import Table
 
         run_compare(Table({"i": np.arange(5)}), [Bound.parse("rel:1e-3")], CompareOptions())
+
+
+def test_one_object_per_row_compares_without_a_mass() -> None:
+    """One four-vector (a single jet collection, one jet per row) forms no pair mass: a
+    note says so and the comparison runs (it once stopped on an assertion)."""
+    t = toy.dimuon(600, seed=2)
+    from balerc.formats.table import Table
+
+    one = Table({n: t[n] for n in ["E1", "px1", "py1", "pz1"]})
+    res = run_compare(one, [Bound.parse("rel:1e-3")],
+                      CompareOptions(methods=[BALERC], sweep=[]))
+    assert [r["held"] for r in res["rows"]] == [True]
+    assert any("single object's mass" in n for n in res["notes"]), res["notes"]

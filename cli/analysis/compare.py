@@ -244,7 +244,10 @@ def _mass_reference(ft: Table, opts: CompareOptions, notes: list[str]) -> dict[s
         return None
     q = fourvec.mass_quantities(ft, fvs)
     quantity = fourvec.primary_mass(list(q))
-    assert quantity is not None
+    if quantity is None:  # one object per row (e.g. one jet collection): no pair to form
+        notes.append(f"one four-vector ({fvs[0].label}): a single object's mass is not an "
+                     f"analysis quantity, so no mass is compared")
+        return None
     values = q[quantity]
     window = opts.mass_window or peakfit.find_window(values)
     bins = peakfit.default_bins(values, window) if window else None
