@@ -49,16 +49,22 @@ def root_compression(spec: str | int | None) -> Any:
     uproot, _ = _modules()
     if spec is None:
         return None
-    if isinstance(spec, int) or str(spec).isdigit():
-        return uproot.compression.Compression.from_code(int(spec)) if int(spec) else None
-    algo, _, level = str(spec).lower().partition(":")
-    if algo == "none":
-        return None
     codecs = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
-    if algo not in codecs or (level and not level.isdigit()):
-        raise InputError(f"--root-compression '{spec}': write ALGO[:LEVEL] with ALGO one of "
-                         f"{', '.join(codecs)} or none, e.g. zstd:5")
-    return codecs[algo](int(level) if level else 1)
+    usage = (f"write ALGO[:LEVEL] with ALGO one of {', '.join(codecs)} or none, e.g. zstd:5, "
+             f"or ROOT's code 100 x algorithm + level (e.g. 505)")
+    try:  # uproot refuses a level or code out of its range with ValueError
+        if isinstance(spec, int) or str(spec).isdigit():
+            return uproot.compression.Compression.from_code(int(spec)) if int(spec) else None
+        algo, _, level = str(spec).lower().partition(":")
+        if algo == "none":
+            return None
+        if algo not in codecs or (level and not level.isdigit()):
+            raise InputError(f"--root-compression '{spec}': {usage}")
+        return codecs[algo](int(level) if level else 1)
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(f"--root-compression '{spec}': {exc}; {usage}") from None
 
 
 def root_writer(path: str | Path, first: Sections, compression: Any = None,

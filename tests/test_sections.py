@@ -444,3 +444,9 @@ def test_tree_written_back_with_the_source_compression_or_the_asked_one(tmp_path
     res = CliRunner().invoke(cli, ["decompress", str(tmp_path / "t.balerc"), "-o",
                                    str(tmp_path / "c.root"), "--root-compression", "gzip:3"])
     assert res.exit_code == 2 and "ALGO[:LEVEL]" in res.output
+    for bad, why in [("zstd:99", "between 0 and 22"), ("lz4:99", "between 0 and 12"),
+                     ("999", "algorithm code")]:  # uproot's range errors, typed
+        res = CliRunner().invoke(cli, ["decompress", str(tmp_path / "t.balerc"), "-o",
+                                       str(tmp_path / "c.root"), "--root-compression", bad])
+        assert res.exit_code == 2 and why in res.output and "ALGO[:LEVEL]" in res.output
+        assert not (tmp_path / "c.root").exists()
