@@ -262,6 +262,17 @@ def test_file_with_other_columns_is_refused(small: dict) -> None:
     assert len(out.strip().splitlines()) == 1
 
 
+
+def test_columns_select_the_same_columns_of_data_and_file(small: dict) -> None:
+    """--columns applies to DATA and FILE alike (it once selected DATA only, so every use
+    was refused as 'does not belong'); the report covers just those columns."""
+    out_dir = small["dir"] / "r_cols"
+    code, out = invoke(small["data"], small["good"], "-o", out_dir, "--columns",
+                       "E1,px1,py1,pz1")
+    assert code == 0, out
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert sorted(summary["columns"]) == ["E1", "px1", "py1", "pz1"] and summary["all_held"]
+
 def test_four_vector_naming_missing_columns(small: dict) -> None:
     code, out = invoke(small["data"], small["good"], "-o", small["dir"] / "r3",
                        "--four-vector", "mu=E1,px1,py1,nope")

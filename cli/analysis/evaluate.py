@@ -520,7 +520,8 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
         data = (read_section(data_path, section, tree, columns) if section is not None
                 else read_table(data_path, tree=tree, columns=columns))
         decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir,
-                             sections=[section] if section is not None else None)
+                             sections=[section] if section is not None else None,
+                             columns=columns)  # the same selection on both sides
         opts.labels = {"data": report.relative(data_path, out_dir),
                        "file": report.relative(file_path, out_dir)}
         return evaluate(data, decoded, header, size, out_dir, opts)
