@@ -193,8 +193,8 @@ def _decompress_sections(reader: ContainerReader, out: Path, ext: str,
     data = read_sections(reader, sections=sections, **kw)
     if ext == ".root":
         if data.n_events == 0:
-            raise IncompleteFileError(f"{label}: no complete event could be recovered; "
-                                      f"nothing written")
+            raise IncompleteFileError(f"{label}: no complete event could be recovered"
+                                      f"{_lost_sections_hint(reader)}; nothing written")
         with atomic_output(out, force) as tmp:
             write_root_sections(data, tmp, root_compression(compression), root_format, label)
         return data[EVENTS] if EVENTS in data.tables else next(iter(data.tables.values()))
@@ -204,6 +204,20 @@ def _decompress_sections(reader: ContainerReader, out: Path, ext: str,
     with atomic_output(out, force) as tmp:
         write_table(table, tmp, fmt=ext.lstrip("."))
     return table
+
+
+def _lost_sections_hint(reader: ContainerReader) -> str:
+    """Which sections lost every chunk with a damaged file's end (each event needs its
+    objects from all of them), and how to write the ones that survived."""
+    names = [s["name"] for s in reader.sections or []]
+    kept = {c.section for c in reader.chunks if c.section >= 0}
+    lost = [n for i, n in enumerate(names) if i not in kept]
+    whole = [n for i, n in enumerate(names) if i in kept]
+    if not lost or not whole:
+        return ""
+    return (f" (section(s) {', '.join(lost[:8])}{' ...' if len(lost) > 8 else ''} lost every "
+            f"chunk, and an event needs its objects from each; --recover --sections "
+            f"{','.join(whole[:8])} writes what survived)")
 
 
 def decompress(

@@ -450,3 +450,30 @@ def test_tree_written_back_with_the_source_compression_or_the_asked_one(tmp_path
                                        str(tmp_path / "c.root"), "--root-compression", bad])
         assert res.exit_code == 2 and why in res.output and "ALGO[:LEVEL]" in res.output
         assert not (tmp_path / "c.root").exists()
+
+
+def test_recover_names_the_lost_sections_and_what_survives(tmp_path: Path) -> None:
+    """A file cut after its events chunk: no complete event can go to .root, and the error
+    names the sections that lost every chunk and the --sections that still writes (it
+    said only 'no complete event', after a warning promising rows)."""
+    from balerc.formats.container import ContainerReader
+
+    src = tmp_path / "t.root"
+    write_root_sections(small_tree(400), src)
+    run("compress", src, "-o", tmp_path / "t.balerc", "--lossless", "-q")
+    data = (tmp_path / "t.balerc").read_bytes()
+    with ContainerReader(data) as r:
+        names = [s["name"] for s in r.sections]
+        first_other = next(c for c in r.chunks if c.section != r.chunks[0].section)
+        assert r.chunks[0].section == names.index("events")
+    cut = tmp_path / "cut.balerc"
+    cut.write_bytes(data[: first_other.offset])
+    res = CliRunner().invoke(cli, ["decompress", str(cut), "--recover", "-o",
+                                   str(tmp_path / "x.root")])
+    assert res.exit_code == 2, res.output
+    lost = [n for n in names if n != "events"]
+    assert f"section(s) {', '.join(lost[:8])}" in res.output
+    assert "--recover --sections events writes what survived" in res.output
+    assert not (tmp_path / "x.root").exists()
+    run("decompress", cut, "--recover", "--sections", "events", "-o", tmp_path / "e.root")
+    assert uproot.open(tmp_path / "e.root")["Events"].num_entries == 400
