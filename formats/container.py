@@ -63,6 +63,7 @@ SECTIONS_FEATURE = "sections"
 # FORMAT.md 3.1): required only by files holding one; earlier readers refuse them by name
 CHAINED_FEATURE = "chained-sections"
 READABLE_MAJORS = (1, 2)
+_PLAUSIBLE_MAJOR = 99  # a version field above this is damage, not a newer balerc
 _PREAMBLE = struct.Struct("<8sHHIIQ")  # magic, major, minor, flags, header_len, header_xxh64
 _RECORD = struct.Struct("<4sIQ")  # mark, json_len, json_xxh64
 _TRAILER = struct.Struct("<Q8s")  # footer_offset, MAGIC_END
@@ -384,6 +385,9 @@ class ContainerReader:
         features, and load it; returns where the header ends."""
         buf = self._buf
         n = len(buf)
+        if n < _PREAMBLE.size and bytes(buf[:8]) == MAGIC_START[:min(n, 8)] and n:
+            raise self._fail(f"truncated inside the preamble ({n} of {_PREAMBLE.size} bytes); "
+                             f"nothing can be recovered")
         if n < _PREAMBLE.size or bytes(buf[:8]) != MAGIC_START:
             raise self._fail(
                 f"not a .balerc file (starts with {bytes(buf[:8])!r}, expected {MAGIC_START!r}); "
@@ -391,6 +395,8 @@ class ContainerReader:
             )
         _, major, minor, flags, hlen, hxx = _PREAMBLE.unpack_from(buf, 0)
         self.flags = flags
+        if major not in READABLE_MAJORS and major > _PLAUSIBLE_MAJOR:  # not a newer format
+            raise self._fail(f"the preamble is damaged (its format version reads {major}.{minor})")
         if major not in READABLE_MAJORS:
             raise FormatVersionError(
                 f"{self.path}: container format version {major}.{minor} is not supported by this "

@@ -119,6 +119,20 @@ def test_unknown_version_is_refused():
         ContainerReader(bytes(data))
 
 
+
+def test_damaged_version_and_cut_preamble_are_called_damage():
+    """A version field no balerc ever wrote (a flipped byte) is damage, not a reason to
+    upgrade; a file cut inside its preamble says so, not 'starts with X, expected X'."""
+    data = bytearray(_write(CHUNKS))
+    data[9] ^= 0xFF  # the major version's high byte
+    with pytest.raises(ContainerError, match=r"preamble is damaged \(its format version reads"):
+        ContainerReader(bytes(data))
+    for n in (3, 8, 16):
+        with pytest.raises(ContainerError, match=rf"truncated inside the preamble \({n} of"):
+            ContainerReader(bytes(data[:n]))
+    with pytest.raises(ContainerError, match="not a .balerc file"):
+        ContainerReader(b"PK\x03\x04" + bytes(40))
+
 def _preamble_edit(data: bytes, fmt: str, offset: int, value: int, fix: bool) -> bytes:
     """Change a preamble field; with fix, recompute the header checksum as a forger would."""
     from balerc.formats.container import header_checksum
