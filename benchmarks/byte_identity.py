@@ -44,7 +44,10 @@ def _tables() -> dict:
         from balerc.formats.tableio import read_table
         from conftest import shared_file
 
-        t["zmumu"] = read_table(shared_file("uproot-Zmumu.root"))
+        z = read_table(shared_file("uproot-Zmumu.root"))
+        # its numeric branches, as the reference was taken (the char* Type branch, read by
+        # default since 2026-12, is a lossless string stream, not what this guards)
+        t["zmumu"] = Table({n: z[n] for n in z.names if z.kind(n) != "string"}, z.source)
     except Exception:  # data absent: the generated tables still cover every mode
         pass
     return t
