@@ -117,8 +117,9 @@ def _lossy_columns(schema: Mapping[str, np.dtype], model: ModelBundle | None) ->
     floats = [n for n, d in schema.items() if np.dtype(d).kind == "f"]
     if model is None:
         if not floats:
-            kinds = {n: np.dtype(d).kind for n, d in schema.items()}
-            raise InputError(f"the table has no float columns to compress lossily; dtypes: {kinds}")
+            kinds = sorted({str(np.dtype(d)) for d in schema.values()})
+            raise InputError(f"the table has no float columns to compress lossily ({len(schema)} "
+                             f"column(s) of {', '.join(kinds)}); compress it with --lossless")
         return floats
     missing = [c for c in model.columns if c not in schema]
     if missing:
