@@ -80,6 +80,9 @@ def plan_outputs(inputs: list[tuple[Path, str | None]], out_dir: Path, suffix: s
 def check_outputs(inputs: list[Path], outputs: list[Path], out_dir: Path,
                   force: bool = False) -> list[Path]:
     """Refuse, before any work, two inputs with one output name and existing outputs."""
+    if not out_dir.exists():
+        raise InputError(f"--output-dir {out_dir} does not exist; create it first "
+                         f"(mkdir -p {out_dir})")
     if not out_dir.is_dir():
         raise InputError(f"--output-dir {out_dir} is not a directory")
     seen: dict[Path, Path] = {}
