@@ -248,7 +248,7 @@ def _decode_strings(data: bytes, n: int, what: str) -> np.ndarray:
     frame = data[1:]
     declared = bounded.declared_size(frame, what)
     try:
-        with zstandard.ZstdDecompressor().stream_reader(frame, read_across_frames=False) as r:
+        with zstd_contexts.decompressor().stream_reader(frame, read_across_frames=False) as r:
             head = _read_exactly(r, 4 * n)
             if len(head) != 4 * n:
                 raise ContainerError(f"{what}: holds fewer than {n:,} string lengths")

@@ -385,7 +385,7 @@ class ContainerReader:
         features, and load it; returns where the header ends."""
         buf = self._buf
         n = len(buf)
-        if n < _PREAMBLE.size and bytes(buf[:8]) == MAGIC_START[:min(n, 8)] and n:
+        if 0 < n < _PREAMBLE.size and MAGIC_START.startswith(bytes(buf[:8])):
             raise self._fail(f"truncated inside the preamble ({n} of {_PREAMBLE.size} bytes); "
                              f"nothing can be recovered")
         if n < _PREAMBLE.size or bytes(buf[:8]) != MAGIC_START:
@@ -395,7 +395,7 @@ class ContainerReader:
             )
         _, major, minor, flags, hlen, hxx = _PREAMBLE.unpack_from(buf, 0)
         self.flags = flags
-        if major not in READABLE_MAJORS and major > _PLAUSIBLE_MAJOR:  # not a newer format
+        if major > _PLAUSIBLE_MAJOR:  # not a newer format
             raise self._fail(f"the preamble is damaged (its format version reads {major}.{minor})")
         if major not in READABLE_MAJORS:
             raise FormatVersionError(

@@ -52,18 +52,20 @@ def root_compression(spec: str | int | None) -> Any:
     codecs = {"zstd": uproot.ZSTD, "lzma": uproot.LZMA, "zlib": uproot.ZLIB, "lz4": uproot.LZ4}
     usage = (f"write ALGO[:LEVEL] with ALGO one of {', '.join(codecs)} or none, e.g. zstd:5, "
              f"or ROOT's code 100 x algorithm + level (e.g. 505)")
-    try:  # uproot refuses a level or code out of its range with ValueError
-        if isinstance(spec, int) or str(spec).isdigit():
-            return uproot.compression.Compression.from_code(int(spec)) if int(spec) else None
+    if isinstance(spec, int) or str(spec).isdigit():
+        if not int(spec):
+            return None
+        make, arg = uproot.compression.Compression.from_code, int(spec)
+    else:
         algo, _, level = str(spec).lower().partition(":")
         if algo == "none":
             return None
         if algo not in codecs or (level and not level.isdigit()):
             raise InputError(f"--root-compression '{spec}': {usage}")
-        return codecs[algo](int(level) if level else 1)
-    except InputError:
-        raise
-    except ValueError as exc:
+        make, arg = codecs[algo], int(level) if level else 1
+    try:
+        return make(arg)
+    except ValueError as exc:  # uproot's range check on the level or code
         raise InputError(f"--root-compression '{spec}': {exc}; {usage}") from None
 
 
