@@ -179,13 +179,23 @@ def _wanted_names(
     if columns is not None:
         return select_names([f.name for f in fields], columns, path)
     wanted = [f.name for f in fields if f.kind in ("flat", "string")]
+    collections, example = _collections_text(fields)
     if not any(f.kind == "flat" for f in fields):
-        collections, example = _collections_text(fields)
         raise InputError(
             f"{path}: tree '{tree}' has no flat numeric branches; select one "
             f"collection of jagged branches with columns, e.g. {example}; "
             f"collections: {collections}"
         )
+    left = [f.name for f in fields if f.kind not in ("flat", "string")]
+    if left:  # said, not silent: the table holds one row per event
+        import warnings
+
+        from .root_writers import SkippedBranchWarning
+
+        warnings.warn(SkippedBranchWarning(
+            f"{path}: tree '{tree}': {len(left)} branch(es) holding more than one number or "
+            f"string per event are not in this table (collections: {collections}); select one with "
+            f"columns, e.g. {example} (balerc compress keeps every branch)"), stacklevel=4)
     return wanted
 
 

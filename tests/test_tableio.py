@@ -85,6 +85,22 @@ def test_root_jagged_hzz_jets_roundtrip(tmp_path: Path) -> None:
     assert (njet == 0).any()
 
 
+
+def test_root_default_selection_says_what_it_leaves_out() -> None:
+    """Without a selection a tree's flat branches are read; its collections are not left
+    out in silence (a SkippedBranchWarning names them and how to select one), and a flat
+    tree reads without one."""
+    import warnings
+
+    from balerc.formats.root_writers import SkippedBranchWarning
+
+    with pytest.warns(SkippedBranchWarning, match=r"23 branch\(es\).*Jet \(6 branches\).*'Jet_\*'"):
+        table = read_table(shared(SKHEP, "uproot-HZZ.root"))
+    assert "Jet_Px" not in table and "MET_px" in table
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkippedBranchWarning)
+        read_table(shared(SKHEP, "uproot-Zmumu.root"))
+
 def test_root_jagged_entry_range_is_those_events() -> None:
     """An entry range of a jagged collection holds exactly those events' objects, its
     event index counted from the range's start; a range whose events hold no objects is
