@@ -328,3 +328,20 @@ def test_no_training_section_for_a_model_compress_dropped(toy_run: dict, tmp_pat
     assert s["loss_curve"] is None and "loss_curve" not in [f["name"] for f in s["figures"]]
     assert any("does not use a model" in n for n in s["notes"])
     assert "## Training" not in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_one_four_vector_gets_one_note_not_two() -> None:
+    """One object per row forms no mass: the note says why, and only that (it also said
+    'no four-vector columns found' beside it); none found says so alone."""
+    from balerc.cli.analysis.evaluate import EvaluateOptions, _masses
+
+    t = toy.dimuon(300, seed=1)
+    one = Table({n: t[n] for n in ["E1", "px1", "py1", "pz1"]})
+    fvs, _ = fourvec.resolve(one, None)
+    assert len(fvs) == 1
+    notes: list[str] = []
+    masses, _, primary = _masses(one, one, fvs, EvaluateOptions(), notes)
+    assert notes == [fourvec.single_object_note(fvs[0])] and not masses and primary is None
+    notes = []
+    _masses(one, one, [], EvaluateOptions(), notes)
+    assert len(notes) == 1 and notes[0].startswith("no four-vector columns found")

@@ -245,8 +245,7 @@ def _mass_reference(ft: Table, opts: CompareOptions, notes: list[str]) -> dict[s
     q = fourvec.mass_quantities(ft, fvs)
     quantity = fourvec.primary_mass(list(q))
     if quantity is None:  # one object per row (e.g. one jet collection): no pair to form
-        notes.append(f"one four-vector ({fvs[0].label}): a single object's mass is not an "
-                     f"analysis quantity, so no mass is compared")
+        notes.append(fourvec.single_object_note(fvs[0]))
         return None
     values = q[quantity]
     window = opts.mass_window or peakfit.find_window(values)

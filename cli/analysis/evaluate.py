@@ -187,10 +187,11 @@ def _masses(data: Table, decoded: Table, fvs: list[Any], opts: EvaluateOptions, 
     masses: dict[str, Any] = {}
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     primary = None
-    if len(fvs) == 1:
-        notes.append(f"one four-vector ({fvs[0].label}): a single object's mass is not an "
-                     f"analysis quantity, so no mass is compared")
-    if len(fvs) >= 2:
+    if not fvs:
+        notes.append("no four-vector columns found (give them with --four-vector): no masses")
+    elif len(fvs) == 1:
+        notes.append(fourvec.single_object_note(fvs[0]))
+    else:
         before = fourvec.mass_quantities(data, fvs)
         after = fourvec.mass_quantities(decoded, fvs)
         primary = fourvec.primary_mass(list(before))
@@ -198,8 +199,6 @@ def _masses(data: Table, decoded: Table, fvs: list[Any], opts: EvaluateOptions, 
             window = opts.mass_window if (q == primary and opts.mass_window) else peakfit.find_window(m)
             masses[q] = metrics.mass_comparison(m, after[q], window, shape=opts.peak_shape)
             arrays[q] = (m, after[q])
-    else:
-        notes.append("no four-vector columns found (give them with --four-vector): no masses")
     return masses, arrays, primary
 
 

@@ -115,6 +115,12 @@ def mass_quantities(table: Table, fvs: list[FourVector]) -> dict[str, np.ndarray
     return out
 
 
+def single_object_note(fv: FourVector) -> str:
+    """Why one four-vector gives no mass to compare (mass_quantities forms none)."""
+    return (f"one four-vector ({fv.label}): a single object's mass is not an analysis "
+            f"quantity, so no mass is compared")
+
+
 def primary_mass(labels: list[str]) -> str | None:
     """The quantity the headline relative mass difference is quoted for: the first pair."""
     return labels[0] if labels else None
