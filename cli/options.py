@@ -21,10 +21,18 @@ json_option = click.option("--json", "as_json", is_flag=True,
                                 "the data itself goes to stdout with -o -).")
 
 
-def split_patterns(values: tuple[str, ...]) -> list[str] | None:
-    """('a*,b', 'c') -> ['a*', 'b', 'c']; no patterns -> None (every column)."""
+def split_patterns(values: tuple[str, ...], option: str = "--columns") -> list[str] | None:
+    """('a*,b', 'c') -> ['a*', 'b', 'c']; no option -> None (every column). An empty value
+    ('--columns ""', e.g. an unset shell variable) is refused rather than read as 'all'."""
     out = [p.strip() for v in values for p in v.split(",") if p.strip()]
+    if values and not out:
+        what = "section" if option == "--sections" else "column"
+        raise click.UsageError(f"{option} {' '.join(map(repr, values))} names no {what}; "
+                               f"give names or glob patterns, comma-separated, or leave the "
+                               f"option out to keep every {what}")
     return out or None
+
+
 tree_option = click.option(
     "--tree", default=None, help="ROOT: the TTree/RNTuple to read (default: the only one)."
 )

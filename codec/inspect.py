@@ -42,12 +42,15 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
     raw = 0
     columns = []
     recorded = _recorded_errors(header, summary)
+    methods = _methods(header.get("coders", []))
     for j, col in enumerate(schema):
         width = _itemsize(col["dtype"])
         raw_j = width * rows if width else None
         raw += raw_j or 0
         entry = {"name": col["name"], "kind": col["kind"], "dtype": col["dtype"],
-                 "codec": col.get("codec", "lossless"), "filters": sorted(filters[j]),
+                 "codec": col.get("codec", "lossless"),
+                 "method": methods.get(j, col.get("codec", "lossless")),
+                 "filters": sorted(filters[j]),
                  "stored_bytes": per_col[j], "raw_bytes": raw_j}
         if col.get("bound"):
             entry["bound"] = col["bound"]
@@ -57,6 +60,24 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
     return {"rows": rows, "chunks": len(table.chunks), "chunk_rows": header.get("chunk_rows"),
             "raw_bytes": raw, "stored_bytes": sum(per_col) + sum(shared.values()),
             "coders": header.get("coders", []), "shared_streams": shared, "columns": columns}
+
+
+def table_raw_bytes(table: Any) -> int:
+    """Raw bytes of a table's (or a section view's) fixed-width columns over its chunks:
+    what its stored bytes are measured against."""
+    rows = sum(c.rows for c in table.chunks)
+    return sum((_itemsize(c["dtype"]) or 0) * rows for c in table.header["schema"]["columns"])
+
+
+def _methods(coders: list[dict[str, Any]]) -> dict[int, str]:
+    """How each column is coded, in words: the autoencoder coder without a model is plain
+    quantization (its schema codec says 'autoencoder' either way)."""
+    out = {}
+    for c in coders:
+        if c.get("id") == "autoencoder":
+            how = "autoencoder" if "autoencoder" in c.get("features", []) else "quantized"
+            out.update({j: how for j in c.get("columns", []) if isinstance(j, int)})
+    return out
 
 
 def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
@@ -187,25 +208,50 @@ def format_description(d: dict[str, Any]) -> str:
     src = d.get("source") or {}
     if src:
         lines.append("  source " + ", ".join(f"{k}={v}" for k, v in src.items()))
-    for c in d.get("coders", []):
-        extra = {k: v for k, v in c.items() if k not in ("columns", "id", "model", "decoder_onnx", "abs_bounds", "features")}
-        lines.append(f"  coder {c['id']} over {len(c.get('columns', []))} column(s) {extra if extra else ''}".rstrip())
+    lines += _coder_lines(d.get("coders", []))
     rec = d.get("recovery")
+    unit = f"rows of section {d['sections'][0]['name']!r}" if d.get("sections") else "rows"
     lines.append(f"  checksums {d['checksums']}" + ("" if rec is None else (
-        f" (incomplete: {rec['reason']}; {rec['rows']:,} rows in {rec['chunks']} valid "
+        f" (incomplete: {rec['reason']}; {rec['rows']:,} {unit} in {rec['chunks']} valid "
         f"chunk(s) can be read with decompress --recover)")))
-    for p in d.get("problems", []):
-        lines.append(f"    {p}")
+    lines += [f"    {p}" for p in d.get("problems", [])]
     for sec in d.get("sections", []):
-        lay = sec.get("layout", {})
-        tie = f", counted by {lay['counter']}" if lay.get("counter") else ""
-        if lay.get("counter") and lay.get("counter_section", EVENTS) != EVENTS:
-            tie += f" of section {lay['counter_section']}"
-        ratio = (f"{sec['raw_bytes'] / sec['stored_bytes']:.2f}x"
-                 if sec["stored_bytes"] and sec["raw_bytes"] else "-")
-        lines.append(f"  section {sec['name']}: {sec['rows']:,} rows in {sec['chunks']} chunk(s)"
-                     f"{tie}; {sec['stored_bytes']:,} bytes, {ratio}")
-        lines += ["  " + x for x in _column_lines(sec["columns"])]
+        lines.append(_section_line(sec))
+        lines += ["  " + x for x in _coder_lines(sec.get("coders", []))]
+        lines += ["  " + x for x in _column_lines(sec["columns"], bool(sec.get("shared_streams")))]
+        lines += ["  " + x for x in _stream_lines(sec.get("shared_streams", {}), {})]
+    lines += _tree_lines(d)
+    lines += _column_lines(d["columns"], bool(d.get("shared_streams"))) if d["columns"] else []
+    lines += _stream_lines(d.get("shared_streams", {}), d.get("attachments", {}))
+    return "\n".join(lines)
+
+
+def _coder_lines(coders: list[dict[str, Any]]) -> list[str]:
+    """One line per coder: what it covers and its settings (not the per-column lists)."""
+    lines = []
+    for c in coders:
+        extra = {k: v for k, v in c.items() if k not in (
+            "columns", "id", "model", "decoder_onnx", "abs_bounds", "features")}
+        how = " (no model: quantized)" if "quantized" in _methods([c]).values() else ""
+        lines.append(f"  coder {c['id']}{how} over {len(c.get('columns', []))} column(s) "
+                     f"{extra if extra else ''}".rstrip())
+    return lines
+
+
+def _section_line(sec: dict[str, Any]) -> str:
+    lay = sec.get("layout", {})
+    tie = f", counted by {lay['counter']}" if lay.get("counter") else ""
+    if lay.get("counter") and lay.get("counter_section", EVENTS) != EVENTS:
+        tie += f" of section {lay['counter_section']}"
+    ratio = (f"{sec['raw_bytes'] / sec['stored_bytes']:.2f}x"
+             if sec["stored_bytes"] and sec["raw_bytes"] else "-")
+    return (f"  section {sec['name']}: {sec['rows']:,} rows in {sec['chunks']} chunk(s)"
+            f"{tie}; {sec['stored_bytes']:,} bytes, {ratio}")
+
+
+def _tree_lines(d: dict[str, Any]) -> list[str]:
+    """What a whole tree's file stores in chained sections and what it left out."""
+    lines = []
     if d.get("chained"):
         lines.append("  nested branches in chained sections: " + ", ".join(
             f"{c['name']} ({c['kind']}: {' -> '.join(c['sections'])})" for c in d["chained"]))
@@ -215,16 +261,23 @@ def format_description(d: dict[str, Any]) -> str:
             names = ", ".join(x if isinstance(x, str) else f"{x['name']} ({x.get('type') or x.get('class')})"
                               for x in d[key])
             lines.append(f"  {label}: {names}")
-    lines += _column_lines(d["columns"]) if d["columns"] else []
-    w = max([len(n) for n in d.get("attachments", {})] + [6]) + 2
-    for name, size in d.get("attachments", {}).items():
-        lines.append(f"  {'<' + name + '>':<{w}}  attachment {size:>29,}")
-    for name, size in d.get("shared_streams", {}).items():
-        lines.append(f"  {'[' + name + ']':<{w}}  shared stream {size:>26,}")
-    return "\n".join(lines)
+    return lines
 
 
-def _column_lines(columns: list[dict[str, Any]]) -> list[str]:
+def _stream_lines(shared: dict[str, int], attachments: dict[str, int]) -> list[str]:
+    """Attachments and the streams that serve several columns (their bytes are not in
+    any one column's count)."""
+    w = max([len(n) for n in [*attachments, *shared]] + [6]) + 2
+    lines = [f"  {'<' + name + '>':<{w}}  attachment {size:>29,}"
+             for name, size in attachments.items()]
+    lines += [f"  {'[' + name + ']':<{w}}  shared stream {size:>26,}  (several columns' codes)"
+              for name, size in shared.items()]
+    return lines
+
+
+def _column_lines(columns: list[dict[str, Any]], shared: bool = False) -> list[str]:
+    """The column table; a lossy column with no bytes of its own has its codes in the
+    table's shared streams (`shared`), listed after it."""
     w = max([len(c["name"]) for c in columns] + [6])
     bounds = any(c.get("bound") for c in columns)
     lines = [f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} "
@@ -235,8 +288,10 @@ def _column_lines(columns: list[dict[str, Any]]) -> list[str]:
                  if c["raw_bytes"] and c["stored_bytes"] else "-")
         err = "0 (exact)" if c["codec"] == "lossless" else (
             f"{c['max_error']:.4g}" if c.get("max_error") is not None else "-")
+        stored = (f"{'shared':>10}" if shared and not c["stored_bytes"]
+                  and c["codec"] != "lossless" else f"{c['stored_bytes']:>10,}")
         lines.append(
-            f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} {c['codec']:<12} "
-            f"{c['stored_bytes']:>10,} {ratio:>7}  {err:>10}  "
+            f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} "
+            f"{c.get('method', c['codec']):<12} {stored} {ratio:>7}  {err:>10}  "
             + (f"{c.get('bound', '-'):<15}" if bounds else "") + ",".join(c["filters"]))
     return lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -26,6 +27,7 @@ from balerc.formats.container import (
     CHAINED_FEATURE,
     ContainerReader,
     ContainerWriter,
+    RecoveryWarning,
     opened,
 )
 from balerc.formats.errors import InputError, SchemaError
@@ -313,7 +315,7 @@ def read_sections(source: str | os.PathLike | bytes | ContainerReader, *,
             layouts[name] = view.layout
         out = Sections(tables, layouts, dict(reader.header.get("source", {})))
         if reader.recovered:
-            out = complete_events(out)
+            out = complete_events(out, str(reader.path))
         return out
 
 
@@ -415,16 +417,24 @@ def _ends_through(parent: Any, counter: str, parent_ends: np.ndarray, where: str
     return out
 
 
-def complete_events(sections: Sections) -> Sections:
+def complete_events(sections: Sections, label: str = "the file") -> Sections:
     """After a recovery: keep the events whose objects all survived (each section keeps
     its own prefix of chunks, so the last events may miss objects, or a chained section
     miss the lists its values belong to)."""
     if EVENTS not in sections.tables:
         return sections
-    keep = sections.n_events
     ends = sections.event_ends()
-    for name, at in ends.items():
-        keep = min(keep, int(np.searchsorted(at, sections[name].n_rows, side="right")) - 1)
+    whole = {name: int(np.searchsorted(at, sections[name].n_rows, side="right")) - 1
+             for name, at in ends.items()}
+    keep = min([sections.n_events, *whole.values()])
+    if keep < sections.n_events:
+        short = [n for n, k in whole.items() if k == keep]
+        why = (" (lost every chunk: a small collection fills its chunks slowly, so they "
+               "come late in the file)" if sections[short[0]].n_rows == 0 else "")
+        warnings.warn(RecoveryWarning(
+            f"{label}: kept the first {keep:,} of {sections.n_events:,} recovered events, "
+            f"those whose objects all survived; section(s) {', '.join(short[:8])} end(s) "
+            f"there{why}; --sections can pick the sections that survived"), stacklevel=2)
     tables = {}
     for n, t in sections.tables.items():
         rows = int(ends[n][keep]) if n in ends else keep if n == EVENTS else t.n_rows

@@ -278,7 +278,7 @@ class Recovery:
     """What a `recover=True` read of a damaged or unfinished file kept."""
 
     reason: str  # why the file is not whole
-    rows: int  # rows in the valid prefix of chunks
+    rows: int  # rows in the valid prefix of chunks (of the first section in a file of sections)
     chunks: int
     total_rows: int | None  # the footer's count when the footer is intact, else unknown
 
@@ -449,12 +449,18 @@ class ContainerReader:
         """Keep the first `keep` chunks and say so (recover=True only)."""
         self.chunks = self.chunks[:keep]
         self._damaged = {i: e for i, e in self._damaged.items() if i < keep}
-        rows = sum(c.rows for c in self.chunks)
+        rows = self._lead_rows(self.chunks)
         self.recovery = Recovery(reason, rows, keep, total)
         of = f" of {total:,}" if total is not None else " (the total is unknown)"
+        unit = "rows" if self.sections is None else f"rows of section {self.sections[0]['name']!r}"
         warnings.warn(RecoveryWarning(
-            f"{self.path}: {reason}; recovered the first {rows:,} rows{of} in {keep} "
+            f"{self.path}: {reason}; recovered the first {rows:,} {unit}{of} in {keep} "
             f"complete chunk(s)"), stacklevel=4)
+
+    def _lead_rows(self, chunks: list[ChunkInfo]) -> int:
+        """Rows of the file's table, or of its first section (the events) in a file of
+        sections: rows of different sections are not the same unit and are not summed."""
+        return sum(c.rows for c in chunks if self.sections is None or c.section == 0)
 
     def _read_footer(self) -> str | None:
         """Load the footer; return None if fine, else a description of what is wrong."""
@@ -612,7 +618,7 @@ class ContainerReader:
         """recover=True: drop chunk `keep` and everything after it (found damaged)."""
         if not self.recover:
             raise ValueError("keep_prefix needs recover=True")
-        total = self.n_rows if self.recovery is None else self.recovery.total_rows
+        total = self._lead_rows(self.chunks) if self.recovery is None else self.recovery.total_rows
         self._recovered(reason, keep, total)
 
     def read_attachment(self, name: str, limit: int | None = None) -> bytes:

@@ -272,6 +272,14 @@ def test_columns_select_the_same_columns_of_data_and_file(small: dict) -> None:
     assert code == 0, out
     summary = json.loads((out_dir / "summary.json").read_text())
     assert sorted(summary["columns"]) == ["E1", "px1", "py1", "pz1"] and summary["all_held"]
+    # the ratio is the whole file's (its bytes against all its columns), not the file's
+    # bytes against the four picked columns' raw bytes (which read ~4x too low)
+    from balerc.formats.tableio import read_table
+
+    f = summary["file"]
+    assert f["raw_bytes"] == read_table(small["data"]).nbytes
+    assert f["ratio"] == pytest.approx(f["raw_bytes"] / small["good"].stat().st_size)
+    assert "ratio" in out and "(whole file)" in out
 
 def test_four_vector_naming_missing_columns(small: dict) -> None:
     code, out = invoke(small["data"], small["good"], "-o", small["dir"] / "r3",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -270,6 +271,30 @@ def test_per_column_bounds_overrides_file_and_preset(tmp_path: Path) -> None:
     assert "abs:0.001" in info and "pwrel:0.000488281" in info
 
 
+def test_info_shows_each_sections_coders_and_shared_streams(tmp_path: Path) -> None:
+    """Grouped codes live in a section's shared stream: info lists it (and the coders)
+    under the section and marks its columns 'shared', and a model-free column reads
+    'quantized' (it showed 'autoencoder' with 0 bytes and hid the shared stream)."""
+    from balerc.codec.inspect import describe_file
+
+    stream = SectionStream.of(small_tree(2000))
+    compress_sections(stream, tmp_path / "q.balerc", CompressOptions.make("rel:1e-3"))
+    d = describe_file(tmp_path / "q.balerc")
+    jet = next(s for s in d["sections"] if s["name"] == "Jet")
+    assert jet["shared_streams"], "expected grouped codes in the Jet section"
+    pt = next(c for c in jet["columns"] if c["name"] == "Jet_pt")
+    assert (pt["codec"], pt["method"], pt["stored_bytes"]) == ("autoencoder", "quantized", 0)
+    assert jet["stored_bytes"] == sum(c["stored_bytes"] for c in jet["columns"]) + sum(
+        jet["shared_streams"].values())
+    text = run("info", tmp_path / "q.balerc")
+    block = text[text.index("section Jet:"):]
+    block = block[:block.index("\n  section ", 1)] if "\n  section " in block else block
+    assert "coder autoencoder (no model: quantized)" in block
+    assert re.search(r"Jet_pt +float +<f4 +quantized +shared", block), block
+    name, size = next(iter(jet["shared_streams"].items()))
+    assert re.search(rf"\[{name}\] +shared stream +{size:,}", block), block
+
+
 @pytest.mark.parametrize("specs, message", [
     (["pwrel:1e-3", "Nope_*=abs:1"], "match(es) no column; the columns are: run"),
     (["pwrel:1e-3", "Jet_eta=foo:1"], "unknown bound mode 'foo'"),
@@ -374,10 +399,17 @@ def test_recover_a_cut_file_keeps_whole_events(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["decompress", str(tmp_path / "cut.balerc"), "-o",
                                    str(tmp_path / "x.root")])
     assert res.exit_code == 2 and "--recover" in res.output
-    with pytest.warns(UserWarning, match="recovered the first"):
+    with pytest.warns(UserWarning) as seen:
         back = read_sections(tmp_path / "cut.balerc", recover=True)
     n = back.n_events
     assert 0 < n < tree.n_events
+    # the warnings count events, not rows summed over sections, and say why events drop
+    with pytest.warns(UserWarning), ContainerReader(tmp_path / "cut.balerc", recover=True) as r:
+        events = sum(c.rows for c in r.chunks if c.section == 0)
+    said = [str(w.message) for w in seen]
+    assert f"recovered the first {events:,} rows of section 'events'" in said[0]
+    assert events > n and said[1].startswith(
+        f"{tmp_path / 'cut.balerc'}: kept the first {n:,} of {events:,} recovered events")
     back.check()  # every collection holds exactly the objects its counters say
     for name in tree.names:
         assert back[name].equals(tree.event_slice(0, n)[name]), name

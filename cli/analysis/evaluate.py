@@ -40,16 +40,21 @@ class EvaluateOptions:
     style: str = "auto"  # figures.STYLES: mplhep's ROOT style when installed, or forced
     peak_shape: str = "gauss"  # peakfit.SHAPES
     labels: dict[str, str] = field(default_factory=dict)  # 'data' / 'file' names for messages
+    # the raw bytes of every column the file (or section) holds, when --columns picked some:
+    # the ratio is then the file's, not its bytes against the picked columns' raw bytes
+    whole_raw: int | None = None
 
 
 # ------------------------------------------------------------------------ inputs
 
 
 def read_header(path: str | os.PathLike, section: str | None = None
-                ) -> tuple[dict[str, Any], int]:
-    """The container's JSON header and its size in bytes (for the ratio); of a file of
-    several sections, the section's header and the bytes of its chunks' streams."""
+                ) -> tuple[dict[str, Any], int, int]:
+    """The container's JSON header, its size in bytes (for the ratio) and the raw bytes of
+    all its columns; of a file of several sections, the section's header, the bytes of its
+    chunks' streams and its columns' raw bytes."""
     import balerc.codec.reader  # noqa: F401  (registers the container features)
+    from balerc.codec.inspect import table_raw_bytes
     from balerc.formats.container import ContainerReader
 
     with ContainerReader(Path(path)) as reader:
@@ -57,13 +62,14 @@ def read_header(path: str | os.PathLike, section: str | None = None
             if section is not None:
                 raise InputError(f"{path} holds one table; --section applies to files of a "
                                  f"whole ROOT tree")
-            return reader.header, int(reader.file_size)
+            return reader.header, int(reader.file_size), table_raw_bytes(reader)
         if section is None:
             names = [s["name"] for s in reader.sections]
             raise InputError(f"{path} holds {len(names)} sections ({', '.join(names[:12])}); "
                              f"evaluate one with --section NAME")
         view = reader.section(section)
-        return view.header, sum(s.size for c in view.chunks for s in c.streams.values())
+        return (view.header, sum(s.size for c in view.chunks for s in c.streams.values()),
+                table_raw_bytes(view))
 
 
 def read_section(path: Path, section: str, tree: str | None, columns: list[str] | None
@@ -235,9 +241,11 @@ def _loss_summary(header: dict[str, Any], opts: EvaluateOptions, notes: list[str
 def _file_info(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int,
                bound_text: str | None, opts: EvaluateOptions) -> dict[str, Any]:
     """The compressed file's size, ratio against the raw columns it holds, bound and coders."""
-    raw = data.select(decoded.names).nbytes
+    raw = opts.whole_raw or data.select(decoded.names).nbytes
     return {"path": opts.labels.get("file"), "bytes": file_bytes,
             "raw_bytes": raw, "ratio": raw / file_bytes if file_bytes else None,
+            "ratio_of": "the whole file (--columns picked some of its columns)"
+            if opts.whole_raw else "the file",
             "bound": bound_text, "coders": [c.get("id") for c in header.get("coders", [])],
             "columns": decoded.n_columns}
 
@@ -319,7 +327,9 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
         worst_text = f"{worst}: max error {cols[worst]['max_err_rel']:.3g} of its range"
     changes = {k: sum(c[k] for c in cols.values()) for k in ("became_zero", "sign_changed",
                                                                "left_range")}
-    out: dict[str, Any] = {"ratio": summary["file"]["ratio"], "bound": summary["file"]["bound"],
+    out: dict[str, Any] = {"ratio": summary["file"]["ratio"],
+                           "ratio_of": summary["file"].get("ratio_of", "the file"),
+                           "bound": summary["file"]["bound"],
                            "held": summary["all_held"], "worst_column": worst,
                            "worst_text": worst_text, "changes": changes, "mass": None}
     q = summary["primary_mass"]
@@ -391,7 +401,8 @@ def headline_lines(summary: dict[str, Any]) -> list[str]:
     """The report's first lines (also what `balerc evaluate` prints)."""
     h, num = summary["headline"], report.num
     held = {True: "yes", False: "NO", None: "no bound in the file"}[h["held"]]
-    lines = [f"ratio {num(h['ratio'], '.3f')} at bound {h['bound'] or 'none'}; every value "
+    whole = " (whole file)" if h.get("ratio_of", "the file") != "the file" else ""
+    lines = [f"ratio {num(h['ratio'], '.3f')}{whole} at bound {h['bound'] or 'none'}; every value "
              f"within its bound: {held}", f"worst column {h['worst_text']}"]
     m = h["mass"]
     if m:
@@ -419,7 +430,8 @@ def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     overview = [
         ["DATA", str(d["path"])], ["FILE", str(f["path"])], ["rows", num(d["rows"], ",")],
         ["bound", f["bound"] or "none (see per-column)"],
-        ["file bytes", num(f["bytes"], ",")], ["raw bytes (same columns)", num(f["raw_bytes"], ",")],
+        ["file bytes", num(f["bytes"], ",")], ["raw bytes (same columns)" if f.get("ratio_of", "the file") == "the file"
+                      else "raw bytes (all the file's columns)", num(f["raw_bytes"], ",")],
         ["ratio", num(f["ratio"], ".3f")], ["every value within its bound", num(summary["all_held"])],
         ["max correlation change", num(summary["correlation"]["max_abs_diff"], ".3g")],
     ]
@@ -515,7 +527,8 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
     if opts.model_dir is not None and not (opts.model_dir / "model.json").exists():
         raise InputError(f"--model {opts.model_dir}: not a model directory (no model.json)")
     with report.output_dir(out_dir, "summary.json", opts.force):
-        header, size = read_header(file_path, section)
+        header, size, whole_raw = read_header(file_path, section)
+        opts.whole_raw = whole_raw if columns else None
         data = (read_section(data_path, section, tree, columns) if section is not None
                 else read_table(data_path, tree=tree, columns=columns))
         decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir,
