@@ -42,6 +42,23 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+LAYOUT_KEY = "numcodecs_layout"  # source key: the chunk's byte order / memory order
+
+
+def _layout_of(buf: Any) -> dict[str, str]:
+    """What decode must restore beyond the values: a byte order other than the machine's
+    and Fortran order of a 2-D chunk (empty for the usual native C-order chunk, whose
+    blobs stay as they were)."""
+    if not isinstance(buf, np.ndarray):
+        return {}
+    out = {}
+    if buf.dtype.byteorder not in ("=", "|") and not buf.dtype.isnative:
+        out["byteorder"] = buf.dtype.byteorder
+    if buf.ndim == 2 and buf.flags.f_contiguous and not buf.flags.c_contiguous:
+        out["order"] = "F"
+    return out
+
+
 def _as_table_array(buf: Any) -> np.ndarray:
     """A 1-D or 2-D float array in native byte order from whatever numcodecs passes."""
     if not isinstance(buf, np.ndarray):
@@ -105,14 +122,21 @@ class BalercCodec(_abc.Codec):
         return self._codec
 
     def encode(self, buf: Any) -> bytes:
+        layout = _layout_of(buf)
         arr = _as_table_array(buf)
         names = self.names
         if names is not None and len(names) != (1 if arr.ndim == 1 else arr.shape[1]):
             raise InputError(f"the codec config names {len(names)} columns but the chunk has "
                              f"{1 if arr.ndim == 1 else arr.shape[1]}; fix 'names' or the chunks")
-        return self._core().compress(arr, bound=self.bound, names=names)
+        core = self._core()
+        table = core._table(arr, names)
+        if layout:
+            table.source[LAYOUT_KEY] = layout
+        return core.compress(table, bound=self.bound)
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
+        """The chunk in the memory layout encode was given (numcodecs' contract: zarr v2
+        reinterprets the bytes in the array's byte order and memory order)."""
         blob = _compat.ensure_bytes(buf)
         table = self._core().decompress(blob, as_array=False)
         cols = [table[n] for n in table.names_of_kind("float")]
@@ -121,6 +145,12 @@ class BalercCodec(_abc.Codec):
                              "balerc zarr/numcodecs codec")
         dtype = cols[0].dtype
         arr = cols[0].copy() if len(cols) == 1 else np.stack(cols, axis=1).astype(dtype)
+        layout = table.source.get(LAYOUT_KEY)
+        if isinstance(layout, dict):
+            order = "F" if layout.get("order") == "F" else "C"
+            swap = layout.get("byteorder") in ("<", ">")
+            arr = arr.astype(dtype.newbyteorder(layout["byteorder"]) if swap else dtype,
+                             order=order)
         return _compat.ndarray_copy(arr, out) if out is not None else arr
 
 

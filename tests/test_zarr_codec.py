@@ -110,6 +110,27 @@ def test_zarr_v2_array_round_trip():
     assert_bound(x, back, "abs:1e-3")
 
 
+@pytest.mark.parametrize("dtype", ["<f8", ">f8", ">f4"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_zarr_v2_big_endian_and_fortran_arrays(dtype, order):
+    """zarr v2 reads a compressor's output as bytes in the array's byte order and memory
+    order: decode returns the layout encode was given (big-endian chunks came back
+    byte-swapped and Fortran chunks transposed, silently)."""
+    x = dimuon_array(700)[:, :4]
+    store = zarr.storage.MemoryStore()
+    z = zarr.create_array(store, shape=x.shape, chunks=(256, 4), dtype=dtype, order=order,
+                          zarr_format=2, compressors=BalercCodec(bound="abs:1e-3"))
+    z[:] = x
+    back = zarr.open_array(store, mode="r")[:]
+    assert back.dtype == np.dtype(dtype)
+    assert_bound(x.astype(dtype), back, "abs:1e-3")
+    codec = BalercCodec(bound="abs:1e-3")  # the codec alone: same bytes, same layout
+    chunk = np.asarray(x[:256], dtype=dtype, order=order)
+    got = codec.decode(codec.encode(chunk))
+    assert got.dtype == chunk.dtype and got.flags.f_contiguous == (order == "F")
+    assert np.abs(got - chunk).max() <= 1e-3
+
+
 @pytest.mark.parametrize("bound", ["abs:1e-3", "rel:1e-3"])
 def test_zarr_v3_array_round_trip(bound):
     x = dimuon_array(4096 + 1000)
