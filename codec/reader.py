@@ -23,6 +23,7 @@ from balerc.formats.container import (
     accept_features,
 )
 from balerc.formats.errors import ContainerError, InputError, SchemaError
+from balerc.formats.records import MAX_EVENTS
 from balerc.formats.table import Table
 
 from .coders import ColumnCoder, get_coder
@@ -142,6 +143,13 @@ def decode_with(
             bar.update(1)
         results.close()  # chunks still in flight finish (into rows past `kept`) here
     source = dict(header["schema"].get("source", {}))
+    # a streamed jagged table's event count (trailing empty events) is in its footer; a
+    # section of a file of sections has its counts in the events section instead
+    footer = getattr(reader, "footer", None) or {}
+    events = footer.get("summary", {}).get("n_events")
+    if (isinstance(source.get("jagged"), dict) and type(events) is int
+            and 0 <= events <= MAX_EVENTS and not getattr(reader, "recovered", False)):
+        source["jagged"] = {**source["jagged"], "n_events": events}
     return Table({n: a[:kept] for n, a in out.items()}, source)
 
 

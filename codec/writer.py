@@ -26,6 +26,7 @@ import zstandard
 from balerc.formats.container import ContainerWriter
 from balerc.formats.errors import InputError
 from balerc.formats.fileio import check_output
+from balerc.formats.interop import EVENT_COLUMN
 from balerc.formats.table import Table, kind_of
 
 from .coders.stats import finite_or_none
@@ -89,19 +90,33 @@ def schema_of(batch: Any) -> dict[str, np.dtype]:
 def columns_of(batch: Any) -> dict[str, np.ndarray]:
     """A batch as named 1-D columns: Table, dict of arrays, numpy structured array, pandas
     DataFrame, Arrow table or awkward record array (formats/interop.py)."""
+    return batch_of(batch)[0]
+
+
+def batch_of(batch: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The batch's columns and what its conversion records to rebuild it on reading
+    (`pandas_index`, `jagged`: formats/interop.py)."""
     if isinstance(batch, Table):
-        return dict(batch.columns)
+        return dict(batch.columns), {}
     from balerc.formats.interop import from_any
 
     converted = from_any(batch)  # pandas (index kept as a column), Arrow, awkward
     if converted is not None:
-        return dict(converted.columns)
+        return dict(converted.columns), converted.source
     if isinstance(batch, np.ndarray) and batch.dtype.names:
-        return {n: batch[n] for n in batch.dtype.names}
+        return {n: batch[n] for n in batch.dtype.names}, {}
     if isinstance(batch, Mapping):
-        return {str(k): np.asarray(v) for k, v in batch.items()}
+        return {str(k): _array(k, v) for k, v in batch.items()}, {}
     raise InputError(f"cannot append a {type(batch).__name__}: give a Table, a dict of "
                      f"arrays, a numpy structured array or a pandas DataFrame")
+
+
+def _array(name: Any, values: Any) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise InputError(f"column '{name}' must be 1-D (one value per row), got shape "
+                         f"{arr.shape}")
+    return arr
 
 
 def _jsonable(value: Any) -> bool:
@@ -160,6 +175,8 @@ class Writer:
                              "compress", "chunk", enabled=options.progress and bool(expected_rows))
         self._progress = self._bar.__enter__()
         self.result: CompressResult | None = None
+        self._abandoned = False
+        self._events = 0  # events of jagged awkward batches so far (their __event__ offset)
         if schema is not None:
             try:
                 self._start({n: np.dtype(d) for n, d in schema.items()}, probe)
@@ -226,12 +243,23 @@ class Writer:
     # -- appending -----------------------------------------------------------------------
     def append(self, batch: Any) -> None:
         """Add rows (columns matched by name); full chunks are encoded and written."""
-        cols = columns_of(batch)
+        self._check_open("append")
+        cols, origin = batch_of(batch)
         if self._cw is None:
             if self._deferred:
                 raise InputError("a section writer takes rows only once its file is open")
-            self._start(schema_of(cols), Table(cols))
+            for key in ("pandas_index", "jagged"):  # how to rebuild the batches on reading
+                if key in origin and key not in self._source:
+                    self._source[key] = origin[key]
+            try:
+                self._start({n: a.dtype for n, a in cols.items()}, Table(cols))
+            except BaseException:
+                self._abandon()  # no header, so no file left behind (with or without `with`)
+                raise
         cols = self._conform(cols)
+        if "jagged" in self._source and EVENT_COLUMN in cols and "jagged" in origin:
+            cols[EVENT_COLUMN] = cols[EVENT_COLUMN] + self._events  # numbered across batches
+            self._events += int(origin["jagged"]["n_events"])
         n = len(next(iter(cols.values())))
         if n == 0:
             return
@@ -335,16 +363,28 @@ class Writer:
         self._progress.update(1)
 
     # -- the end -------------------------------------------------------------------------
+    def _check_open(self, what: str) -> None:
+        if self.result is not None:
+            raise InputError(f"{self._name()}: cannot {what}: the writer is closed")
+        if self._abandoned:
+            raise InputError(f"{self._name()}: cannot {what}: the writer stopped after an "
+                             f"error (what it wrote reads with recover=True)")
+
+    def _name(self) -> str:
+        return str(self.path) if self.path is not None else "the writer"
+
     def close(self) -> CompressResult:
         """Write what is buffered, then the footer; returns the result (also `.result`)."""
         if self.result is not None:
             return self.result
+        self._check_open("close")
         if self._cw is None:
             self._abandon()
             raise InputError("nothing was appended: an empty table cannot be written")
         try:
             self.flush()
-            self._cw.close({"raw_bytes": self._raw, **self._summary()})
+            events = {"n_events": self._events} if "jagged" in self._source and self._events else {}
+            self._cw.close({"raw_bytes": self._raw, **events, **self._summary()})
         finally:
             self._shutdown()
         self.result = CompressResult(
@@ -399,6 +439,7 @@ class Writer:
         """Stop without a footer (after an error): written chunks stay recoverable; a file
         of ours that never got its header is removed (it holds nothing)."""
         self._window.clear()
+        self._abandoned = True
         self._shutdown()
         if self._own and self._cw is None and self.path is not None:
             self.path.unlink(missing_ok=True)

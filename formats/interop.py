@@ -34,18 +34,40 @@ def from_any(data: Any) -> Table | None:
 
 
 def from_pandas(frame: Any) -> Table:
-    cols = {str(c): frame[c].to_numpy() for c in frame.columns}
+    """Columns by name; the index is kept unless it is an unnamed RangeIndex of step 1
+    (whatever its start, so the chunks of `read_csv(chunksize=...)` or `df.iloc[a:b]`
+    all have the same columns)."""
+    cols = {str(c): _pandas_column(frame[c], f"column '{c}'") for c in frame.columns}
     if len(cols) != len(frame.columns):
         raise InputError("the DataFrame has duplicate column names")
     source: dict[str, Any] = {"format": "pandas"}
     index = frame.index
-    if not (type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1):
+    if not (type(index).__name__ == "RangeIndex" and index.step == 1 and index.name is None):
         name = str(index.name) if index.name is not None else INDEX_COLUMN
         if name in cols:
             raise InputError(f"the index name '{name}' is also a column name")
-        cols = {name: index.to_numpy(), **cols}
+        cols = {name: _pandas_column(index, f"the index '{name}'"), **cols}
         source["pandas_index"] = name
     return Table(cols, source)
+
+
+def _pandas_column(values: Any, name: str) -> np.ndarray:
+    """A Series or Index as numpy: pandas' nullable types (Int64, boolean, Float64, string)
+    go to their numpy type; a missing value (pd.NA) is refused, since to_numpy() would
+    turn an Int64 column with one NA into lossy floats."""
+    dtype = values.dtype
+    if not isinstance(dtype, np.dtype):  # a pandas extension dtype
+        missing = int(values.isna().sum())
+        if missing:
+            raise InputError(f"{name} ({dtype}) has {missing:,} missing value(s) "
+                             f"(pd.NA); balerc stores complete columns: fill them (fillna) "
+                             f"or, for floats, store NaN with .astype('float64')")
+        numpy_dtype = getattr(dtype, "numpy_dtype", None)
+        if numpy_dtype is not None and np.dtype(numpy_dtype).kind in "iufb":
+            return values.to_numpy(dtype=numpy_dtype)
+        if str(dtype).startswith("string"):
+            return values.to_numpy(dtype=object)
+    return values.to_numpy()
 
 
 def to_pandas(table: Table) -> Any:
@@ -87,7 +109,7 @@ def from_awkward(array: Any) -> Table:
     if odd:
         raise InputError(f"fields {odd[:5]} are nested more than one level; flatten them")
     if not jagged:
-        return Table({f: ak.to_numpy(array[f]) for f in flat}, {"format": "awkward"})
+        return Table({f: _awkward_column(array[f], f, ak) for f in flat}, {"format": "awkward"})
     if flat:
         raise InputError(f"mixing per-event fields {flat[:5]} and per-object fields "
                          f"{jagged[:5]}: give one of them at a time")
@@ -97,15 +119,31 @@ def from_awkward(array: Any) -> Table:
             raise InputError(f"field '{f}' has other counts per event than '{jagged[0]}': "
                              f"one collection at a time")
     cols = {EVENT_COLUMN: np.repeat(np.arange(len(counts), dtype=np.int64), counts)}
-    cols.update({f: ak.to_numpy(ak.flatten(array[f])) for f in jagged})
+    cols.update({f: _awkward_column(ak.flatten(array[f]), f, ak) for f in jagged})
     return Table(cols, {"format": "awkward", "jagged": {"n_events": len(counts)}})
+
+
+def _awkward_column(values: Any, name: str, ak: Any) -> np.ndarray:
+    """One field as numpy; an option type holding None is refused by name (to_numpy gives
+    a masked array whose hidden values, e.g. INT64_MAX, would be stored as data)."""
+    if values.ndim == 1 and ak.any(ak.is_none(values, axis=-1)):
+        missing = int(ak.sum(ak.is_none(values, axis=-1)))
+        raise InputError(f"awkward field '{name}' has {missing:,} missing value(s) (None); "
+                         f"balerc stores complete columns: fill them first (ak.fill_none)")
+    if str(ak.type(values).content).startswith("string"):
+        return np.asarray(ak.to_list(values), dtype=object)
+    out = ak.to_numpy(values)
+    return np.asarray(out.data if isinstance(out, np.ma.MaskedArray) else out)
 
 
 def to_awkward(table: Table) -> Any:
     """A record array; rebuilt per event when the table came from a jagged collection."""
     ak = require("awkward", "returning awkward arrays")
+    from .sections import strings_layout
+
     names = [n for n in table.names if n != EVENT_COLUMN]
-    records = ak.zip({n: table[n] for n in names}, depth_limit=1)
+    records = ak.zip({n: ak.Array(strings_layout(table[n], ak)) if table[n].dtype.kind == "O"
+                      else table[n] for n in names}, depth_limit=1)
     if EVENT_COLUMN not in table:
         return records
     events = table[EVENT_COLUMN]

@@ -7,7 +7,8 @@ import pytest
 
 from balerc.codec import Codec
 from balerc.formats.errors import InputError
-from balerc.formats.interop import from_awkward
+from balerc.formats.interop import from_any, from_awkward
+from balerc.formats.table import Table
 
 
 def _codec() -> Codec:
@@ -51,3 +52,49 @@ def test_pandas_index_comes_back_as_the_index():
     back = _codec().decompress(_codec().compress(frame, bound="abs:1e-3")).to_pandas()
     assert back.index.name == "gene" and list(back.index[:2]) == ["gene0", "gene1"]
     assert list(back.columns) == ["expr"]
+
+
+def test_missing_values_are_refused_by_name_not_stored_as_sentinels():
+    """An Int64 column with one pd.NA became lossy float64 (an exact event number came back
+    off by ~1); an awkward None became INT64_MAX. Both are refused, naming the column."""
+    pd = pytest.importorskip("pandas")
+    ak = pytest.importorskip("awkward")
+    ev = pd.array(np.arange(10**12, 10**12 + 200), dtype="Int64")
+    ev[5] = pd.NA
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 200), "event": ev})
+    with pytest.raises(InputError, match=r"column 'event' \(Int64\) has 1 missing value"):
+        _codec().compress(frame, bound="abs:1e-3")
+    with pytest.raises(InputError, match="awkward field 'i' has 1 missing value"):
+        _codec().compress(ak.zip({"a": ak.Array([1.0, 2, 3]), "i": ak.Array([1, None, 3])}),
+                          bound="abs:1e-3")
+    with pytest.raises(InputError, match="awkward field 'pt' has 1 missing value"):
+        from_awkward(ak.zip({"pt": ak.Array([[1.0, None], [], [2.0]])}))
+
+
+def test_nullable_pandas_columns_without_missing_values_stay_exact():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 50),
+                          "event": pd.array(np.arange(10**12, 10**12 + 50), dtype="Int64"),
+                          "ok": pd.array([True, False] * 25, dtype="boolean"),
+                          "name": pd.array([f"g{i}" for i in range(50)], dtype="string")})
+    back = _codec().decompress(_codec().compress(frame, bound="abs:1e-3"))
+    assert back["event"].dtype == np.int64 and np.array_equal(back["event"], frame["event"])
+    assert back["ok"].dtype == bool and list(back["name"][:2]) == ["g0", "g1"]
+
+
+def test_an_unnamed_range_index_is_not_stored_whatever_its_start():
+    """read_csv(chunksize=...) and df.iloc[a:b] chunks have RangeIndex(a, b): they were
+    stored as an '__index__' column, so a writer refused the second chunk."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 100)})
+    assert from_any(frame.iloc[40:60]).names == ["x"]
+    named = frame.rename_axis("evt")  # a named index is data: kept, and its name
+    back = _codec().decompress(_codec().compress(named, bound="abs:1e-3")).to_pandas()
+    assert back.index.name == "evt" and list(back.index[:3]) == [0, 1, 2]
+
+
+def test_to_awkward_keeps_string_columns():
+    ak = pytest.importorskip("awkward")
+    t = Table({"a": np.array([1.0, 2.0]), "s": np.array(["x", "yy"], dtype=object)})
+    arr = t.to_awkward()
+    assert ak.to_list(arr.s) == ["x", "yy"] and str(ak.type(arr.s).content) == "string"

@@ -230,3 +230,56 @@ def test_reordered_dataframe_with_a_model_lands_by_name(tmp_path):
     assert list(back.columns) == ["b", "a"]
     assert np.all(np.abs(back["a"].to_numpy() - a) <= 0.01)
     assert np.all(np.abs(back["b"].to_numpy() - 2 * a) <= 0.01)
+
+
+def test_dataframe_chunks_and_their_index_go_through_the_writer(tmp_path):
+    """The README's loop with pandas: read_csv chunks (RangeIndex 1000.. on the second)
+    were refused for an unexpected '__index__' column, and a kept index came back as a
+    plain column (the writer dropped `pandas_index`)."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": np.linspace(0, 1, 3000), "n": np.arange(3000)})
+    with open_writer(tmp_path / "c.balerc", bound="abs:1e-3") as w:
+        for start in range(0, 3000, 1000):
+            w.append(frame.iloc[start:start + 1000])
+    back = open_reader(tmp_path / "c.balerc").read().to_pandas()
+    assert list(back.columns) == ["a", "n"] and np.array_equal(back["n"], frame["n"])
+    genes = frame.set_index(pd.Index([f"g{i}" for i in range(3000)], name="gene"))
+    with open_writer(tmp_path / "g.balerc", bound="abs:1e-3") as w:
+        w.append(genes.iloc[:1500])
+        w.append(genes.iloc[1500:])
+    back = open_reader(tmp_path / "g.balerc").read().to_pandas()
+    assert back.index.name == "gene" and list(back.index) == list(genes.index)
+    assert list(back.columns) == ["a", "n"]
+
+
+@pytest.mark.parametrize("cuts", [[], [4], [1, 3, 6]])
+def test_jagged_awkward_batches_keep_every_event(tmp_path, cuts):
+    """Events are numbered across batches and trailing empty events are kept: one batch
+    lost its trailing empty events, two made an unsorted '__event__' that cannot rebuild."""
+    ak = pytest.importorskip("awkward")
+    counts = np.array([0, 2, 1, 0, 3, 0, 0])
+    arr = ak.zip({"pt": ak.unflatten(np.arange(counts.sum(), dtype=float), counts)})
+    with open_writer(tmp_path / "j.balerc", bound="abs:1e-3") as w:
+        for a, b in zip([0, *cuts], [*cuts, len(arr)], strict=True):
+            w.append(arr[a:b])
+    back = open_reader(tmp_path / "j.balerc").read().to_awkward()
+    assert ak.to_list(ak.num(back.pt)) == counts.tolist()
+    assert np.abs(ak.to_numpy(ak.flatten(back.pt)) - np.arange(6.0)).max() <= 1e-3
+
+
+def test_a_closed_or_failed_writer_refuses_more_rows(tmp_path):
+    """append after close() was accepted and the rows silently lost."""
+    w = open_writer(tmp_path / "a.balerc", bound="abs:1e-3")
+    w.append({"a": np.zeros(50)})
+    assert w.close().rows == 50
+    with pytest.raises(InputError, match="cannot append: the writer is closed"):
+        w.append({"a": np.ones(10)})
+    assert w.close().rows == 50  # closing again returns the result
+    with pytest.raises(RuntimeError):
+        with open_writer(tmp_path / "b.balerc", bound="abs:1e-3") as w2:
+            w2.append({"a": np.zeros(50)})
+            raise RuntimeError("the loop failed")
+    with pytest.raises(InputError, match="stopped after an error"):
+        w2.close()
+    with pytest.raises(InputError, match="must be 1-D"):
+        open_writer(tmp_path / "c.balerc", bound="abs:1e-3").append({"a": 1.0})
