@@ -37,12 +37,13 @@ def compress_file(
     """
     if lossless and (model_dir is not None or bound is not None
                      or options.get("column_bounds")):
-        raise InputError("--lossless cannot be combined with -m/--model, --error-bound, "
-                         "--bounds or --precision")
+        raise InputError("--lossless (lossless=True) cannot be combined with -m/--model "
+                         "(model_dir=), --error-bound (bound=), --bounds or --precision "
+                         "(column_bounds=)")
     if not lossless and model_dir is None and bound is None and not options.get("column_bounds"):
         raise InputError(
-            "say how to compress: --lossless, or --error-bound MODE:E (e.g. rel:1e-3), "
-            "or -m MODEL_DIR from `balerc train`"
+            "say how to compress: --lossless (lossless=True), or --error-bound MODE:E "
+            "(bound='rel:1e-3'), or -m MODEL_DIR from `balerc train` (model_dir=)"
         )
     opts = CompressOptions.make(bound, threads=threads, lossless=lossless, **options)
     if isinstance(table, SectionStream):

@@ -15,11 +15,13 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from balerc.formats.errors import BalercError, InputError
+
+from .options import CompressOptions
 
 
 @dataclass
@@ -57,6 +59,8 @@ def several(specs: Iterable[str], output_dir: object = None) -> bool:
 
 def expand_inputs(patterns: Iterable[str]) -> list[tuple[Path, str | None]]:
     """Globs and `file:tree` specs to (path, tree) pairs, in the order given."""
+    if isinstance(patterns, (str, os.PathLike)):  # one path, not its characters
+        patterns = [patterns]
     out: list[tuple[Path, str | None]] = []
     for pattern in patterns:
         path, tree = split_spec(str(pattern))
@@ -92,7 +96,7 @@ def check_outputs(inputs: list[Path], outputs: list[Path], out_dir: Path,
                              f"into different --output-dir folders")
         seen[o] = p
         if o.exists() and not force:
-            raise InputError(f"{o} already exists; pass --force to overwrite it")
+            raise InputError(f"{o} already exists; pass --force (force=True) to overwrite it")
     return outputs
 
 
@@ -107,11 +111,32 @@ def compress_one(path: str, tree: str | None, output: str, options: dict[str, An
         stream = open_input(path, tree=tree, columns=options.pop("columns", None),
                             allow_skip=options.pop("skip_unsupported", False))
         res = api.compress_file(stream, output, **options)
-    except BalercError as exc:
-        return FileResult(path, output, False, seconds=time.perf_counter() - t0, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+        return _failed(path, output, exc, t0)
     return FileResult(path, output, True, res.rows, res.raw_bytes, res.file_bytes,
                       round(res.ratio, 4), res.worst_over_bound,
                       round(time.perf_counter() - t0, 3))
+
+
+def _failed(path: str, output: str, exc: Exception, t0: float) -> FileResult:
+    """A failed file's result: a BalercError's own message, anything else named as the bug
+    it is (with the file, so the rest of the run still reports)."""
+    error = str(exc) if isinstance(exc, BalercError) else (
+        f"{path}: internal error: {type(exc).__name__}: {exc} (a bug in balerc; please "
+        f"report it)")
+    return FileResult(path, output, False, seconds=time.perf_counter() - t0, error=error)
+
+
+def _check_options(fn: Callable[..., Any], options: dict[str, Any], allowed: set[str]) -> None:
+    """Misspelt keywords are refused before any worker starts (they failed in every
+    worker with a bare TypeError); `allowed`: what `fn` takes through **options."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    known = {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY} | allowed
+    wrong = sorted(set(options) - known)
+    if wrong:
+        raise InputError(f"unknown option(s) {wrong}; the options are {sorted(known)}")
 
 
 def compress_files(paths: Iterable[str], out_dir: str | os.PathLike, *,
@@ -123,7 +148,13 @@ def compress_files(paths: Iterable[str], out_dir: str | os.PathLike, *,
     `options` are `api.compress_file` keywords (model_dir, bound, lossless, embed_model,
     chunk_rows, zstd_level, ...) plus `columns`; `progress` is called once per finished file.
     """
+    from .api import compress_file
+
+    _check_options(compress_file, options, {"columns", "skip_unsupported"}
+                   | {f.name for f in fields(CompressOptions)})
     inputs = expand_inputs(paths)
+    if not inputs:
+        return []
     outputs = plan_outputs(inputs, Path(out_dir), ".balerc", options.get("force", False))
     options = {**options, "threads": 1, "progress": False}  # parallel across files
     return _run_in_order(compress_one, inputs, outputs, options, client, scheduler, workers,
@@ -138,8 +169,8 @@ def decompress_one(path: str, tree: str | None, output: str, options: dict[str, 
     t0 = time.perf_counter()
     try:
         table = api.decompress_file(path, output, **options)
-    except BalercError as exc:
-        return FileResult(path, output, False, seconds=time.perf_counter() - t0, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+        return _failed(path, output, exc, t0)
     stored = os.path.getsize(path)
     return FileResult(path, output, True, table.n_rows, table.nbytes, stored,
                       round(table.nbytes / max(stored, 1), 4), None,
@@ -151,9 +182,12 @@ def decompress_files(paths: Iterable[str], out_dir: str | os.PathLike, *, client
                      progress: Callable[[FileResult], None] | None = None,
                      **options: Any) -> list[FileResult]:
     """Every .balerc back to OUT_DIR/<stem>.<the format it was compressed from>."""
-    from .api import default_output
+    from .api import decompress_file, default_output
 
+    _check_options(decompress_file, options, set())
     inputs = expand_inputs(paths)
+    if not inputs:
+        return []
     out = Path(out_dir)
     outputs = check_outputs([p for p, _ in inputs],
                             [out / default_output(str(p), p).name for p, _ in inputs], out,

@@ -48,16 +48,17 @@ class CompressOptions:
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_rows <= MAX_CHUNK_ROWS:
-            raise InputError(f"--chunk-rows must be between 1 and {MAX_CHUNK_ROWS:,}, got "
+            raise InputError(f"--chunk-rows (chunk_rows) must be between 1 and {MAX_CHUNK_ROWS:,}, got "
                              f"{self.chunk_rows:,}")
         if self.threads < 1:
-            raise InputError(f"--threads must be positive, got {self.threads}")
+            raise InputError(f"--threads (threads) must be positive, got {self.threads}")
         if self.effort not in EFFORTS:
             raise InputError(f"--effort must be one of {', '.join(EFFORTS)}, got {self.effort!r}")
         if self.entropy not in ("auto", "zstd", "pcodec"):
             raise InputError(f"entropy must be auto, zstd or pcodec, got {self.entropy!r}")
         if self.lossless and self.bound is not None:
-            raise InputError("--lossless cannot be combined with --error-bound")
+            raise InputError("--lossless (lossless=True) cannot be combined with --error-bound "
+                             "(bound=)")
 
     @classmethod
     def make(cls, bound: str | Bound | None = None, threads: int | None = None,

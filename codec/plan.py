@@ -9,6 +9,7 @@ ranges (streams); a stream without either is refused.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,8 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     pc, exhaustive = options.use_pcodec(), options.effort == "exhaustive"
     if options.lossless:
         if model is not None:
-            raise InputError("--lossless cannot be combined with -m/--model")
+            raise InputError("--lossless (lossless=True) cannot be combined with -m/--model "
+                             "(a model)")
         return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)])
     b = options.bound
     if model is None and b is None:
@@ -119,7 +121,7 @@ def _lossy_columns(schema: Mapping[str, np.dtype], model: ModelBundle | None) ->
         if not floats:
             kinds = sorted({str(np.dtype(d)) for d in schema.values()})
             raise InputError(f"the table has no float columns to compress lossily ({len(schema)} "
-                             f"column(s) of {', '.join(kinds)}); compress it with --lossless")
+                             f"column(s) of {', '.join(kinds)}); compress it with --lossless (lossless=True)")
         return floats
     missing = [c for c in model.columns if c not in schema]
     if missing:
@@ -147,7 +149,7 @@ def _absolute_limits(cols: list[str], bound: Bound | None, model: ModelBundle | 
         return None
     if not rule.needs_range:
         return [rule.absolute_from_range(0.0, 0.0) for _ in cols]
-    known = dict(ranges or {})
+    known = {name: _declared_range(name, lo_hi) for name, lo_hi in (ranges or {}).items()}
     if model is not None:  # the training ranges, where the caller gave none
         for name, lo_hi in model.manifest.training_ranges().items():
             if name in cols:
@@ -159,6 +161,22 @@ def _absolute_limits(cols: list[str], bound: Bound | None, model: ModelBundle | 
             f"for {missing[:8]}: pass ranges={{name: (min, max)}}, use a model trained on this "
             f"data, or an abs or pwrel bound")
     return [rule.absolute_from_range(*map(float, known[c])) for c in cols]
+
+
+def _declared_range(name: str, lo_hi: Any) -> tuple[float, float]:
+    """A caller's (min, max) for a rel bound: two finite numbers, min <= max (an inverted
+    range made a negative limit that the file's own reader refused), or (nan, nan) for a
+    column with no finite value (what a pass over the data gives; E then acts as abs)."""
+    try:
+        lo, hi = (float(v) for v in lo_hi)
+    except (TypeError, ValueError):
+        raise InputError(f"ranges['{name}'] = {lo_hi!r}: give (min, max), two numbers") from None
+    if math.isnan(lo) and math.isnan(hi):
+        return lo, hi
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise InputError(f"ranges['{name}'] = ({lo!r}, {hi!r}): give the column's finite "
+                         f"(min, max) with min <= max")
+    return lo, hi
 
 
 STREAM_ENTRY_BYTES = 30  # a stream's entry in its chunk descriptor: name, size, xxh64

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
+from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
@@ -220,7 +221,30 @@ class Reader:
         self.close()
 
     def close(self) -> None:
+        self._closed = True
         self._file.close()
+
+    def _open_check(self) -> None:
+        if getattr(self, "_closed", False):
+            raise InputError(f"{self.path}: the reader is closed; open it again to read")
+
+    def _columns(self, columns: list[str] | None) -> list[str] | None:
+        """Names or glob patterns -> the file's columns, in the order the patterns give
+        (each pattern's matches in the file's order), as `decompress` takes them."""
+        if columns is None:
+            return None
+        if isinstance(columns, str):
+            columns = [columns]
+        if not columns:
+            raise InputError(f"{self.path}: columns=[] selects nothing; pass None for every "
+                             f"column")
+        matches = {p: [c for c in self.columns if fnmatchcase(c, p)] for p in columns}
+        picked = list(dict.fromkeys(c for p in columns for c in matches[p]))
+        unmatched = [p for p in columns if not matches[p]]
+        if unmatched:
+            raise InputError(f"{self.path} has no column(s) matching {unmatched}; it has "
+                             f"{self.columns[:20]}{' ...' if len(self.columns) > 20 else ''}")
+        return picked
 
     @property
     def n_rows(self) -> int:
@@ -232,6 +256,7 @@ class Reader:
 
     def info(self) -> dict[str, Any]:
         """What `balerc info --json` prints (without re-verifying every stream)."""
+        self._open_check()
         from .inspect import describe_file
 
         return describe_file(self.path, verify=False) if self.path != "<bytes>" else {
@@ -240,6 +265,9 @@ class Reader:
 
     def iter_chunks(self, columns: list[str] | None = None) -> Iterator[Table]:
         """One Table per chunk, in order (decoded on `threads` threads ahead)."""
+        self._open_check()
+        columns = self._columns(columns)
+
         def one(i: int) -> Table:
             return decode_with(self._reader, columns=columns, chunks=[i], threads=1,
                                **self._runtime)
@@ -247,7 +275,15 @@ class Reader:
         yield from parallel_ordered(one, range(self.n_chunks), self.threads)
 
     def read(self, rows: slice | None = None, columns: list[str] | None = None) -> Table:
-        """Rows `rows` (a slice, step 1) of `columns`, decoding only the chunks it touches."""
+        """Rows `rows` (a slice or range, step 1) of `columns` (names or globs), decoding
+        only the chunks it touches."""
+        self._open_check()
+        columns = self._columns(columns)
+        if isinstance(rows, range):
+            rows = slice(rows.start, rows.stop, rows.step)
+        if rows is not None and not isinstance(rows, slice):
+            raise InputError(f"read(rows={rows!r}): give a slice of rows, e.g. "
+                             f"rows=slice(10, 20) (one row: slice(i, i + 1))")
         start, stop, step = (rows or slice(None)).indices(self.n_rows)
         if step != 1:
             raise InputError("read(rows=...) takes a contiguous slice (step 1)")

@@ -198,7 +198,7 @@ class Writer:
         """Plan the coders and write the header (and attachments)."""
         if not schema:
             raise InputError("the schema has no columns")
-        kinds = {n: _kind(d) for n, d in schema.items()}  # refuses dtypes balerc cannot store
+        kinds = {n: _kind(d, n) for n, d in schema.items()}  # refuses dtypes balerc cannot store
         self._schema = schema
         if self.options.column_bounds:
             from .precision import plan_grouped
@@ -459,8 +459,8 @@ def stream_prefixes(coders: list[Any]) -> list[str]:
     return out
 
 
-def _kind(dtype: np.dtype) -> str:
-    return kind_of(np.empty(0, dtype=object if dtype.kind in "OUS" else dtype))
+def _kind(dtype: np.dtype, name: str | None = None) -> str:
+    return kind_of(np.empty(0, dtype=object if dtype.kind in "OUS" else dtype), name)
 
 
 def _g4(v: float | None) -> float | None:

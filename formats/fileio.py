@@ -19,7 +19,7 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     """Validate an output path before any work is done (exists without force, bad dir)."""
     out = Path(path)
     if out.exists() and not force:
-        raise InputError(f"{out} already exists; pass --force to overwrite it")
+        raise InputError(f"{out} already exists; pass --force (force=True) to overwrite it")
     if out.is_dir():
         raise InputError(f"{out} is a directory; give a file name")
     parent = out.parent if str(out.parent) else Path(".")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .sections import SectionStream
 from .table import Table, finite_range
 
@@ -98,18 +99,26 @@ def open_input(path: str | os.PathLike, *, tree: str | None = None,
 def _npy_stream(p: Path) -> TableStream | None:
     """Rows of a 2-D C-order numeric .npy read with plain file reads (no memory map, so
     resident memory stays at one chunk); None for layouts read whole instead."""
-    with open(p, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read_header(f)
-        offset = f.tell()
+    try:
+        with open(p, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise InputError(f"{p}: not a valid .npy file ({str(exc)[:160]})") from None
     if len(shape) != 2 or fortran or dtype.kind not in "fiub" or shape[0] == 0:
         return None
     n, k = shape
     names = [f"c{j}" for j in range(k)]
-    source = {"format": "npy", "path": str(p), "size": p.stat().st_size}
+    size = p.stat().st_size
+    source = {"format": "npy", "path": str(p), "size": size}
     row_bytes = k * dtype.itemsize
+    if size < offset + n * row_bytes:
+        raise InputError(f"{p}: truncated .npy file: its header says {n:,} x {k} {dtype} "
+                         f"({offset + n * row_bytes:,} bytes with the header), the file holds "
+                         f"{size:,}")
 
     def read(a: int, b: int) -> Table:
         with open(p, "rb") as f:

@@ -19,20 +19,25 @@ from .errors import InputError
 KINDS = ("float", "int", "bool", "string")
 
 
-def kind_of(array: np.ndarray) -> str:
-    """Classify a numpy array into one of KINDS (raises for shapes/dtypes we cannot store)."""
+def kind_of(array: np.ndarray, name: str | None = None) -> str:
+    """Classify a numpy array into one of KINDS (raises for shapes/dtypes we cannot store,
+    naming the column when `name` is given)."""
+    what = "columns" if name is None else f"column '{name}'"
     if array.ndim != 1:
-        raise InputError(f"columns must be 1-D, got shape {array.shape}")
+        raise InputError(f"{what} must be 1-D, got shape {array.shape}")
     k = array.dtype.kind
-    if k == "f":
+    if k == "f" and array.dtype.itemsize in (2, 4, 8):
         return "float"
+    if k == "f":  # long double: no portable file type, and numpy's differs by platform
+        raise InputError(f"{what}: unsupported dtype {array.dtype} (long double): convert "
+                         f"it to float64 first")
     if k in "iu":
         return "int"
     if k == "b":
         return "bool"
     if k in "OUS":
         return "string"
-    raise InputError(f"unsupported column dtype {array.dtype} (use float, int, bool or string)")
+    raise InputError(f"{what}: unsupported dtype {array.dtype} (use float, int, bool or string)")
 
 
 def finite_range(col: np.ndarray) -> tuple[float, float] | None:
@@ -47,14 +52,18 @@ def finite_range(col: np.ndarray) -> tuple[float, float] | None:
     return (float(fin.min()), float(fin.max())) if fin.size else None
 
 
-def _as_column(values: Any) -> np.ndarray:
+def _as_column(values: Any, name: str) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray) and np.ma.is_masked(values):
+        raise InputError(f"column '{name}' has {int(np.ma.count_masked(values)):,} masked "
+                         f"(missing) value(s); balerc stores complete columns: fill them first")
     arr = np.asarray(values)
     if arr.dtype.kind in "US":
         arr = arr.astype(object)
     if arr.dtype.kind == "O":
         bad = [v for v in arr[:1000] if not isinstance(v, str)]
         if bad:
-            raise InputError(f"object columns must hold str values, found {type(bad[0]).__name__}")
+            raise InputError(f"column '{name}': object columns must hold str values, found "
+                             f"{type(bad[0]).__name__}")
     return arr
 
 
@@ -75,8 +84,8 @@ class Table:
         cols: dict[str, np.ndarray] = {}
         n = None
         for name, values in self.columns.items():
-            arr = _as_column(values)
-            kind_of(arr)
+            arr = _as_column(values, str(name))
+            kind_of(arr, str(name))
             if n is None:
                 n = len(arr)
             elif len(arr) != n:

@@ -135,3 +135,28 @@ def test_train_on_rows_sampled_across_files(inputs, tmp_path):
     assert manifest["training"]["rows"] == 3000  # 1,000 from each of the three files
     with pytest.raises(InputError, match="no file matches"):
         train_files([str(inputs / "none*.npz")], tmp_path / "m2", cfg)
+
+
+def test_a_bad_npy_fails_alone_and_the_call_is_checked_first(tmp_path):
+    """A garbage or truncated .npy aborted the whole run with a bare ValueError that named
+    no file; a misspelt option failed in every worker; [] and a plain string crashed."""
+    import numpy as np
+
+    d = tmp_path / "in"
+    d.mkdir()
+    np.save(d / "good.npy", np.random.default_rng(0).normal(size=(500, 3)))
+    (d / "bad.npy").write_bytes(b"\x93NUMPY\x01\x00garbage")
+    np.save(d / "cut.npy", np.zeros((1000, 3)))
+    (d / "cut.npy").write_bytes((d / "cut.npy").read_bytes()[:5000])
+    out = tmp_path / "out"
+    out.mkdir()
+    res = many.compress_files([str(d / "*.npy")], out, bound="abs:1e-3", workers=1)
+    by = {Path(r.input).name: r for r in res}
+    assert by["good.npy"].ok and not by["bad.npy"].ok and not by["cut.npy"].ok
+    assert "bad.npy: not a valid .npy file" in by["bad.npy"].error
+    assert "cut.npy: truncated .npy file: its header says 1,000 x 3" in by["cut.npy"].error
+    assert many.compress_files([], out, bound="abs:1e-3") == []
+    with pytest.raises(InputError, match=r"unknown option\(s\) \['chunkrows'\]"):
+        many.compress_files([str(d / "good.npy")], out, bound="abs:1e-3", chunkrows=5)
+    one = many.compress_files(str(d / "good.npy"), out, bound="abs:1e-3", force=True)
+    assert [r.ok for r in one] == [True]
