@@ -14,6 +14,7 @@ that directory and refuses a decoder with another hash (the blob records the has
 from __future__ import annotations
 
 import asyncio
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,8 @@ def _layout_of(buf: Any) -> dict[str, str]:
         out["byteorder"] = buf.dtype.byteorder
     if buf.ndim == 2 and buf.flags.f_contiguous and not buf.flags.c_contiguous:
         out["order"] = "F"
+    if buf.ndim == 2 and buf.shape[1] == 1:  # one column: decode would give (n,)
+        out["ndim"] = 2
     return out
 
 
@@ -88,7 +91,8 @@ class BalercCodec(_abc.Codec):
                  names: list[str] | None = None, embed_model: bool = False):
         parsed = Bound.parse(bound)
         self.bound = f"{parsed.mode}:{parsed.value!r}"  # repr: no digits lost, unlike :g
-        if not isinstance(chunk_rows, int) or chunk_rows < 1:
+        if not isinstance(chunk_rows, numbers.Integral) or isinstance(chunk_rows, bool) \
+                or chunk_rows < 1:
             raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.model = None if model is None else str(model)
         self.model_sha256 = model_sha256
@@ -146,6 +150,8 @@ class BalercCodec(_abc.Codec):
         dtype = cols[0].dtype
         arr = cols[0].copy() if len(cols) == 1 else np.stack(cols, axis=1).astype(dtype)
         layout = table.source.get(LAYOUT_KEY)
+        if isinstance(layout, dict) and layout.get("ndim") == 2 and arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
         if isinstance(layout, dict):
             order = "F" if layout.get("order") == "F" else "C"
             swap = layout.get("byteorder") in ("<", ">")

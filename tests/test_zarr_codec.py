@@ -110,6 +110,15 @@ def test_zarr_v2_array_round_trip():
     assert_bound(x, back, "abs:1e-3")
 
 
+def test_one_column_chunks_keep_their_shape_and_numpy_ints_are_accepted():
+    codec = BalercCodec(bound="abs:1e-3", chunk_rows=np.int64(100))
+    assert codec.get_config()["chunk_rows"] == 100
+    x = np.linspace(0, 1, 300).reshape(-1, 1)
+    back = codec.decode(codec.encode(x))
+    assert back.shape == (300, 1) and np.abs(back - x).max() <= 1e-3
+    assert codec.decode(codec.encode(x[:, 0])).shape == (300,)
+
+
 @pytest.mark.parametrize("dtype", ["<f8", ">f8", ">f4"])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_zarr_v2_big_endian_and_fortran_arrays(dtype, order):
