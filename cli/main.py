@@ -70,6 +70,14 @@ class BalercGroup(click.Group):
 SMALL_CHUNK_ROWS = 1024  # below this `compress` warns: per-chunk records outweigh the data
 
 
+def _warn_small_chunks(chunk_rows: int) -> None:
+    if chunk_rows < SMALL_CHUNK_ROWS:
+        click.echo(f"balerc: warning: --chunk-rows {chunk_rows:,}: every chunk stores its own "
+                   f"stream records and coding tables for each column, so chunks under "
+                   f"{SMALL_CHUNK_ROWS:,} rows make files larger and compression slower "
+                   f"(Zmumu at 16 rows: 3.2x the bytes, 3.5x the time)", err=True)
+
+
 def _terminate(signum: int, frame: Any) -> None:
     """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed."""
     click.echo("balerc: terminated; nothing was written", err=True)
@@ -190,11 +198,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     from balerc.formats.stream import open_input
 
     bound, column_bounds = column_bounds_from(bounds, bounds_file, precision, tree)
-    if chunk_rows < SMALL_CHUNK_ROWS:
-        click.echo(f"balerc: warning: --chunk-rows {chunk_rows:,}: every chunk stores its own "
-                   f"stream records and coding tables for each column, so chunks under "
-                   f"{SMALL_CHUNK_ROWS:,} rows make files larger and compression slower "
-                   f"(Zmumu at 16 rows: 3.2x the bytes, 3.5x the time)", err=True)
+    _warn_small_chunks(chunk_rows)
     options = dict(model_dir=model_dir, lossless=lossless, bound=bound,
                    column_bounds=column_bounds, latent_bits=latent_bits,
                    chunk_rows=chunk_rows, device=device, zstd_level=zstd_level,

@@ -143,15 +143,20 @@ def decode_with(
                 break
             bar.update(1)
         results.close()  # chunks still in flight finish (into rows past `kept`) here
+    return Table({n: a[:kept] for n, a in out.items()}, _table_source(reader, header))
+
+
+def _table_source(reader: Any, header: dict[str, Any]) -> dict[str, Any]:
+    """The schema's source record; a streamed jagged table's event count (its trailing
+    empty events) comes from the footer, known only when the writer closed. A section of
+    a file of sections has its counts in the events section instead."""
     source = dict(header["schema"].get("source", {}))
-    # a streamed jagged table's event count (trailing empty events) is in its footer; a
-    # section of a file of sections has its counts in the events section instead
     footer = getattr(reader, "footer", None) or {}
     events = footer.get("summary", {}).get("n_events")
     if (isinstance(source.get("jagged"), dict) and type(events) is int
             and 0 <= events <= MAX_EVENTS and not getattr(reader, "recovered", False)):
         source["jagged"] = {**source["jagged"], "n_events": events}
-    return Table({n: a[:kept] for n, a in out.items()}, source)
+    return source
 
 
 def _decode_plan(reader: ContainerReader, columns: list[str] | None, runtime: dict[str, Any]
