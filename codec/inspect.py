@@ -80,6 +80,20 @@ def _methods(coders: list[dict[str, Any]]) -> dict[int, str]:
     return out
 
 
+def _describe_sections(r: ContainerReader, summary: dict[str, Any]
+                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each section's description, and the file-level totals (rows: the events')."""
+    sections = []
+    for k, spec in enumerate(r.sections or []):
+        part = _describe_table(r, r.section(k), summary.get("sections", {}).get(spec["name"], {}))
+        sections.append({"name": spec["name"], "layout": spec.get("layout", {}), **part})
+    main = {"rows": sections[0]["rows"], "chunks": r.n_chunks,
+            "chunk_rows": r.header.get("chunk_rows"),
+            "raw_bytes": sum(x["raw_bytes"] for x in sections), "coders": [],
+            "shared_streams": {}, "columns": []}
+    return sections, main
+
+
 def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
     """Everything `info` prints, as a JSON-ready dict."""
     with warnings.catch_warnings():
@@ -89,16 +103,8 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
         header = r.header
         summary = r.footer.get("summary", {})
         if r.sections is not None:
-            sections = []
-            for k, spec in enumerate(r.sections):
-                view = r.section(k)
-                part = _describe_table(r, view, summary.get("sections", {}).get(spec["name"], {}))
-                sections.append({"name": spec["name"], "layout": spec.get("layout", {}), **part})
+            sections, main = _describe_sections(r, summary)
             source = header.get("source", {})
-            main = {"rows": sections[0]["rows"], "chunks": r.n_chunks,
-                    "chunk_rows": header.get("chunk_rows"),
-                    "raw_bytes": sum(x["raw_bytes"] for x in sections), "coders": [],
-                    "shared_streams": {}, "columns": []}
         elif "schema" not in header:
             raise SchemaError(f"{path}: the header has no table schema: not a balerc table file")
         else:
