@@ -23,7 +23,7 @@ from balerc.formats.container import (
     ContainerReader,
     accept_features,
 )
-from balerc.formats.errors import ContainerError, InputError, SchemaError
+from balerc.formats.errors import BalercError, ContainerError, InputError, SchemaError
 from balerc.formats.records import MAX_EVENTS
 from balerc.formats.table import Table
 
@@ -166,7 +166,7 @@ def _decode_plan(reader: ContainerReader, columns: list[str] | None, runtime: di
     try:
         coders = coders_from_header(reader.header, attachment=reader.read_attachment,
                                     source=reader.path, **runtime)
-    except ContainerError as exc:
+    except (ContainerError, InputError) as exc:  # e.g. a --no-embed-model file's model
         raise _prefixed(reader, exc) from None
     all_names = [c["name"] for c in reader.header["schema"]["columns"]]
     wanted = all_names if columns is None else list(columns)
@@ -178,7 +178,7 @@ def _decode_plan(reader: ContainerReader, columns: list[str] | None, runtime: di
     return wanted, plan, [getattr(coder, "stream_prefix", "") for coder in coders]
 
 
-def _prefixed(reader: ContainerReader, exc: ContainerError, where: str = "") -> ContainerError:
+def _prefixed(reader: ContainerReader, exc: BalercError, where: str = "") -> BalercError:
     """The same error, its message naming the file (and chunk): codec errors know neither."""
     text = str(exc)
     if text.startswith(reader.path):

@@ -985,8 +985,9 @@ def _external_model(desc: dict[str, Any], model_dir: str | os.PathLike | None) -
     the one the file was compressed with."""
     if model_dir is None:
         raise InputError(
-            "this file was written with --no-embed-model: pass -m MODEL_DIR with the "
-            f"model it was compressed with (decoder sha256 {desc['decoder_sha256'][:16]}...)"
+            "this file was written with --no-embed-model: pass -m MODEL_DIR (model_dir=) "
+            f"with the model it was compressed with (decoder sha256 "
+            f"{desc['decoder_sha256'][:16]}...)"
         )
     if not desc.get("decoder_sha256"):
         raise ContainerError("the header records neither a decoder nor its sha256")
