@@ -70,15 +70,25 @@ class Codec:
         out: str | os.PathLike | None = None,
         force: bool = False,
         names: list[str] | None = None,
+        lossless: bool = False,
     ) -> bytes | CompressResult:
         """Bytes of a .balerc file, or write it to `out` and return the result summary.
 
         `data`: a Table, pandas DataFrame, dict of arrays or numpy structured array (columns
         matched by name), or a 2-D array whose columns are `names` (or, without them, the
-        model's columns in order)."""
-        from .pipeline import compress_with_model
+        model's columns in order). `lossless=True` stores every column bit-exact (no bound,
+        no model: e.g. a table of integers only)."""
+        from .pipeline import compress_table, compress_with_model
 
         target: Any = io.BytesIO() if out is None else out
+        if lossless:
+            from .options import CompressOptions
+
+            opts = CompressOptions.make(None, threads=self.threads, lossless=True,
+                                        chunk_rows=self.chunk_rows, zstd_level=self.zstd_level,
+                                        force=force)
+            self.last_result = compress_table(self._table(data, names), target, opts)
+            return target.getvalue() if out is None else self.last_result
         self.last_result = compress_with_model(
             self._table(data, names), target, model_dir=None, bound=bound, chunk_rows=self.chunk_rows,
             threads=self.threads, device=self.device, zstd_level=self.zstd_level, force=force,

@@ -98,3 +98,13 @@ def test_to_awkward_keeps_string_columns():
     t = Table({"a": np.array([1.0, 2.0]), "s": np.array(["x", "yy"], dtype=object)})
     arr = t.to_awkward()
     assert ak.to_list(arr.s) == ["x", "yy"] and str(ak.type(arr.s).content) == "string"
+
+
+def test_codec_stores_an_integer_table_losslessly():
+    """The error for a table without float columns said 'lossless=True', which Codec did
+    not take."""
+    t = {"run": np.full(300, 7), "event": np.arange(10**12, 10**12 + 300)}
+    with pytest.raises(InputError, match=r"no float columns .* \(lossless=True\)"):
+        _codec().compress(t, bound="abs:1")
+    back = _codec().decompress(_codec().compress(t, lossless=True))
+    assert all(np.array_equal(back[n], t[n]) and back[n].dtype == t[n].dtype for n in t)
