@@ -177,6 +177,8 @@ def dimuon(rows: int, seed: int = 0) -> Table:
     fixed): E, pt, eta, phi and M are derived exactly from px/py/pz in float64, which is the
     redundancy an autoencoder should find. The mass spectrum mixes a power-law continuum with
     J/psi, psi(2S), the three Upsilons and the Z, all smeared by detector resolution.
+    The same seed gives the same events everywhere up to the last bits of the derived
+    columns: numpy's sin/cosh/arcsinh/arctan2 kernels differ by CPU (AVX-512 or not).
     """
     rows, seed = _check(rows, seed)
     rng = np.random.default_rng(seed)
