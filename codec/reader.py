@@ -163,6 +163,9 @@ def _decode_plan(reader: ContainerReader, columns: list[str] | None, runtime: di
                  ) -> tuple[list[str], list[tuple[int, Any, list[str], list[str]]], list[str]]:
     """The wanted columns, (coder index, coder, its wanted columns, their streams) per
     coder that holds any, and each coder's stream prefix."""
+    name = getattr(reader, "name", None)  # a section of a file of sections
+    if runtime.get("model_dir") is not None and name is not None:
+        runtime = {**runtime, "model_dir": _section_model_dir(runtime["model_dir"], name)}
     try:
         coders = coders_from_header(reader.header, attachment=reader.read_attachment,
                                     source=reader.path, **runtime)
@@ -176,6 +179,15 @@ def _decode_plan(reader: ContainerReader, columns: list[str] | None, runtime: di
     plan = [(k, coder, need, coder.streams_for(need)) for k, coder in enumerate(coders)
             if (need := [n for n in wanted if n in coder.columns])]
     return wanted, plan, [getattr(coder, "stream_prefix", "") for coder in coders]
+
+
+def _section_model_dir(model_dir: Any, section: str) -> Any:
+    """-m DIR for one section: DIR's model of that section when DIR holds section models
+    (`balerc train` on a whole tree: sections.json), else DIR itself."""
+    from .model import section_models
+
+    subs = section_models(model_dir)
+    return model_dir if subs is None else subs.get(section)
 
 
 def _prefixed(reader: ContainerReader, exc: BalercError, where: str = "") -> BalercError:

@@ -35,7 +35,7 @@ from balerc.formats.fileio import atomic_output
 from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order, chain_up
 from balerc.formats.table import Table, concat
 
-from .model import ModelBundle
+from .model import SECTION_MODELS, ModelBundle, section_models
 from .options import CompressOptions, default_threads
 from .plan import Ranges
 from .progress import progress
@@ -162,34 +162,16 @@ class SectionsWriter:
         return result
 
 
-SECTION_MODELS = "sections.json"  # written by train/sections.py
-
-
 def load_models(model_dir: str | os.PathLike, first: Sections) -> dict[str, ModelBundle]:
     """`-m DIR` for a whole tree: DIR of section models (sections.json) or one model."""
-    import json
-
-    path = Path(model_dir)
-    index = path / SECTION_MODELS
-    if not index.exists():
-        return models_for(first, ModelBundle.load(path))
-    try:
-        record = json.loads(index.read_text(encoding="utf-8"))
-        names = dict(record["sections"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{index}: not a section model index ({exc}); retrain with "
-                         f"`balerc train`") from None
-    unknown = [n for n in names if n not in first.names]
+    subs = section_models(model_dir)
+    if subs is None:
+        return models_for(first, ModelBundle.load(model_dir))
+    unknown = [n for n in subs if n not in first.names]
     if unknown:
-        raise InputError(f"{index} has models for section(s) {unknown} that this file does not "
-                         f"have (its sections: {first.names})")
-    out = {}
-    for section, sub in names.items():
-        sub_path = (path / str(sub)).resolve()
-        if path.resolve() not in sub_path.parents:
-            raise InputError(f"{index}: model directory '{sub}' lies outside {path}")
-        out[section] = ModelBundle.load(sub_path)
-    return out
+        raise InputError(f"{Path(model_dir) / SECTION_MODELS} has models for section(s) "
+                         f"{unknown} that this file does not have (its sections: {first.names})")
+    return {section: ModelBundle.load(sub) for section, sub in subs.items()}
 
 
 def models_for(first: Sections, model: ModelBundle | None) -> dict[str, ModelBundle]:

@@ -369,6 +369,22 @@ def test_train_per_section_and_compress_with_them(tmp_path: Path) -> None:
         assert "decoder.lean.onnx.zst" in "".join(r.attachments)
         assert any(a.startswith(f"{[s['name'] for s in r.sections].index('Jet')}/")
                    for a in r.attachments)
+    # --no-embed-model: -m DIR of section models gives each section its model on the way
+    # back too (the file could not be read by any command: each section got DIR itself)
+    run("compress", src, "-m", tmp_path / "m", "-o", tmp_path / "ne.balerc",
+        "--error-bound", "pwrel:1e-3", "--keep-model", "--no-embed-model")
+    res = CliRunner().invoke(cli, ["decompress", str(tmp_path / "ne.balerc"), "-o",
+                                   str(tmp_path / "ne.root")])
+    assert res.exit_code == 2 and "--no-embed-model" in res.output
+    run("decompress", tmp_path / "ne.balerc", "-m", tmp_path / "m", "-o", tmp_path / "ne.root")
+    back = read_sections(tmp_path / "ne.balerc", model_dir=tmp_path / "m")
+    assert np.all(np.abs(back["Jet"]["Jet_pt"] - x) <= 1e-3 * np.abs(x))
+    out = run("evaluate", src, tmp_path / "ne.balerc", "--section", "Jet", "-m", tmp_path / "m",
+              "-o", tmp_path / "ev")
+    assert "every value within its bound: yes" in out
+    res = CliRunner().invoke(cli, ["compare", str(src), "-m", str(tmp_path / "m"), "--bound",
+                                   "rel:1e-3", "-o", str(tmp_path / "cmp")])
+    assert res.exit_code == 2 and "holds the models of sections" in res.output
 
 
 def test_reader_api_opens_one_section(tmp_path: Path) -> None:

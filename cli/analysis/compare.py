@@ -361,7 +361,14 @@ def compare_file(data_path: Path, bounds: list[str], out_dir: Path, opts: Compar
 
     parsed = [Bound.parse(b) for b in bounds]
     if opts.model_dir is not None and not (opts.model_dir / "model.json").exists():
-        raise InputError(f"--model {opts.model_dir}: not a model directory (no model.json)")
+        from balerc.codec.model import section_models
+
+        subs = section_models(opts.model_dir)
+        hint = (f"; it holds the models of sections {sorted(subs)} (a whole tree): give one, "
+                f"e.g. -m {opts.model_dir / sorted(subs)[0]}, with the table it was trained on"
+                if subs else "")
+        raise InputError(f"--model {opts.model_dir}: not a model directory (no model.json)"
+                         f"{hint}")
     with report.output_dir(out_dir, "results.json", opts.force):
         table = read_table(data_path, tree=tree, columns=columns)
         opts.data_label = str(data_path)

@@ -517,6 +517,25 @@ def evaluate(data: Table, decoded: Table, header: dict[str, Any], file_bytes: in
     return summary
 
 
+def _section_model(model_dir: Path | None, section: str | None) -> Path | None:
+    """--model: a model directory, or (with --section) the section's model in a directory
+    of section models that `balerc train` wrote for a whole tree."""
+    from balerc.codec.model import is_model_dir, section_models
+
+    if model_dir is None:
+        return None
+    if not is_model_dir(model_dir):
+        raise InputError(f"--model {model_dir}: not a model directory (no model.json or "
+                         f"sections.json)")
+    subs = section_models(model_dir)
+    if subs is None:
+        return model_dir
+    if section is None:
+        raise InputError(f"--model {model_dir} holds models of sections {sorted(subs)}: "
+                         f"evaluate one of them with --section NAME")
+    return subs.get(section)  # None: that section was trained without a model
+
+
 def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: EvaluateOptions, *,
                    tree: str | None = None, columns: list[str] | None = None,
                    threads: int | None = None, section: str | None = None) -> dict[str, Any]:
@@ -524,8 +543,7 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
     from balerc.codec.api import decompress
     from balerc.formats.tableio import read_table
 
-    if opts.model_dir is not None and not (opts.model_dir / "model.json").exists():
-        raise InputError(f"--model {opts.model_dir}: not a model directory (no model.json)")
+    opts.model_dir = _section_model(opts.model_dir, section)
     with report.output_dir(out_dir, "summary.json", opts.force):
         header, size, whole_raw = read_header(file_path, section)
         opts.whole_raw = whole_raw if columns else None

@@ -12,7 +12,8 @@ from balerc.formats.errors import InputError
 
 from .manifest import MODEL_FORMAT_VERSION, OPSET, READABLE_VERSIONS, ModelManifest
 
-__all__ = ["MODEL_FORMAT_VERSION", "OPSET", "READABLE_VERSIONS", "ModelBundle", "ModelManifest",
+__all__ = ["MODEL_FORMAT_VERSION", "OPSET", "READABLE_VERSIONS", "SECTION_MODELS", "ModelBundle",
+           "ModelManifest", "is_model_dir", "section_models",
            "lean_onnx", "sha256"]
 
 
@@ -152,3 +153,34 @@ class ModelBundle:
         if blobs["decoder"] is None:
             raise InputError(f"{mpath}: the manifest names no decoder")
         return cls(manifest, blobs["encoder"], blobs["decoder"], str(d))
+
+
+SECTION_MODELS = "sections.json"  # written by `balerc train` on a whole tree (train/sections.py)
+
+
+def section_models(model_dir: str | os.PathLike) -> dict[str, Path] | None:
+    """A directory of section models: section name -> its model directory (inside
+    model_dir, checked); None when model_dir is a single model."""
+    path = Path(model_dir)
+    index = path / SECTION_MODELS
+    if not index.exists():
+        return None
+    try:
+        record = json.loads(index.read_text(encoding="utf-8"))
+        names = {str(k): str(v) for k, v in dict(record["sections"]).items()}
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise InputError(f"{index}: not a section model index ({exc}); retrain with "
+                         f"`balerc train`") from None
+    out = {}
+    for section, sub in names.items():
+        sub_path = (path / sub).resolve()
+        if path.resolve() not in sub_path.parents:
+            raise InputError(f"{index}: model directory '{sub}' lies outside {path}")
+        out[section] = sub_path
+    return out
+
+
+def is_model_dir(model_dir: str | os.PathLike) -> bool:
+    """A model (model.json) or a directory of section models (sections.json)."""
+    path = Path(model_dir)
+    return (path / "model.json").exists() or (path / SECTION_MODELS).exists()
