@@ -116,6 +116,13 @@ def test_bad_compare_input(tmp_path: Path) -> None:
     write_table(toy.dimuon(200, seed=0), data)
     code, out = invoke(data, "--bound", "rel:1e-3", "--methods", "gzip", "-o", tmp_path / "o")
     assert code == 2 and "unknown method" in out and "gzip" in out
+    assert "balerc+model (with --model)" in out  # the list names every method
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "model.json").write_text("{}")  # -m with --methods that leave it out: refused
+    code, out = invoke(data, "--bound", "rel:1e-3", "--methods", "balerc", "-m", model,
+                       "-o", tmp_path / "o")
+    assert code == 2 and "--methods leaves out balerc+model" in out
     blocker = tmp_path / "f"
     blocker.write_text("x")
     code, out = invoke(data, "--bound", "rel:1e-3", "-o", blocker / "o")

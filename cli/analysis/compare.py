@@ -270,7 +270,12 @@ def run_compare(table: Table, bounds: list[Bound], opts: CompareOptions) -> dict
     unknown = [m for m in methods if m not in known]
     if unknown:
         extra = " (balerc+model needs --model)" if BALERC_MODEL in unknown else ""
-        raise InputError(f"unknown method(s) {unknown}{extra}; choose from {', '.join(known)}")
+        named = known if opts.model_dir else [*known[:1], f"{BALERC_MODEL} (with --model)",
+                                              *known[1:]]
+        raise InputError(f"unknown method(s) {unknown}{extra}; choose from {', '.join(named)}")
+    if opts.model_dir and BALERC_MODEL not in methods:
+        raise InputError(f"--model {opts.model_dir} is given but --methods leaves out "
+                         f"{BALERC_MODEL}: add it to --methods, or leave out --model")
     ft = table.select(floats)
     notes: list[str] = []
     mass = _mass_reference(ft, opts, notes)
@@ -286,7 +291,7 @@ def run_compare(table: Table, bounds: list[Bound], opts: CompareOptions) -> dict
         sweep_rows = [asdict(sb.row(m, Bound("rel", v), False)) for v in sweep_vals for m in methods]
         if n_sweep < table.n_rows:
             notes.append(f"the rate-distortion sweep used the first {n_sweep:,} rows (--sweep-rows)")
-    if opts.model_dir:
+    if BALERC_MODEL in methods:
         notes.append("balerc+model counts the embedded decoder in its compressed bytes")
     if len({table[n].dtype for n in floats}) > 1:
         notes.append("the float columns have mixed dtypes: peers were given float64 copies; every "
