@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from balerc.formats import toy  # noqa: E402
 from balerc.formats.errors import InputError  # noqa: E402
 from balerc.formats.table import Table  # noqa: E402
 from balerc.train import TrainConfig, export, fit  # noqa: E402
@@ -386,3 +387,14 @@ def test_train_help_names_what_is_searched_and_every_option() -> None:
     bare = [p.name for p in train_command.params
             if isinstance(p, click.Option) and not p.help]
     assert bare == [], f"options without help text: {bare}"
+
+
+@pytest.mark.parametrize("bound", ["rel:1e300", "abs:1e40", "rel:2"])
+def test_a_bound_covering_every_column_is_refused(bound):
+    """rel:1e300 overflowed the loss and blamed --lr; any bound wider than every column's
+    range leaves nothing for a model to save."""
+    from balerc.train.problem import build_problem
+
+    t = toy.dimuon(300, seed=1)
+    with pytest.raises(InputError, match="covers the whole range of every column"):
+        build_problem(t, ["px1", "py1"], "standard", bound, 0.2, 0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from balerc.codec.bounds import Bound
 from balerc.formats.errors import InputError
 from balerc.formats.table import Table
 
@@ -38,11 +39,11 @@ def select_columns(table: Table, patterns: Sequence[str] | None) -> list[str]:
     if not chosen:
         non_float = [n for n in table.names if n not in floats
                      and any(fnmatch.fnmatchcase(n, p) for p in pats)]
-        why = (f"; {non_float} match but are not float columns" if non_float else "")
-        raise InputError(
-            f"--columns {','.join(pats)} matches no float column{why}; "
-            f"available float columns: {', '.join(floats) or '(none)'}"
-        )
+        why = (f"; {non_float} match but are not float columns (models cover float "
+               f"columns; the others are stored losslessly)" if non_float else "")
+        listing = (f"available float columns: {', '.join(floats)}" if floats else
+                   "name float columns of DATA")  # DATA was read with --columns already
+        raise InputError(f"--columns {','.join(pats)} matches no float column{why}; {listing}")
     return chosen
 
 
@@ -134,6 +135,19 @@ class Problem:
         return np.clip(w, 1e-2, 1e2)
 
 
+def _check_bound_leaves_work(b: Bound, e: np.ndarray, y: np.ndarray, names: Sequence[str]) -> None:
+    """A bound as wide as every column's range stores each value as one code: no model
+    can save anything, and a huge one (rel:1e300) overflowed the training loss."""
+    if b.mode == "pwrel" or not len(y):
+        return
+    spans = y.max(axis=0) - y.min(axis=0)
+    if np.all(e >= spans):
+        raise InputError(f"--bound {b}: the bound covers the whole range of every column "
+                         f"({', '.join(names[:4])}{' ...' if len(names) > 4 else ''}), so each "
+                         f"value is stored as one code and no model can save anything; "
+                         f"train for a smaller bound (e.g. rel:1e-3)")
+
+
 def build_problem(table: Table, names: list[str], norm: str, bound: str, val_fraction: float,
                   seed: int, norm_columns: Mapping[str, str] | None = None) -> Problem:
     """Check the data, split it (shuffled, seeded), fit normalization on the training part."""
@@ -150,6 +164,7 @@ def build_problem(table: Table, names: list[str], norm: str, bound: str, val_fra
     norms = fit_normalization(y_train, names, norm, norm_columns)
     off, sc = offsets_scales(norms)
     e = column_bounds(b, y_train)
+    _check_bound_leaves_work(b, e, y_train, names)
     return Problem(
         names=list(names), norms=norms, offset=off, scale=sc, bound=str(b), e=e, e_n=e / sc,
         y_train=y_train, y_val=y_val, total_rows=n, data_sha256=data_sha256(table, names),
