@@ -353,3 +353,38 @@ def test_one_four_vector_gets_one_note_not_two() -> None:
     notes = []
     _masses(one, one, [], EvaluateOptions(), notes)
     assert len(notes) == 1 and notes[0].startswith("no four-vector columns found")
+
+
+def test_headline_names_the_worst_unbounded_column_too():
+    """In Baler's mode (no bound on the predicted columns) the headline showed only the
+    anchors' 'max error 0.997 of its bound' while a predicted column was off by 4.5%."""
+    from balerc.cli.analysis.evaluate import headline
+
+    def col(over, rel):
+        return {"max_over_bound": over, "max_err_rel": rel, "became_zero": 0,
+                "sign_changed": 0, "left_range": 0}
+
+    summary = {"columns": {"a": col(0.997, 1e-3), "b": col(None, 0.0454), "c": col(None, 0.01)},
+               "file": {"ratio": 2.0, "bound": None}, "all_held": True, "primary_mass": None}
+    text = headline(summary)["worst_text"]
+    assert text == ("a: max error 0.997 of its bound; unbounded column b: max error 0.0454 "
+                    "of its range")
+
+
+def test_a_file_from_other_data_is_pointed_out(tmp_path):
+    """Same rows and columns, other values: the bounds follow the file's source, so 'NO'
+    alone looked like a codec failure; the report now says FILE records another source."""
+    from balerc.cli.main import cli
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    for path, seed in ((a, 1), (b, 2)):  # float columns only (lossless ones would differ)
+        t = toy.dimuon(300, seed=seed)
+        write_table(t.select(t.names_of_kind("float")), path)
+    res = CliRunner().invoke(cli, ["compress", str(b), "--error-bound", "rel:1e-3", "-q",
+                                   "-o", str(tmp_path / "b.balerc")])
+    assert res.exit_code == 0, res.output
+    code, out = invoke(a, tmp_path / "b.balerc", "-o", tmp_path / "r")
+    assert code == 0, out
+    assert "note: " in out and "was compressed from b.csv" in out and "is FILE from this DATA?" in out
+    code, out = invoke(b, tmp_path / "b.balerc", "-o", tmp_path / "r2")
+    assert code == 0 and "is FILE from this DATA?" not in out

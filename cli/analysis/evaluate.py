@@ -43,6 +43,7 @@ class EvaluateOptions:
     # the raw bytes of every column the file (or section) holds, when --columns picked some:
     # the ratio is then the file's, not its bytes against the picked columns' raw bytes
     whole_raw: int | None = None
+    data_size: int | None = None  # DATA's file size, to say when FILE records another source
 
 
 # ------------------------------------------------------------------------ inputs
@@ -250,12 +251,26 @@ def _file_info(data: Table, decoded: Table, header: dict[str, Any], file_bytes: 
             "columns": decoded.n_columns}
 
 
+def _source_notes(header: dict[str, Any], opts: EvaluateOptions) -> list[str]:
+    """A FILE that records another source than DATA (rows and columns may still agree, and
+    its bounds then come from other data's ranges): said, not refused."""
+    src = header.get("source") or header.get("schema", {}).get("source", {})
+    size, path = src.get("size"), src.get("path")
+    if opts.data_size is None or not isinstance(size, int) or size == opts.data_size:
+        return []
+    name = Path(str(path)).name if path else "another file"
+    return [f"{file_label(opts)} was compressed from {name} ({size:,} bytes), DATA has "
+            f"{opts.data_size:,} bytes: is FILE from this DATA? (its bounds follow its "
+            f"source's ranges)"]
+
+
 def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int,
               opts: EvaluateOptions) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every number of the report, and the arrays the figures need (masses per quantity)."""
     floats = decoded.names_of_kind("float")
     bounds, bound_text = column_bounds(header, decoded)
-    notes: list[str] = []
+    source_note = _source_notes(header, opts)
+    notes: list[str] = list(source_note)
     cols = {n: metrics.column_stats(data[n], decoded[n], bounds[n]) for n in floats}
     held = [c["held"] for c in cols.values() if c["held"] is not None]
     unit = "bound" if all(b.mode in ("abs", "rel", "pwrel") for b in bounds.values()) else "range"
@@ -284,6 +299,7 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
         "format": opts.fmt,
         "style": opts.style,
         "notes": notes,
+        "source_mismatch": source_note[0] if source_note else None,
     }
     summary["headline"] = headline(summary)
     return summary, arrays
@@ -322,6 +338,11 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
     if bounded:
         worst = max(bounded, key=lambda n: bounded[n]["max_over_bound"])
         worst_text = f"{worst}: max error {bounded[worst]['max_over_bound']:.3f} of its bound"
+        free = {n: c for n, c in cols.items() if n not in bounded}
+        if free:  # columns the model reconstructs with no bound (Baler's mode) have errors too
+            loose = max(free, key=lambda n: free[n]["max_err_rel"])
+            worst_text += (f"; unbounded column {loose}: max error "
+                           f"{free[loose]['max_err_rel']:.3g} of its range")
     else:
         worst = max(cols, key=lambda n: cols[n]["max_err_rel"])
         worst_text = f"{worst}: max error {cols[worst]['max_err_rel']:.3g} of its range"
@@ -420,6 +441,8 @@ def headline_lines(summary: dict[str, Any]) -> list[str]:
     if any(c.values()):
         lines.append(f"values that became 0: {c['became_zero']:,}; changed sign: "
                      f"{c['sign_changed']:,}; left the original range: {c['left_range']:,}")
+    if summary.get("source_mismatch"):
+        lines.append(f"note: {summary['source_mismatch']}")
     return lines
 
 
@@ -547,6 +570,7 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
     with report.output_dir(out_dir, "summary.json", opts.force):
         header, size, whole_raw = read_header(file_path, section)
         opts.whole_raw = whole_raw if columns else None
+        opts.data_size = data_path.stat().st_size if data_path.is_file() else None
         data = (read_section(data_path, section, tree, columns) if section is not None
                 else read_table(data_path, tree=tree, columns=columns))
         decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir,
