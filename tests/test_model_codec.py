@@ -130,6 +130,24 @@ def test_decoder_drift_between_thread_counts_is_below_margin(dimuon, model_dir):
     assert float(np.max(np.abs(one.astype(np.float64) - two))) < MARGIN
 
 
+def test_no_embed_model_file_whose_model_never_predicted_reads_without_it(tmp_path, dimuon,
+                                                                          model_dir):
+    """The model is needed only by chunks that predict: a file whose every chunk fell back
+    to plain quantization (the model paid nowhere) decodes without -m; one that predicts
+    says at that chunk what to pass (it asked for the model at open either way)."""
+    rng = np.random.default_rng(3)  # every column shuffled on its own: no relation left
+    noise = Table({n: rng.permutation(dimuon[n]) for n in dimuon.names})
+    out = tmp_path / "noise.balerc"
+    compress_with_model(noise, out, model_dir=model_dir, bound="rel:1e-3", embed_model=False,
+                        keep_model=True, chunk_rows=2000)
+    with ContainerReader(out) as r:
+        assert any(c.get("model") for c in r.header["coders"])  # the header names the model
+        modes = "".join(m.get("modes", "") for c in r.chunks for m in c.meta.values())
+    assert modes
+    assert not set(modes) & set("prs"), modes  # ... but no chunk predicts
+    assert_within(noise, decompress(out), Bound.parse("rel:1e-3"))
+
+
 def test_no_embed_model_needs_the_right_model(tmp_path, dimuon, model_dir):
     out = tmp_path / "x.balerc"
     compress_with_model(dimuon, out, model_dir=model_dir, bound="rel:1e-3", embed_model=False,

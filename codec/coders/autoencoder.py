@@ -155,7 +155,7 @@ class AECoder:
             self.io64 = model.io64
             self.exact = {pos[c] for c in model.exact}
             try:  # what runs, on both sides, and what a file embeds
-                self.lean = lean_onnx(model.decoder)
+                self.lean = b"" if model.path == NOT_GIVEN else lean_onnx(model.decoder)
             except ValueError as exc:
                 raise UnsafeModelError(
                     f"{self.source}: decoder: ONNX graph refused before it could run [protobuf]: "
@@ -167,6 +167,7 @@ class AECoder:
         self._stats = ColumnStats(len(columns))
         self._scratch = Scratch()  # chunk-sized work arrays, reused per thread
         self._recorded_hashes: dict[str, str] = {}
+        self._deferred_model: str | None = None  # why the decoder is absent (from_header)
 
     # ------------------------------------------------------------------ description
     def describe(self) -> dict[str, Any]:
@@ -246,7 +247,13 @@ class AECoder:
     ) -> AECoder:
         """The coder a file's header describes, with the model it decodes with."""
         check_ae_desc(desc, "header, autoencoder coder", desc["columns"], dtypes)
-        model = _header_model(desc, attachment, model_dir)
+        deferred = None
+        try:
+            model = _header_model(desc, attachment, model_dir)
+        except _NoModelGiven as exc:  # needed only by chunks that predict: said there
+            model = ModelBundle(dict(desc["model"], format="balerc-model"), None, b"",
+                                path=NOT_GIVEN)
+            deferred = f"{source}: {exc}"
         b = desc.get("bound")
         features = desc.get("features", [])
         if not isinstance(features, list):
@@ -263,8 +270,9 @@ class AECoder:
                             scaled="scaled-pwrel" in features),
             threads=threads,
             source=f"{source}: embedded" if model and model.path == "<embedded>" else (
-                str(model_dir) if model else source),
+                str(model_dir) if model and model_dir is not None else source),
         )
+        coder._deferred_model = deferred
         coder._recorded_hashes = {k: desc[k] for k in ("decoder_sha256", "encoder_sha256")
                                   if desc.get(k)}
         return coder
@@ -307,6 +315,8 @@ class AECoder:
     def _decoder_session(self, threads: int) -> Any:
         """The decoder's ONNX Runtime session, its graph checked by the sandbox first."""
         assert self.model is not None
+        if self._deferred_model is not None:  # a --no-embed-model file read without -m
+            raise InputError(self._deferred_model)
         spec = decoder_spec(self.model.latent_dim, len(self.anchor_idx), len(self.pred_idx),
                             self.io64)
         return session(self.lean, self.device, threads, spec=spec, source=f"{self.source}: decoder")
@@ -980,11 +990,20 @@ def _header_model(desc: dict[str, Any], attachment: Any,
     return ModelBundle(dict(desc["model"], format="balerc-model"), None, decoder)
 
 
+NOT_GIVEN = "<not given>"  # ModelBundle.path of a --no-embed-model model read without -m
+
+
+class _NoModelGiven(InputError):
+    """A --no-embed-model file opened without its model: only chunks that predict need it
+    (a large table keeps its model unprobed, and chunks where it does not pay store
+    plain quantization), so the coder is built and the chunk that predicts says so."""
+
+
 def _external_model(desc: dict[str, Any], model_dir: str | os.PathLike | None) -> ModelBundle:
     """A --no-embed-model file's model from -m MODEL_DIR, refused unless its decoder is
     the one the file was compressed with."""
     if model_dir is None:
-        raise InputError(
+        raise _NoModelGiven(
             "this file was written with --no-embed-model: pass -m MODEL_DIR (model_dir=) "
             f"with the model it was compressed with (decoder sha256 "
             f"{desc['decoder_sha256'][:16]}...)"
