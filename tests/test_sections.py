@@ -385,6 +385,13 @@ def test_train_per_section_and_compress_with_them(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["compare", str(src), "-m", str(tmp_path / "m"), "--bound",
                                    "rel:1e-3", "-o", str(tmp_path / "cmp")])
     assert res.exit_code == 2 and "holds the models of sections" in res.output
+    from balerc.formats.tableio import write_table
+
+    flat = tmp_path / "flat.csv"  # a single table with the directory of section models
+    write_table(jet.select(["Jet_pt", "Jet_eta"]), flat)
+    res = CliRunner().invoke(cli, ["compress", str(flat), "-m", str(tmp_path / "m"),
+                                   "--error-bound", "rel:1e-3", "-o", str(tmp_path / "f.b")])
+    assert res.exit_code == 2 and "holds one model per section of a whole tree" in res.output
 
 
 def test_reader_api_opens_one_section(tmp_path: Path) -> None:
