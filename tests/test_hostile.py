@@ -207,4 +207,7 @@ def test_header_model_refuses_a_decoder_it_cannot_trust(desc, match, tmp_path):
 
     with pytest.raises(ContainerError, match=match):
         _header_model({"model": {"columns": []}, **desc}, attachment, tmp_path)
+    if not desc:  # without -m too (the missing hash was a KeyError there)
+        with pytest.raises(ContainerError, match=match):
+            _header_model({"model": {"columns": []}}, attachment, None)
     assert _header_model({"model": None}, attachment, None) is None

@@ -1002,14 +1002,14 @@ class _NoModelGiven(InputError):
 def _external_model(desc: dict[str, Any], model_dir: str | os.PathLike | None) -> ModelBundle:
     """A --no-embed-model file's model from -m MODEL_DIR, refused unless its decoder is
     the one the file was compressed with."""
+    if not desc.get("decoder_sha256"):  # checked first: the message below quotes it
+        raise ContainerError("the header records neither a decoder nor its sha256")
     if model_dir is None:
         raise _NoModelGiven(
             "this file was written with --no-embed-model: pass -m MODEL_DIR (model_dir=) "
             f"with the model it was compressed with (decoder sha256 "
             f"{desc['decoder_sha256'][:16]}...)"
         )
-    if not desc.get("decoder_sha256"):
-        raise ContainerError("the header records neither a decoder nor its sha256")
     model = ModelBundle.load(model_dir)
     if sha256(model.decoder) != desc["decoder_sha256"]:
         raise InputError(
