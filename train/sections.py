@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from balerc.codec.model import SECTION_MODELS
 from balerc.formats.errors import BalercError, InputError
 from balerc.formats.table import Table, concat
 
@@ -25,7 +26,6 @@ from .config import TrainConfig
 from .exporter import check_target, export
 from .trainer import fit
 
-SECTIONS_FILE = "sections.json"
 MIN_ROWS = 1000  # fewer objects than this: the decoder would cost more than it saves
 MAX_COLUMNS = 64  # wider tables (NanoAOD's 600 event-level floats) are not trained
 MAX_ROWS = 1_000_000  # rows sampled per section
@@ -40,8 +40,8 @@ def train_sections(data: str | os.PathLike, model_dir: str | os.PathLike, cfg: T
 
     cfg.validate()
     out = check_target(model_dir, force)
-    if (out / SECTIONS_FILE).exists() and not force:
-        raise InputError(f"{out} already holds section models ({SECTIONS_FILE}); use --force "
+    if (out / SECTION_MODELS).exists() and not force:
+        raise InputError(f"{out} already holds section models ({SECTION_MODELS}); use --force "
                          f"to overwrite")
     stream = open_root_sections(data, tree=tree, columns=cfg.columns)
     tables = _sample(stream, cfg.seed)
@@ -67,7 +67,7 @@ def train_sections(data: str | os.PathLike, model_dir: str | os.PathLike, cfg: T
     if not record["sections"]:
         raise InputError(f"{data}: no section could hold a model: " + "; ".join(
             f"{n}: {w}" for n, w in record["skipped"].items()))
-    Path(out, SECTIONS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    Path(out, SECTION_MODELS).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 

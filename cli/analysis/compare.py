@@ -370,7 +370,7 @@ def compare_file(data_path: Path, bounds: list[str], out_dir: Path, opts: Compar
 
         subs = section_models(opts.model_dir)
         hint = (f"; it holds the models of sections {sorted(subs)} (a whole tree): give one, "
-                f"e.g. -m {opts.model_dir / sorted(subs)[0]}, with the table it was trained on"
+                f"e.g. -m {subs[sorted(subs)[0]]}, with the table it was trained on"
                 if subs else "")
         raise InputError(f"--model {opts.model_dir}: not a model directory (no model.json)"
                          f"{hint}")

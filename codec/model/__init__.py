@@ -124,11 +124,12 @@ class ModelBundle:
         if not d.is_dir():
             raise InputError(f"model directory {d} does not exist (make one with `balerc train`)")
         if not mpath.is_file():
-            if (d / SECTION_MODELS).is_file():  # `balerc train` on a whole ROOT tree
-                subs = sorted(p.name for p in d.iterdir() if (p / "model.json").is_file())
+            subs = section_models(d)  # `balerc train` on a whole ROOT tree
+            if subs is not None:
                 raise InputError(f"{d} holds one model per section of a whole tree "
-                                 f"({', '.join(subs[:8])}), for a whole-tree input; for a "
-                                 f"single table give one of them, e.g. {d / subs[0]}"
+                                 f"({', '.join(sorted(subs)[:8])}), for a whole-tree input; "
+                                 f"for a single table give one of them, e.g. "
+                                 f"{subs[sorted(subs)[0]]}"
                                  if subs else f"{d} has no model.json and no section models")
             raise InputError(f"{d} has no model.json: not a balerc model directory")
         try:
