@@ -78,16 +78,15 @@ class Codec:
         matched by name), or a 2-D array whose columns are `names` (or, without them, the
         model's columns in order). `lossless=True` stores every column bit-exact (no bound,
         no model: e.g. a table of integers only)."""
-        from .pipeline import compress_table, compress_with_model
+        from .pipeline import compress_with_model
 
         target: Any = io.BytesIO() if out is None else out
         if lossless:
-            from .options import CompressOptions
+            from .api import compress_file
 
-            opts = CompressOptions.make(None, threads=self.threads, lossless=True,
-                                        chunk_rows=self.chunk_rows, zstd_level=self.zstd_level,
-                                        force=force)
-            self.last_result = compress_table(self._table(data, names), target, opts)
+            self.last_result = compress_file(self._table(data, names), target, lossless=True,
+                                             threads=self.threads, chunk_rows=self.chunk_rows,
+                                             zstd_level=self.zstd_level, force=force)
             return target.getvalue() if out is None else self.last_result
         self.last_result = compress_with_model(
             self._table(data, names), target, model_dir=None, bound=bound, chunk_rows=self.chunk_rows,

@@ -207,6 +207,7 @@ class Reader:
     def __init__(self, source: str | os.PathLike | bytes, *, recover: bool = False,
                  threads: int | None = None, section: str | None = None, **runtime: Any):
         self._file = ContainerReader(source, recover=recover)
+        self._closed = False
         self.path = self._file.path
         self.threads = threads or default_threads()
         self._runtime = runtime
@@ -242,7 +243,7 @@ class Reader:
         self._file.close()
 
     def _open_check(self) -> None:
-        if getattr(self, "_closed", False):
+        if self._closed:
             raise InputError(f"{self.path}: the reader is closed; open it again to read")
 
     def _columns(self, columns: list[str] | None) -> list[str] | None:
