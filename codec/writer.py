@@ -106,17 +106,9 @@ def batch_of(batch: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if isinstance(batch, np.ndarray) and batch.dtype.names:
         return {n: batch[n] for n in batch.dtype.names}, {}
     if isinstance(batch, Mapping):
-        return {str(k): _array(k, v) for k, v in batch.items()}, {}
+        return {str(k): np.asarray(v) for k, v in batch.items()}, {}
     raise InputError(f"cannot append a {type(batch).__name__}: give a Table, a dict of "
                      f"arrays, a numpy structured array or a pandas DataFrame")
-
-
-def _array(name: Any, values: Any) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise InputError(f"column '{name}' must be 1-D (one value per row), got shape "
-                         f"{arr.shape}")
-    return arr
 
 
 def _jsonable(value: Any) -> bool:
@@ -288,8 +280,7 @@ class Writer:
         if wrong:
             raise InputError(f"the batch's column types differ from the file's schema: {wrong}")
         out = {n: np.asarray(cols[n]) for n in self._schema}
-        lengths = {len(a) for a in out.values()}
-        if len(lengths) != 1 or any(a.ndim != 1 for a in out.values()):
+        if any(a.ndim != 1 for a in out.values()) or len({len(a) for a in out.values()}) != 1:
             raise InputError(f"the batch's columns must be 1-D of one length, got lengths "
                              f"{ {n: a.shape for n, a in out.items()} }")
         return out
