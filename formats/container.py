@@ -371,12 +371,12 @@ class ContainerReader:
             self.chunks = self._index_chunks()
             return
         self.chunks = self._scan()
-        rows = sum(c.rows for c in self.chunks)
         if not self.recover:
             raise IncompleteFileError(
                 f"{self.path}: {problem} (the writer stopped before closing the file, or the "
                 f"file was cut or damaged at its end); {len(self.chunks)} complete chunk(s), "
-                f"{rows:,} rows, can be read with --recover (recover=True)"
+                f"{self._lead_rows(self.chunks):,} {self._row_unit()}, can be read with "
+                f"--recover (recover=True)"
             )
         self._recovered(problem, len(self.chunks), None)
 
@@ -452,10 +452,12 @@ class ContainerReader:
         rows = self._lead_rows(self.chunks)
         self.recovery = Recovery(reason, rows, keep, total)
         of = f" of {total:,}" if total is not None else " (the total is unknown)"
-        unit = "rows" if self.sections is None else f"rows of section {self.sections[0]['name']!r}"
         warnings.warn(RecoveryWarning(
-            f"{self.path}: {reason}; recovered the first {rows:,} {unit}{of} in {keep} "
-            f"complete chunk(s)"), stacklevel=4)
+            f"{self.path}: {reason}; recovered the first {rows:,} {self._row_unit()}{of} in "
+            f"{keep} complete chunk(s)"), stacklevel=4)
+
+    def _row_unit(self) -> str:
+        return "rows" if self.sections is None else f"rows of section {self.sections[0]['name']!r}"
 
     def _lead_rows(self, chunks: list[ChunkInfo]) -> int:
         """Rows of the file's table, or of its first section (the events) in a file of
