@@ -612,11 +612,12 @@ def test_tiny_streams_take_their_form_without_trial_compressions(monkeypatch):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31), narrow=st.booleans(), offset=st.sampled_from(
-    [0, 7, -123_456, 2**40, -(2**53), 2**53]))
+    [0, 7, -123_456, 2**40, -(2**53), 2**53, 2**53 - 1, -(2**53) + 1, 2**52 + 1]))
 def test_mode_q_decoded_in_place_is_the_expression_bit_for_bit(seed, narrow, offset):
-    """The mode q decoder sums codes and offset in int64 and scales them where the column
-    is kept: the same bits as `(codes + offset) * (2.0 * e)` with the codes widened to int64
-    first, whether the stream held int32 or int64 codes, for offsets up to 2^53."""
+    """The mode q decoder sums codes and offset (in float64 for int32 codes: both exact, the
+    sum rounded once) and scales them where the column is kept: the same bits as
+    `(codes + offset) * (2.0 * e)` with the codes widened to int64 first, whether the stream
+    held int32 or int64 codes, for offsets up to 2^53 (sums that round, ties included)."""
     from balerc.codec.coders.wiremodes import DecodeContext, _quantized
 
     rng = np.random.default_rng(seed)

@@ -50,16 +50,20 @@ class DecodeContext:
 
 
 def _quantized(c: DecodeContext, j: int) -> np.ndarray:
-    """(codes + offset) x 2e: the sum in int64, widened to float64 once, written where the
-    decoder keeps column j (two passes, no temporaries); bit for bit the expression
-    `(codes + offset) * (2.0 * e)` with codes widened to int64 first."""
+    """(codes + offset) x 2e written where the decoder keeps column j (no temporaries); bit
+    for bit the expression `(codes + offset) * (2.0 * e)` with codes widened to int64 first:
+    the exact integer sum, rounded once to float64, then scaled."""
     if c.stored_codes is None or c.out is None:
         return (c.codes(j) + c.offsets[j]) * (2.0 * c.abs_bound(j))
     codes, out = c.stored_codes(j), c.out(j)
-    if c.offsets[j]:
+    if c.offsets[j] and codes.dtype != np.int32:
         np.add(codes, np.int64(c.offsets[j]), out=out, dtype=np.int64)  # |offset| <= 2^53
     else:
         np.copyto(out, codes)  # int -> float64, as the multiplication would widen it
+        if c.offsets[j]:  # int32 codes and |offset| <= 2^53 are exact in float64, so the
+            # float sum is the exact sum rounded once, as the int64 sum's cast: ~3x faster
+            # than that add, whose int -> float output runs numpy's buffered casting loop
+            np.add(out, float(c.offsets[j]), out=out)
     np.multiply(out, 2.0 * c.abs_bound(j), out=out)
     return out
 
