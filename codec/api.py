@@ -13,6 +13,7 @@ from balerc.formats.fileio import atomic_output, check_output
 from balerc.formats.sections import EVENTS, SectionStream
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
+from balerc.formats.tableio import select_names
 
 from .coders.stats import far_from_data
 from .model import ModelBundle
@@ -146,8 +147,6 @@ def pick_section(names: list[str], sections: list[str] | None, label: str, hint:
 def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | None,
                  threads: int | None, **runtime: Any) -> Table:
     """One section of a multi-section file as a Table (its own columns only)."""
-    from fnmatch import fnmatchcase
-
     from .pipeline import decode_with
 
     if reader.sections is None:
@@ -158,11 +157,8 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
                         "pick one with --sections NAME (or write a .root file)")
     view = reader.section(name)
     all_cols = [c["name"] for c in view.header["schema"]["columns"]]
-    wanted = None if not columns else [c for c in all_cols
-                                        if any(fnmatchcase(c, p) for p in columns)]
-    if wanted == []:
-        raise InputError(f"--columns {columns} matches no column of section '{name}'; it "
-                         f"has {all_cols}")
+    wanted = None if columns is None else select_names(
+        all_cols, columns, f"{reader.path}, section '{name}'", pattern_order=True)
     return decode_with(view, columns=wanted, threads=threads or default_threads(), **runtime)
 
 
@@ -233,9 +229,8 @@ def decompress(
     sections: list[str] | None = None,
 ) -> Table:
     """Decode a .balerc file or bytes into a Table (column globs select columns; of a
-    file of several sections, `sections` must pick one)."""
-    from fnmatch import fnmatchcase
-
+    file of several sections, `sections` must pick one). Columns come in the order the
+    patterns give; a pattern matching no column is refused."""
     from .pipeline import decode_with
 
     with opened(src, recover) as reader:
@@ -243,11 +238,8 @@ def decompress(
             return _one_section(reader, sections, columns, threads, device=device,
                                 model_dir=model_dir, show_progress=show_progress)
         names = [c["name"] for c in reader.header["schema"]["columns"]]
-        wanted = None
-        if columns:
-            wanted = [n for n in names if any(fnmatchcase(n, p) for p in columns)]
-            if not wanted:
-                raise InputError(f"--columns {columns} matches no column of {reader.path}; it has {names}")
+        wanted = None if columns is None else select_names(names, columns, reader.path,
+                                                           pattern_order=True)
         return decode_with(reader, columns=wanted, threads=threads or default_threads(),
                            show_progress=show_progress, device=device, model_dir=model_dir)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
-from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from balerc.formats.container import (
 from balerc.formats.errors import BalercError, ContainerError, InputError, SchemaError
 from balerc.formats.records import MAX_EVENTS
 from balerc.formats.table import Table
+from balerc.formats.tableio import select_names
 
 from .coders import ColumnCoder, get_coder
 from .options import default_threads
@@ -248,7 +248,8 @@ class Reader:
 
     def _columns(self, columns: list[str] | None) -> list[str] | None:
         """Names or glob patterns -> the file's columns, in the order the patterns give
-        (each pattern's matches in the file's order), as `decompress` takes them."""
+        (each pattern's matches in the file's order), as `decompress` takes them; a
+        pattern matching nothing is refused."""
         if columns is None:
             return None
         if isinstance(columns, str):
@@ -256,13 +257,7 @@ class Reader:
         if not columns:
             raise InputError(f"{self.path}: columns=[] selects nothing; pass None for every "
                              f"column")
-        matches = {p: [c for c in self.columns if fnmatchcase(c, p)] for p in columns}
-        picked = list(dict.fromkeys(c for p in columns for c in matches[p]))
-        unmatched = [p for p in columns if not matches[p]]
-        if unmatched:
-            raise InputError(f"{self.path} has no column(s) matching {unmatched}; it has "
-                             f"{self.columns[:20]}{' ...' if len(self.columns) > 20 else ''}")
-        return picked
+        return select_names(self.columns, columns, self.path, pattern_order=True)
 
     @property
     def n_rows(self) -> int:

@@ -34,6 +34,7 @@ from balerc.formats.errors import InputError, SchemaError
 from balerc.formats.fileio import atomic_output
 from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order, chain_up
 from balerc.formats.table import Table, concat
+from balerc.formats.tableio import select_names
 
 from .model import SECTION_MODELS, ModelBundle, section_models
 from .options import CompressOptions, default_threads
@@ -251,10 +252,12 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
         if s["name"] not in chosen:
             continue
         cols = [c["name"] for c in s["schema"]["columns"]]
-        out[s["name"]] = cols if not columns else [
+        out[s["name"]] = cols if columns is None else [
             c for c in cols if any(fnmatchcase(c, p) for p in columns)]
-    if columns and not any(out.values()):
-        raise InputError(f"--columns {columns} matches no column of {reader.path}")
+    if columns is not None:  # every pattern matches somewhere, as in a single table
+        every = [c for s in specs if s["name"] in chosen for c in
+                 (x["name"] for x in s["schema"]["columns"])]
+        select_names(every, columns, reader.path)
     layouts = {s["name"]: s.get("layout", {}) for s in specs}
     for name in [s["name"] for s in specs if out.get(s["name"])]:
         for _, lay in chain_up(layouts, name):  # counters up the chain: values -> lists -> events

@@ -46,9 +46,13 @@ def list_names(names: Sequence[str], limit: int = _MAX_LISTED) -> str:
 
 
 def select_names(
-    available: Sequence[str], patterns: Sequence[str] | None, path: str | os.PathLike[str]
+    available: Sequence[str], patterns: Sequence[str] | None, path: str | os.PathLike[str],
+    *, pattern_order: bool = False,
 ) -> list[str]:
-    """Names in `available` (file order kept) matching any glob pattern (case-sensitive).
+    """Names in `available` matching any glob pattern (case-sensitive), in file order, or
+    with `pattern_order` in the order the patterns give (each pattern's matches in file
+    order, a name once): reading a source keeps its order, decoding a .balerc file hands
+    columns back as asked, like a DataFrame's `df[[...]]`.
 
     Every pattern must match at least one name, so a typo is reported rather than
     silently dropping columns the user asked for.
@@ -58,13 +62,17 @@ def select_names(
     if isinstance(patterns, str):
         patterns = [patterns]
     if not patterns:
-        raise InputError(f"{path}: the columns selection is empty; give at least one pattern")
-    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in available)]
+        raise InputError(f"{path}: the columns selection is empty; give at least one pattern "
+                         f"(or none at all for every column)")
+    matches = {p: [n for n in available if fnmatch.fnmatchcase(n, p)] for p in patterns}
+    unmatched = [p for p in patterns if not matches[p]]
     if unmatched:
         raise InputError(
             f"{path}: no column matches {unmatched} (patterns are case-sensitive globs); "
             f"available columns: {list_names(list(available))}"
         )
+    if pattern_order:
+        return list(dict.fromkeys(n for p in patterns for n in matches[p]))
     return [n for n in available if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 

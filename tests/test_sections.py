@@ -197,6 +197,25 @@ def test_sections_round_trip_in_memory(tmp_path: Path) -> None:
         assert order != sorted(order)  # written as the steps come, not section by section
 
 
+def test_a_column_pattern_matching_no_section_is_refused(tmp_path: Path) -> None:
+    """A typo among patterns that match was dropped silently from a file of sections (only
+    a selection matching nothing at all was refused); one section to a table keeps the
+    patterns' order, as a single table does."""
+    from balerc.codec.api import decompress
+
+    compress_sections(SectionStream.of(small_tree(500)), tmp_path / "t.balerc",
+                      CompressOptions(lossless=True))
+    with pytest.raises(InputError, match=r"no column matches \['Jet_nope'\]"):
+        read_sections(tmp_path / "t.balerc", columns=["Jet_pt", "Jet_nope"])
+    back = read_sections(tmp_path / "t.balerc", columns=["Jet_pt", "MET_*"])
+    assert "Jet_pt" in back["Jet"].names and "Jet_eta" not in back["Jet"].names
+    assert "MET_pt" in back["events"].names
+    got = decompress(tmp_path / "t.balerc", sections=["Jet"], columns=["Jet_pt", "Jet_eta"])
+    assert got.names == ["Jet_pt", "Jet_eta"]
+    with pytest.raises(InputError, match=r"section 'Jet': no column matches \['MET_pt'\]"):
+        decompress(tmp_path / "t.balerc", sections=["Jet"], columns=["Jet_pt", "MET_pt"])
+
+
 def test_chunk_bytes_identical_for_one_and_two_threads(tmp_path: Path) -> None:
     tree = small_tree(2000)
     outs = []

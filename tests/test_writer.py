@@ -313,6 +313,23 @@ def test_long_double_columns_are_refused_by_name(tmp_path):
     assert not (tmp_path / "l.balerc").exists()
 
 
+def test_every_decode_path_selects_columns_alike(tmp_path, table):
+    """decompress, the Reader and a file of sections took column globs three ways
+    (file order or the patterns' order; a pattern matching nothing refused, or dropped
+    when another matched): now the patterns' order everywhere, and a typo is refused."""
+    from balerc.codec.api import decompress
+
+    path = tmp_path / "s.balerc"
+    compress_with_model(table, path, model_dir=None, bound="abs:0.01", chunk_rows=1000)
+    want = ["M", "E1", "px1", "px2"]
+    assert decompress(path, columns=["M", "E1", "px*", "px1"]).names == want
+    with open_reader(path) as r:
+        assert r.read(columns=["M", "E1", "px*", "px1"]).names == want
+    for pats in (["M", "nope*"], []):
+        with pytest.raises(InputError, match=r"no column matches \['nope\*'\]|selection is empty"):
+            decompress(path, columns=pats)
+
+
 def test_masked_and_mixed_object_columns_are_refused_by_name():
     x = np.linspace(0, 1, 100)
     with pytest.raises(InputError, match="column 'm' has 2 masked"):
@@ -331,7 +348,7 @@ def test_reader_arguments_and_a_closed_reader_give_typed_errors(tmp_path, table)
     assert r.read(rows=slice(0, 3), columns=["M", "E1"]).names == ["M", "E1"]
     with pytest.raises(InputError, match=r"read\(rows=5\): give a slice"):
         r.read(rows=5)
-    with pytest.raises(InputError, match=r"no column\(s\) matching \['nope\*'\]"):
+    with pytest.raises(InputError, match=r"no column matches \['nope\*'\]"):
         r.read(columns=["nope*"])
     with pytest.raises(InputError, match=r"columns=\[\] selects nothing"):
         r.read(columns=[])
