@@ -30,7 +30,10 @@ DPI = 100
 # ticks, legends and titles in proportion whatever style is active.
 RC_SIZES = {"font.size": 11, "axes.labelsize": 11, "axes.titlesize": 11,
             "legend.fontsize": 9, "xtick.labelsize": 9, "ytick.labelsize": 9,
-            "figure.titlesize": 12, "legend.title_fontsize": 9}
+            "figure.titlesize": 12, "legend.title_fontsize": 9,
+            # minor tick objects (mplhep's ROOT style draws them on all four sides) took
+            # 40% of a report's drawing: Zmumu's 18 figures 13.2 -> 7.6 s without them
+            "xtick.minor.visible": False, "ytick.minor.visible": False}
 STYLES = ("auto", "mplhep", "plain")
 
 
