@@ -39,14 +39,12 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
                     head = r.read_stream(c.index, name, verify=False)[:1]
                     filters[j].add(lossless.filter_name(head))
     rows = sum(c.rows for c in table.chunks)
-    raw = 0
     columns = []
     recorded = _recorded_errors(header, summary)
     methods = _methods(header.get("coders", []))
     for j, col in enumerate(schema):
         width = _itemsize(col["dtype"])
         raw_j = width * rows if width else None
-        raw += raw_j or 0
         entry = {"name": col["name"], "kind": col["kind"], "dtype": col["dtype"],
                  "codec": col.get("codec", "lossless"),
                  "method": methods.get(j, col.get("codec", "lossless")),
@@ -58,7 +56,7 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
             entry["max_error"] = recorded[col["name"]]
         columns.append(entry)
     return {"rows": rows, "chunks": len(table.chunks), "chunk_rows": header.get("chunk_rows"),
-            "raw_bytes": raw, "stored_bytes": sum(per_col) + sum(shared.values()),
+            "raw_bytes": table_raw_bytes(table), "stored_bytes": sum(per_col) + sum(shared.values()),
             "coders": header.get("coders", []), "shared_streams": shared, "columns": columns}
 
 
