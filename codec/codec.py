@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from balerc.formats.errors import InputError
-from balerc.formats.table import Table
+from balerc.formats.table import Table, refuse_masked
 
 from .bounds import Bound
 from .model import ModelBundle
@@ -51,6 +51,7 @@ class Codec:
         if isinstance(data, Table):
             return data
         if isinstance(data, np.ndarray) and not data.dtype.names:
+            refuse_masked(data, "the array")
             arr = np.asarray(data)
             names = names or (self.model.columns if self.model is not None else None)
             if names is not None and arr.ndim == 2 and len(names) != arr.shape[1]:

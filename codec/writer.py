@@ -27,7 +27,7 @@ from balerc.formats.container import ContainerWriter
 from balerc.formats.errors import InputError
 from balerc.formats.fileio import check_output
 from balerc.formats.interop import EVENT_COLUMN
-from balerc.formats.table import Table, kind_of
+from balerc.formats.table import Table, kind_of, refuse_masked
 
 from .coders.stats import finite_or_none
 from .coders.wiremodes import PREDICTING
@@ -104,8 +104,12 @@ def batch_of(batch: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if converted is not None:
         return dict(converted.columns), converted.source
     if isinstance(batch, np.ndarray) and batch.dtype.names:
-        return {n: batch[n] for n in batch.dtype.names}, {}
+        for n in batch.dtype.names:
+            refuse_masked(batch[n], f"column '{n}'")
+        return {n: np.asarray(batch[n]) for n in batch.dtype.names}, {}
     if isinstance(batch, Mapping):
+        for k, v in batch.items():
+            refuse_masked(v, f"column '{k}'")
         return {str(k): np.asarray(v) for k, v in batch.items()}, {}
     raise InputError(f"cannot append a {type(batch).__name__}: give a Table, a dict of "
                      f"arrays, a numpy structured array or a pandas DataFrame")

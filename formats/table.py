@@ -52,10 +52,16 @@ def finite_range(col: np.ndarray) -> tuple[float, float] | None:
     return (float(fin.min()), float(fin.max())) if fin.size else None
 
 
-def _as_column(values: Any, name: str) -> np.ndarray:
+def refuse_masked(values: Any, what: str) -> None:
+    """A masked array's hidden values would be stored as data (np.asarray drops the
+    mask): refused by name wherever columns come in."""
     if isinstance(values, np.ma.MaskedArray) and np.ma.is_masked(values):
-        raise InputError(f"column '{name}' has {int(np.ma.count_masked(values)):,} masked "
+        raise InputError(f"{what} has {int(np.ma.count_masked(values)):,} masked "
                          f"(missing) value(s); balerc stores complete columns: fill them first")
+
+
+def _as_column(values: Any, name: str) -> np.ndarray:
+    refuse_masked(values, f"column '{name}'")
     arr = np.asarray(values)
     if arr.dtype.kind in "US":
         arr = arr.astype(object)
@@ -182,6 +188,7 @@ class Table:
     def from_numpy(
         cls, array: np.ndarray, names: Iterable[str] | None = None, source: dict | None = None
     ) -> Table:
+        refuse_masked(array, "the array")
         array = np.asarray(array)
         if array.ndim == 1:
             array = array[:, None]

@@ -330,10 +330,28 @@ def test_every_decode_path_selects_columns_alike(tmp_path, table):
             decompress(path, columns=pats)
 
 
-def test_masked_and_mixed_object_columns_are_refused_by_name():
+def test_masked_and_mixed_object_columns_are_refused_by_name(tmp_path):
+    """Masked values are refused on every way in: a dict of arrays, a 2-D or structured
+    masked array and a writer batch had reached np.asarray, which drops the mask, so the
+    hidden values were stored as data."""
+    from balerc.codec import Codec
+
     x = np.linspace(0, 1, 100)
     with pytest.raises(InputError, match="column 'm' has 2 masked"):
         Table({"m": np.ma.masked_array(x, mask=x > 0.98)})
+    m = np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0])
+    two = np.ma.masked_array(np.ones((3, 2)), mask=[[0, 1], [0, 0], [0, 0]])
+    rec = np.ma.masked_array(np.zeros(2, dtype=[("a", "f8"), ("b", "f8")]),
+                             mask=[(0, 1), (0, 0)])
+    for data, what in (({"x": m}, "column 'x'"), (two, "the array"), (rec, "column 'b'")):
+        with pytest.raises(InputError, match=f"{what} has 1 masked"):
+            Codec().compress(data, bound="abs:1e-3")
+    with pytest.raises(InputError, match="column 'x' has 1 masked"):
+        with open_writer(tmp_path / "w.balerc", bound="abs:1e-3") as w:
+            w.append({"x": m})
+    assert not (tmp_path / "w.balerc").exists()
+    unmasked = np.ma.masked_array([1.0, 2.0], mask=[0, 0])  # nothing hidden: accepted
+    assert Codec().compress({"x": unmasked}, bound="abs:1e-3")
     with pytest.raises(InputError, match="column 's': object columns must hold str"):
         Table({"s": np.array(["a", None], dtype=object)})
 
