@@ -65,6 +65,11 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     b = options.bound
     if model is None and b is None:
         raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
+    if model is None and only is None and not any(np.dtype(d).kind == "f" for d in schema.values()):
+        kinds = ", ".join(sorted({str(np.dtype(d)) for d in schema.values()})) or "none"
+        return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)], notes=[
+            f"no float columns ({len(names)} column(s) of {kinds}): stored losslessly, "
+            f"which holds any bound (as a file of sections stores such a section)"])
     cols = _lossy_columns(schema, model)
     if only is not None:
         cols = [c for c in cols if c in only]
@@ -118,10 +123,6 @@ def lossless_coder(names: list[str], schema: Mapping[str, np.dtype],
 def _lossy_columns(schema: Mapping[str, np.dtype], model: ModelBundle | None) -> list[str]:
     floats = [n for n, d in schema.items() if np.dtype(d).kind == "f"]
     if model is None:
-        if not floats:
-            kinds = sorted({str(np.dtype(d)) for d in schema.values()})
-            raise InputError(f"the table has no float columns to compress lossily ({len(schema)} "
-                             f"column(s) of {', '.join(kinds)}); compress it with --lossless (lossless=True)")
         return floats
     missing = [c for c in model.columns if c not in schema]
     if missing:

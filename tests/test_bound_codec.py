@@ -106,10 +106,16 @@ def test_pwrel_down_to_its_floor_holds_on_extreme_values():
         Bound.parse(f"pwrel:{2.0 ** -44!r}")
 
 
-def test_table_without_floats_is_refused():
-    t = Table({"i": np.arange(10)})
-    with pytest.raises(InputError, match=r"no float columns.*1 column\(s\) of int64\); compress it with --lossless"):
-        compress_with_model(t, io.BytesIO(), model_dir=None, bound="rel:1e-3")
+def test_table_without_floats_is_stored_losslessly_under_a_bound():
+    """A bound on a table of integers only was an error (one such file stopped a batch,
+    while a file of sections stored such a section losslessly): every column is stored
+    bit-exact, which holds any bound, and the summary says so."""
+    t = Table({"i": np.arange(10), "flag": np.arange(10) % 2 == 0})
+    buf = io.BytesIO()
+    res = compress_with_model(t, buf, model_dir=None, bound="rel:1e-3")
+    assert any("no float columns (2 column(s) of bool, int64): stored losslessly" in n
+               for n in res.extra["notes"])
+    assert read_container(buf.getvalue()).equals(t)
 
 
 def test_pwrel_summary_reports_relative_error():
