@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
+from .errors import BalercError, InputError
 
 
 def check_output(path: str | os.PathLike, force: bool = False) -> Path:
@@ -90,6 +90,10 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
     try:
         yield tmp_path
         os.replace(tmp_path, out)
+    except BalercError as exc:  # a writer's error names the file the user asked for
+        exc.args = tuple(a.replace(str(tmp_path), str(out)).replace(tmp_path.name, out.name)
+                         if isinstance(a, str) else a for a in exc.args)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

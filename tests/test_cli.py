@@ -82,6 +82,14 @@ def test_refuses_to_overwrite_and_leaves_nothing(tmp_path, dimuon_csv):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mu.balerc", "mu.csv"]
 
 
+def test_a_writers_error_names_the_output_not_its_temporary(tmp_path):
+    """Output is written to a hidden temporary renamed on success; an error of the writer
+    named that temporary ('.out.npy.balerc-tmp-8155-...') instead of the user's path."""
+    code, text = run("generate", "--kind", "dimuon", "--rows", "50", "-o", str(tmp_path / "g.npy"))
+    assert code == 2 and f"cannot write {tmp_path / 'g.npy'}: one array needs one" in text
+    assert "balerc-tmp" not in text and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
