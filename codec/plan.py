@@ -94,11 +94,13 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
         gain = model_gain(probe, rows, with_model, without, parallel=options.threads > 1) if (
             raw < AMORTIZED * cost) else np.inf  # a large table: chunks fall back themselves
         if gain <= cost:
+            what, hint = (("decoder and model header", "; with --no-embed-model a model shared "
+                           "by many files costs only its header per file")
+                          if options.embed_model else ("model header", ""))
             plan.notes.append(
                 f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
-                f"decoder and model header cost {cost:,} bytes: stored without the model "
-                f"(plain quantization); with --no-embed-model a model shared by many files "
-                f"costs nothing per file")
+                f"{what} cost {cost:,} bytes: stored without the model (plain "
+                f"quantization){hint}")
             model = None
     plan.ae, plan.model = make(model), model
     plan.coders.append(plan.ae)

@@ -74,7 +74,12 @@ def test_model_is_used_and_never_worse_than_quantization(dimuon, model_dir):
 def test_small_table_drops_a_model_that_does_not_pay(dimuon, model_dir):
     small = dimuon.slice(0, 30)
     _, res = roundtrip(small, model_dir, "rel:1e-3", keep_model=False)
-    assert any("stored without the model" in n for n in res.extra["notes"])
+    assert any("stored without the model" in n and "--no-embed-model" in n
+               for n in res.extra["notes"])
+    res = compress_with_model(small, io.BytesIO(), model_dir=model_dir, bound="rel:1e-3",
+                              embed_model=False)  # no advice to pass the flag it was given
+    assert [n for n in res.extra["notes"] if "its model header cost" in n
+            and "stored without the model" in n and "--no-embed-model" not in n]
     assert {r["mode"] for r in res.extra["errors"]} == {"quantized"}
     plain = io.BytesIO()
     compress_with_model(small, plain, model_dir=None, bound="rel:1e-3")
