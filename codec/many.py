@@ -83,11 +83,9 @@ def plan_outputs(inputs: list[tuple[Path, str | None]], out_dir: Path, suffix: s
 
 def check_outputs(inputs: list[Path], outputs: list[Path], out_dir: Path,
                   force: bool = False) -> list[Path]:
-    """Refuse, before any work, two inputs with one output name and existing outputs."""
-    if not out_dir.exists():
-        raise InputError(f"--output-dir {out_dir} does not exist; create it first "
-                         f"(mkdir -p {out_dir})")
-    if not out_dir.is_dir():
+    """Refuse, before any work, two inputs with one output name and existing outputs; a
+    missing OUT_DIR is then created (as `train -o` and `evaluate -o` create theirs)."""
+    if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--output-dir {out_dir} is not a directory")
     seen: dict[Path, Path] = {}
     for p, o in zip(inputs, outputs, strict=True):
@@ -97,6 +95,10 @@ def check_outputs(inputs: list[Path], outputs: list[Path], out_dir: Path,
         seen[o] = p
         if o.exists() and not force:
             raise InputError(f"{o} already exists; pass --force (force=True) to overwrite it")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--output-dir {out_dir} cannot be created: {exc.strerror}") from None
     return outputs
 
 

@@ -92,10 +92,12 @@ def test_decompress_many_back_to_their_formats(inputs, tmp_path):
     assert sorted(p.name for p in back.iterdir()) == ["run0.npz", "run1.npz", "run2.npz"]
     with pytest.raises(InputError, match="already exists"):
         many.decompress_files([str(packed / "run0.balerc")], back)
-    with pytest.raises(InputError, match="does not exist; create it first"):
-        many.decompress_files([str(packed / "run0.balerc")], tmp_path / "nowhere")
+    many.decompress_files([str(packed / "run0.balerc")], tmp_path / "new" / "dir")  # created
+    assert [p.name for p in (tmp_path / "new" / "dir").iterdir()] == ["run0.npz"]
     with pytest.raises(InputError, match="is not a directory"):
         many.decompress_files([str(packed / "run0.balerc")], packed / "run0.balerc")
+    with pytest.raises(InputError, match="cannot be created: Not a directory"):
+        many.decompress_files([str(packed / "run0.balerc")], packed / "run0.balerc" / "sub")
 
 
 
