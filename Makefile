@@ -14,12 +14,16 @@ NO_AVX2 := $(NO_AVX512) X86_V3 AVX2 FMA3
 
 # ORT=gpu installs onnxruntime-gpu with the CUDA libraries (a GPU machine); never both
 ORT ?= cpu
+# Where torch 2.13.0 comes from: pip's configured index (a local CPU wheel on the project's
+# machines); elsewhere TORCH_INDEX=https://download.pytorch.org/whl/cpu, PyPI's torch
+# pulling CUDA packages
+TORCH_INDEX ?=
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned: this exact version is the CPU wheel; anything else pulls a CUDA build
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first, pinned (the CPU wheel from the local index or TORCH_INDEX, see above)
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[$(ORT),train,bench,parquet,plot,style,dev,zarr,dask]'
 	touch $(STAMP)
 
