@@ -6,22 +6,28 @@ ratios against zstd, quantization + zstd and SZ3 at the same bound.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
+from balerc.formats.errors import InputError
+
 
 @click.command("demo")
-@click.option("--rows", type=click.IntRange(1000, 10_000_000), default=200_000, show_default=True)
+@click.option("--rows", type=click.IntRange(1000, 10_000_000), default=200_000, show_default=True,
+              help="Dimuon events to generate (the table compressed and compared).")
 @click.option("--bound", default="rel:1e-3", show_default=True, help="Error bound to demonstrate.")
-@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=60, show_default=True,
+              help="Training epochs at most (early stopping may end sooner).")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("demo-out"), show_default=True)
-@click.option("--threads", type=click.IntRange(1, 256), default=None)
-@click.option("--seed", type=int, default=0, show_default=True)
+              default=Path("demo-out"), show_default=True,
+              help="Folder for the data, the model, the .balerc file and the reports.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Worker threads (default: the cores this process may use, at most 8).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the generated events and of training.")
 def demo_command(rows: int, bound: str, epochs: int, output_dir: Path, threads: int | None,
                  seed: int) -> None:
     """Generate toy dimuon events, train, compress, verify the bound, compare with peers."""
@@ -38,9 +44,7 @@ def demo_command(rows: int, bound: str, epochs: int, output_dir: Path, threads: 
 
     b = Bound.parse(bound)
     threads = threads or default_threads()
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True)
+    _replace_previous(output_dir)
     t0 = time.perf_counter()
     table = toy.dimuon(rows, seed=seed)
     write_table(table, output_dir / "dimuon.root")
@@ -85,6 +89,23 @@ def demo_command(rows: int, bound: str, epochs: int, output_dir: Path, threads: 
     for name, ratio, held in lines:
         click.echo(f"      {name:<24} {(f'{ratio:.2f}x') if ratio else '-':>7}  {held}")
     click.echo(f"done in {time.perf_counter() - t0:.0f}s; files in {output_dir}/")
+
+
+DEMO_FILES = ("dimuon.root", "dimuon.balerc")
+
+
+def _replace_previous(output_dir: Path) -> None:
+    """A previous demo's files in OUTPUT_DIR are replaced; nothing else there is touched
+    (the whole folder was deleted: `-o .` or `-o ~/work` would have lost everything in it)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"--output-dir {output_dir} is a file; give a folder")
+    model = output_dir / "model"
+    if model.exists() and not (model / "model.json").exists():
+        raise InputError(f"{model} exists and is not a balerc model: the demo would write "
+                         f"its model there; choose another --output-dir")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_FILES:
+        (output_dir / name).unlink(missing_ok=True)
 
 
 def _float_bytes(res: object) -> int:

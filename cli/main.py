@@ -100,6 +100,12 @@ def cli(debug: bool) -> None:
       balerc decompress events.balerc -o events.root
       balerc info events.balerc
     Start with `balerc demo` to see the whole chain on generated dimuon events.
+
+    \b
+    Environment:
+      BALERC_LOG=info|debug       more diagnostics on stderr (e.g. the ONNX Runtime provider)
+      BALERC_ORT_MAX_MEMORY=BYTES ONNX Runtime's memory cap (default 4 GiB, at least 1 MiB)
+    Shell completion: eval "$(_BALERC_COMPLETE=bash_source balerc)" (zsh_source, fish_source).
     """
 
 
@@ -362,8 +368,10 @@ def _report(machine: dict[str, Any] | None, human: str | None, data_on_stdout: b
               help="Toy table to generate; 'nanoaod' is a whole NanoAOD-like tree (events "
                    "plus Jet, Muon, Electron, Photon and Tau collections; --rows counts "
                    "events; .root output only).")
-@click.option("--rows", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rows", type=click.IntRange(1, 10_000_000), default=100_000, show_default=True,
+              help="Rows to generate (events for --kind nanoaod).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed: the same seed gives the same table on the same CPU.")
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Output file; the extension picks the format (.root, .csv, .npz, ...).")
 @force_option

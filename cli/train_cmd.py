@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from balerc.formats.errors import InputError
-from balerc.train.config import DEVICES, LOSSES, PHYSICS, TrainConfig
+from balerc.train.config import DEVICES, LOSSES, MODEL_NAMES, PHYSICS, TrainConfig
 from balerc.train.normalization import NORMS
 
 from .options import columns_option, force_option, four_vector_option, split_patterns, tree_option
@@ -68,7 +68,7 @@ def _parse_anchors(text: str | None) -> list[str] | None:
 @click.option("--ratio", type=float, default=None,
               help="Fix the latent size to ceil(F / R) for F float columns (Baler's "
                    "compression ratio); an autoencoder of exactly that size is written.")
-@click.option("--model", "model_name", default=None,
+@click.option("--model", "model_name", default=None, type=click.Choice(MODEL_NAMES),
               help="Fix the architecture: dense (64,32), baler (Baler's 200,100,50; no "
                    "anchors unless --anchors), dense-wide (--widths), physics (exact "
                    "formulas). Default: dense, or a physics decoder when it writes fewer "

@@ -206,3 +206,25 @@ def test_tiny_chunks_are_warned_about(tmp_path, dimuon_csv):
     code, text = run("compress", str(dimuon_csv), "-o", str(tmp_path / "b.balerc"),
                      "--lossless", "-q", "--chunk-rows", "1024")
     assert code == 0 and "warning" not in text
+
+
+def test_demo_replaces_only_its_own_files(tmp_path):
+    """`balerc demo -o DIR` deleted DIR whole before writing (`-o .` would have emptied the
+    working folder): now only a previous demo's files are replaced."""
+    from balerc.cli.demo import DEMO_FILES, _replace_previous
+    from balerc.formats.errors import InputError
+
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    for name in DEMO_FILES:
+        (tmp_path / name).write_text("old demo output")
+    _replace_previous(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert keep.read_text() == "mine"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "thesis.tex").write_text("x")
+    with pytest.raises(InputError, match="is not a balerc model"):
+        _replace_previous(tmp_path)
+    assert (tmp_path / "model" / "thesis.tex").exists()
+    _replace_previous(tmp_path / "new" / "out")
+    assert (tmp_path / "new" / "out").is_dir()

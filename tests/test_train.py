@@ -398,3 +398,14 @@ def test_a_bound_covering_every_column_is_refused(bound):
     t = toy.dimuon(300, seed=1)
     with pytest.raises(InputError, match="covers the whole range of every column"):
         build_problem(t, ["px1", "py1"], "standard", bound, 0.2, 0)
+
+
+def test_model_names_match_the_registry_and_an_unknown_one_is_refused_first():
+    """`train --model foo` was refused only after reading the data and starting the anchor
+    search; the names are now checked with the other options (and by click's Choice)."""
+    from balerc.train.config import MODEL_NAMES
+    from balerc.train.models import MODELS
+
+    assert tuple(MODELS) == MODEL_NAMES
+    with pytest.raises(InputError, match="unknown --model 'foo'; use one of dense, baler"):
+        TrainConfig(model="foo").validate()

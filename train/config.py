@@ -12,6 +12,8 @@ from .normalization import NORMS
 DEVICES = ("auto", "cpu", "cuda")
 LOSSES = ("mse", "smooth_l1", "bits")
 PHYSICS = ("auto", "off")
+# train/models.py's registry, named here without importing torch (a test keeps them equal)
+MODEL_NAMES = ("dense", "baler", "dense-wide", "physics")
 
 
 @dataclass
@@ -104,6 +106,9 @@ class TrainConfig:
             if method not in NORMS:
                 raise InputError(f"normalization '{method}' for column '{col}' is unknown; "
                                  f"use one of {', '.join(NORMS)}")
+        if self.model is not None and self.model not in MODEL_NAMES:
+            raise InputError(f"unknown --model '{self.model}'; use one of "
+                             f"{', '.join(MODEL_NAMES)}")
         if self.model == "physics" and (self.latent is not None or self.ratio is not None):
             raise InputError("--model physics has no latents (exact formulas on anchors); "
                              "drop --latent/--ratio, or choose --model dense or baler")
