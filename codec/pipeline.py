@@ -59,7 +59,7 @@ def compress_table(data: Table | TableStream, out: str | os.PathLike | Any,
                    expected_rows=stream.n_rows)
         try:
             for chunk in stream.chunks(options.chunk_rows):
-                w.append(chunk)
+                w._append(chunk, copy=False)  # the stream's chunks are never changed
         except BaseException:
             w._abandon()
             raise

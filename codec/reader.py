@@ -282,10 +282,17 @@ class Reader:
         columns = self._columns(columns)
 
         def one(i: int) -> Table:
-            return decode_with(self._reader, columns=columns, chunks=[i], threads=1,
-                               **self._runtime)
+            self._open_check()
+            try:
+                return decode_with(self._reader, columns=columns, chunks=[i], threads=1,
+                                   **self._runtime)
+            except ValueError:  # closed while decoding: the file's buffer was released
+                self._open_check()
+                raise
 
-        yield from parallel_ordered(one, range(self.n_chunks), self.threads)
+        for table in parallel_ordered(one, range(self.n_chunks), self.threads):
+            self._open_check()  # the generator resumed after close()
+            yield table
 
     def read(self, rows: slice | None = None, columns: list[str] | None = None) -> Table:
         """Rows `rows` (a slice or range, step 1) of `columns` (names or globs), decoding
@@ -297,7 +304,10 @@ class Reader:
         if rows is not None and not isinstance(rows, slice):
             raise InputError(f"read(rows={rows!r}): give a slice of rows, e.g. "
                              f"rows=slice(10, 20) (one row: slice(i, i + 1))")
-        start, stop, step = (rows or slice(None)).indices(self.n_rows)
+        try:
+            start, stop, step = (rows or slice(None)).indices(self.n_rows)
+        except TypeError:
+            raise InputError(f"read(rows={rows!r}): slice bounds must be integers") from None
         if step != 1:
             raise InputError("read(rows=...) takes a contiguous slice (step 1)")
         if stop <= start:

@@ -132,7 +132,7 @@ class SectionsWriter:
 
     def append(self, step: Sections) -> None:
         for name, w in self.writers.items():
-            w.append(step[name])
+            w._append(step[name], copy=False)  # a step is never changed once read
 
     def close(self) -> CompressResult:
         try:

@@ -13,8 +13,9 @@ import os
 import platform
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,7 @@ from balerc.formats.container import ContainerWriter
 from balerc.formats.errors import InputError
 from balerc.formats.fileio import check_output
 from balerc.formats.interop import EVENT_COLUMN
-from balerc.formats.table import Table, kind_of, refuse_masked
+from balerc.formats.table import Table, as_column, kind_of, refuse_masked
 
 from .coders.stats import finite_or_none
 from .coders.wiremodes import PREDICTING
@@ -35,6 +36,10 @@ from .model import ModelBundle
 from .options import CompressOptions
 from .plan import Plan, Ranges, dtype_str, plan_coders
 from .progress import progress
+
+# Buffered batches are merged into one piece every this many appends: 20,000 appends of
+# 3 rows had kept 20,000 dicts of views (~2.5 kB each) until their chunk filled
+MERGE_PIECES = 512
 
 
 @dataclass
@@ -157,6 +162,7 @@ class Writer:
         self._schema: dict[str, np.dtype] = {}
         self._pending: list[dict[str, np.ndarray]] = []
         self._buffered = 0
+        self._loose = 0  # batches appended since the pending ones were last merged
         # chunks in flight, oldest first, with the writer that writes them: the sections of
         # a multi-section file share one window, so the file's chunk order is the order of
         # submission whatever the thread count
@@ -172,10 +178,11 @@ class Writer:
         self._progress = self._bar.__enter__()
         self.result: CompressResult | None = None
         self._abandoned = False
+        self._shut = False
         self._events = 0  # events of jagged awkward batches so far (their __event__ offset)
         if schema is not None:
             try:
-                self._start({n: np.dtype(d) for n, d in schema.items()}, probe)
+                self._start(_schema_dtypes(schema), probe)
             except BaseException:
                 self._abandon()
                 raise
@@ -238,7 +245,13 @@ class Writer:
 
     # -- appending -----------------------------------------------------------------------
     def append(self, batch: Any) -> None:
-        """Add rows (columns matched by name); full chunks are encoded and written."""
+        """Add rows (columns matched by name); full chunks are encoded and written. The rows
+        are copied: a loop may refill the same arrays for its next batch."""
+        self._append(batch, copy=True)
+
+    def _append(self, batch: Any, copy: bool) -> None:
+        """`append`; `copy=False` for balerc's own callers, whose chunks are never changed
+        while the writer holds them (a file's chunks, a table's slices)."""
         self._check_open("append")
         cols, origin = batch_of(batch)
         if self._cw is None:
@@ -260,13 +273,24 @@ class Writer:
         if n == 0:
             return
         size = self.options.chunk_rows
-        if not self._pending and n == size:  # the file path: one chunk per batch, no copy
-            self._submit(cols, n)
+        if not self._pending and n == size and (not copy or self.options.threads <= 1):
+            with self._stop_on_error():  # one chunk per batch, encoded now or never changed
+                self._submit(cols, n)
+                self._write_done()
             return
+        if copy:
+            cols = {c: a.copy() for c, a in cols.items()}
         self._pending.append(cols)
         self._buffered += n
-        while self._buffered >= size:
-            self._submit(*self._take(size))
+        self._loose += 1
+        if self._loose >= MERGE_PIECES:  # many small batches: one piece (bounded overhead)
+            tail = [self._pending.pop() for _ in range(self._loose)][::-1]
+            self._pending.append({c: np.concatenate([t[c] for t in tail]) for c in cols})
+            self._loose = 0
+        with self._stop_on_error():
+            while self._buffered >= size:
+                self._submit(*self._take(size))
+            self._write_done()
 
     def _conform(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The batch's columns in schema order, refusing other names or types by name."""
@@ -283,7 +307,8 @@ class Writer:
                 wrong[n] = f"{got} (the file has {d})"
         if wrong:
             raise InputError(f"the batch's column types differ from the file's schema: {wrong}")
-        out = {n: np.asarray(cols[n]) for n in self._schema}
+        out = {n: as_column(cols[n], n) if d.kind in "OUS" else np.asarray(cols[n])
+               for n, d in self._schema.items()}  # bytes and non-str objects refused
         if any(a.ndim != 1 for a in out.values()) or len({len(a) for a in out.values()}) != 1:
             raise InputError(f"the batch's columns must be 1-D of one length, got lengths "
                              f"{ {n: a.shape for n, a in out.items()} }")
@@ -294,30 +319,56 @@ class Writer:
 
         Copies only when a chunk spans several batches (and then only its own rows).
         """
-        pieces, got = [], 0
+        pieces, got, k = [], 0, 0
         while got < size:
-            batch = self._pending.pop(0)
+            batch = self._pending[k]
             n = len(next(iter(batch.values())))
             if got + n > size:  # split: the tail stays first in line, as a view
-                cut = size - got
-                self._pending.insert(0, {c: a[cut:] for c, a in batch.items()})
-                batch = {c: a[:cut] for c, a in batch.items()}
-                n = cut
+                batch = {c: a[: size - got] for c, a in batch.items()}
+                n = size - got
             pieces.append(batch)
             got += n
+            k += 1
+        # the chunk is built before any state changes: an error leaves every row buffered
+        chunk = pieces[0] if len(pieces) == 1 else {
+            c: np.concatenate([p[c] for p in pieces]) for c in self._schema}
+        last = self._pending[k - 1]
+        rest = len(next(iter(last.values()))) - len(next(iter(pieces[-1].values())))
+        del self._pending[:k]
+        if rest:
+            self._pending.insert(0, {c: a[-rest:] for c, a in last.items()})
+        self._loose = min(self._loose, len(self._pending))
         self._buffered -= size
-        if len(pieces) == 1:
-            return pieces[0], size
-        return {c: np.concatenate([p[c] for p in pieces]) for c in self._schema}, size
+        return chunk, size
 
     def flush(self) -> None:
         """Encode and write the buffered rows now (a partial chunk) and wait for every
         chunk in flight: afterwards the file on disk holds every row appended so far."""
-        if self._buffered:
-            self._submit(*self._take(self._buffered))
-        while self._window:
+        self._check_open("flush")
+        with self._stop_on_error():
+            if self._buffered:
+                self._submit(*self._take(self._buffered))
+            while self._window:
+                owner, fut = self._window.popleft()
+                owner._write(fut.result())
+
+    def _write_done(self) -> None:
+        """Write the chunks at the head of the window that are already encoded: a chunk
+        reaches the disk as soon as it and those before it are done, not when the window
+        fills (a writer killed with 8 threads had left up to 15 encoded chunks unwritten)."""
+        while self._window and self._window[0][1].done():
             owner, fut = self._window.popleft()
             owner._write(fut.result())
+
+    @contextmanager
+    def _stop_on_error(self) -> Iterator[None]:
+        """An error while chunks are encoded or written (not a refused batch, which leaves
+        the writer as it was) stops the writer: what is written reads with recover=True."""
+        try:
+            yield
+        except BaseException:
+            self._abandon()
+            raise
 
     # -- encoding ------------------------------------------------------------------------
     def _submit(self, cols: dict[str, np.ndarray], n: int) -> None:
@@ -423,6 +474,9 @@ class Writer:
         result.extra["notes"] = notes
 
     def _shutdown(self) -> None:
+        if self._shut:
+            return
+        self._shut = True
         if self._pool is not None and not self._pool_shared:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = None
@@ -431,10 +485,25 @@ class Writer:
             self._f.close()
 
     def _abandon(self) -> None:
-        """Stop without a footer (after an error): written chunks stay recoverable; a file
-        of ours that never got its header is removed (it holds nothing)."""
-        self._window.clear()
+        """Stop without a footer (after an error or an interrupt). Chunks in flight finish
+        and are written, in order, up to the first that failed, so the file reads with
+        recover=True up to the last full chunk appended (rows still buffered for a partial
+        chunk are not written); a file of ours that never got its header is removed."""
+        if self._abandoned:
+            return
         self._abandoned = True
+        if self._pool is not None and not self._pool_shared:  # chunks in flight (at most
+            self._pool.shutdown(wait=True)  # 2 x threads) finish: they hold appended rows
+        try:
+            while self._window:
+                owner, fut = self._window[0]
+                if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                    break
+                self._window.popleft()
+                owner._write(fut.result())
+        except Exception:  # noqa: BLE001 - a failing file (disk full): keep what is written
+            pass
+        self._window.clear()
         self._shutdown()
         if self._own and self._cw is None and self.path is not None:
             self.path.unlink(missing_ok=True)
@@ -458,6 +527,18 @@ def _kind(dtype: np.dtype, name: str | None = None) -> str:
     return kind_of(np.empty(0, dtype=object if dtype.kind in "OUS" else dtype), name)
 
 
+def _schema_dtypes(schema: Mapping[str, Any]) -> dict[str, np.dtype]:
+    """schema= as numpy dtypes, a name numpy does not know refused by column."""
+    out = {}
+    for n, d in schema.items():
+        try:
+            out[str(n)] = np.dtype(d)
+        except TypeError:
+            raise InputError(f"schema: column '{n}' has type {d!r}, which is not a numpy "
+                             f"dtype (e.g. 'float32', 'int64', 'bool', 'str')") from None
+    return out
+
+
 def _g4(v: float | None) -> float | None:
     v = finite_or_none(v)
     return None if v is None else float(f"{v:.4g}")
@@ -478,8 +559,11 @@ def open_writer(path: str | os.PathLike | BinaryIO, *, model: str | os.PathLike 
     batch does); columns are matched by name. A `rel` bound needs `ranges` (name ->
     (min, max)) or the model's training ranges: the bound is then guaranteed against
     that declared range. `options` are CompressOptions fields (chunk_rows, threads,
-    device, zstd_level, embed_model, keep_model, latent_bits, force); the writer writes to
-    `path` directly, so a killed process leaves a file readable with --recover.
+    device, zstd_level, embed_model, keep_model, latent_bits, force); `threads` None or 0
+    means the cores this process may use (at most 8). The writer writes to `path`
+    directly (`force=True` truncates an existing file at once), so a killed process
+    leaves a file readable with --recover up to its last finished chunk. Appended rows
+    are copied: the loop may refill its arrays.
     """
     bundle = model if isinstance(model, ModelBundle) or model is None else ModelBundle.load(model)
     opts = CompressOptions.make(bound, keep_model=options.pop("keep_model", True), **options)

@@ -37,9 +37,11 @@ def from_pandas(frame: Any) -> Table:
     """Columns by name; the index is kept unless it is an unnamed RangeIndex of step 1
     (whatever its start, so the chunks of `read_csv(chunksize=...)` or `df.iloc[a:b]`
     all have the same columns)."""
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) != len(names):  # frame[c] would be a DataFrame
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"the DataFrame has duplicate column names {dup[:5]}")
     cols = {str(c): _pandas_column(frame[c], f"column '{c}'") for c in frame.columns}
-    if len(cols) != len(frame.columns):
-        raise InputError("the DataFrame has duplicate column names")
     source: dict[str, Any] = {"format": "pandas"}
     index = frame.index
     if not (type(index).__name__ == "RangeIndex" and index.step == 1 and index.name is None):

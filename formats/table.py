@@ -60,7 +60,9 @@ def refuse_masked(values: Any, what: str) -> None:
                          f"(missing) value(s); balerc stores complete columns: fill them first")
 
 
-def _as_column(values: Any, name: str) -> np.ndarray:
+def as_column(values: Any, name: str) -> np.ndarray:
+    """A column as the Table keeps it: strings as an object array of str (bytes and other
+    objects refused by name), masked values refused."""
     refuse_masked(values, f"column '{name}'")
     arr = np.asarray(values)
     if arr.dtype.kind in "US":
@@ -90,7 +92,7 @@ class Table:
         cols: dict[str, np.ndarray] = {}
         n = None
         for name, values in self.columns.items():
-            arr = _as_column(values, str(name))
+            arr = as_column(values, str(name))
             kind_of(arr, str(name))
             if n is None:
                 n = len(arr)

@@ -246,7 +246,7 @@ def test_columns_matching_nothing_lists_available() -> None:
 
 
 def test_bad_options_refused() -> None:
-    with pytest.raises(InputError, match="unknown model"):
+    with pytest.raises(InputError, match="unknown --model .nope.; use one of dense"):
         fit(kinematics(500), TrainConfig(model="nope", latent=1, anchors=[], **QUICK))
     with pytest.raises(InputError, match="either --latent or --ratio"):
         fit(kinematics(500), TrainConfig(latent=1, ratio=2))

@@ -375,3 +375,98 @@ def test_reader_arguments_and_a_closed_reader_give_typed_errors(tmp_path, table)
         r.read()
     with pytest.raises(InputError, match="the reader is closed"):
         next(r.iter_chunks())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_loop_refilling_one_buffer_writes_every_batch(tmp_path, threads):
+    """The writer kept references to the caller's arrays (buffered batches, and with
+    threads a full-chunk batch handed to a worker), so a loop refilling one buffer wrote
+    its last batch over every row."""
+    buf = {"x": np.empty(100), "i": np.empty(100, dtype=np.int64)}
+    with open_writer(tmp_path / "b.balerc", lossless=True, threads=threads, chunk_rows=250) as w:
+        for k in range(20):
+            buf["x"][:] = k
+            buf["i"][:] = np.arange(100) + 100 * k
+            w.append(buf)
+    full = {"x": np.empty(1000)}
+    with open_writer(tmp_path / "c.balerc", lossless=True, threads=threads, chunk_rows=1000) as w:
+        for k in range(6):  # batches of exactly one chunk: the no-copy path
+            full["x"][:] = k
+            w.append(full)
+    back = open_reader(tmp_path / "b.balerc").read()
+    assert np.array_equal(back["x"], np.repeat(np.arange(20.0), 100))
+    assert np.array_equal(back["i"], np.arange(2000))
+    assert np.array_equal(open_reader(tmp_path / "c.balerc").read()["x"],
+                          np.repeat(np.arange(6.0), 1000))
+
+
+def test_many_tiny_batches_are_merged_and_decode_exactly(tmp_path):
+    """20,000 appends of 3 rows kept 20,000 dicts of views until their chunk filled (RSS
+    grew ~5x the data): buffered batches are merged every MERGE_PIECES appends."""
+    from balerc.codec.writer import MERGE_PIECES
+
+    rng = np.random.default_rng(1)
+    parts = [rng.normal(size=3) for _ in range(3 * MERGE_PIECES + 7)]
+    with open_writer(tmp_path / "t.balerc", lossless=True, threads=1, chunk_rows=4000) as w:
+        for p in parts:
+            w.append({"x": p})
+            assert len(w._pending) <= MERGE_PIECES + 4000 // (3 * MERGE_PIECES) + 2
+    assert np.array_equal(open_reader(tmp_path / "t.balerc").read()["x"], np.concatenate(parts))
+
+
+def test_bytes_after_str_batches_are_refused_and_nothing_buffered_is_lost(tmp_path):
+    """A bytes batch after str ones was accepted, then failed (UnicodeDecodeError) while a
+    later chunk was assembled, after the buffered rows had been taken off: the file kept
+    only the rows appended after it, and close() said nothing."""
+    path = tmp_path / "s.balerc"
+    w = open_writer(path, lossless=True, threads=1, chunk_rows=4)
+    w.append({"s": np.array(["r0", "r1"])})
+    with pytest.raises(InputError, match="column 's': object columns must hold str values, "
+                                         "found bytes"):
+        w.append({"s": np.array(["é".encode()])})
+    w.append({"s": np.array(["r3"])})
+    w.append({"s": np.array(["r4", "r5"])})
+    assert w.close().rows == 5
+    assert open_reader(path).read()["s"].tolist() == ["r0", "r1", "r3", "r4", "r5"]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 8])
+def test_encoded_chunks_reach_the_disk_and_survive_an_interrupt(tmp_path, threads):
+    """With threads, encoded chunks waited until 2 x threads were in flight and an
+    exception in the `with` block discarded them (8 threads: a 0-byte file after 15 full
+    chunks): chunks are written as soon as they are done, and an interrupt writes those
+    finished before it stops."""
+    import warnings
+
+    path = tmp_path / "k.balerc"
+    with pytest.raises(KeyboardInterrupt):
+        with open_writer(path, lossless=True, threads=threads, chunk_rows=1000) as w:
+            for k in range(15):
+                w.append({"i": np.arange(k * 1000, (k + 1) * 1000)})
+            raise KeyboardInterrupt
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = read_container(path.read_bytes(), recover=True)
+    assert np.array_equal(back["i"], np.arange(15_000))
+    with pytest.raises(InputError, match="cannot flush: the writer stopped after an error"):
+        w.flush()
+
+
+def test_more_writer_and_reader_misuse_gives_typed_errors(tmp_path):
+    import pandas as pd
+
+    with pytest.raises(InputError, match="duplicate column names \\['a'\\]"):
+        with open_writer(tmp_path / "d.balerc", lossless=True) as w:
+            w.append(pd.DataFrame([[1.0, 2.0]], columns=["a", "a"]))
+    with pytest.raises(InputError, match="column 'x' has type 'floaty', which is not a numpy"):
+        open_writer(tmp_path / "e.balerc", lossless=True, schema={"x": "floaty"})
+    with open_writer(tmp_path / "f.balerc", lossless=True, chunk_rows=10) as w:
+        w.append({"x": np.arange(30.0)})
+    r = open_reader(tmp_path / "f.balerc")
+    with pytest.raises(InputError, match="slice bounds must be integers"):
+        r.read(rows=slice(1.5, 3))
+    chunks = r.iter_chunks()
+    next(chunks)
+    r.close()
+    with pytest.raises(InputError, match="the reader is closed"):
+        next(chunks)
