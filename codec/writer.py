@@ -26,7 +26,7 @@ import zstandard
 
 from balerc.formats.container import ContainerWriter
 from balerc.formats.errors import InputError
-from balerc.formats.fileio import check_output
+from balerc.formats.fileio import check_output, open_locked
 from balerc.formats.interop import EVENT_COLUMN
 from balerc.formats.table import Table, as_column, kind_of, refuse_masked
 
@@ -152,7 +152,7 @@ class Writer:
         self._own = not self._deferred and not hasattr(target, "write")
         if self._own:
             self.path = check_output(target, options.force)
-            self._f: BinaryIO = open(self.path, "wb")
+            self._f: BinaryIO = open_locked(self.path)
         else:
             self._f = target  # type: ignore[assignment]
         self._cw: Any = None
@@ -265,6 +265,9 @@ class Writer:
             except BaseException:
                 self._abandon()  # no header, so no file left behind (with or without `with`)
                 raise
+        if self._events and "jagged" not in origin:
+            raise InputError("after jagged awkward batches, append awkward arrays of the same "
+                             "collection (their events are numbered across batches)")
         cols = self._conform(cols)
         if "jagged" in self._source and EVENT_COLUMN in cols and "jagged" in origin:
             cols[EVENT_COLUMN] = cols[EVENT_COLUMN] + self._events  # numbered across batches

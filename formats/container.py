@@ -196,6 +196,7 @@ class ContainerWriter:
         self._f.write(hbytes)
         for blob in attachments.values():
             self._f.write(blob)
+        self._f.flush()  # a writer killed before its first chunk leaves a recognisable file
         self._pos = _PREAMBLE.size + len(hbytes) + sum(len(b) for b in attachments.values())
 
     @property
@@ -325,7 +326,8 @@ class ContainerReader:
             size = os.fstat(self._file.fileno()).st_size
             if size == 0:
                 self._file.close()
-                raise ContainerError(f"{self.path} is empty (0 bytes), not a .balerc file")
+                raise ContainerError(f"{self.path} is empty (0 bytes), not a .balerc file (a "
+                                     f"writer stopped before its header leaves such a file)")
             self._mmap = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self._buf = memoryview(self._mmap)
         try:

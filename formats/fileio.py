@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import BalercError, InputError
 
@@ -69,6 +70,27 @@ def clean_stale(out: Path) -> None:
             continue
         warnings.warn(f"removed {p} ({size:,} bytes), left by a balerc run (pid {pid}) that was "
                       f"killed while writing {out.name}", stacklevel=3)
+
+
+def open_locked(path: Path) -> BinaryIO:
+    """`path` opened for writing and truncated, unless another writer holds it: an advisory
+    lock (flock, POSIX; not checked where fcntl is missing). Two writers on one path had
+    both closed without error and left a damaged footer. Locked before the truncation, so
+    the other writer's file is left as it is."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        fcntl = None
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError(f"{path} is being written by another writer (it holds the "
+                             f"file's lock): write to another path") from None
+    os.ftruncate(fd, 0)
+    return os.fdopen(fd, "wb")
 
 
 @contextmanager

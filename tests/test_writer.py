@@ -470,3 +470,23 @@ def test_more_writer_and_reader_misuse_gives_typed_errors(tmp_path):
     r.close()
     with pytest.raises(InputError, match="the reader is closed"):
         next(chunks)
+
+
+def test_a_second_writer_on_a_path_and_a_flat_batch_after_jagged_ones_are_refused(tmp_path):
+    """Two writers on one path both closed without error and left a damaged footer; a
+    dict carrying its own __event__ after jagged awkward batches was written and then
+    could not be rebuilt ('__event__' is not sorted)."""
+    import awkward as ak
+
+    path = tmp_path / "l.balerc"
+    w1 = open_writer(path, lossless=True)
+    w1.append({"x": np.arange(10.0)})
+    with pytest.raises(InputError, match="is being written by another writer"):
+        open_writer(path, lossless=True, force=True)
+    assert w1.close().rows == 10
+    assert open_reader(path).read()["x"].tolist() == list(range(10))
+    jets = ak.Array([[{"pt": 1.0}], [], [{"pt": 2.0}, {"pt": 3.0}]])
+    with pytest.raises(InputError, match="after jagged awkward batches"):
+        with open_writer(tmp_path / "j.balerc", lossless=True) as w:
+            w.append(jets)
+            w.append({"__event__": np.array([0, 1]), "pt": np.array([4.0, 5.0])})
