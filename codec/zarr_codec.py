@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import numbers
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,27 +190,6 @@ def _load_core(model: str | None, want_sha: str | None, chunk_rows: int,
 numcodecs.registry.register_codec(BalercCodec, CODEC_ID)
 
 
-class PartialChunkWarning(UserWarning):
-    """A `rel` chunk encoded while it holds the array's fill value: likely written in part."""
-
-
-def _warn_partial_rel(arr: np.ndarray, fill: Any) -> None:
-    """Under `rel` each chunk's step follows its range when encoded; zarr encodes a chunk
-    written in parts with the unwritten fill values in it, then decodes and encodes it
-    again per part, so errors grow past the final data's bound (1000x measured with fill
-    0 under data near 1000). Said once per place, like any UserWarning."""
-    try:
-        f = float(np.asarray(fill).item())
-    except (TypeError, ValueError):
-        return
-    if bool(np.isnan(arr).any() if np.isnan(f) else (arr == f).any()):
-        warnings.warn(
-            "a chunk with a 'rel' bound holds the array's fill value: if it was written in "
-            "part, its values are re-encoded with the range of what it holds now and may end "
-            "beyond the bound of the final data; write rel arrays in whole chunks, or use "
-            "abs: or pwrel: (see README, zarr)", PartialChunkWarning, stacklevel=2)
-
-
 # -- zarr v3 ---------------------------------------------------------------------------------
 
 def _zarr_codec_class() -> type | None:
@@ -261,8 +239,6 @@ def _zarr_codec_class() -> type | None:
 
         async def _encode_single(self, chunk_array: Any, chunk_spec: Any) -> Any:
             arr = chunk_array.as_numpy_array()
-            if self.inner.bound.startswith("rel:"):
-                _warn_partial_rel(arr, chunk_spec.fill_value)
             blob = await asyncio.to_thread(self.inner.encode, arr)
             return chunk_spec.prototype.buffer.from_bytes(blob)
 
