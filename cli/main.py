@@ -53,8 +53,9 @@ class BalercGroup(click.Group):
             sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # --help, usage errors: click prints them and sets the exit status
-        except KeyboardInterrupt:
-            click.echo("balerc: interrupted; nothing was written", err=True)
+        except KeyboardInterrupt as exc:  # many files: what was written is said
+            what = str(exc) or "interrupted; nothing was written"
+            click.echo(f"balerc: {what}", err=True)
             sys.exit(130)
         except BrokenPipeError:  # the reader of our stdout went away (`| head`): quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,12 @@ def _run(task: Callable[..., FileResult], jobs: list[tuple], client: Any,
         from distributed import Client, LocalCluster
 
         if scheduler != "local":
-            with Client(scheduler) as c:
+            try:
+                c = Client(scheduler, timeout=30)
+            except (OSError, ValueError, TimeoutError) as exc:
+                raise InputError(f"cannot reach the Dask scheduler {scheduler!r}: {exc} (give "
+                                 f"tcp://HOST:PORT, or 'local' for a cluster here)") from None
+            with c:
                 return _on_dask(task, c, jobs, progress)
         import dask
 
@@ -242,12 +248,44 @@ def _run(task: Callable[..., FileResult], jobs: list[tuple], client: Any,
                 n_workers=workers, threads_per_worker=1, processes=True,
                 dashboard_address=None) as cluster, Client(cluster) as c:
             return _on_dask(task, c, jobs, progress)
-    results = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for fut in as_completed([pool.submit(task, *j) for j in jobs]):
-            results.append(fut.result())
+    return _in_processes(task, jobs, workers, progress)
+
+
+def _in_processes(task: Callable[..., FileResult], jobs: list[tuple], workers: int,
+                  progress: Callable[[FileResult], None] | None) -> list[FileResult]:
+    """A local process pool. A worker that dies (killed for memory) breaks the pool: the
+    files it left unfinished fail by name and the run goes on in a new pool, one at a time
+    (so one file that kills its worker cannot take others with it). Ctrl-C cancels the
+    files not started and says how many were written."""
+    results: list[FileResult] = []
+    todo = list(jobs)
+    while todo:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        futures = {pool.submit(task, *j): j for j in todo}
+        try:
+            for fut in as_completed(futures):
+                try:
+                    res = fut.result()
+                except BrokenProcessPool:
+                    continue
+                results.append(res)
+                todo.remove(futures[fut])
+                if progress:
+                    progress(res)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            done = sum(r.ok for r in results)
+            raise KeyboardInterrupt(f"interrupted after {done} of {len(jobs)} file(s) were "
+                                    f"written") from None
+        pool.shutdown(wait=True)
+        if todo and workers == 1:  # a file that kills its worker on its own: fails alone
+            path, _, output, _ = todo.pop(0)
+            res = FileResult(path, output, False, error=f"{path}: its worker process died "
+                             f"(killed, e.g. for memory: try --chunk-rows smaller)")
+            results.append(res)
             if progress:
-                progress(results[-1])
+                progress(res)
+        workers = 1
     return results
 
 

@@ -43,6 +43,15 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+def _refuse_unknown(unknown: dict[str, Any]) -> None:
+    """Config keys this version does not know (a typo, or metadata written by a newer
+    balerc) are refused by name rather than by a TypeError."""
+    if unknown:
+        raise InputError(f"the balerc codec config has unknown key(s) {sorted(unknown)}; it "
+                         f"takes bound, model, model_sha256, chunk_rows, names, embed_model "
+                         f"(metadata from a newer balerc: upgrade it)")
+
+
 LAYOUT_KEY = "numcodecs_layout"  # source key: the chunk's byte order / memory order
 
 
@@ -88,7 +97,10 @@ class BalercCodec(_abc.Codec):
 
     def __init__(self, bound: str = "abs:1e-3", model: str | None = None,
                  model_sha256: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 names: list[str] | None = None, embed_model: bool = False):
+                 names: list[str] | None = None, embed_model: bool = False, **unknown: Any):
+        _refuse_unknown(unknown)
+        if isinstance(names, str):  # a string is not a list of names ('abc' -> a, b, c)
+            raise InputError(f"names must be a list of column names, got the string {names!r}")
         parsed = Bound.parse(bound)
         self.bound = f"{parsed.mode}:{parsed.value!r}"  # repr: no digits lost, unlike :g
         if not isinstance(chunk_rows, numbers.Integral) or isinstance(chunk_rows, bool) \
@@ -211,7 +223,9 @@ def _zarr_codec_class() -> type | None:
 
         def __init__(self, *, bound: str = "abs:1e-3", model: str | None = None,
                      model_sha256: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                     names: list[str] | None = None, embed_model: bool = False) -> None:
+                     names: list[str] | None = None, embed_model: bool = False,
+                     **unknown: Any) -> None:
+            _refuse_unknown(unknown)
             inner = BalercCodec(bound=bound, model=model, model_sha256=model_sha256,
                                 chunk_rows=chunk_rows, names=names, embed_model=embed_model)
             object.__setattr__(self, "inner", inner)

@@ -84,6 +84,10 @@ def to_pandas(table: Table) -> Any:
 
 
 def from_arrow(arrow: Any) -> Table:
+    names = [str(n) for n in arrow.column_names]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"the Arrow table has duplicate column names {dup[:5]}")
     cols = {}
     for name in arrow.column_names:
         col = arrow.column(name)
@@ -104,6 +108,16 @@ def from_awkward(array: Any) -> Table:
     fields = ak.fields(array)
     if not fields:
         raise InputError("the awkward array has no record fields: give a record array")
+    if EVENT_COLUMN in fields:
+        raise InputError(f"the awkward field name '{EVENT_COLUMN}' is reserved (balerc numbers "
+                         f"the events of a jagged collection with it): rename it")
+    for f in fields:  # records inside records, unions, fixed-size lists: not one column
+        kind = type(ak.to_layout(array[f])).__name__
+        inner = str(ak.type(array[f]).content)
+        if "Union" in kind or "union[" in inner or ak.fields(array[f]) or "Regular" in kind:
+            raise InputError(f"awkward field '{f}' has type {inner[:80]}: balerc stores flat "
+                             f"fields and one level of variable-length lists of numbers or "
+                             f"strings; flatten or unzip it first")
     depth = {f: array[f].ndim for f in fields}
     flat = [f for f in fields if depth[f] == 1]
     jagged = [f for f in fields if depth[f] == 2]

@@ -106,3 +106,27 @@ def test_codec_stores_an_integer_table_losslessly():
     for kw in ({"bound": "abs:1"}, {"lossless": True}):
         back = _codec().decompress(_codec().compress(t, **kw))
         assert all(np.array_equal(back[n], t[n]) and back[n].dtype == t[n].dtype for n in t)
+
+
+def test_awkward_and_arrow_shapes_balerc_cannot_store_are_refused_by_name():
+    """A flat field named __event__ came back as a jagged collection (the user's column
+    gone), fixed-size lists were regrouped into variable ones, nested records and unions
+    raised TypeError, an Arrow table with duplicate names KeyError."""
+    ak = pytest.importorskip("awkward")
+    pa = pytest.importorskip("pyarrow")
+    x = np.linspace(0, 1, 5)
+    cases = [
+        (ak.zip({"__event__": np.arange(5), "a": x}), "'__event__' is reserved"),
+        (ak.zip({"a": ak.to_regular(ak.Array([[1.0, 2.0]] * 5))}, depth_limit=1),
+         "field 'a' has type 2 \\* float64"),
+        (ak.zip({"a": x, "r": ak.zip({"x": x, "y": x})}, depth_limit=1), "field 'r' has type"),
+        (ak.Array([{"a": 1.0}, {"a": "x"}]), "field 'a' has type union"),
+        (pa.Table.from_arrays([pa.array(x), pa.array(x)], names=["a", "a"]),
+         "duplicate column names \\['a'\\]"),
+    ]
+    for data, message in cases:
+        with pytest.raises(InputError, match=message):
+            _codec().compress(data, bound="abs:1e-3")
+    jagged = ak.Array([{"pt": [1.0, 2.0]}, {"pt": []}, {"pt": [3.0]}])
+    back = _codec().decompress(_codec().compress(jagged, lossless=True)).to_awkward()
+    assert ak.to_list(back.pt) == [[1.0, 2.0], [], [3.0]]

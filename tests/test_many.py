@@ -162,3 +162,31 @@ def test_a_bad_npy_fails_alone_and_the_call_is_checked_first(tmp_path):
         many.compress_files([str(d / "good.npy")], out, bound="abs:1e-3", chunkrows=5)
     one = many.compress_files(str(d / "good.npy"), out, bound="abs:1e-3", force=True)
     assert [r.ok for r in one] == [True]
+
+
+def _dies_on_run1(path, tree, output, options):
+    """compress_one, except that the worker handling run1 dies (an OOM kill)."""
+    import os
+
+    if "run1" in path:
+        os._exit(137)
+    return many.compress_one(path, tree, output, options)
+
+
+def test_a_worker_that_dies_fails_its_file_alone(inputs, tmp_path):
+    """A killed worker broke the process pool: BrokenProcessPool ended the whole run with
+    no result (the CLI: 'internal error'); now that file fails by name, the rest finish."""
+    files = [inputs / f"run{i}.npz" for i in range(3)]
+    outs = [tmp_path / f"run{i}.balerc" for i in range(3)]
+    res = many._run_in_order(_dies_on_run1, [(p, None) for p in files], outs,
+                             {"bound": "rel:1e-3"}, None, None, 2, None)
+    assert [r.ok for r in res] == [True, False, True]
+    assert "run1.npz: its worker process died" in res[1].error
+    assert read_container(outs[2]).n_rows == 3000
+
+
+def test_an_unreachable_scheduler_is_an_input_error(inputs, tmp_path):
+    pytest.importorskip("distributed")
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler 'locl'"):
+        many.compress_files([str(inputs / "run0.npz")], tmp_path, bound="rel:1e-3",
+                            scheduler="locl")

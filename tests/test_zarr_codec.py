@@ -218,3 +218,14 @@ def test_chunks_written_in_parts_hold_abs_and_pwrel_bounds(tmp_path, bound, limi
     for _ in range(5):
         z[450:451] = a[450:451]  # rewrites of one element re-encode the whole chunk
     assert (np.abs(z[...] - a) <= limit(a)).all()
+
+
+def test_unknown_config_keys_and_a_string_of_names_are_refused_by_name():
+    """Unknown keys (a typo, or metadata from a newer balerc) raised TypeError in both
+    registries; names='abc' was taken as ['a', 'b', 'c']."""
+    with pytest.raises(InputError, match=r"unknown key\(s\) \['bogus'\]"):
+        numcodecs.get_codec({"id": "balerc", "bogus": 1})
+    with pytest.raises(InputError, match=r"unknown key\(s\) \['bnd'\]"):
+        BalercZarrCodec.from_dict({"name": "balerc", "configuration": {"bnd": "abs:1"}})
+    with pytest.raises(InputError, match="names must be a list"):
+        BalercCodec(names="abc")
