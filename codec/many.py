@@ -155,6 +155,10 @@ def compress_files(paths: Iterable[str], out_dir: str | os.PathLike, *,
 
     _check_options(compress_file, options, {"columns", "skip_unsupported"}
                    | {f.name for f in fields(CompressOptions)})
+    if isinstance(options.get("bound"), str):  # a bad bound once, not once per file
+        from .bounds import Bound
+
+        Bound.parse(options["bound"])
     inputs = expand_inputs(paths)
     if not inputs:
         return []

@@ -190,3 +190,9 @@ def test_an_unreachable_scheduler_is_an_input_error(inputs, tmp_path):
     with pytest.raises(InputError, match="cannot reach the Dask scheduler 'locl'"):
         many.compress_files([str(inputs / "run0.npz")], tmp_path, bound="rel:1e-3",
                             scheduler="locl")
+
+
+def test_a_bad_bound_is_refused_before_any_file(inputs, tmp_path):
+    with pytest.raises(InputError, match="unknown bound mode 'bogus'"):
+        many.compress_files([str(inputs / "run*.npz")], tmp_path, bound="bogus:1")
+    assert not list(tmp_path.iterdir())
