@@ -43,6 +43,8 @@ def from_pandas(frame: Any) -> Table:
         raise InputError(f"the DataFrame has duplicate column names {dup[:5]}")
     cols = {str(c): _pandas_column(frame[c], f"column '{c}'") for c in frame.columns}
     source: dict[str, Any] = {"format": "pandas"}
+    dtypes = {str(c): str(frame[c].dtype) for c in frame.columns
+              if not isinstance(frame[c].dtype, np.dtype)}
     index = frame.index
     if not (type(index).__name__ == "RangeIndex" and index.step == 1 and index.name is None):
         name = str(index.name) if index.name is not None else INDEX_COLUMN
@@ -50,6 +52,10 @@ def from_pandas(frame: Any) -> Table:
             raise InputError(f"the index name '{name}' is also a column name")
         cols = {name: _pandas_column(index, f"the index '{name}'"), **cols}
         source["pandas_index"] = name
+        if not isinstance(index.dtype, np.dtype):
+            dtypes[name] = str(index.dtype)
+    if dtypes:  # pandas' own dtypes (Int64, boolean, string, category...), restored on reading
+        source["pandas_dtypes"] = dtypes
     return Table(cols, source)
 
 
@@ -75,6 +81,13 @@ def _pandas_column(values: Any, name: str) -> np.ndarray:
 def to_pandas(table: Table) -> Any:
     pd = require("pandas", "returning a pandas DataFrame")
     frame = pd.DataFrame({n: table[n] for n in table.names})
+    dtypes = table.source.get("pandas_dtypes")
+    for name, dtype in (dtypes.items() if isinstance(dtypes, dict) else ()):
+        if name in frame.columns and isinstance(dtype, str):
+            try:  # a category's set and order are not kept: its values are
+                frame[name] = frame[name].astype(dtype)
+            except (TypeError, ValueError, ImportError):
+                pass  # a dtype this pandas does not know: the numpy values stay
     index = table.source.get("pandas_index")
     if index in frame.columns:
         frame = frame.set_index(index)

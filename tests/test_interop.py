@@ -130,3 +130,18 @@ def test_awkward_and_arrow_shapes_balerc_cannot_store_are_refused_by_name():
     jagged = ak.Array([{"pt": [1.0, 2.0]}, {"pt": []}, {"pt": [3.0]}])
     back = _codec().decompress(_codec().compress(jagged, lossless=True)).to_awkward()
     assert ak.to_list(back.pt) == [[1.0, 2.0], [], [3.0]]
+
+
+def test_pandas_extension_dtypes_come_back():
+    """Categorical, Int64, boolean and string columns (and an Int64 index) came back as
+    plain numpy/str columns: their pandas dtypes are recorded and restored (a category's
+    values are kept; its unused categories and order are not)."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"cat": pd.Categorical(["a", "b", "a", "c"]),
+                       "i": pd.array([1, 2, 3, 4], dtype="Int64"),
+                       "b": pd.array([True, False, True, True], dtype="boolean"),
+                       "s": pd.array(["x", "y", "z", "w"], dtype="string"),
+                       "f": np.array([1.5, 2.5, 3.5, 4.5])},
+                      index=pd.Index(pd.array([10, 11, 12, 13], dtype="Int64"), name="evt"))
+    back = _codec().decompress(_codec().compress(df, lossless=True)).to_pandas()
+    pd.testing.assert_frame_equal(back, df)
