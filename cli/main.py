@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,23 @@ def _warn_small_chunks(chunk_rows: int) -> None:
                    f"(Zmumu at 16 rows: 3.2x the bytes, 3.5x the time)", err=True)
 
 
+TERM_GRACE_S = 5.0  # after SIGTERM, the process ends within this even if work is in flight
+
+
 def _terminate(signum: int, frame: Any) -> None:
-    """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed."""
+    """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed. Worker threads in
+    ONNX Runtime or numpy do not see the signal, and the unwinding waits for them (a
+    hostile decoder ran for minutes after `timeout` sent SIGTERM): the process exits
+    regardless after TERM_GRACE_S (a temporary left then is removed by the next run)."""
+    import threading
+
     click.echo("balerc: terminated; nothing was written", err=True)
+
+    def hard_exit() -> None:
+        time.sleep(TERM_GRACE_S)
+        os._exit(128 + signum)
+
+    threading.Thread(target=hard_exit, daemon=True).start()
     raise SystemExit(128 + signum)
 
 

@@ -89,6 +89,8 @@ MAX_FIXED_FLOPS = 1 << 26
 """Gemm/MatMul multiply-adds on tensors without the batch axis (done once per run)."""
 MAX_RANK = 4
 """Rank of any tensor; the exporter's are at most 2."""
+MAX_DIM = 1 << 31
+"""Any one dim, declared or inferred, a zero-element tensor's included."""
 MAX_FIELDS = 1 << 18
 """Protobuf fields in the whole model (under 1 s of walking); a 140-node graph has ~1500,
 a graph of MAX_NODES nodes ~80 thousand."""
@@ -139,7 +141,7 @@ _COMPARE = {"Greater", "Less", "Equal"}
 _ARITY: dict[str, tuple[int, int]] = {
     **{op: (1, 1) for op in _UNARY | {"Shape", "ConstantOfShape", "Cast"}},
     **{op: (2, 2) for op in _BINARY | _COMPARE | {"MatMul", "Gather", "Unsqueeze"}},
-    "Max": (1, 64), "Where": (3, 3), "Gemm": (2, 3), "Concat": (1, MAX_NODES),
+    "Max": (2, 2), "Where": (3, 3), "Gemm": (2, 3), "Concat": (1, MAX_NODES),
     "Constant": (0, 0),
 }
 # AttributeProto.AttributeType codes.
@@ -434,9 +436,10 @@ def _tensor(buf: memoryview, what: str) -> _Tensor:
     if _count(f.get("dims", []), 0, what) > MAX_RANK:
         raise _Refusal("tensor", f"{what} has rank over {MAX_RANK}")
     dims = tuple(_varints(f.get("dims", []), what))
-    if any(d < 0 for d in dims) or len(dims) > MAX_RANK:
+    if any(d < 0 or d > MAX_DIM for d in dims) or len(dims) > MAX_RANK:
         raise _Refusal("tensor", f"{what} has dims {list(dims)}: need rank <= {MAX_RANK} "
-                                 f"and no negative dim")
+                                 f"and every dim in 0..{MAX_DIM} (zero-element tensors too: "
+                                 f"a dim of 2^62 on an empty one reached MatMul)")
     count = math.prod(dims)
     _, size, data_field = ALLOWED_DTYPES[dtype]
     stored_in = [k for k in ("float_data", "int32_data", "string_data", "int64_data",
@@ -712,6 +715,7 @@ def _infer(inputs: list[_Info], inits: list[_Tensor], nodes: list[_Node],
         define(node.outputs[0], value, node.label())
         acc.add(value.shape, node.label())
         acc.add_flops(node, [env[n].shape for n in node.inputs])
+    _shape_feeds_only_zeros(nodes)
     got = env.get(output.name)
     want = (N, output.width)
     if got is None or got.shape != want or got.dtype != _SPEC_DTYPES[output.dtype]:
@@ -720,9 +724,23 @@ def _infer(inputs: list[_Info], inits: list[_Tensor], nodes: list[_Node],
                                 f"{output.dtype} {list(want)}")
 
 
+def _shape_feeds_only_zeros(nodes: list[_Node]) -> None:
+    """A Shape node's output may only size a ConstantOfShape (the exporter's zero column):
+    anything else turns the row count N into a value, and a decoder whose rows depend on
+    the batch decodes differently per block size (CPU blocks vs one block on CUDA)."""
+    shapes = {n.outputs[0] for n in nodes if n.op == "Shape"}
+    for node in nodes:
+        used = [i for i in node.inputs if i in shapes]
+        if used and node.op != "ConstantOfShape":
+            raise _Refusal("shape", f"{node.label()} reads the Shape output(s) {used}; "
+                                    f"balerc's exporter only sizes ConstantOfShape with them")
+
+
 def _check_dims(shape: Shape) -> None:
     if len(shape) > MAX_RANK:
         raise _Unverifiable(f"rank {len(shape)} is over {MAX_RANK}")
+    if any(d is not N and int(d) > MAX_DIM for d in shape):
+        raise _Unverifiable(f"shape {list(shape)} has a dim over {MAX_DIM}")
     if N in shape[1:]:
         raise _Unverifiable(f"shape {list(shape)} has the batch axis N at position "
                             f"{shape.index(N, 1)}; only the leading axis may depend on rows")
@@ -771,6 +789,7 @@ class _Accounting:
 
 
 _FLOATS = {FLOAT, DOUBLE, FLOAT16}
+_ARITHMETIC = _BINARY | {"Max"}
 
 
 def _same_dtype(node: _Node, ins: Sequence[_Value]) -> int:
@@ -798,6 +817,10 @@ def _unary(node: _Node, ins: list[_Value]) -> _Value:
 
 
 def _elementwise(node: _Node, ins: list[_Value]) -> _Value:
+    if node.op in _ARITHMETIC and ins[0].dtype not in _FLOATS:
+        raise _Unverifiable(f"it does arithmetic on {_dtype_name(ins[0].dtype)} tensors; "
+                            f"balerc's exporter computes on floats only (integer Div of "
+                            f"INT64_MIN by -1 kills ONNX Runtime's process)")
     dtype = _same_dtype(node, ins)
     return _Value(_broadcast([v.shape for v in ins]), BOOL if node.op in _COMPARE else dtype)
 

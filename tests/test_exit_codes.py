@@ -197,3 +197,20 @@ def test_default_output_names_stdio_and_json(made, tmp_path):
     nameless = subprocess.run([*BALERC, "decompress", "-"], input=blob.stdout,
                               capture_output=True, timeout=120)
     assert nameless.returncode == 2 and b"say where to write with -o" in nameless.stderr
+
+
+def test_sigterm_ends_the_process_even_with_work_in_flight():
+    """Worker threads (ONNX Runtime runs of a hostile decoder) kept a SIGTERMed process
+    alive for minutes: the unwinding waited for them. It now exits after a grace period."""
+    code = ("import os, signal, threading, time\n"
+            "from balerc.cli import main as m\n"
+            "m.TERM_GRACE_S = 0.5\n"
+            "signal.signal(signal.SIGTERM, m._terminate)\n"
+            "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(60)\n")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=50)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert time.monotonic() - t0 < 30 and "terminated" in proc.stderr
