@@ -57,19 +57,16 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     dtypes = {n: dtype_str(np.dtype(d)) for n, d in schema.items()}
     level = options.zstd_level if options.zstd_level is not None else 3
     pc, exhaustive = options.use_pcodec(), options.effort == "exhaustive"
-    if options.lossless:
-        if model is not None:
-            raise InputError("--lossless (lossless=True) cannot be combined with -m/--model "
-                             "(a model)")
-        return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)])
+    if options.lossless and model is not None:
+        raise InputError("--lossless (lossless=True) cannot be combined with -m/--model "
+                         "(a model)")
     b = options.bound
-    if model is None and b is None:
+    if model is None and b is None and not options.lossless:
         raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
-    if model is None and only is None and not any(np.dtype(d).kind == "f" for d in schema.values()):
-        kinds = ", ".join(sorted({str(np.dtype(d)) for d in schema.values()})) or "none"
-        return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)], notes=[
-            f"no float columns ({len(names)} column(s) of {kinds}): stored losslessly, "
-            f"which holds any bound (as a file of sections stores such a section)"])
+    floatless = None if model is not None or only is not None else _floatless_note(schema)
+    if options.lossless or floatless:
+        return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)],
+                    notes=[floatless] if floatless else [])
     cols = _lossy_columns(schema, model)
     if only is not None:
         cols = [c for c in cols if c in only]
@@ -108,6 +105,15 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     if rest and only is None:
         plan.coders.append(LosslessCoder(rest, index, dtypes, level, pc, exhaustive))
     return plan
+
+
+def _floatless_note(schema: Mapping[str, np.dtype]) -> str | None:
+    """A bound on a table without float columns: stored losslessly, said in a note."""
+    if any(np.dtype(d).kind == "f" for d in schema.values()):
+        return None
+    kinds = ", ".join(sorted({str(np.dtype(d)) for d in schema.values()})) or "none"
+    return (f"no float columns ({len(schema)} column(s) of {kinds}): stored losslessly, "
+            f"which holds any bound (as a file of sections stores such a section)")
 
 
 def lossless_coder(names: list[str], schema: Mapping[str, np.dtype],
