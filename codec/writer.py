@@ -257,7 +257,8 @@ class Writer:
         if self._cw is None:
             if self._deferred:
                 raise InputError("a section writer takes rows only once its file is open")
-            for key in ("pandas_index", "pandas_dtypes", "jagged"):  # to rebuild on reading
+            for key in ("pandas_index", "pandas_dtypes", "pandas_labels", "pandas_columns_name",
+                        "jagged"):  # to rebuild the batches on reading
                 if key in origin and key not in self._source:
                     self._source[key] = origin[key]
             try:

@@ -56,6 +56,11 @@ def from_pandas(frame: Any) -> Table:
             dtypes[name] = str(index.dtype)
     if dtypes:  # pandas' own dtypes (Int64, boolean, string, category...), restored on reading
         source["pandas_dtypes"] = dtypes
+    labels = {str(c): c for c in frame.columns if not isinstance(c, str)}
+    if labels and all(type(c) in (int, float, bool) for c in labels.values()):
+        source["pandas_labels"] = labels  # numeric column labels, restored on reading
+    if frame.columns.name is not None:
+        source["pandas_columns_name"] = str(frame.columns.name)
     return Table(cols, source)
 
 
@@ -93,6 +98,13 @@ def to_pandas(table: Table) -> Any:
         frame = frame.set_index(index)
         if index == INDEX_COLUMN:
             frame.index.name = None
+    labels = table.source.get("pandas_labels")
+    if isinstance(labels, dict):
+        frame = frame.rename(columns={k: v for k, v in labels.items()
+                                      if type(v) in (int, float, bool)})
+    name = table.source.get("pandas_columns_name")
+    if isinstance(name, str):
+        frame.columns.name = name
     return frame
 
 

@@ -145,3 +145,13 @@ def test_pandas_extension_dtypes_come_back():
                       index=pd.Index(pd.array([10, 11, 12, 13], dtype="Int64"), name="evt"))
     back = _codec().decompress(_codec().compress(df, lossless=True)).to_pandas()
     pd.testing.assert_frame_equal(back, df)
+
+
+def test_numeric_column_labels_and_the_columns_name_come_back():
+    """Column labels 0 and 1.5 came back as the strings '0' and '1.5', and columns.name
+    was lost; numeric labels and the name are recorded and restored."""
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({0: [1.0, 2.0], 1.5: [3, 4], "s": ["a", "b"]})
+    df.columns.name = "feature"
+    back = _codec().decompress(_codec().compress(df, lossless=True)).to_pandas()
+    pd.testing.assert_frame_equal(back, df)
