@@ -312,3 +312,23 @@ def test_model_format_1_directories_still_load(tmp_path, dimuon):
     (old / "model.json").write_text(json.dumps(man))
     with pytest.raises(InputError, match="model format version 3 is not supported"):
         ModelBundle.load(old)
+
+
+def test_a_missing_stream_is_refused_before_the_decoder_runs(dimuon, model_dir):
+    """A chunk whose metadata names streams it lacks ran the decoder over all its rows
+    (minutes for a crafted chunk of millions) before failing: checked first now."""
+    from balerc.codec.reader import coders_from_header
+    from balerc.formats.errors import SchemaError
+
+    out = io.BytesIO()
+    compress_with_model(dimuon, out, model_dir=model_dir, bound="rel:1e-3", keep_model=True)
+    with ContainerReader(out.getvalue()) as r:
+        coder = coders_from_header(r.header, attachment=r.read_attachment)[0]
+        info, streams = r.chunk(0), r.read_chunk(0)
+    meta = info.meta.get("0", {})
+    assert "p" in meta["modes"] and meta.get("grouped") == 2  # predicted codes in the qgroup
+    ran = []
+    coder._decode_prediction = lambda *a: ran.append(1)  # must not be reached
+    with pytest.raises(SchemaError, match=r"stream 'res/\d+' is missing"):
+        coder.decode(streams, info.rows, dict(meta, grouped=1))  # version 1 groups no p codes
+    assert not ran

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from balerc.formats import bounded
-from balerc.formats.errors import ContainerError, InputError, UnsafeModelError
+from balerc.formats.errors import ContainerError, InputError, SchemaError, UnsafeModelError
 from balerc.formats.table import Table
 
 from .. import lossless
@@ -862,6 +862,12 @@ class AECoder:
             members = group_members(modes, version)
             unpacked = unpack_group(require(streams, "qgroup"), len(members), rows)
             grouped = {self._sid(r, j): part for (j, r), part in zip(members, unpacked, strict=True)}
+
+        for j, m in enumerate(modes):  # every stream the modes read, before the decoder
+            for role in WIRE_MODES[m].roles:  # runs (a damaged chunk of many rows had run
+                sid = self._sid(role, j)  # the decoder for minutes, then failed on this)
+                if sid not in grouped and sid not in streams:
+                    raise SchemaError(f"stream '{sid}' is missing")
 
         def codes(j: int, stored: bool = False) -> np.ndarray:
             sid = self._sid("res", j)
