@@ -127,8 +127,10 @@ def _duplicate(rng: random.Random, t: Target, d: bytearray) -> str:
 
 def _truncate(rng: random.Random, t: Target, d: bytearray) -> str:
     n = len(d)
+    if n == 0:  # earlier mutations of the case emptied it (randrange(1, 1) failed)
+        return "cut@0/0"
     r = rng.random()
-    cut = n - rng.randrange(1, min(64, n)) if r < 0.3 else rng.randrange(n)
+    cut = n - rng.randrange(1, min(64, n) + 1) if r < 0.3 else rng.randrange(n)
     del d[cut:]
     return f"cut@{cut}/{n}"
 
