@@ -43,12 +43,35 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+def _check_ranges(ranges: Any, bound: Bound) -> list[list[float]] | None:
+    """`ranges`: [lo, hi] for every column or a list of them, one per column; only with a
+    rel bound, finite, lo <= hi."""
+    if ranges is None:
+        return None
+    if bound.mode != "rel":
+        raise InputError(f"ranges apply to a rel bound, not {bound.mode}")
+    pairs = [ranges] if len(ranges) == 2 and all(isinstance(v, numbers.Real)
+                                                 for v in ranges) else list(ranges)
+    out = []
+    for pair in pairs:
+        try:
+            lo, hi = (float(v) for v in pair)
+        except (TypeError, ValueError):
+            raise InputError(f"ranges: {pair!r} is not a [lo, hi] pair") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise InputError(f"ranges: [{lo}, {hi}] must be finite with lo <= hi")
+        out.append([lo, hi])
+    if not out:
+        raise InputError("ranges is empty; give [lo, hi] or one pair per column")
+    return out
+
+
 def _refuse_unknown(unknown: dict[str, Any]) -> None:
     """Config keys this version does not know (a typo, or metadata written by a newer
     balerc) are refused by name rather than by a TypeError."""
     if unknown:
         raise InputError(f"the balerc codec config has unknown key(s) {sorted(unknown)}; it "
-                         f"takes bound, model, model_sha256, chunk_rows, names, embed_model "
+                         f"takes bound, model, model_sha256, chunk_rows, names, embed_model, ranges "
                          f"(metadata from a newer balerc: upgrade it)")
 
 
@@ -97,7 +120,8 @@ class BalercCodec(_abc.Codec):
 
     def __init__(self, bound: str = "abs:1e-3", model: str | None = None,
                  model_sha256: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 names: list[str] | None = None, embed_model: bool = False, **unknown: Any):
+                 names: list[str] | None = None, embed_model: bool = False,
+                 ranges: Any = None, **unknown: Any):
         _refuse_unknown(unknown)
         if isinstance(names, str):  # a string is not a list of names ('abc' -> a, b, c)
             raise InputError(f"names must be a list of column names, got the string {names!r}")
@@ -111,6 +135,7 @@ class BalercCodec(_abc.Codec):
         self.chunk_rows = int(chunk_rows)
         self.names = None if names is None else [str(n) for n in names]
         self.embed_model = bool(embed_model)
+        self.ranges = _check_ranges(ranges, parsed)
         self._codec: Any = None
         if self.model is not None and self.model_sha256 is None:
             # The writer side: the model must exist to encode, so pin its hash now.
@@ -120,7 +145,8 @@ class BalercCodec(_abc.Codec):
     def get_config(self) -> dict[str, Any]:
         return {"id": self.codec_id, "bound": self.bound, "model": self.model,
                 "model_sha256": self.model_sha256, "chunk_rows": self.chunk_rows,
-                "names": self.names, "embed_model": self.embed_model}
+                "names": self.names, "embed_model": self.embed_model,
+                **({"ranges": self.ranges} if self.ranges is not None else {})}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
@@ -148,7 +174,21 @@ class BalercCodec(_abc.Codec):
         table = core._table(arr, names)
         if layout:
             table.source[LAYOUT_KEY] = layout
-        return core.compress(table, bound=self.bound)
+        return core.compress(table, bound=self._chunk_bound(table.n_columns))
+
+    def _chunk_bound(self, n_columns: int) -> str:
+        """The bound a chunk is encoded with: with declared `ranges`, a rel bound becomes
+        the absolute E x (hi - lo) (the narrowest column's), the same for every chunk, so
+        a chunk zarr re-encodes after a partial write keeps its values (abs codes encode
+        again to themselves); else the bound as configured (rel: per chunk's range)."""
+        if self.ranges is None:
+            return self.bound
+        if len(self.ranges) not in (1, n_columns):
+            raise InputError(f"the codec config declares {len(self.ranges)} ranges for a "
+                             f"chunk of {n_columns} columns; give one, or one per column")
+        rel = Bound.parse(self.bound)
+        e = min(rel.kind.absolute_from_range(rel.value, lo, hi) for lo, hi in self.ranges)
+        return f"abs:{e!r}"
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """The chunk in the memory layout encode was given (numcodecs' contract: zarr v2
@@ -224,10 +264,11 @@ def _zarr_codec_class() -> type | None:
         def __init__(self, *, bound: str = "abs:1e-3", model: str | None = None,
                      model_sha256: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                      names: list[str] | None = None, embed_model: bool = False,
-                     **unknown: Any) -> None:
+                     ranges: Any = None, **unknown: Any) -> None:
             _refuse_unknown(unknown)
             inner = BalercCodec(bound=bound, model=model, model_sha256=model_sha256,
-                                chunk_rows=chunk_rows, names=names, embed_model=embed_model)
+                                chunk_rows=chunk_rows, names=names, embed_model=embed_model,
+                                ranges=ranges)
             object.__setattr__(self, "inner", inner)
 
         @classmethod

@@ -229,3 +229,32 @@ def test_unknown_config_keys_and_a_string_of_names_are_refused_by_name():
         BalercZarrCodec.from_dict({"name": "balerc", "configuration": {"bnd": "abs:1"}})
     with pytest.raises(InputError, match="names must be a list"):
         BalercCodec(names="abc")
+
+
+def test_rel_with_declared_ranges_holds_under_partial_writes(tmp_path):
+    """A rel bound taken from each chunk's range ended 1,000x past the final data's bound
+    when zarr wrote a chunk in parts (fill values in the range; re-encoding per part).
+    With declared ranges it is an absolute E x (hi - lo), the same for every encode."""
+    a = np.random.default_rng(0).uniform(1000, 1001, 900)
+    for fill in (0.0, np.nan):
+        z = zarr.create_array(tmp_path / f"r{fill}.zarr", shape=a.shape, chunks=(900,),
+                              dtype="f8", fill_value=fill, compressors=None,
+                              serializer=BalercZarrCodec(bound="rel:1e-3", ranges=[1000, 1001]))
+        for s in range(0, 900, 100):
+            z[s:s + 100] = a[s:s + 100]
+        for _ in range(5):
+            z[450:451] = a[450:451]
+        assert np.abs(z[...] - a).max() <= 1e-3
+    meta = zarr.open_array(tmp_path / "r0.0.zarr").metadata.to_dict()["codecs"][0]
+    assert meta["configuration"]["ranges"] == [[1000.0, 1001.0]]
+    two = BalercCodec(bound="rel:1e-3", ranges=[[0, 1], [0, 10]])  # the narrowest column's
+    x = np.random.default_rng(1).random((500, 2)) * [1, 10]
+    assert (np.abs(two.decode(two.encode(x)) - x) <= 1e-3).all()
+    assert "ranges" not in BalercCodec(bound="rel:1e-3").get_config()  # old configs as were
+    for bad, message in ((dict(bound="abs:1", ranges=[0, 1]), "apply to a rel bound"),
+                         (dict(bound="rel:1e-3", ranges=[1, 0]), "lo <= hi"),
+                         (dict(bound="rel:1e-3", ranges=[]), "empty")):
+        with pytest.raises(InputError, match=message):
+            BalercCodec(**bad)
+    with pytest.raises(InputError, match="3 ranges for a chunk of 2 columns"):
+        BalercCodec(bound="rel:1e-3", ranges=[[0, 1]] * 3).encode(x)
