@@ -630,12 +630,17 @@ def _value_info(buf: memoryview, what: str) -> _Info:
     if "tensor_type" not in t:
         raise _Refusal("data type", f"{what} is a {', '.join(t) or 'untyped'} value, not a "
                                     f"tensor")
+    if len(t) != 1 or len(t["tensor_type"]) != 1:  # protobuf keeps the last oneof member:
+        raise _Refusal("protobuf", f"{what}'s type sets {sorted(t)} (a oneof holds one; "
+                                   f"protobuf would read the last, this check the first)")
     tt = _parse(t["tensor_type"][0], _TENSOR_TYPE, what)
     elem = _int32(_one(tt, "elem_type", 0), what)
     dims: list[int | str | None] = []
     if "shape" in tt:
         for d in _parse(tt["shape"][0], _SHAPE, what).get("dim", []):
             df = _parse(d, _DIM, what)
+            if len(df.get("dim_value", [])) + len(df.get("dim_param", [])) > 1:
+                raise _Refusal("protobuf", f"{what} has a dim set twice (a oneof)")
             if "dim_value" in df:
                 dims.append(_int64(df["dim_value"][0]))
             else:
