@@ -46,11 +46,15 @@ def from_pandas(frame: Any) -> Table:
     dtypes = {str(c): str(frame[c].dtype) for c in frame.columns
               if not isinstance(frame[c].dtype, np.dtype)}
     index = frame.index
+    if getattr(index, "nlevels", 1) > 1:
+        raise InputError(f"the DataFrame's index is a MultiIndex ({index.nlevels} levels): "
+                         f"balerc keeps one index; reset_index() first")
     if not (type(index).__name__ == "RangeIndex" and index.step == 1 and index.name is None):
         name = str(index.name) if index.name is not None else INDEX_COLUMN
         if name in cols:
             raise InputError(f"the index name '{name}' is also a column name")
-        cols = {name: _pandas_column(index, f"the index '{name}'"), **cols}
+        what = "the index" if name == INDEX_COLUMN else f"the index '{name}'"
+        cols = {name: _pandas_column(index, what), **cols}
         source["pandas_index"] = name
         if not isinstance(index.dtype, np.dtype):
             dtypes[name] = str(index.dtype)
@@ -69,6 +73,10 @@ def _pandas_column(values: Any, name: str) -> np.ndarray:
     go to their numpy type; a missing value (pd.NA) is refused, since to_numpy() would
     turn an Int64 column with one NA into lossy floats."""
     dtype = values.dtype
+    if getattr(dtype, "kind", "") in "mM" or str(dtype).startswith(("datetime", "timedelta")):
+        raise InputError(f"{name} holds {dtype} values: balerc stores numbers, booleans and "
+                         f"strings; convert it first (.astype('int64'): ticks of its unit, "
+                         f"or .astype(str))")
     if not isinstance(dtype, np.dtype):  # a pandas extension dtype
         missing = int(values.isna().sum())
         if missing:

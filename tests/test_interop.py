@@ -155,3 +155,23 @@ def test_numeric_column_labels_and_the_columns_name_come_back():
     df.columns.name = "feature"
     back = _codec().decompress(_codec().compress(df, lossless=True)).to_pandas()
     pd.testing.assert_frame_equal(back, df)
+
+
+def test_dates_and_a_multiindex_are_refused_by_what_they_are():
+    """A tz-aware column was refused as 'object columns must hold str values, found
+    Timestamp', a MultiIndex as 'found tuple': say what the value is and what to do."""
+    pd = pytest.importorskip("pandas")
+    x = [1.0, 2.0, 3.0]
+    cases = [
+        (pd.DataFrame({"t": pd.date_range("2026-01-01", periods=3, tz="UTC"), "x": x}),
+         r"column 't' holds datetime64\[.*UTC\] values.*astype\('int64'\)"),
+        (pd.DataFrame({"t": pd.to_timedelta([1, 2, 3], unit="s"), "x": x}),
+         r"column 't' holds timedelta64"),
+        (pd.DataFrame({"x": x}, index=pd.date_range("2026-01-01", periods=3)),
+         r"the index holds datetime64"),
+        (pd.DataFrame({"x": x[:2]}, index=pd.MultiIndex.from_tuples([(1, "a"), (2, "b")])),
+         r"MultiIndex \(2 levels\).*reset_index\(\)"),
+    ]
+    for df, message in cases:
+        with pytest.raises(InputError, match=message):
+            _codec().compress(df, bound="abs:1e-3")
