@@ -265,7 +265,8 @@ def _in_processes(task: Callable[..., FileResult], jobs: list[tuple], workers: i
     todo = list(jobs)
     while todo:
         pool = ProcessPoolExecutor(max_workers=workers)
-        futures = {pool.submit(task, *j): j for j in todo}
+        futures = {pool.submit(task, *j): i for i, j in enumerate(todo)}
+        finished: set[int] = set()
         try:
             for fut in as_completed(futures):
                 try:
@@ -273,7 +274,7 @@ def _in_processes(task: Callable[..., FileResult], jobs: list[tuple], workers: i
                 except BrokenProcessPool:
                     continue
                 results.append(res)
-                todo.remove(futures[fut])
+                finished.add(futures[fut])
                 if progress:
                     progress(res)
         except KeyboardInterrupt:
@@ -282,6 +283,7 @@ def _in_processes(task: Callable[..., FileResult], jobs: list[tuple], workers: i
             raise KeyboardInterrupt(f"interrupted after {done} of {len(jobs)} file(s) were "
                                     f"written") from None
         pool.shutdown(wait=True)
+        todo = [j for i, j in enumerate(todo) if i not in finished]
         if todo and workers == 1:  # a file that kills its worker on its own: fails alone
             path, _, output, _ = todo.pop(0)
             res = FileResult(path, output, False, error=f"{path}: its worker process died "

@@ -356,12 +356,16 @@ class Writer:
                 owner, fut = self._window.popleft()
                 owner._write(fut.result())
 
-    def _write_done(self) -> None:
+    def _write_done(self, stop_at_failure: bool = False) -> None:
         """Write the chunks at the head of the window that are already encoded: a chunk
         reaches the disk as soon as it and those before it are done, not when the window
-        fills (a writer killed with 8 threads had left up to 15 encoded chunks unwritten)."""
+        fills (a writer killed with 8 threads had left up to 15 encoded chunks unwritten).
+        A chunk whose encoding failed raises, or with `stop_at_failure` ends the writing."""
         while self._window and self._window[0][1].done():
-            owner, fut = self._window.popleft()
+            owner, fut = self._window[0]
+            if stop_at_failure and (fut.cancelled() or fut.exception() is not None):
+                return
+            self._window.popleft()
             owner._write(fut.result())
 
     @contextmanager
@@ -499,12 +503,7 @@ class Writer:
         if self._pool is not None and not self._pool_shared:  # chunks in flight (at most
             self._pool.shutdown(wait=True)  # 2 x threads) finish: they hold appended rows
         try:
-            while self._window:
-                owner, fut = self._window[0]
-                if not fut.done() or fut.cancelled() or fut.exception() is not None:
-                    break
-                self._window.popleft()
-                owner._write(fut.result())
+            self._write_done(stop_at_failure=True)
         except Exception:  # noqa: BLE001 - a failing file (disk full): keep what is written
             pass
         self._window.clear()

@@ -136,6 +136,10 @@ class BalercCodec(_abc.Codec):
         self.names = None if names is None else [str(n) for n in names]
         self.embed_model = bool(embed_model)
         self.ranges = _check_ranges(ranges, parsed)
+        if self.ranges is not None:  # what every chunk is encoded with (_chunk_bound)
+            e = min(parsed.kind.absolute_from_range(parsed.value, lo, hi)
+                    for lo, hi in self.ranges)
+            self._ranged_bound = f"abs:{e!r}"
         self._codec: Any = None
         if self.model is not None and self.model_sha256 is None:
             # The writer side: the model must exist to encode, so pin its hash now.
@@ -186,9 +190,7 @@ class BalercCodec(_abc.Codec):
         if len(self.ranges) not in (1, n_columns):
             raise InputError(f"the codec config declares {len(self.ranges)} ranges for a "
                              f"chunk of {n_columns} columns; give one, or one per column")
-        rel = Bound.parse(self.bound)
-        e = min(rel.kind.absolute_from_range(rel.value, lo, hi) for lo, hi in self.ranges)
-        return f"abs:{e!r}"
+        return self._ranged_bound
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """The chunk in the memory layout encode was given (numcodecs' contract: zarr v2

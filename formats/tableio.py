@@ -71,9 +71,8 @@ def select_names(
             f"{path}: no column matches {unmatched} (patterns are case-sensitive globs); "
             f"available columns: {list_names(list(available))}"
         )
-    if pattern_order:
-        return list(dict.fromkeys(n for p in patterns for n in matches[p]))
-    return [n for n in available if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    picked = dict.fromkeys(n for p in patterns for n in matches[p])  # the patterns' order
+    return list(picked) if pattern_order else [n for n in available if n in picked]
 
 
 def _format_of(path: Path, fmt: str | None, supported: tuple[str, ...]) -> str:
