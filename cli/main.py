@@ -121,6 +121,7 @@ def cli(debug: bool) -> None:
     Environment:
       BALERC_LOG=info|debug       more diagnostics on stderr (e.g. the ONNX Runtime provider)
       BALERC_ORT_MAX_MEMORY=BYTES ONNX Runtime's memory cap (default 4 GiB, at least 1 MiB)
+      BALERC_DECODE_TIMEOUT=S     stop any decode after S seconds (decompress --timeout)
     Shell completion: eval "$(_BALERC_COMPLETE=bash_source balerc)" (zsh_source, fish_source).
     """
 
@@ -283,6 +284,11 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
                    "RNTuple source as an RNTuple, a TTree as a TTree); ttree leaves nested "
                    "vectors and vectors of strings out (uproot cannot write them into a TTree; "
                    "named in a warning); rntuple writes every branch, nested ones included.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="Stop decoding a file after SECONDS (exit 2, nothing written): for files "
+                   "from elsewhere, whose embedded decoder may be slow by design (work is "
+                   "bounded per row, not per file). Default: $BALERC_DECODE_TIMEOUT, else none.")
 @click.option("--sections", "sections", multiple=True, metavar="NAMES",
               help="Files of a whole ROOT tree: the sections to decode (names or globs, "
                    "comma-separated or repeated; e.g. 'Jet' or 'events,Muon'). A .root output "
@@ -293,8 +299,8 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
 def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path | None,
                    columns: tuple[str, ...], threads: int | None, device: str, recover: bool,
                    output_dir: Path | None, scheduler: str | None,
-                   root_compression: str | None, root_format: str, sections: tuple[str, ...],
-                   force: bool, as_json: bool, quiet: bool) -> None:
+                   root_compression: str | None, root_format: str, timeout: float | None,
+                   sections: tuple[str, ...], force: bool, as_json: bool, quiet: bool) -> None:
     """Restore a table from a .balerc file (only the file is needed).
 
     \b
@@ -304,7 +310,8 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
     from balerc.codec import api
 
     kw = dict(model_dir=model_dir, columns=split_patterns(columns), device=device,
-              recover=recover, sections=split_patterns(sections, "--sections"))
+              recover=recover, sections=split_patterns(sections, "--sections"),
+              timeout=timeout)
     if root_compression is not None:
         kw["root_compression"] = root_compression
     if root_format != "auto":

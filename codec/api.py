@@ -15,6 +15,7 @@ from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 from balerc.formats.tableio import select_names
 
+from . import deadline
 from .coders.stats import far_from_data
 from .model import ModelBundle
 from .options import CompressOptions
@@ -70,6 +71,7 @@ def decompress_file(
     sections: list[str] | None = None,
     root_compression: str | None = None,
     root_format: str = "auto",
+    timeout: float | None = None,
 ) -> Table | WrittenTree:
     """Decode `src` and write the table to `output` in the format its extension names.
 
@@ -81,7 +83,8 @@ def decompress_file(
     A damaged or unfinished file fails before anything is written, unless `recover`: then
     the valid prefix of chunks is written (a RecoveryWarning says how many rows of how
     many), and a file with no complete chunk still fails. `src` may be a reader opened
-    with `open_balerc` (the file is then opened once for everything).
+    with `open_balerc` (the file is then opened once for everything). `timeout` (seconds,
+    default BALERC_DECODE_TIMEOUT) limits the whole file's decode: codec/deadline.py.
     """
     from balerc.formats.tableio import SUPPORTED_OUTPUT, write_table
 
@@ -94,7 +97,7 @@ def decompress_file(
         )
     kw = dict(columns=columns, threads=threads, device=device, model_dir=model_dir,
               show_progress=show_progress)
-    with opened(src, recover) as reader:
+    with opened(src, recover) as reader, deadline.limit(timeout, _label(reader)):
         if reader.sections is not None:
             return _decompress_sections(reader, out, ext, sections, force,
                                         (root_compression, root_format), **kw)
@@ -227,13 +230,14 @@ def decompress(
     show_progress: bool = False,
     recover: bool = False,
     sections: list[str] | None = None,
+    timeout: float | None = None,
 ) -> Table:
     """Decode a .balerc file or bytes into a Table (column globs select columns; of a
     file of several sections, `sections` must pick one). Columns come in the order the
     patterns give; a pattern matching no column is refused."""
     from .pipeline import decode_with
 
-    with opened(src, recover) as reader:
+    with opened(src, recover) as reader, deadline.limit(timeout, _label(reader)):
         if reader.sections is not None or sections:
             return _one_section(reader, sections, columns, threads, device=device,
                                 model_dir=model_dir, show_progress=show_progress)

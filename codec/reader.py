@@ -22,11 +22,18 @@ from balerc.formats.container import (
     ContainerReader,
     accept_features,
 )
-from balerc.formats.errors import BalercError, ContainerError, InputError, SchemaError
+from balerc.formats.errors import (
+    BalercError,
+    ContainerError,
+    InputError,
+    SchemaError,
+    TimeLimitError,
+)
 from balerc.formats.records import MAX_EVENTS
 from balerc.formats.table import Table
 from balerc.formats.tableio import select_names
 
+from . import deadline
 from .coders import ColumnCoder, get_coder
 from .options import default_threads
 from .parallel import parallel_ordered
@@ -73,16 +80,19 @@ def read_container(
     threads: int = 1,
     show_progress: bool = False,
     recover: bool = False,
+    timeout: float | None = None,
     **runtime: Any,
 ) -> Table:
     """Decode a .balerc file (all of it, some chunks, or some columns) into a Table.
 
     A damaged or unfinished file raises a ContainerError subclass; with `recover=True` the
-    longest valid prefix of chunks is returned instead, with a RecoveryWarning.
+    longest valid prefix of chunks is returned instead, with a RecoveryWarning. `timeout`
+    (seconds; default BALERC_DECODE_TIMEOUT, else none) stops a decode that runs longer
+    with a LimitError: set it for files from elsewhere (codec/deadline.py).
     """
     with ContainerReader(source, recover=recover) as reader:
         return decode_with(reader, columns=columns, chunks=chunks, threads=threads,
-                           show_progress=show_progress, **runtime)
+                           show_progress=show_progress, timeout=timeout, **runtime)
 
 
 def decode_with(
@@ -92,10 +102,19 @@ def decode_with(
     chunks: Iterable[int] | None = None,
     threads: int = 1,
     show_progress: bool = False,
+    timeout: float | None = None,
     **runtime: Any,
 ) -> Table:
     """Decode chunks of an open reader; on a damaged chunk, fail, or with the reader's
-    `recover`, keep the chunks before it (the reader then says how many rows survive)."""
+    `recover`, keep the chunks before it (the reader then says how many rows survive).
+    `timeout`: as read_container's."""
+    with deadline.limit(timeout, reader.path):
+        return _decode_chunks(reader, columns, chunks, threads, show_progress, runtime)
+
+
+def _decode_chunks(reader: ContainerReader, columns: list[str] | None,
+                   chunks: Iterable[int] | None, threads: int, show_progress: bool,
+                   runtime: dict[str, Any]) -> Table:
     header = reader.header
     schema = header["schema"]["columns"]
     wanted, plan, prefixes = _decode_plan(reader, columns, runtime)
@@ -110,6 +129,7 @@ def decode_with(
     def decode(job: tuple[int, int]) -> ContainerError | None:
         k, i = job  # position in the output, chunk index
         try:
+            deadline.check(f"starting chunk {i} of {reader.n_chunks}")
             info = reader.chunk(i)
             for c, coder, need, stream_names in plan:
                 p = prefixes[c]
@@ -128,6 +148,8 @@ def decode_with(
                     if got[n] is not into[n]:
                         into[n][...] = got[n]
             return None
+        except TimeLimitError:
+            raise  # not damage: --recover must not cut the table here
         except ContainerError as exc:
             return _prefixed(reader, exc, f"chunk {i}: ")
 
@@ -202,7 +224,8 @@ def _prefixed(reader: ContainerReader, exc: BalercError, where: str = "") -> Bal
 
 
 class Reader:
-    """An open .balerc file for pipelines: chunk by chunk, row ranges, info."""
+    """An open .balerc file for pipelines: chunk by chunk, row ranges, info. `timeout=`
+    (seconds) limits each `read` and each chunk of `iter_chunks` (codec/deadline.py)."""
 
     def __init__(self, source: str | os.PathLike | bytes, *, recover: bool = False,
                  threads: int | None = None, section: str | None = None, **runtime: Any):

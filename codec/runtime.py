@@ -27,6 +27,7 @@ import numpy as np
 
 from balerc.formats.errors import InputError, LimitError, MissingDependencyError, UnsafeModelError
 
+from . import deadline
 from .sandbox import MAX_CONSTANT_BYTES, ModelSpec, check_model
 
 log = logging.getLogger("balerc.codec")
@@ -206,10 +207,16 @@ class Session:
         rows = _rows(feed)
         step = ROW_BLOCK if self.provider == "CPUExecutionProvider" and rows > ROW_BLOCK else (
             max(rows, 1))
+        return [(i, self._run_block({k: v[i:i + step] for k, v in feed.items()}, i, rows))
+                for i in range(0, max(rows, 1), step)]
+
+    def _run_block(self, feed: dict[str, np.ndarray], first: int, rows: int) -> np.ndarray:
+        """One ONNX Runtime run, after the decode's time limit is checked (the sandbox
+        bounds work per row, not per file: codec/deadline.py)."""
+        work = f", {self.report.flops_per_row:,} multiply-adds per row" if self.report else ""
+        deadline.check(f"running the graph on rows {first:,} of {rows:,}{work}")
         try:
-            return [(i, self.session.run([self.output_name],
-                                         {k: v[i:i + step] for k, v in feed.items()})[0])
-                    for i in range(0, max(rows, 1), step)]
+            return self.session.run([self.output_name], feed)[0]
         except Exception as exc:  # onnxruntime's errors share no base class
             raise _ort_error(exc, self.source, f"running the graph on {rows} rows") from None
 

@@ -36,6 +36,7 @@ from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order
 from balerc.formats.table import Table, concat
 from balerc.formats.tableio import select_names
 
+from . import deadline
 from .model import SECTION_MODELS, ModelBundle, section_models
 from .options import CompressOptions, default_threads
 from .plan import Ranges
@@ -286,10 +287,12 @@ def _planned(reader: ContainerReader, sections: list[str] | None, columns: list[
 def read_sections(source: str | os.PathLike | bytes | ContainerReader, *,
                   sections: list[str] | None = None, columns: list[str] | None = None,
                   threads: int | None = None, recover: bool = False,
-                  show_progress: bool = False, **runtime: Any) -> Sections:
+                  show_progress: bool = False, timeout: float | None = None,
+                  **runtime: Any) -> Sections:
     """Decode a multi-section file (some sections or columns) into Sections (`source`
-    may be an open reader: its own `recover` then applies)."""
-    with opened(source, recover) as reader:
+    may be an open reader: its own `recover` then applies); `timeout` (seconds) limits
+    the whole file's decode (codec/deadline.py)."""
+    with opened(source, recover) as reader, deadline.limit(timeout, str(reader.path)):
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections: read it with "
                              f"read_container")

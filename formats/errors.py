@@ -55,6 +55,11 @@ class LimitError(ContainerError):
     can hold (decompression bombs, absurd row counts): refused before allocating."""
 
 
+class TimeLimitError(LimitError):
+    """Decoding ran past its time limit (`timeout=`, `--timeout`, BALERC_DECODE_TIMEOUT):
+    the file may be sound, so `recover` does not turn this into a shorter table."""
+
+
 class SchemaError(ContainerError):
     """A header, chunk descriptor, footer or coder record is malformed (missing or mistyped
     keys, out-of-range values, unknown mode letters, duplicate column names)."""

@@ -108,9 +108,9 @@ def test_recovery_keeps_only_the_in_order_prefix(small):
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
 
 
-def _with_decoder(decoder: bytes) -> bytes:
-    """A real file (4 anchors, 2 predicted columns) whose embedded decoder is replaced by
-    `decoder`, every checksum and the decoder's sha256 fixed as a forger would."""
+def _with_decoder(decoder: bytes, rows: int = 500) -> bytes:
+    """A real file (4 anchors, 2 predicted columns, `rows` rows) whose embedded decoder is
+    replaced by `decoder`, every checksum and the decoder's sha256 fixed as a forger would."""
     import hashlib
 
     import zstandard
@@ -125,7 +125,7 @@ def _with_decoder(decoder: bytes) -> bytes:
                 "normalization": [{"name": n, "offset": 0.0, "scale": 1.0} for n in names]}
     valid = (HOSTILE / "decoders" / "valid.onnx").read_bytes()
     rng = np.random.default_rng(1)
-    t = Table({n: rng.normal(size=500) for n in names})
+    t = Table({n: rng.normal(size=rows) for n in names})
     buf = io.BytesIO()
     # zstd streams: there the (meaningless) prediction of c4 happens to pack smaller, so
     # the file's chunk needs the decoder (with pcodec plain quantization wins)
@@ -185,6 +185,82 @@ def test_cli_refuses_a_crafted_decoder_in_one_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
     assert "refused" in r.stderr and "Loop" in r.stderr and str(f) in r.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def _slow_decoder(width: int = 2040) -> bytes:
+    """Inside every sandbox limit and slow by design: three MatMuls, ~4.2 million
+    multiply-adds per row (the per-row cap), ~60 s per million rows on one core."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.normal(size=s) / 50).astype(np.float32), n)
+             for n, s in (("w1", (4, width)), ("w2", (width, width)), ("w3", (width, 2)))]
+    nodes = [helper.make_node("MatMul", [x, w], [y])
+             for x, w, y in (("a", "w1", "h1"), ("h1", "w2", "h2"), ("h2", "w3", "y"))]
+    graph = helper.make_graph(nodes, "slow", [helper.make_tensor_value_info(
+        "a", TensorProto.FLOAT, ["N", 4])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["N", 2])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def test_a_decoder_slow_by_design_stops_at_the_time_limit():
+    """Work is bounded per row, not per file: a decode of 60,000 rows through a decoder at
+    the per-row cap (~4 s of work) stops at a 0.3 s limit between ONNX Runtime blocks,
+    with a TimeLimitError naming the file, also under recover (the file is not damaged)."""
+    from balerc.formats.errors import LimitError, TimeLimitError
+
+    data = _with_decoder(_slow_decoder(), rows=60_000)
+    for recover in (False, True):
+        with pytest.raises(TimeLimitError, match=r"^<bytes>: decoding stopped at the 0.3 s "
+                           r"time limit .* running the graph on rows [0-9,]+ of 60,000, "
+                           r"4,17[0-9,]+ multiply-adds per row") as info:
+            read_container(data, timeout=0.3, recover=recover)
+        assert isinstance(info.value, LimitError)
+
+
+def test_time_limit_reaches_worker_threads_and_comes_from_the_environment(small,
+                                                                         monkeypatch):
+    from balerc.codec import deadline
+    from balerc.formats.errors import InputError, TimeLimitError
+
+    data, table = small
+    monkeypatch.setenv(deadline.TIMEOUT_ENV, "1e-9")
+    with pytest.raises(TimeLimitError, match=r"starting chunk [0-9] of 3"):
+        read_container(data, threads=2)
+    monkeypatch.setenv(deadline.TIMEOUT_ENV, "60")
+    assert read_container(data, threads=2).equals(table)
+    assert read_container(data, timeout=60).equals(table)
+    from balerc.codec import open_reader
+
+    with open_reader(data, timeout=1e-9) as r, pytest.raises(TimeLimitError):
+        next(r.iter_chunks())
+    monkeypatch.setenv(deadline.TIMEOUT_ENV, "soon")
+    with pytest.raises(InputError, match=r"BALERC_DECODE_TIMEOUT='soon' is not a positive"):
+        read_container(data)
+    for bad in (0, -1, float("nan"), float("inf"), "x"):
+        with pytest.raises(InputError, match=r"timeout=.* is not a positive number"):
+            read_container(data, timeout=bad)
+
+
+def test_cli_timeout_writes_nothing(tmp_path, small):
+    import subprocess
+    import sys
+
+    data, _ = small
+    f = tmp_path / "f.balerc"
+    f.write_bytes(data)
+    out = tmp_path / "o.csv"
+    r = subprocess.run([sys.executable, "-m", "balerc.cli", "decompress", str(f), "-o",
+                        str(out), "--timeout", "1e-9", "-q"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert f"{f}: decoding stopped at the 1e-09 s time limit" in r.stderr
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("desc, match", [
