@@ -168,7 +168,7 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     flat = [f for f in chosen if f.kind in ("flat", "string", "array")]
     collections = _group(chosen, {f.name for f in flat})
     chains = [f for f in chosen if f.kind in CHAINED_KINDS]
-    source = {"format": "root", "path": str(path), "tree": tree,
+    source = {"format": "root", "path": Path(path).name, "tree": tree,
               "tree_class": "RNTuple" if is_ntuple else "TTree",
               "title": str(getattr(obj, "title", "") or ""),
               "compression": _compression_code(file, obj, is_ntuple),

@@ -113,7 +113,7 @@ def _npy_stream(p: Path) -> TableStream | None:
     n, k = shape
     names = [f"c{j}" for j in range(k)]
     size = p.stat().st_size
-    source = {"format": "npy", "path": str(p), "size": size}
+    source = {"format": "npy", "path": p.name, "size": size}
     row_bytes = k * dtype.itemsize
     if size < offset + n * row_bytes:
         raise InputError(f"{p}: truncated .npy file: its header says {n:,} x {k} {dtype} "

@@ -141,7 +141,7 @@ def read_table(
             f"{p}: the table is empty ({table.n_rows} rows, {table.n_columns} columns); "
             "nothing to compress (check the file and the columns selection)"
         )
-    table.source["path"] = str(p)
+    table.source["path"] = p.name  # the name only: files travel, directory layouts stay home
     table.source["size"] = p.stat().st_size
     return table
 

@@ -398,3 +398,29 @@ def test_fast_rounded_log2_difference_equals_the_exact_path(eps: float) -> None:
     b = np.concatenate([logp, logp, logp, logp])
     assert np.array_equal(rint_log2_diff(a, b, delta), np.rint((log2(a) - b) / delta))
     assert rint_log2_diff(a[:0], b[:0], delta).shape == (0,)
+
+
+def test_format_appendix_states_the_tables_and_coefficients():
+    """docs/FORMAT.md, Appendix A, lets a reader rebuild exp2 and log2 without this code:
+    its table digests and coefficients must be the ones the code uses."""
+    from balerc.codec import exactmath as m
+
+    doc = " ".join((Path(__file__).parents[1] / "docs" / "FORMAT.md").read_text(
+        encoding="utf-8").split())  # line breaks as spaces
+    e, lg = m._exp2_tables(), m._log2_tables()
+
+    def digest(a: np.ndarray) -> str:
+        return hashlib.sha256(np.ascontiguousarray(a, "<f8").tobytes()).hexdigest()[:16]
+
+    for name, table in (("hi", e.hi), ("tail", e.tail), ("invc", lg.invc), ("lhi", lg.lhi),
+                        ("lmid", lg.lmid)):
+        assert f"{name} sha256 `{digest(table)}" in doc or f"{name} `{digest(table)}" in doc, name
+    for k, c in enumerate(e.coef, 1):
+        assert f"c{k} = {c.hex()}" in doc
+    for k, c in enumerate(lg.coef, 2):
+        text = c.hex()
+        assert f"a{k} = {text}" in doc, (k, text)
+    assert float.fromhex("0x1.71547652p+0") == lg.ih and float.fromhex("0x1.705fc2eefa2p-33") == lg.il
+    assert "OFF = 0x3FE7FE0000000000" in doc and m._OFF == 0x3FE7FE0000000000
+    assert "SHIFT = 0x1.8p+42" in doc and m._SHIFT == float.fromhex("0x1.8p+42")
+    assert "GOLDEN_DIGEST" in doc
