@@ -13,7 +13,7 @@ from balerc.formats.fileio import atomic_output, check_output
 from balerc.formats.sections import EVENTS, SectionStream
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
-from balerc.formats.tableio import select_names
+from balerc.formats.tableio import pattern_matches, select_names
 
 from . import deadline
 from .coders.stats import far_from_data
@@ -95,6 +95,18 @@ def decompress_file(
             f"cannot write {out}: unsupported extension '{ext or '(none)'}'; "
             f"use one of {', '.join(SUPPORTED_OUTPUT)}"
         )
+    if ext != ".root" and (root_compression is not None or root_format != "auto"):
+        import warnings
+
+        warnings.warn(f"{out}: --root-compression / --root-format apply to .root outputs "
+                      f"only; ignored", stacklevel=2)
+    elif ext == ".root":  # refused before the decode, not after it
+        from balerc.formats.root_writers import ROOT_FORMATS
+
+        _root_codec(root_compression)
+        if root_format not in ROOT_FORMATS:
+            raise InputError(f"--root-format '{root_format}': use one of "
+                             f"{', '.join(ROOT_FORMATS)}")
     kw = dict(columns=columns, threads=threads, device=device, model_dir=model_dir,
               show_progress=show_progress)
     with opened(src, recover) as reader, deadline.limit(timeout, _label(reader)):
@@ -109,7 +121,8 @@ def decompress_file(
         raise IncompleteFileError(f"{_label(reader)}: no complete chunk could be recovered; "
                                   f"nothing written")
     with atomic_output(out, force) as tmp:
-        write_table(table, tmp, fmt=ext.lstrip("."))
+        write_table(table, tmp, fmt=ext.lstrip("."), root=(
+            _root_codec(root_compression), root_format))
     return table
 
 
@@ -136,9 +149,7 @@ def pick_section(names: list[str], sections: list[str] | None, label: str, hint:
                  alone: bool = False) -> str:
     """The one section `sections` (names or globs) picks, for an output of one table;
     with `alone`, a single section needs no pick."""
-    from fnmatch import fnmatchcase
-
-    picked = [n for n in names if any(fnmatchcase(n, p) for p in sections or [])]
+    picked = [n for n in names if any(n in pattern_matches(names, p) for p in sections or [])]
     if len(picked) == 1:
         return picked[0]
     if alone and len(names) == 1:
@@ -163,6 +174,12 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
     wanted = None if columns is None else select_names(
         all_cols, columns, f"{reader.path}, section '{name}'", pattern_order=True)
     return decode_with(view, columns=wanted, threads=threads or default_threads(), **runtime)
+
+
+def _root_codec(spec: str | None) -> Any:
+    from balerc.formats.root_writers import root_compression
+
+    return root_compression(spec)
 
 
 def _decompress_sections(reader: ContainerReader, out: Path, ext: str,

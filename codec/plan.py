@@ -63,7 +63,8 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     b = options.bound
     if model is None and b is None and not options.lossless:
         raise InputError("without a model an error bound is needed (e.g. --error-bound rel:1e-3)")
-    floatless = None if model is not None or only is not None else _floatless_note(schema)
+    floatless = (None if model is not None or only is not None or options.lossless
+                 else _floatless_note(schema))
     if options.lossless or floatless:
         return Plan([LosslessCoder(names, index, dtypes, level, pc, exhaustive)],
                     notes=[floatless] if floatless else [])

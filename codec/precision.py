@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from balerc.formats.errors import InputError
+from balerc.formats.tableio import pattern_matches
 
 from .bounds import Bound
 
@@ -96,6 +97,8 @@ class ColumnBounds:
                 ) -> dict[str, Bound | None]:
         """Bound per float column (None: lossless); the default where nothing matches."""
         out = {}
+        names = list(columns)
+        picked = [set(pattern_matches(names, glob)) for glob, _ in self.rules]
         for name, dtype in columns.items():
             if np.dtype(dtype).kind != "f":
                 continue
@@ -103,8 +106,8 @@ class ColumnBounds:
             for preset in self.presets:
                 if name in preset:
                     bound = preset[name]
-            for glob, b in self.rules:
-                if fnmatchcase(name, glob):
+            for (_, b), chosen in zip(self.rules, picked, strict=True):
+                if name in chosen:
                     bound = b
             out[name] = bound
         return out
@@ -113,7 +116,7 @@ class ColumnBounds:
         """Refuse globs matching no column, naming the columns there are."""
         if not self.strict:
             return
-        unknown = [g for g, _ in self.rules if not any(fnmatchcase(n, g) for n in names)]
+        unknown = [g for g, _ in self.rules if not pattern_matches(list(names), g)]
         if unknown:
             shown = ", ".join(list(names)[:40]) + (" ..." if len(names) > 40 else "")
             raise InputError(f"{self.origin}: {unknown} match(es) no column; the columns are: "

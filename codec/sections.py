@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,7 +33,7 @@ from balerc.formats.errors import InputError, SchemaError
 from balerc.formats.fileio import atomic_output
 from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order, chain_up
 from balerc.formats.table import Table, concat
-from balerc.formats.tableio import select_names
+from balerc.formats.tableio import pattern_matches, select_names
 
 from . import deadline
 from .model import SECTION_MODELS, ModelBundle, section_models
@@ -244,7 +243,7 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
     names = [s["name"] for s in specs]
     chosen = names
     if sections:
-        chosen = [n for n in names if any(fnmatchcase(n, p) for p in sections)]
+        chosen = [n for n in names if any(n in pattern_matches(names, p) for p in sections)]
         if not chosen:
             raise InputError(f"--sections {sections} matches no section of {reader.path}; it "
                              f"has {names}")
@@ -254,7 +253,7 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
             continue
         cols = [c["name"] for c in s["schema"]["columns"]]
         out[s["name"]] = cols if columns is None else [
-            c for c in cols if any(fnmatchcase(c, p) for p in columns)]
+            c for c in cols if any(c in pattern_matches(cols, p) for p in columns)]
     if columns is not None:  # every pattern matches somewhere, as in a single table
         every = [c for s in specs if s["name"] in chosen for c in
                  (x["name"] for x in s["schema"]["columns"])]

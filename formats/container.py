@@ -110,6 +110,19 @@ def _dump(obj: Any, flags: int = WRITE_FLAGS) -> bytes:
     return raw
 
 
+def _check_own_header(header: Mapping[str, Any], hbytes: bytes) -> None:
+    """Run the readers' header checks on a header about to be written: a file every
+    reader refuses (a 5,000-character column name, too many columns) is refused here,
+    before its first byte, instead of being found unreadable later."""
+    from .errors import BalercError, InputError
+
+    try:
+        check_header(_load(hbytes, WRITE_FLAGS, "header"), "header")
+    except BalercError as exc:
+        raise InputError(f"cannot write this table: readers would refuse its header "
+                         f"({exc}); rename or leave out what it names") from None
+
+
 def record_size(obj: Any) -> int:
     """Stored bytes of a JSON record as this writer stores it (for cost estimates)."""
     return len(_dump(obj))
@@ -189,6 +202,7 @@ class ContainerWriter:
         attachments = dict(attachments or {})
         header["attachments"] = [[n, len(b), xxh64_hex(b)] for n, b in attachments.items()]
         hbytes = _dump(header)
+        _check_own_header(header, hbytes)
         pre = _PREAMBLE.pack(MAGIC_START, FORMAT_MAJOR, minor, WRITE_FLAGS, len(hbytes), 0)
         xx = header_checksum(pre, hbytes, (FORMAT_MAJOR, minor))
         self._f.write(pre[:-8] + struct.pack("<Q", xx))

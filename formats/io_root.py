@@ -6,10 +6,10 @@ object, with an int64 ``__event__`` column giving the event index). The jagged l
 recorded in ``source["jagged"]`` so the writer can rebuild the per-event counts,
 events without objects included.
 
-A table is written as a TTree, also for RNTuple input: TTrees are readable by every ROOT
-version and by uproot (uproot 5.7 has ``mkrntuple``, and ``file[name] = dict`` now makes
-an RNTuple, so ``mktree`` is used explicitly). Whole trees (formats/root_writers.py) go
-back as the source's kind, since only an RNTuple can take nested vectors.
+A table is written back through the whole-tree writers (formats/root_writers.py) as one
+section, or two for a collection: the source's kind (a TTree, or an RNTuple for an
+RNTuple source; `root_format` forces one), tree name, title and compression. A table
+from another format becomes a TTree ``events`` (readable by every ROOT version).
 """
 
 from __future__ import annotations
@@ -45,6 +45,26 @@ class _Field:
 
 def _modules() -> tuple[Any, Any]:
     return require("uproot", "ROOT I/O"), require("awkward", "ROOT I/O")
+
+
+def unreadable(path: Path, exc: BaseException, doing: str = "") -> InputError:
+    """One line for a ROOT file uproot cannot read (not ROOT, truncated, a damaged
+    basket): uproot's and the decompressors' messages span lines and name internals."""
+    if isinstance(exc, MemoryError):
+        raise exc
+    text = " ".join(str(exc).split())[:200] or type(exc).__name__
+    what = f"reading {doing} failed" if doing else "not a readable ROOT file"
+    return InputError(f"{path}: {what}: the file is damaged, truncated or not ROOT "
+                      f"({type(exc).__name__}: {text})")
+
+
+def open_root(path: Path, **options: Any) -> Any:
+    """uproot.open with the one-line error of `unreadable`."""
+    uproot, _ = _modules()
+    try:
+        return uproot.open(path, **options)
+    except Exception as exc:  # uproot raises many types for non-ROOT bytes
+        raise unreadable(path, exc) from None
 
 
 def _numeric(dtype: np.dtype) -> bool:
@@ -129,6 +149,18 @@ def _classify_rntuple(ntuple: Any, ak: Any) -> list[_Field]:
     return [_classify_form(n, probe[n].layout.form, ak) for n in names]
 
 
+def classify(path: Path, tree: str, obj: Any, is_ntuple: bool) -> list[_Field]:
+    """How each branch or field maps to a table (an RNTuple's probe reads pages: a
+    damaged file fails here already, with `unreadable`'s one line)."""
+    uproot, ak = _modules()
+    try:
+        return _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, uproot)
+    except InputError:
+        raise
+    except Exception as exc:  # zlib, lzma, zstd or uproot errors
+        raise unreadable(path, exc, f"tree '{tree}'") from None
+
+
 def _prefix(name: str) -> str:
     return name.split("_", 1)[0] if "_" in name else name
 
@@ -145,6 +177,13 @@ def _collections_text(fields: list[_Field]) -> tuple[str, str]:
     return text, f"'{next(iter(groups))}_*'"
 
 
+def other_objects(file: Any, tree: str) -> list[dict[str, str]]:
+    """The file's objects besides `tree` (histograms, other trees), by path and class;
+    directories are not objects of their own (what they hold is listed by its path)."""
+    return [{"name": k.rsplit(";", 1)[0], "class": c} for k, c in file.classnames().items()
+            if k.rsplit(";", 1)[0] != tree and c != "TDirectory"]
+
+
 def _list_trees(file: Any) -> dict[str, str]:
     trees: dict[str, str] = {}
     for key, cls in file.classnames().items():
@@ -157,11 +196,11 @@ def _pick_tree(path: Path, trees: dict[str, str], tree: str | None) -> str:
     """The tree to read: the one asked for, or the file's only tree, so that a file
     with several trees never silently reads the wrong one."""
     if tree is None:
+        if not trees:
+            raise InputError(f"{path} holds no TTree or RNTuple to read")
         if len(trees) != 1:
-            found = list(trees) if trees else "none"
-            raise InputError(
-                f"{path} has {len(trees)} trees; pick one with the tree option; trees: {found}"
-            )
+            raise InputError(f"{path} has {len(trees)} trees; pick one with --tree (or "
+                             f"FILE.root:TREE); trees: {list(trees)}")
         return next(iter(trees))
     if tree not in trees:
         raise InputError(f"{path} has no tree '{tree}'; trees: {list(trees)}")
@@ -274,35 +313,34 @@ def read_root(
     """Read flat branches, or one jagged collection flattened to one row per object."""
     uproot, ak = _modules()
     path = Path(path)
-    try:
-        file = uproot.open(path)
-    except Exception as exc:  # uproot raises many types for non-ROOT bytes
-        raise InputError(f"{path}: not a readable ROOT file ({exc})") from exc
-    with file:
+    with open_root(path) as file:
         trees = _list_trees(file)
         tree = _pick_tree(path, trees, tree)
         obj = file[tree]
         is_ntuple = "RNTuple" in trees[tree]
-        fields = _classify_rntuple(obj, ak) if is_ntuple else _classify_ttree(obj, uproot)
+        fields = classify(path, tree, obj, is_ntuple)
         by_name = {f.name: f for f in fields}
         wanted = _wanted_names(path, tree, fields, columns)
         jagged = _check_selection(path, [by_name[n] for n in wanted])
-        arrays = _read_arrays(
-            obj,
-            wanted,
-            is_ntuple=is_ntuple,
-            jagged=bool(jagged),
-            entry_start=entry_start,
-            entry_stop=entry_stop,
-        )
+        try:
+            arrays = _read_arrays(obj, wanted, is_ntuple=is_ntuple, jagged=bool(jagged),
+                                  entry_start=entry_start, entry_stop=entry_stop)
+        except Exception as exc:  # a damaged basket: zlib, lzma, zstd or uproot errors
+            raise unreadable(path, exc, f"tree '{tree}'") from None
         n_entries = int(obj.num_entries)
+        from .root_sections import compression_code
 
         source: dict[str, Any] = {
             "format": "root",
             "n_entries": n_entries,
             "tree": tree,
             "tree_class": "RNTuple" if is_ntuple else "TTree",
+            "title": str(getattr(obj, "title", "") or ""),
+            "compression": compression_code(file, obj, is_ntuple),
         }
+        others = other_objects(file, tree)
+        if others:
+            source["other_objects"] = others
         if jagged:
             cols, source["jagged"] = _flatten_collection(path, jagged, arrays, set(by_name), ak)
         else:
@@ -377,13 +415,15 @@ def _flatten_collection(
     return cols, layout
 
 
-def write_root(table: Table, path: str | Path) -> None:
-    """Write a TTree: flat columns as branches, a jagged source as one collection.
-
-    The tree is named after the source tree (ROOT sources) or ``events``. RNTuple
-    sources are written as a TTree (see the module docstring).
+def write_root(table: Table, path: str | Path, compression: Any = None,
+               root_format: str = "auto", label: str = "") -> None:
+    """Write a table as a tree: flat columns as branches, a jagged source's collection as
+    jagged branches with their counter. Through the whole-tree writers (root_writers):
+    the source tree's name, title, kind (TTree or RNTuple, or `root_format`) and
+    compression (or `compression`, e.g. root_compression('zstd:5')) come back with it.
     """
-    uproot, ak = _modules()
+    from .root_writers import write_root_sections
+
     path = Path(path)
     half = [n for n, a in table.columns.items() if a.dtype.itemsize == 2 and a.dtype.kind == "f"]
     if half:
@@ -391,78 +431,45 @@ def write_root(table: Table, path: str | Path) -> None:
             f"cannot write {path}: float16 column(s) {half} have no ROOT type; cast them to "
             "float32 or write .parquet instead"
         )
+    write_root_sections(table_sections(table, path), path, compression, root_format, label)
+
+
+def table_sections(table: Table, path: Path) -> Any:
+    """A table as Sections: `events` alone for flat columns; for a jagged source's table
+    (one row per object, the __event__ column), `events` holding the per-event counter
+    and the collection's section."""
+    from .sections import EVENTS, Sections
+
     src = table.source
     from_root = src.get("format") == "root"
-    tree = str(src.get("tree") or "events") if from_root else "events"
+    source = {k: src[k] for k in ("tree", "title", "compression", "tree_class")
+              if from_root and k in src}
     layout = src.get("jagged") if from_root else None
-    jagged = bool(layout) and EVENT_COLUMN in table and table.n_columns > 1
+    if not (layout and EVENT_COLUMN in table and table.n_columns > 1):
+        return Sections({EVENTS: table}, {EVENTS: {"kind": "events"}}, source)
     strings = table.names_of_kind("string")
-    if jagged and strings:
+    if strings:
         raise InputError(
             f"cannot write {path}: column(s) {strings} of a collection hold strings (vectors "
             "of strings), which uproot cannot write; write .csv or .parquet instead, or leave "
             "those columns out"
         )
-    with uproot.recreate(path) as file:
-        if jagged:
-            _write_jagged(table, file, tree, layout, path, ak)
-        else:
-            _write_flat(table, file, tree, ak)
-
-
-def _write_flat(table: Table, file: Any, tree: str, ak: Any) -> None:
-    """One branch per column; string columns as ROOT string branches (uproot's "string")."""
-    from .sections import strings_layout
-
-    strings = set(table.names_of_kind("string"))
-    cols = {n: a if n in strings else _native(a) for n, a in table.columns.items()}
-    out = file.mktree(tree, {n: "string" if n in strings else a.dtype for n, a in cols.items()})
-    for start in range(0, table.n_rows, _CHUNK_ROWS):
-        out.extend({n: ak.Array(strings_layout(a[start : start + _CHUNK_ROWS], ak))
-                    if n in strings else a[start : start + _CHUNK_ROWS]
-                    for n, a in cols.items()})
-
-
-def _write_jagged(
-    table: Table, file: Any, tree: str, layout: dict[str, Any], path: Path, ak: Any
-) -> None:
-    """Rebuild per-event counts from the event index and write ``n<Coll>`` + branches."""
     events = table[EVENT_COLUMN]
-    if events.dtype.kind not in "iu":
-        raise InputError(f"cannot write {path}: '{EVENT_COLUMN}' must hold integer event indices")
-    if events.size and events.min() < 0:
-        raise InputError(f"cannot write {path}: '{EVENT_COLUMN}' has negative event indices")
-    names = [n for n in table.names if n != EVENT_COLUMN]
-    cols = {n: _native(table[n]) for n in names}
+    if events.dtype.kind not in "iu" or (events.size and events.min() < 0):
+        raise InputError(f"cannot write {path}: '{EVENT_COLUMN}' must hold event indices "
+                         f"(integers >= 0)")
+    cols = {n: _native(table[n]) for n in table.names if n != EVENT_COLUMN}
     events = events.astype(np.int64)
     if events.size > 1 and np.any(events[1:] < events[:-1]):
         order = np.argsort(events, kind="stable")
-        events = events[order]
-        cols = {n: a[order] for n, a in cols.items()}
-    n_events = int(layout.get("n_events") or 0)
-    if events.size:
-        n_events = max(n_events, int(events[-1]) + 1)
-    counts = np.bincount(events, minlength=n_events)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-
+        events, cols = events[order], {n: a[order] for n, a in cols.items()}
+    n_events = max(int(layout.get("n_events") or 0), int(events[-1]) + 1 if events.size else 0)
     collection = str(layout.get("collection") or "Object")
     counter = str(layout.get("counter") or "n" + collection)
     if counter in cols:
         counter += "_count"
-
-    def chunk(e0: int, e1: int) -> Any:
-        o0, o1 = int(offsets[e0]), int(offsets[e1])
-        c = counts[e0:e1]
-        return ak.zip({n: ak.unflatten(a[o0:o1], c) for n, a in cols.items()})
-
-    first = chunk(0, min(n_events, _CHUNK_ROWS))
-    out = file.mktree(
-        tree,
-        {collection: first.type.content},
-        counter_name=lambda _counted: counter,
-        field_name=lambda _outer, inner: inner,
-    )
-    if n_events:
-        out.extend({collection: first})
-    for e0 in range(_CHUNK_ROWS, n_events, _CHUNK_ROWS):
-        out.extend({collection: chunk(e0, min(n_events, e0 + _CHUNK_ROWS))})
+    counts = np.bincount(events, minlength=n_events).astype(np.int32)
+    return Sections({EVENTS: Table({counter: counts}), collection: Table(cols)},
+                    {EVENTS: {"kind": "events"},
+                     collection: {"kind": "collection", "counter": counter,
+                                  "counter_section": EVENTS}}, source)

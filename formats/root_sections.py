@@ -30,12 +30,15 @@ import numpy as np
 from .errors import InputError
 from .io_root import (
     CHAINED_KINDS,
-    _classify_rntuple,
-    _classify_ttree,
     _Field,
     _list_trees,
     _modules,
     _native,
+    _pick_tree,
+    classify,
+    open_root,
+    other_objects,
+    unreadable,
 )
 from .root_writers import (  # noqa: F401  (the writers were defined here before)
     ROOT_FORMATS,
@@ -47,6 +50,7 @@ from .root_writers import (  # noqa: F401  (the writers were defined here before
     write_root_sections,
 )
 from .sections import (
+    _ARRAY_COLUMN,
     EVENTS,
     LISTS,
     SYNTHETIC_COUNTER,
@@ -96,24 +100,14 @@ def _group(fields: list[_Field], flat_names: set[str]) -> list[_Collection]:
 
 def _open(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[dict[str, str]]]:
     """The ROOT file, the tree object, its name and class, and the file's other objects."""
-    uproot, _ = _modules()
-    try:
-        file = uproot.open(path, array_cache=None, object_cache=None)
-    except Exception as exc:  # uproot raises many types for non-ROOT bytes
-        raise InputError(f"{path}: not a readable ROOT file ({exc})") from exc
+    file = open_root(path, array_cache=None, object_cache=None)
     trees = _list_trees(file)
-    if tree is None:
-        if len(trees) != 1:
-            file.close()
-            raise InputError(f"{path} has {len(trees)} trees; pick one with --tree (or "
-                             f"FILE.root:TREE); trees: {list(trees) or 'none'}")
-        tree = next(iter(trees))
-    elif tree not in trees:
+    try:
+        tree = _pick_tree(path, trees, tree)
+    except InputError:
         file.close()
-        raise InputError(f"{path} has no tree '{tree}'; trees: {list(trees)}")
-    others = [{"name": k.rsplit(";", 1)[0], "class": c} for k, c in file.classnames().items()
-              if k.rsplit(";", 1)[0] != tree]
-    return file, file[tree], tree, trees[tree], others
+        raise
+    return file, file[tree], tree, trees[tree], other_objects(file, tree)
 
 
 def _classified(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[Any],
@@ -121,20 +115,23 @@ def _classified(path: Path, tree: str | None) -> tuple[Any, Any, str, str, list[
     """`_open` plus how each branch maps to a table (flat, jagged, string, array, other)."""
     uproot, ak = _modules()
     file, obj, tree, cls, others = _open(path, tree)
-    fields = _classify_rntuple(obj, ak) if "RNTuple" in cls else _classify_ttree(obj, uproot)
+    fields = classify(path, tree, obj, "RNTuple" in cls)
     return file, obj, tree, cls, others, fields
 
 
 def needs_sections(path: Path, *, tree: str | None = None, columns: list[str] | None = None
                    ) -> bool:
-    """Whether the selected branches need Sections: anything but flat numbers/strings."""
+    """Whether the selected branches need Sections: anything but flat numbers/strings,
+    or a tree without entries (a table of no rows is refused; a tree of no events is a
+    valid, empty run)."""
     from .tableio import select_names
 
-    file, _, _, _, _, fields = _classified(path, tree)
+    file, obj, _, _, _, fields = _classified(path, tree)
     with file:
         names = [f.name for f in fields]
         wanted = set(names if columns is None else select_names(names, columns, path))
-        return any(f.kind not in ("flat", "string") for f in fields if f.name in wanted)
+        return int(obj.num_entries) == 0 or any(
+            f.kind not in ("flat", "string") for f in fields if f.name in wanted)
 
 
 def open_root_sections(path: str | Path, *, tree: str | None = None,
@@ -166,12 +163,13 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
             f"--skip-unsupported to compress the rest and list them in the file")
     chosen = [f for f in chosen if f.kind != "other"]
     flat = [f for f in chosen if f.kind in ("flat", "string", "array")]
+    _check_array_names(path, flat)
     collections = _group(chosen, {f.name for f in flat})
     chains = [f for f in chosen if f.kind in CHAINED_KINDS]
     source = {"format": "root", "path": Path(path).name, "tree": tree,
               "tree_class": "RNTuple" if is_ntuple else "TTree",
               "title": str(getattr(obj, "title", "") or ""),
-              "compression": _compression_code(file, obj, is_ntuple),
+              "compression": compression_code(file, obj, is_ntuple),
               "n_entries": int(obj.num_entries),
               "branches": [_branch_record(f, collections) for f in chosen]}
     if views:
@@ -184,13 +182,16 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     if others:
         source["other_objects"] = others
     if skipped or others:
-        _warn_left_out(path, skipped, others)
+        warn_left_out(path, skipped, others)
     stored = {f.name for f in chosen}
     pools = {} if is_ntuple else _executors()
 
     def read(a: int, b: int) -> Sections:
-        arrays = obj.arrays(filter_name=lambda n: n in stored, entry_start=a, entry_stop=b,
-                            library="ak", **pools)
+        try:
+            arrays = obj.arrays(filter_name=lambda n: n in stored, entry_start=a,
+                                entry_stop=b, library="ak", **pools)
+        except Exception as exc:  # a damaged basket: zlib, lzma, zstd or uproot errors
+            raise unreadable(path, exc, f"tree '{tree}', entries {a:,} to {b:,}") from None
         return _to_sections(path, arrays, flat, collections, chains, source, ak)
 
     n = int(obj.num_entries)
@@ -198,7 +199,7 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
     return SectionStream(first, n, read)
 
 
-def _compression_code(file: Any, obj: Any, is_ntuple: bool) -> int:
+def compression_code(file: Any, obj: Any, is_ntuple: bool) -> int:
     """ROOT's compression setting of the tree (its first branch's, else the file's), so
     a tree written back is compressed as the source was (e.g. 101 = ZLIB 1, 505 = ZSTD 5)."""
     try:
@@ -251,7 +252,28 @@ def _branch_record(f: _Field, collections: list[_Collection]) -> dict[str, Any]:
     return rec
 
 
-def _warn_left_out(path: Path, skipped: list[dict[str, str]], others: list[dict[str, str]]) -> None:
+def _check_array_names(path: Path, flat: list[_Field]) -> None:
+    """A fixed-size array x is stored as the columns x[0], x[1], ... (x[0][0], ... for
+    2-D): a branch named like one of them, or an array whose own name ends in [k], would
+    be read back as part of another branch (one overwrote the other, silently)."""
+    arrays = {f.name for f in flat if f.kind == "array"}
+    for f in flat:
+        m = _ARRAY_COLUMN.match(f.name)
+        if m is None:
+            continue
+        if f.kind == "array":
+            raise InputError(
+                f"{path}: the fixed-size array branch '{f.name}' ends in an index; its "
+                f"element columns ({f.name}[0], ...) would read as those of '{m.group(1)}'. "
+                f"Leave it out with --columns, or rename it in the source")
+        if m.group(1) in arrays:
+            raise InputError(
+                f"{path}: branch '{f.name}' has the name of an element of the fixed-size "
+                f"array '{m.group(1)}' (stored as the columns {m.group(1)}[0], "
+                f"{m.group(1)}[1], ...); leave one of them out with --columns")
+
+
+def warn_left_out(path: Path, skipped: list[dict[str, str]], others: list[dict[str, str]]) -> None:
     parts = []
     if skipped:
         parts.append("branches not stored: " + ", ".join(f"{s['name']} ({s['type']})"

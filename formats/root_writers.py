@@ -44,8 +44,12 @@ class SkippedBranchWarning(UserWarning):
     """Branches or objects of a ROOT file that a .balerc file (or its output) does not carry."""
 
 
+UNCOMPRESSED = "uncompressed"  # root_compression('none' or 0): baskets stored as they are
+
+
 def root_compression(spec: str | int | None) -> Any:
-    """An uproot codec from 'zstd:5', 'lzma:9', 'zlib:1', 'lz4:1', 'none' or ROOT's code."""
+    """An uproot codec from 'zstd:5', 'lzma:9', 'zlib:1', 'lz4:1', 'none' or ROOT's code;
+    None when not given (the source's setting then), UNCOMPRESSED for 'none' and 0."""
     uproot, _ = _modules()
     if spec is None:
         return None
@@ -54,12 +58,12 @@ def root_compression(spec: str | int | None) -> Any:
              f"or ROOT's code 100 x algorithm + level (e.g. 505)")
     if isinstance(spec, int) or str(spec).isdigit():
         if not int(spec):
-            return None
+            return UNCOMPRESSED
         make, arg = uproot.compression.Compression.from_code, int(spec)
     else:
         algo, _, level = str(spec).lower().partition(":")
         if algo == "none":
-            return None
+            return UNCOMPRESSED
         if algo not in codecs or (level and not level.isdigit()):
             raise InputError(f"--root-compression '{spec}': {usage}")
         make, arg = codecs[algo], int(level) if level else 1
@@ -96,6 +100,8 @@ def _open_file(path: str | Path, first: Sections, compression: Any) -> Any:
     uproot, _ = _modules()
     if compression is None and first.source.get("compression") is not None:
         compression = root_compression(int(first.source["compression"]))
+    if compression is UNCOMPRESSED:
+        return uproot.recreate(Path(path), compression=None)  # None: uproot stores raw
     extra = {} if compression is None else {"compression": compression}
     return uproot.recreate(Path(path), **extra)
 

@@ -93,6 +93,12 @@ def open_input(path: str | os.PathLike, *, tree: str | None = None,
 
         if needs_sections(p, tree=tree, columns=columns):
             return open_root_sections(p, tree=tree, columns=columns, allow_skip=allow_skip)
+        stream = open_stream(p, tree=tree, columns=columns)
+        if stream.source.get("other_objects"):  # said, as for a tree of sections
+            from .root_sections import warn_left_out
+
+            warn_left_out(p, [], stream.source["other_objects"])
+        return stream
     return open_stream(p, tree=tree, columns=columns)
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError
 from .table import Table
@@ -45,11 +47,29 @@ def list_names(names: Sequence[str], limit: int = _MAX_LISTED) -> str:
     return f"[{shown}]"
 
 
+_ELEMENT = re.compile(r"^(.*?)((?:\[\d+\])+)$")  # x[0], x[0][1]: a fixed-size array's element
+
+
+def pattern_matches(available: Sequence[str], pattern: str) -> list[str]:
+    """The names a column selector picks, in `available`'s order, by the first rule that
+    picks any: the name equal to it (names with glob characters, such as `x[0]`, are
+    given as they are), the names it matches as a case-sensitive glob, or the element
+    columns (arr[0], arr[1], ...) of the fixed-size arrays it names (`arr`, or a glob).
+    Every column and section selector of the CLI and API uses this."""
+    if pattern in available:
+        return [pattern]
+    found = [n for n in available if fnmatch.fnmatchcase(n, pattern)]
+    if found:
+        return found
+    return [n for n in available if (m := _ELEMENT.match(n)) is not None
+            and fnmatch.fnmatchcase(m.group(1), pattern)]
+
+
 def select_names(
     available: Sequence[str], patterns: Sequence[str] | None, path: str | os.PathLike[str],
     *, pattern_order: bool = False,
 ) -> list[str]:
-    """Names in `available` matching any glob pattern (case-sensitive), in file order, or
+    """Names in `available` any pattern picks (`pattern_matches`), in file order, or
     with `pattern_order` in the order the patterns give (each pattern's matches in file
     order, a name once): reading a source keeps its order, decoding a .balerc file hands
     columns back as asked, like a DataFrame's `df[[...]]`.
@@ -64,7 +84,7 @@ def select_names(
     if not patterns:
         raise InputError(f"{path}: the columns selection is empty; give at least one pattern "
                          f"(or none at all for every column)")
-    matches = {p: [n for n in available if fnmatch.fnmatchcase(n, p)] for p in patterns}
+    matches = {p: pattern_matches(available, p) for p in patterns}
     unmatched = [p for p in patterns if not matches[p]]
     if unmatched:
         raise InputError(
@@ -146,12 +166,15 @@ def read_table(
     return table
 
 
-def write_table(table: Table, path: str | os.PathLike[str], *, fmt: str | None = None) -> None:
+def write_table(table: Table, path: str | os.PathLike[str], *, fmt: str | None = None,
+                root: tuple[Any, str] = (None, "auto")) -> None:
     """Write `table` to `path` in the format of its extension (or `fmt`).
 
     Writes straight to `path`; callers wanting atomic replacement write to a temporary
     name and rename. Metadata in `table.source` from the same format (CSV header text,
     ROOT tree name and jagged layout, N-D numpy shape) is used to rebuild the original.
+    `root`: (compression, kind) of a .root output (root_writers.root_compression's codec
+    or None for the source's; "auto", "ttree" or "rntuple").
     """
     p = Path(path)
     kind = _format_of(p, fmt, SUPPORTED_OUTPUT)
@@ -160,7 +183,7 @@ def write_table(table: Table, path: str | os.PathLike[str], *, fmt: str | None =
     if kind == "root":
         from .io_root import write_root
 
-        write_root(table, p)
+        write_root(table, p, *root)
     elif kind in ("csv", "tsv", "txt"):
         from .io_csv import write_csv
 
