@@ -85,20 +85,9 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
                        entropy=ent)
 
     if model is not None and b is not None and not options.keep_model and probe is not None:
-        with_model, without = make(model), make(None)
-        rows = expected_rows or probe.n_rows
-        cost = model_cost(with_model, without)
-        raw = rows * probe.nbytes / max(probe.n_rows, 1)
-        gain = model_gain(probe, rows, with_model, without, parallel=options.threads > 1) if (
-            raw < AMORTIZED * cost) else np.inf  # a large table: chunks fall back themselves
-        if gain <= cost:
-            what, hint = (("decoder and model header", "; with --no-embed-model a model shared "
-                           "by many files costs only its header per file")
-                          if options.embed_model else ("model header", ""))
-            plan.notes.append(
-                f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
-                f"{what} cost {cost:,} bytes: stored without the model (plain "
-                f"quantization){hint}")
+        note = _model_not_worth(make(model), make(None), probe, expected_rows, options)
+        if note:
+            plan.notes.append(note)
             model = None
     plan.ae, plan.model = make(model), model
     plan.coders.append(plan.ae)
@@ -106,6 +95,25 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     if rest and only is None:
         plan.coders.append(LosslessCoder(rest, index, dtypes, level, pc, exhaustive))
     return plan
+
+
+def _model_not_worth(with_model: Any, without: Any, probe: Table, expected_rows: int | None,
+                     options: CompressOptions) -> str | None:
+    """A note when the model's bytes (decoder, header) would cost more than it saves on
+    this table (measured on the probe rows, scaled to the table), else None."""
+    rows = expected_rows or probe.n_rows
+    cost = model_cost(with_model, without)
+    raw = rows * probe.nbytes / max(probe.n_rows, 1)
+    gain = model_gain(probe, rows, with_model, without, parallel=options.threads > 1) if (
+        raw < AMORTIZED * cost) else np.inf  # a large table: chunks fall back themselves
+    if gain > cost:
+        return None
+    what, hint = (("decoder and model header", "; with --no-embed-model a model shared "
+                   "by many files costs only its header per file")
+                  if options.embed_model else ("model header", ""))
+    return (f"the model would save about {max(gain, 0):,.0f} bytes on this table but its "
+            f"{what} cost {cost:,} bytes: stored without the model (plain "
+            f"quantization){hint}")
 
 
 def _floatless_note(schema: Mapping[str, np.dtype]) -> str | None:
