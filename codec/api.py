@@ -95,18 +95,7 @@ def decompress_file(
             f"cannot write {out}: unsupported extension '{ext or '(none)'}'; "
             f"use one of {', '.join(SUPPORTED_OUTPUT)}"
         )
-    if ext != ".root" and (root_compression is not None or root_format != "auto"):
-        import warnings
-
-        warnings.warn(f"{out}: --root-compression / --root-format apply to .root outputs "
-                      f"only; ignored", stacklevel=2)
-    elif ext == ".root":  # refused before the decode, not after it
-        from balerc.formats.root_writers import ROOT_FORMATS
-
-        _root_codec(root_compression)
-        if root_format not in ROOT_FORMATS:
-            raise InputError(f"--root-format '{root_format}': use one of "
-                             f"{', '.join(ROOT_FORMATS)}")
+    _check_root_options(out, root_compression, root_format)
     kw = dict(columns=columns, threads=threads, device=device, model_dir=model_dir,
               show_progress=show_progress)
     with opened(src, recover) as reader, deadline.limit(timeout, _label(reader)):
@@ -174,6 +163,23 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
     wanted = None if columns is None else select_names(
         all_cols, columns, f"{reader.path}, section '{name}'", pattern_order=True)
     return decode_with(view, columns=wanted, threads=threads or default_threads(), **runtime)
+
+
+def _check_root_options(out: Path, compression: str | None, root_format: str) -> None:
+    """--root-compression / --root-format: refused when malformed before anything is
+    decoded; said, and ignored, for an output that is not .root."""
+    if out.suffix.lower() != ".root":
+        if compression is not None or root_format != "auto":
+            import warnings
+
+            warnings.warn(f"{out}: --root-compression / --root-format apply to .root outputs "
+                          f"only; ignored", stacklevel=3)
+        return
+    from balerc.formats.root_writers import ROOT_FORMATS
+
+    _root_codec(compression)
+    if root_format not in ROOT_FORMATS:
+        raise InputError(f"--root-format '{root_format}': use one of {', '.join(ROOT_FORMATS)}")
 
 
 def _root_codec(spec: str | None) -> Any:

@@ -176,13 +176,7 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
         source["views"] = views  # RNTuple collections whose fields are stored one by one
     if columns is None:  # the whole tree: a ratio against the file's size means something
         source["size"] = path.stat().st_size
-    skipped = [{"name": f.name, "type": f.detail} for f in bad]
-    if skipped:
-        source["skipped"] = skipped
-    if others:
-        source["other_objects"] = others
-    if skipped or others:
-        warn_left_out(path, skipped, others)
+    _left_out(path, source, [{"name": f.name, "type": f.detail} for f in bad], others)
     stored = {f.name for f in chosen}
     pools = {} if is_ntuple else _executors()
 
@@ -271,6 +265,17 @@ def _check_array_names(path: Path, flat: list[_Field]) -> None:
                 f"{path}: branch '{f.name}' has the name of an element of the fixed-size "
                 f"array '{m.group(1)}' (stored as the columns {m.group(1)}[0], "
                 f"{m.group(1)}[1], ...); leave one of them out with --columns")
+
+
+def _left_out(path: Path, source: dict[str, Any], skipped: list[dict[str, str]],
+              others: list[dict[str, str]]) -> None:
+    """Record what the file holds that is not stored (branches, other objects), and say it."""
+    if skipped:
+        source["skipped"] = skipped
+    if others:
+        source["other_objects"] = others
+    if skipped or others:
+        warn_left_out(path, skipped, others)
 
 
 def warn_left_out(path: Path, skipped: list[dict[str, str]], others: list[dict[str, str]]) -> None:
