@@ -209,9 +209,10 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     \b
     A ROOT tree is stored whole: flat branches (counters included) in the section
     'events', each jagged collection (Jet_* counted by nJet, ...) in a section of its own,
-    nested vectors and vectors of strings in chained sections, fixed-size arrays and
-    strings losslessly; `decompress -o out.root` writes the tree back. --columns selects
-    branches (a jagged branch brings its counter)."""
+    nested vectors and vectors of strings in chained sections, a fixed-size array x as the
+    columns x[0], x[1], ... (bounded like any float), strings losslessly; `decompress -o
+    out.root` writes the tree back. --columns selects branches (a jagged branch brings its
+    counter)."""
     import io
 
     from balerc.codec import api
@@ -237,10 +238,15 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
               quiet, "compressed")
         return
     spec, spec_tree = split_spec(data[0])
+    if spec == "-":
+        raise InputError("compress reads a table from a file, not from stdin: save it first "
+                         "(e.g. ... > table.csv; balerc compress table.csv); decompress reads "
+                         "a .balerc from stdin with '-'")
     data_path, tree = Path(spec), tree or spec_tree
     to_stdout = str(output) == "-"
     output = output or data_path.with_suffix(".balerc")
     if not to_stdout:
+        _check_container_name(data_path, output)
         check_output(output, force)
     table = open_input(data_path, tree=tree, columns=split_patterns(columns),
                        allow_skip=skip_unsupported)
@@ -344,6 +350,20 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
     _report(info if as_json else None,
             None if quiet else f"wrote {output}: {table.n_rows:,} "
             f"{'events' if isinstance(table, api.WrittenTree) else 'rows'}", to_stdout)
+
+
+def _check_container_name(source: Path, output: Path) -> None:
+    """-o of compress names a .balerc container: never the input itself (with --force it
+    had replaced the CSV it read), nor a table format's extension (a binary container
+    named out.csv)."""
+    from balerc.formats.tableio import SUPPORTED_OUTPUT
+
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise InputError(f"-o {output} is the input file; compress writes a separate "
+                         f".balerc file (e.g. -o {source.with_suffix('.balerc')})")
+    if output.suffix.lower() in SUPPORTED_OUTPUT:
+        raise InputError(f"-o {output}: compress writes a .balerc container, not a "
+                         f"{output.suffix} table; name it .balerc (decompress writes tables)")
 
 
 def _many(run: Any, inputs: tuple[str, ...], output_dir: Path, options: dict[str, Any],

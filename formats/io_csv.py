@@ -2,8 +2,14 @@
 
 Reading keeps the header line byte-exact (``source["header_text"]``) and the line
 terminator (``source["newline"]``) so a written file starts with the same header.
-Columns are typed by trying, in order, int64, float64 (empty cells become NaN), bool
-(only the exact words ``True``/``False``) and finally string. Floats are written with
+Columns are typed by trying, in order, int64 (uint64 beyond it), float64 (empty cells
+become NaN), bool (only the exact words ``True``/``False``) and finally string; numbers
+are ASCII text only (no ``1_000``, padding spaces or other scripts' digits, which Python's
+int() would take: such columns stay text), integers beyond 64 bits stay text, and an
+integer column with empty cells is refused by name (integers have no missing value; it
+had become floats, then quantized under a bound). Quoting is RFC 4180, strictly: a quote
+left open, or text after a closing quote, is an error naming the line (it had swallowed
+the rest of the file into one cell). Floats are written with
 ``repr(float(v))``, the shortest text that parses back to the same double, so
 read -> write -> read is bit-exact in values (float32 columns come back as float64 and
 a NaN comes back as the standard quiet NaN; strings that look like numbers come back as
@@ -46,7 +52,7 @@ def _sniff_delimiter(header_line: str) -> str:
 def _header_span(text: str, delimiter: str) -> tuple[list[str], int, int]:
     """Parse the header record; return its cells, its end offset (before the line end) and
     the offset where the body starts. A quoted header cell may span several lines."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -62,37 +68,98 @@ def _header_span(text: str, delimiter: str) -> tuple[list[str], int, int]:
     return header, line_end, body_start
 
 
-def _parse_column(cells: Sequence[str], force_string: bool = False) -> np.ndarray:
-    """Type one column from its cell texts: int64, else float64, else bool, else string."""
+_INT_CHARS = str.maketrans("", "", "0123456789+-")
+_FLOAT_CHARS = str.maketrans("", "", "0123456789+-.eEinfatyINFATY")
+
+
+def _only(cells: Sequence[str], chars: dict[int, None]) -> bool:
+    """Every cell made of these ASCII characters only (numpy's str -> number conversion
+    is Python's, which also takes '1_000', ' 3 ' and non-ASCII digits)."""
+    return not "".join(cells).translate(chars)
+
+
+_QUOTING = (" (RFC 4180 quoting: a quoted field must be closed, its closing quote followed "
+            "by the delimiter or the line end, and a quote inside it doubled)")
+_FIELD_LIMIT = 1 << 28  # characters per cell (Python's csv default, 131,072, is too low)
+_OTHER_SEPARATORS = (";", "|", " ")
+
+
+def _other_separator(path: Path, text: str, header: list[str], delimiter: str) -> None:
+    """A one-column table whose lines all hold the same number (> 0) of ';', '|' or
+    spaces, with numbers between them, is another format's table, not a column of text:
+    refused by name (it had become one string column, silently)."""
+    if len(header) != 1:
+        return
+    lines = [ln.strip() for ln in text.splitlines()[:6] if ln.strip()]
+    for sep in _OTHER_SEPARATORS:
+        counts = {ln.count(sep) for ln in lines}
+        if len(lines) > 1 and len(counts) == 1 and counts != {0} and all(
+                any(_number(tok) for tok in ln.split(sep)) for ln in lines[1:]):
+            name = {" ": "space", ";": "semicolon", "|": "pipe"}[sep]
+            want = "comma-separated .csv" if delimiter == "," else "tab-separated"
+            raise InputError(
+                f"{path}: every line holds {counts.pop()} '{sep}': a {name}-separated table? "
+                f"balerc reads {want} text (.csv: commas, .tsv/.txt: tabs); convert it, e.g. "
+                f"pandas.read_csv('{path.name}', sep={sep!r}).to_csv('x.csv', index=False)")
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_column(cells: Sequence[str], name: str, path: Path,
+                  force_string: bool = False) -> np.ndarray:
+    """Type one column from its cell texts: int64 (uint64), else float64, else bool,
+    else string."""
     if force_string:
         return np.array(cells, dtype=object)
     if len(cells) == 0:
         return np.empty(0, dtype=np.float64)
-    try:
-        return np.array(cells, dtype=np.int64)
-    except OverflowError:
+    if _only(cells, _INT_CHARS):
         try:
-            return np.array(cells, dtype=np.uint64)
-        except (ValueError, OverflowError):
-            pass
-    except ValueError:
-        pass
-    try:
-        return np.array(cells, dtype=np.float64)
-    except ValueError:
-        if "" in cells:
+            return np.array(cells, dtype=np.int64)
+        except OverflowError:
             try:
-                return np.array(["nan" if c == "" else c for c in cells], dtype=np.float64)
-            except ValueError:
-                pass
+                return np.array(cells, dtype=np.uint64)
+            except (ValueError, OverflowError):
+                return np.array(cells, dtype=object)  # beyond 64 bits: kept as its text
+        except ValueError:
+            if "" in cells:
+                _refuse_int_gaps(cells, name, path)
+    if _only(cells, _FLOAT_CHARS):
+        try:
+            return np.array(cells, dtype=np.float64)
+        except ValueError:
+            if "" in cells:
+                try:
+                    return np.array(["nan" if c == "" else c for c in cells], dtype=np.float64)
+                except ValueError:
+                    pass
     if set(cells) <= {"True", "False"}:
         return np.asarray(cells, dtype=object) == "True"
     return np.array(cells, dtype=object)
 
 
+def _refuse_int_gaps(cells: Sequence[str], name: str, path: Path) -> None:
+    """An integer column with empty cells: refused by name (it would become floats)."""
+    filled = [c for c in cells if c != ""]
+    try:
+        np.array(filled, dtype=np.int64)
+    except (ValueError, OverflowError):
+        return  # not integers after all: typed further on
+    first = cells.index("") + 1
+    raise InputError(f"{path}: column '{name}' holds integers with {len(cells) - len(filled):,} "
+                     f"empty cell(s) (first in data row {first:,}); integers have no missing "
+                     f"value: fill them, or leave the column out with --columns")
+
+
 def _ragged_error(path: Path, text: str, delimiter: str, n_fields: int) -> InputError:
     """Re-scan to find the 1-based line number of the first row with a wrong field count."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     next(reader)
     for row in reader:
         if row and len(row) != n_fields:
@@ -125,7 +192,7 @@ def read_csv(
     try:
         header, header_end, _ = _header_span(text, delimiter)
     except csv.Error as exc:
-        raise InputError(f"{path}: line 1: {exc}") from exc
+        raise InputError(f"{path}: line 1: {exc}{_QUOTING}") from exc
     if not header:
         raise InputError(f"{path}: the table is empty (no header line); nothing to read")
     header_text = text[:header_end]
@@ -135,9 +202,15 @@ def read_csv(
     if dupes:
         raise InputError(f"{path}: duplicate column names {dupes}; rename them in the header")
 
+    _other_separator(path, text, header, delimiter)
     wanted = select_names(header, columns, path)
-    with _gc_paused():
-        return _read_body(path, text, delimiter, header, wanted, header_text, newline, bom)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, _FIELD_LIMIT))
+    try:
+        with _gc_paused():
+            return _read_body(path, text, delimiter, header, wanted, header_text, newline, bom)
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _read_body(
@@ -151,12 +224,12 @@ def _read_body(
     bom: bool,
 ) -> Table:
     """Parse the records after the header and type the wanted columns."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     try:
         next(reader)
         rows = list(reader)
     except csv.Error as exc:
-        raise InputError(f"{path}: line {reader.line_num}: {exc}") from exc
+        raise InputError(f"{path}: line {reader.line_num}: {exc}{_QUOTING}") from exc
 
     n_fields = len(header)
     lengths = set(map(len, rows))
@@ -171,7 +244,8 @@ def _read_body(
     for name in wanted:
         j = index[name]
         # a nameless first column holds row labels (gene names, a pandas index): keep text
-        cols[name] = _parse_column(transposed[j], force_string=(j == 0 and name == ""))
+        cols[name] = _parse_column(transposed[j], name, path,
+                                   force_string=(j == 0 and name == ""))
 
     source = {
         "format": "csv" if delimiter == "," else "tsv",
@@ -188,6 +262,8 @@ def _read_body(
 def _cells(array: np.ndarray) -> list[str]:
     """Column values as text: shortest round-trip repr for floats, str for ints."""
     k = array.dtype.kind
+    if k == "f" and array.dtype.itemsize < 8:  # the shortest text of the float32 (0.12),
+        return array.astype(str).tolist()       # not of its float64 widening (0.1199999...)
     if k == "f":
         return list(map(repr, array.tolist()))  # tolist() gives Python floats
     if k in "iu":

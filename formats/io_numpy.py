@@ -119,6 +119,12 @@ def read_npz(path: str | Path, *, columns: list[str] | None = None) -> Table:
 
     data = arrays.get("data")
     if data is not None and ("names" in arrays or data.ndim >= 2):
+        extra = [k for k in keys if k not in ("data", "names")]
+        if extra:  # they had been left out silently
+            raise InputError(
+                f"{path}: besides 'data' and 'names' (Baler's layout) it holds {extra}; "
+                f"balerc stores one table: save those arrays in a file of their own (or "
+                f"each column under its own key, all of one length)")
         return _read_baler(path, data, arrays.get("names"), columns)
 
     lengths = {k: a.shape for k, a in arrays.items()}
@@ -164,6 +170,9 @@ def _stack(table: Table, path: Path, suggestion: str) -> np.ndarray:
     """All columns as one 2-D array; they must share one numeric dtype."""
     dtypes = {str(a.dtype) for a in table.columns.values()}
     strings = table.names_of_kind("string")
+    if strings and len(strings) == table.n_columns:  # a unicode array (a .npy of strings)
+        return np.stack([np.array(table.columns[n].tolist(), dtype=str) for n in table.names],
+                        axis=1).reshape(table.n_rows, table.n_columns)
     if strings or len(dtypes) > 1:
         why = f"string columns {strings}" if strings else f"mixed dtypes {sorted(dtypes)}"
         raise InputError(
