@@ -343,6 +343,9 @@ def result_json(result: CompressResult) -> dict[str, Any]:
             "warnings": far_from_data(result.extra.get("errors", []))}
 
 
+_SAME_FORMAT = {"csv": (".txt",), "tsv": (".tab", ".txt"), "parquet": (".pq",)}
+
+
 def default_output(source: str | os.PathLike | bytes | ContainerReader, src: Path) -> Path:
     """x.balerc -> x.<the format it was compressed from> (refused when unknown or stdin);
     `source` may be a reader from `open_balerc`."""
@@ -355,6 +358,9 @@ def default_output(source: str | os.PathLike | bytes | ContainerReader, src: Pat
             "schema", {}).get("source", {})
         fmt = str((src_rec or {}).get("format", ""))
     ext = f".{fmt}"
+    named = Path(str((src_rec or {}).get("path", ""))).suffix.lower()  # x.txt, x.pq, x.tab
+    if named in _SAME_FORMAT.get(fmt, ()):
+        ext = named
     if ext not in SUPPORTED_OUTPUT:
         raise InputError(f"{src} does not record a source format balerc can write "
                          f"({fmt or 'none'}); say where to write with -o FILE")

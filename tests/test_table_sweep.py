@@ -134,3 +134,17 @@ def test_compress_output_names_a_container(tmp_path: Path) -> None:
     assert src.read_text() == "a,b\n1,2.5\n"
     res = CliRunner().invoke(cli, ["compress", "-", "--lossless"], input="a,b\n1,2\n")
     assert res.exit_code == 2 and "not from stdin" in res.output
+
+
+def test_default_output_keeps_the_sources_extension(tmp_path: Path) -> None:
+    """A .txt source came back as .csv by default."""
+    from balerc.codec.api import default_output
+
+    for name, text in (("t.txt", "a\tb\n1\t2.5\n"), ("c.txt", "a,b\n1,2.5\n"),
+                       ("x.tab", "a\tb\n1\t2.5\n")):
+        src = csv_file(tmp_path, text, name)
+        out = tmp_path / (src.stem + ".balerc")
+        res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(out), "--lossless",
+                                       "-q"])
+        assert res.exit_code == 0, res.output
+        assert default_output(out, out) == out.with_suffix(src.suffix)
