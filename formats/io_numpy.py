@@ -99,7 +99,11 @@ def read_npy(path: str | Path, *, columns: list[str] | None = None) -> Table:
         raise InputError(f"{path}: not a valid .npy file ({exc})") from exc
     data = _as_2d(path, arr)
     cols = _columns_from_2d(data, _default_names(data.shape[1]))
-    return _finish(path, cols, columns, {"format": "npy", "shape": list(arr.shape)})
+    source: dict[str, Any] = {"format": "npy", "shape": list(arr.shape)}
+    if arr.dtype.byteorder == ">" or (arr.ndim > 1 and np.isfortran(arr)):
+        source["npy_layout"] = {"byteorder": ">" if arr.dtype.byteorder == ">" else "<",
+                                "fortran": bool(arr.ndim > 1 and np.isfortran(arr))}
+    return _finish(path, cols, columns, source)
 
 
 def read_npz(path: str | Path, *, columns: list[str] | None = None) -> Table:
@@ -199,9 +203,15 @@ def _restore_shape(table: Table, matrix: np.ndarray) -> np.ndarray:
 def write_npy(table: Table, path: str | Path) -> None:
     """Write one 2-D array (or the source's original N-D shape); names are not kept."""
     path = Path(path)
-    matrix = _stack(table, path, "npz (one array per column) or parquet")
+    matrix = _restore_shape(table, _stack(table, path, "npz (one array per column) or parquet"))
+    layout = table.source.get("npy_layout") if table.source.get("format") == "npy" else None
+    if isinstance(layout, dict):  # the source's byte order and memory order (values equal)
+        if layout.get("byteorder") == ">" and matrix.dtype.kind in "fiu":
+            matrix = matrix.astype(matrix.dtype.newbyteorder(">"))
+        if layout.get("fortran") is True:
+            matrix = np.asfortranarray(matrix)
     with open(path, "wb") as fh:
-        np.save(fh, _restore_shape(table, matrix), allow_pickle=False)
+        np.save(fh, matrix, allow_pickle=False)
 
 
 def write_npz(table: Table, path: str | Path) -> None:

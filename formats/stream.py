@@ -119,7 +119,9 @@ def _npy_stream(p: Path) -> TableStream | None:
     n, k = shape
     names = [f"c{j}" for j in range(k)]
     size = p.stat().st_size
-    source = {"format": "npy", "path": p.name, "size": size}
+    source: dict[str, Any] = {"format": "npy", "path": p.name, "size": size}
+    if dtype.byteorder == ">":  # written back in the source's byte order (read_npy too)
+        source["npy_layout"] = {"byteorder": ">", "fortran": False}
     row_bytes = k * dtype.itemsize
     if size < offset + n * row_bytes:
         raise InputError(f"{p}: truncated .npy file: its header says {n:,} x {k} {dtype} "

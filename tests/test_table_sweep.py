@@ -148,3 +148,21 @@ def test_default_output_keeps_the_sources_extension(tmp_path: Path) -> None:
                                        "-q"])
         assert res.exit_code == 0, res.output
         assert default_output(out, out) == out.with_suffix(src.suffix)
+
+
+def test_npy_byte_order_and_memory_order_come_back(tmp_path: Path) -> None:
+    """Values were equal, but a big-endian or Fortran-order .npy came back native C-order."""
+    arrays = {"be": np.arange(12, dtype=">f8").reshape(4, 3),
+              "fo": np.asfortranarray(np.arange(12.0).reshape(4, 3))}
+    for name, arr in arrays.items():
+        np.save(tmp_path / f"{name}.npy", arr)
+        out = tmp_path / f"{name}.balerc"
+        res = CliRunner().invoke(cli, ["compress", str(tmp_path / f"{name}.npy"), "-o",
+                                       str(out), "--lossless", "-q"])
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(cli, ["decompress", str(out), "-o",
+                                       str(tmp_path / f"{name}.out.npy"), "-q"])
+        assert res.exit_code == 0, res.output
+        back = np.load(tmp_path / f"{name}.out.npy")
+        assert back.dtype == arr.dtype and np.isfortran(back) == np.isfortran(arr)
+        np.testing.assert_array_equal(back, arr)
