@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -72,13 +73,15 @@ class Codec:
         force: bool = False,
         names: list[str] | None = None,
         lossless: bool = False,
+        ranges: Mapping[str, tuple[float, float]] | None = None,
     ) -> bytes | CompressResult:
         """Bytes of a .balerc file, or write it to `out` and return the result summary.
 
         `data`: a Table, pandas DataFrame, dict of arrays or numpy structured array (columns
         matched by name), or a 2-D array whose columns are `names` (or, without them, the
         model's columns in order). `lossless=True` stores every column bit-exact (no bound,
-        no model: e.g. a table of integers only)."""
+        no model: e.g. a table of integers only). `ranges` ({name: (min, max)}): a rel
+        bound against these declared ranges instead of the data's own."""
         from .pipeline import compress_with_model
 
         target: Any = io.BytesIO() if out is None else out
@@ -93,6 +96,7 @@ class Codec:
             self._table(data, names), target, model_dir=None, bound=bound, chunk_rows=self.chunk_rows,
             threads=self.threads, device=self.device, zstd_level=self.zstd_level, force=force,
             model=self.model, keep_model=self.keep_model, embed_model=self.embed_model,
+            ranges=ranges,
         )
         return target.getvalue() if out is None else self.last_result
 

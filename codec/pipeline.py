@@ -10,6 +10,7 @@ callers of earlier versions.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ def as_stream(data: Table | TableStream) -> TableStream:
 
 
 def compress_table(data: Table | TableStream, out: str | os.PathLike | Any,
-                   options: CompressOptions, model: ModelBundle | None = None) -> CompressResult:
-    """Compress a table or stream into `out` (a path, written atomically, or a binary file)."""
+                   options: CompressOptions, model: ModelBundle | None = None,
+                   ranges: Mapping[str, tuple[float, float]] | None = None) -> CompressResult:
+    """Compress a table or stream into `out` (a path, written atomically, or a binary file).
+    `ranges`: declared (min, max) per column for a rel bound (default: one pass over the
+    data measures them)."""
     from balerc.formats.errors import InputError
 
     stream = as_stream(data)
@@ -48,7 +52,7 @@ def compress_table(data: Table | TableStream, out: str | os.PathLike | Any,
         raise InputError("the table is empty: nothing to compress")
     raw = first.nbytes / max(first.n_rows, 1) * stream.n_rows
     options = options.with_(zstd_level=options.level_for(raw))
-    ranges = _ranges(stream, options, model)
+    ranges = ranges if ranges is not None else _ranges(stream, options, model)
     probe = None
     if model is not None and options.bound is not None and not options.keep_model:
         probe = next(stream.chunks(options.chunk_rows))
@@ -125,6 +129,7 @@ def compress_with_model(
     show_progress: bool = False,
     model: ModelBundle | None = None,
     keep_model: bool = False,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> CompressResult:
     """Lossy compression of `table`'s float columns (model and/or bound), the rest lossless.
 
@@ -137,4 +142,4 @@ def compress_with_model(
         bound=Bound.parse(bound) if bound is not None else None, latent_bits=latent_bits,
         chunk_rows=chunk_rows, threads=max(1, threads), device=device, zstd_level=zstd_level,
         embed_model=embed_model, force=force, progress=show_progress, keep_model=keep_model)
-    return compress_table(data, output, opts, model)
+    return compress_table(data, output, opts, model, ranges)

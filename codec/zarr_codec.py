@@ -134,10 +134,6 @@ class BalercCodec(_abc.Codec):
         self.names = None if names is None else [str(n) for n in names]
         self.embed_model = bool(embed_model)
         self.ranges = _check_ranges(ranges, parsed)
-        if self.ranges is not None:  # what every chunk is encoded with (_chunk_bound)
-            e = min(parsed.kind.absolute_from_range(parsed.value, lo, hi)
-                    for lo, hi in self.ranges)
-            self._ranged_bound = f"abs:{e!r}"
         self._codec: Any = None
         if self.model is not None and self.model_sha256 is None:
             # The writer side: the model must exist to encode, so pin its hash now.
@@ -176,19 +172,21 @@ class BalercCodec(_abc.Codec):
         table = core._table(arr, names)
         if layout:
             table.source[LAYOUT_KEY] = layout
-        return core.compress(table, bound=self._chunk_bound(table.n_columns))
+        return core.compress(table, bound=self.bound, ranges=self._chunk_ranges(table))
 
-    def _chunk_bound(self, n_columns: int) -> str:
-        """The bound a chunk is encoded with: with declared `ranges`, a rel bound becomes
-        the absolute E x (hi - lo) (the narrowest column's), the same for every chunk, so
-        a chunk zarr re-encodes after a partial write keeps its values (abs codes encode
-        again to themselves); else the bound as configured (rel: per chunk's range)."""
+    def _chunk_ranges(self, table: Any) -> dict[str, tuple[float, float]] | None:
+        """The declared range of each column: with `ranges`, a rel bound is the absolute
+        E x (hi - lo) of each column, the same for every chunk, so a chunk zarr re-encodes
+        after a partial write keeps its values (codes on a fixed grid encode again to
+        themselves); without, None (rel: per chunk's own range)."""
         if self.ranges is None:
-            return self.bound
-        if len(self.ranges) not in (1, n_columns):
+            return None
+        floats = table.names_of_kind("float")
+        if len(self.ranges) not in (1, len(floats)):
             raise InputError(f"the codec config declares {len(self.ranges)} ranges for a "
-                             f"chunk of {n_columns} columns; give one, or one per column")
-        return self._ranged_bound
+                             f"chunk of {len(floats)} columns; give one, or one per column")
+        pairs = self.ranges * len(floats) if len(self.ranges) == 1 else self.ranges
+        return {n: (float(lo), float(hi)) for n, (lo, hi) in zip(floats, pairs, strict=True)}
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """The chunk in the memory layout encode was given (numcodecs' contract: zarr v2
