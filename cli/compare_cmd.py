@@ -11,6 +11,7 @@ import click
 
 from .options import (
     columns_option,
+    data_and_tree,
     force_option,
     four_vector_option,
     mass_window_option,
@@ -62,6 +63,7 @@ def compare_command(data: Path, bounds: tuple[str, ...], model_dir: Path | None,
         four_vectors=list(four_vectors) or None, mass_window=parse_window(mass_window), fmt=fmt,
         force=force,
     )
+    data, tree = data_and_tree(data, tree)
     results = compare_file(data, list(bounds), output, opts, tree=tree,
                            columns=split_patterns(columns))
     click.echo(text_table(results))

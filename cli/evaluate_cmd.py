@@ -11,6 +11,7 @@ import click
 
 from .options import (
     columns_option,
+    data_and_tree,
     force_option,
     four_vector_option,
     mass_window_option,
@@ -63,6 +64,7 @@ def evaluate_command(data: Path, file: Path, output: Path, model_dir: Path | Non
                            mass_window=parse_window(mass_window),
                            max_column_plots=max_column_plots, force=force, style=style,
                            peak_shape=peak_shape)
+    data, tree = data_and_tree(data, tree)
     summary = evaluate_files(data, file, output, opts, tree=tree, columns=split_patterns(columns),
                              threads=threads, section=section)
     click.echo(f"wrote {output}/report.html ({len(summary['figures'])} figures)")

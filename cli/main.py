@@ -234,8 +234,8 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
         from balerc.codec.many import compress_files
 
         _many(compress_files, data, output_dir or Path("."),
-              dict(options, columns=split_patterns(columns), skip_unsupported=skip_unsupported), threads, scheduler, as_json,
-              quiet, "compressed")
+              dict(options, columns=split_patterns(columns), skip_unsupported=skip_unsupported,
+                   tree=tree), threads, scheduler, as_json, quiet, "compressed")
         return
     spec, spec_tree = split_spec(data[0])
     if spec == "-":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from balerc.train.fourvec import SPEC_HELP
@@ -44,3 +46,11 @@ mass_window_option = click.option(
     "--mass-window", default=None, metavar="LO,HI",
     help="Fit window of the pair-mass peak (default: around the highest peak).",
 )
+
+
+def data_and_tree(data: Path, tree: str | None) -> tuple[Path, str | None]:
+    """DATA may be FILE.root:TREE (as for compress and train); --tree wins when given."""
+    from balerc.codec.many import split_spec
+
+    spec, spec_tree = split_spec(str(data))
+    return Path(spec), tree or spec_tree

@@ -156,6 +156,10 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
         raise InputError(f"{reader.path} holds one table; --sections applies to files of "
                          f"several (a whole ROOT tree)")
     names = [s["name"] for s in reader.sections]
+    if not sections and columns:  # the sections the columns are in, as a file output picks
+        cols = {s["name"]: [c["name"] for c in s["schema"]["columns"]] for s in reader.sections}
+        holding = [n for n in names if any(pattern_matches(cols[n], p) for p in columns)]
+        sections = holding if len(holding) == 1 else sections
     name = pick_section(names, sections, reader.path,
                         "pick one with --sections NAME (or write a .root file)")
     view = reader.section(name)

@@ -143,7 +143,7 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
         }
         if sections is not None:
             desc["sections"] = sections
-            desc.update(_tree_notes(sections, source))
+        desc.update(_tree_notes(sections or [], source))  # a flat tree's other objects too
     return desc
 
 

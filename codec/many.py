@@ -45,9 +45,13 @@ class FileResult:
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """'file.root:tree' -> ('file.root', 'tree') when the part before ':' is a file."""
+    """'file.root:tree' -> ('file.root', 'tree') when the part before the last ':' is a
+    file, or a glob matching files ('run*.root:Events'); the tree may sit in a directory
+    ('file.root:dir/tree')."""
     head, sep, tail = spec.rpartition(":")
-    if sep and head and tail and "/" not in tail and os.path.isfile(head) and not os.path.isfile(spec):
+    if not (sep and head and tail) or os.path.isfile(spec):
+        return spec, None
+    if os.path.isfile(head) or (glob.has_magic(head) and glob.glob(head)):
         return head, tail
     return spec, None
 
@@ -78,7 +82,8 @@ def expand_inputs(patterns: Iterable[str]) -> list[tuple[Path, str | None]]:
 def plan_outputs(inputs: list[tuple[Path, str | None]], out_dir: Path, suffix: str,
                  force: bool = False) -> list[Path]:
     """OUT_DIR/<stem>[.<tree>]<suffix> per input, checked by `check_outputs`."""
-    outputs = [out_dir / (p.stem + (f".{tree}" if tree else "") + suffix) for p, tree in inputs]
+    outputs = [out_dir / (p.stem + (f".{tree.replace('/', '_')}" if tree else "") + suffix)
+               for p, tree in inputs]
     return check_outputs([p for p, _ in inputs], outputs, out_dir, force)
 
 
@@ -153,13 +158,14 @@ def compress_files(paths: Iterable[str], out_dir: str | os.PathLike, *,
     """
     from .api import compress_file
 
-    _check_options(compress_file, options, {"columns", "skip_unsupported"}
+    _check_options(compress_file, options, {"columns", "skip_unsupported", "tree"}
                    | {f.name for f in fields(CompressOptions)})
+    tree = options.pop("tree", None)  # every input's tree unless its FILE:TREE names one
     if isinstance(options.get("bound"), str):  # a bad bound once, not once per file
         from .bounds import Bound
 
         Bound.parse(options["bound"])
-    inputs = expand_inputs(paths)
+    inputs = [(p, t or tree) for p, t in expand_inputs(paths)]
     if not inputs:
         return []
     outputs = plan_outputs(inputs, Path(out_dir), ".balerc", options.get("force", False))

@@ -174,7 +174,7 @@ def open_root_sections(path: str | Path, *, tree: str | None = None,
               "branches": [_branch_record(f, collections) for f in chosen]}
     if views:
         source["views"] = views  # RNTuple collections whose fields are stored one by one
-    if columns is None:  # the whole tree: a ratio against the file's size means something
+    if columns is None and not others:  # the whole file: a ratio against its size means something
         source["size"] = path.stat().st_size
     _left_out(path, source, [{"name": f.name, "type": f.detail} for f in bad], others)
     stored = {f.name for f in chosen}

@@ -81,9 +81,14 @@ def root_writer(path: str | Path, first: Sections, compression: Any = None,
         raise InputError(f"--root-format '{root_format}': use one of {', '.join(ROOT_FORMATS)}")
     if root_format == "auto":
         root_format = "rntuple" if first.source.get("tree_class") == "RNTuple" else "ttree"
-    if root_format == "rntuple":
-        return RNTupleWriter(path, first, compression)
-    return RootTreeWriter(path, first, compression, label)
+    try:
+        if root_format == "rntuple":
+            return RNTupleWriter(path, first, compression)
+        return RootTreeWriter(path, first, compression, label)
+    except InputError as exc:  # name the .balerc file the tree comes from
+        if label and not str(exc).startswith(label):
+            raise InputError(f"{label}: {exc}") from None
+        raise
 
 
 def write_root_sections(sections: Sections, path: str | Path, compression: Any = None,
@@ -240,6 +245,21 @@ def _branch_data(step: Sections, records: list[dict[str, Any]], counter_of: dict
     return data
 
 
+def _check_whole_array(rec: dict[str, Any], events: Table) -> None:
+    """A fixed-size array branch is written whole: some of its element columns alone
+    (decompress --columns 'x[1]') had been packed into rows of the full shape, mixing
+    events (or failed to reshape)."""
+    if rec["kind"] != "array":
+        return
+    shape = tuple(int(d) for d in rec.get("shape") or [])
+    parts = _array_parts(events, rec["name"])
+    if shape and len(parts) != int(np.prod(shape)):
+        raise InputError(
+            f"the fixed-size array branch '{rec['name']}' {list(shape)} is only partly selected "
+            f"({', '.join(parts[:6])}): a ROOT tree takes the whole array; select "
+            f"'{rec['name']}' (all its elements), or write the elements to .csv or .parquet")
+
+
 def _branches(sections: Sections) -> list[dict[str, Any]]:
     """The branch list to write: the source's, else every column (events first)."""
     recs = sections.source.get("branches")
@@ -248,8 +268,11 @@ def _branches(sections: Sections) -> list[dict[str, Any]]:
         present = set()
         for n, t in sections.tables.items():
             present.update((n, c) for c in t.names)
-        return [r for r in recs if (r["kind"] == "array" and _array_parts(events, r["name"]))
-                or (r.get("section", EVENTS), r["name"]) in present]
+        out = [r for r in recs if (r["kind"] == "array" and _array_parts(events, r["name"]))
+               or (r.get("section", EVENTS), r["name"]) in present]
+        for r in out:
+            _check_whole_array(r, events)
+        return out
     out = [{"name": c, "kind": "string" if events.kind(c) == "string" else "flat"}
            for c in events.names if not is_structural(c)]
     for n, t in sections.tables.items():

@@ -53,16 +53,24 @@ _ELEMENT = re.compile(r"^(.*?)((?:\[\d+\])+)$")  # x[0], x[0][1]: a fixed-size a
 def pattern_matches(available: Sequence[str], pattern: str) -> list[str]:
     """The names a column selector picks, in `available`'s order, by the first rule that
     picks any: the name equal to it (names with glob characters, such as `x[0]`, are
-    given as they are), the names it matches as a case-sensitive glob, or the element
-    columns (arr[0], arr[1], ...) of the fixed-size arrays it names (`arr`, or a glob).
+    given as they are); the names it matches as a case-sensitive glob; the same glob with
+    its brackets literal (`m[0]*`: m[0][0], m[0][1]); the element columns (arr[0], ...)
+    of the fixed-size arrays it names (`arr`, or a glob); or, where only whole branches
+    exist (`compress --columns`), the array branch an element names (`x[1]`: x).
     Every column and section selector of the CLI and API uses this."""
     if pattern in available:
         return [pattern]
-    found = [n for n in available if fnmatch.fnmatchcase(n, pattern)]
+    literal = pattern.replace("[", "\0").replace("]", "[]]").replace("\0", "[[]")
+    for glob in (pattern, literal):
+        found = [n for n in available if fnmatch.fnmatchcase(n, glob)]
+        if found:
+            return found
+    found = [n for n in available if (m := _ELEMENT.match(n)) is not None
+             and fnmatch.fnmatchcase(m.group(1), pattern)]
     if found:
         return found
-    return [n for n in available if (m := _ELEMENT.match(n)) is not None
-            and fnmatch.fnmatchcase(m.group(1), pattern)]
+    m = _ELEMENT.match(pattern)
+    return [m.group(1)] if m is not None and m.group(1) in available else []
 
 
 def select_names(
@@ -162,7 +170,8 @@ def read_table(
             "nothing to compress (check the file and the columns selection)"
         )
     table.source["path"] = p.name  # the name only: files travel, directory layouts stay home
-    table.source["size"] = p.stat().st_size
+    if columns is None and not table.source.get("other_objects"):
+        table.source["size"] = p.stat().st_size  # a ratio against it means something
     return table
 
 

@@ -73,6 +73,9 @@ def test_selectors_take_names_as_they_are_and_arrays_by_name() -> None:
     assert pattern_matches(names, "v") == ["v[0]", "v[1]"]  # else the array's elements
     assert pattern_matches(names, "w*") == ["w[0][1]"]
     assert pattern_matches(names, "Jet_*") == ["Jet_pt"]
+    assert pattern_matches(names, "v[*]") == ["v[0]", "v[1]"]  # brackets literal, not a class
+    assert pattern_matches(names, "w[0]*") == ["w[0][1]"]
+    assert pattern_matches(["x", "e"], "x[1]") == ["x"]  # only branches: the array itself
 
 
 def test_array_bounds_and_columns_by_the_array_name(tmp_path: Path) -> None:
@@ -199,3 +202,75 @@ def test_directories_are_not_other_objects_and_empty_flat_trees_round_trip(
     assert back.n_rows == 0
     with uproot.open(tmp_path / "e.root") as f:
         assert f["empty"].num_entries == 0 and set(f["empty"].keys()) == {"a", "b"}
+
+
+def _fixed(path: Path, n: int = 300) -> None:
+    rng = np.random.default_rng(3)
+    with uproot.recreate(path) as f:
+        f.mktree("t", {"x": ("f4", (3,)), "e": np.int64})
+        f["t"].extend({"x": rng.normal(size=(n, 3)).astype("f4"), "e": np.arange(n)})
+        f["h"] = np.histogram(rng.normal(size=10))
+
+
+def test_part_of_an_array_is_not_written_to_root(tmp_path: Path) -> None:
+    """--columns 'x[1]' to .root had packed three events' x[1] into one row of x[3]
+    (100 entries for 300 events), or failed to reshape (exit 3)."""
+    src = tmp_path / "fixed.root"
+    _fixed(src)
+    out = tmp_path / "f.balerc"
+    assert run("compress", src, "-o", out, "--lossless", "-q")[0] == 0
+    code, text = run("decompress", out, "-o", tmp_path / "x1.root", "--columns", "x[1]")
+    assert code == 2 and "'x' [3] is only partly selected (x[1])" in text, text
+    assert not (tmp_path / "x1.root").exists()
+    assert run("decompress", out, "-o", tmp_path / "x1.csv", "--columns", "x[1]", "-q")[0] == 0
+    code, text = run("decompress", out, "-o", tmp_path / "x.root", "--columns", "x", "-q")
+    assert code == 0, text
+    with uproot.open(src) as a, uproot.open(tmp_path / "x.root") as b:
+        np.testing.assert_array_equal(a["t"]["x"].array(library="np"),
+                                      b["t"]["x"].array(library="np"))
+    code, text = run("info", out)
+    assert "objects NOT stored: h (TH1D)" in text  # a flat tree's, too
+    from balerc.cli.analysis.evaluate import _only_section
+
+    assert _only_section(out) == "events"  # evaluate needs no --section for it
+    code, text = run("decompress", out, "-o", "-", "--columns", "e", "-q")
+    assert code == 0 and text.split()[:3] == ["e", "0", "1"], text  # the section with e
+
+
+def test_tree_option_and_specs_reach_every_input(tmp_path: Path) -> None:
+    """--tree had been ignored with several inputs or --output-dir; FILE:dir/tree and
+    GLOB:TREE had not been understood."""
+    from balerc.codec.many import split_spec
+
+    for name in ("two.root", "two2.root"):
+        with uproot.recreate(tmp_path / name) as f:
+            f.mktree("a", {"u": np.float64}).extend({"u": np.arange(300.0)})
+            f.mktree("d/b", {"w": np.float32}).extend({"w": np.ones(50, "f4")})
+    code, text = run("compress", tmp_path / "two.root", tmp_path / "two2.root", "--tree", "a",
+                     "--output-dir", tmp_path / "od", "--lossless")
+    assert code == 0, text
+    assert sorted(p.name for p in (tmp_path / "od").iterdir()) == ["two.a.balerc",
+                                                                    "two2.a.balerc"]
+    assert split_spec(f"{tmp_path}/two.root:d/b") == (f"{tmp_path}/two.root", "d/b")
+    assert split_spec(f"{tmp_path}/two*.root:a") == (f"{tmp_path}/two*.root", "a")
+    assert split_spec(f"{tmp_path}/nothing*.root:a") == (f"{tmp_path}/nothing*.root:a", None)
+    code, text = run("compress", f"{tmp_path}/two*.root:d/b", "--output-dir",
+                     tmp_path / "od2", "--lossless")
+    assert code == 0, text
+    assert sorted(p.name for p in (tmp_path / "od2").iterdir()) == ["two.d_b.balerc",
+                                                                     "two2.d_b.balerc"]
+
+
+def test_ratio_against_the_source_only_for_the_whole_file(tmp_path: Path) -> None:
+    src = tmp_path / "flat.root"
+    _flat_tree(src)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedBranchWarning)
+        whole = open_input(src)  # a histogram besides the tree: not the whole file either
+        part = open_input(src, columns=["x"])
+    assert "size" not in whole.source and "size" not in part.source
+    lone = tmp_path / "lone.root"
+    with uproot.recreate(lone) as f:
+        f.mktree("t", {"x": "f8"}).extend({"x": np.arange(10.0)})
+    assert open_input(lone).source["size"] == lone.stat().st_size
+    assert "size" not in open_input(lone, columns=["x"]).source

@@ -73,6 +73,17 @@ def read_header(path: str | os.PathLike, section: str | None = None
                 table_raw_bytes(view))
 
 
+def _only_section(path: Path) -> str | None:
+    """The section of a file of exactly one (a flat tree with fixed-size arrays, an empty
+    tree): no --section needed for it."""
+    import balerc.codec.reader  # noqa: F401  (registers the container features)
+    from balerc.formats.container import ContainerReader
+
+    with ContainerReader(Path(path)) as reader:
+        names = [s["name"] for s in reader.sections or []]
+    return names[0] if len(names) == 1 else None
+
+
 def read_section(path: Path, section: str, tree: str | None, columns: list[str] | None
                  ) -> Table:
     """One section of a whole ROOT tree, as `compress` stored it (all its rows)."""
@@ -566,6 +577,7 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
     from balerc.codec.api import decompress
     from balerc.formats.tableio import read_table
 
+    section = section or _only_section(file_path)
     opts.model_dir = _section_model(opts.model_dir, section)
     with report.output_dir(out_dir, "summary.json", opts.force):
         header, size, whole_raw = read_header(file_path, section)
