@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 from balerc.formats.container import ContainerReader, RecoveryWarning
-from balerc.formats.errors import SchemaError
+from balerc.formats.errors import BalercError, SchemaError
 from balerc.formats.sections import EVENTS, chain_up
 
 from . import lossless
@@ -132,9 +132,7 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             "attachments": {n: a.size for n, a in r.attachments.items()},
             "columns": main["columns"],
             "complete": not r.recovered,
-            "recovery": None if r.recovery is None else {
-                "reason": r.recovery.reason, "rows": r.recovery.rows,
-                "chunks": r.recovery.chunks},
+            "recovery": None if r.recovery is None else _recovery(r, sections is not None),
             "damaged_chunks": r.damaged_chunks,
             "checksums": "not checked" if not verify else (
                 "damaged" if problems or r.recovered else "ok"),
@@ -145,6 +143,21 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             desc["sections"] = sections
         desc.update(_tree_notes(sections or [], source))  # a flat tree's other objects too
     return desc
+
+
+def _recovery(r: ContainerReader, sectioned: bool) -> dict[str, Any]:
+    """What `decompress --recover` reads of an incomplete file: rows of the valid chunks;
+    of a file of sections, the events whose objects all survived (what it writes)."""
+    out: dict[str, Any] = {"reason": r.recovery.reason, "rows": r.recovery.rows,
+                           "chunks": r.recovery.chunks}
+    if sectioned:
+        from .sections import recoverable_events
+
+        try:
+            out["events"], out["short_sections"] = recoverable_events(r)
+        except BalercError as exc:  # counters damaged too: say so rather than guess
+            out["events"], out["short_sections"] = 0, [f"(counters unreadable: {exc})"]
+    return out
 
 
 def _tree_notes(sections: list[dict[str, Any]], source: dict[str, Any]) -> dict[str, Any]:
@@ -214,10 +227,12 @@ def format_description(d: dict[str, Any]) -> str:
         lines.append("  source " + ", ".join(f"{k}={v}" for k, v in src.items()))
     lines += _coder_lines(d.get("coders", []))
     rec = d.get("recovery")
-    unit = f"rows of section {d['sections'][0]['name']!r}" if d.get("sections") else "rows"
     lines.append(f"  checksums {d['checksums']}" + ("" if rec is None else (
-        f" (incomplete: {rec['reason']}; {rec['rows']:,} {unit} in {rec['chunks']} valid "
-        f"chunk(s) can be read with decompress --recover)")))
+        f" (incomplete: {rec['reason']}; decompress --recover reads " + (
+            f"{rec['rows']:,} rows in {rec['chunks']} valid chunk(s))" if "events" not in rec
+            else f"{rec['events']:,} complete events" + (
+                f"; section(s) {', '.join(rec['short_sections'][:8])} end there)"
+                if rec["short_sections"] else ")")))))
     lines += [f"    {p}" for p in d.get("problems", [])]
     for sec in d.get("sections", []):
         lines.append(_section_line(sec))

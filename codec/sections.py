@@ -404,6 +404,21 @@ def _ends_through(parent: Any, counter: str, parent_ends: np.ndarray, where: str
     return out
 
 
+def recoverable_events(reader: ContainerReader) -> tuple[int, list[str]]:
+    """What `recover` of a damaged file of sections keeps: the events whose objects all
+    survived, and the sections that end there (decoding only the counters)."""
+    layouts = {s["name"]: s.get("layout", {}) for s in reader.sections or []}
+    if EVENTS not in layouts:
+        return 0, []
+    ends = _object_ends(reader, layouts, 1, {})
+    n_events = sum(c.rows for c in reader.section(EVENTS).chunks)
+    rows = {name: sum(c.rows for c in reader.section(name).chunks) for name in ends}
+    whole = {name: int(np.searchsorted(at[: n_events + 1], rows[name], side="right")) - 1
+             for name, at in ends.items()}
+    keep = min([n_events, *whole.values()])
+    return keep, [n for n, k in whole.items() if k == keep and keep < n_events]
+
+
 def complete_events(sections: Sections, label: str = "the file") -> Sections:
     """After a recovery: keep the events whose objects all survived (each section keeps
     its own prefix of chunks, so the last events may miss objects, or a chained section

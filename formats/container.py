@@ -388,11 +388,14 @@ class ContainerReader:
             return
         self.chunks = self._scan()
         if not self.recover:
+            what = (f"{self._lead_rows(self.chunks):,} rows, can be read" if self.sections is None
+                    else f"{self._lead_rows(self.chunks):,} rows of section "
+                         f"{self.sections[0]['name']!r}: of those events, the ones whose "
+                         f"objects all survived (balerc info says how many) can be read")
             raise IncompleteFileError(
                 f"{self.path}: {problem} (the writer stopped before closing the file, or the "
                 f"file was cut or damaged at its end); {len(self.chunks)} complete chunk(s), "
-                f"{self._lead_rows(self.chunks):,} {self._row_unit()}, can be read with "
-                f"--recover (recover=True)"
+                f"{what} with --recover (recover=True)"
             )
         self._recovered(problem, len(self.chunks), None)
 

@@ -448,7 +448,10 @@ def test_recover_a_cut_file_keeps_whole_events(tmp_path: Path) -> None:
     # the warnings count events, not rows summed over sections, and say why events drop
     with pytest.warns(UserWarning), ContainerReader(tmp_path / "cut.balerc", recover=True) as r:
         events = sum(c.rows for c in r.chunks if c.section == 0)
-    assert f"{events:,} rows of section 'events', can be read with --recover" in res.output
+    assert (f"{events:,} rows of section 'events': of those events, the ones whose objects "
+            f"all survived (balerc info says how many)") in " ".join(res.output.split())
+    info = CliRunner().invoke(cli, ["info", str(tmp_path / "cut.balerc")])
+    assert f"decompress --recover reads {n:,} complete events" in info.output  # the same n
     said = [str(w.message) for w in seen]
     assert f"recovered the first {events:,} rows of section 'events'" in said[0]
     assert events > n and said[1].startswith(
