@@ -169,10 +169,36 @@ def load_models(model_dir: str | os.PathLike, first: Sections) -> dict[str, Mode
     if subs is None:
         return models_for(first, ModelBundle.load(model_dir))
     unknown = [n for n in subs if n not in first.names]
-    if unknown:
+    if len(unknown) == len(subs):
         raise InputError(f"{Path(model_dir) / SECTION_MODELS} has models for section(s) "
-                         f"{unknown} that this file does not have (its sections: {first.names})")
-    return {section: ModelBundle.load(sub) for section, sub in subs.items()}
+                         f"{unknown}, none of which this file has (its sections: "
+                         f"{first.names}); train a model on this tree with `balerc train`")
+    models = {section: ModelBundle.load(sub) for section, sub in subs.items()
+              if section in first.names}
+    partial = [n for n, m in models.items() if not set(m.columns) <= set(first[n].names)]
+    if unknown or partial:  # --columns 'Jet_*' with a whole tree's models: Jet's applies
+        warnings.warn(f"{Path(model_dir) / SECTION_MODELS}: the models of section(s) "
+                      f"{', '.join((unknown + partial)[:8])} are not used (this file has no "
+                      f"such section, or not all of the columns they were trained on)",
+                      stacklevel=2)
+    if len(partial) == len(models):
+        raise InputError(f"{Path(model_dir) / SECTION_MODELS}: no section model fits this "
+                         f"file (its sections: {first.names}); train one on it")
+    return {n: m for n, m in models.items() if n not in partial}
+
+
+def _check_modelless(first: Sections, options: CompressOptions,
+                     models: Mapping[str, ModelBundle]) -> None:
+    """With -m and no bound, every section holding floats needs a model: name those that
+    have none (train skips small ones), not 'without a model an error bound is needed'."""
+    if options.lossless or options.bound is not None or options.column_bounds or not models:
+        return
+    bare = [n for n in first.names if n not in models and first[n].names_of_kind("float")]
+    if bare:
+        raise InputError(
+            f"section(s) {', '.join(bare[:8])} have no model (balerc train skips sections "
+            f"with too few rows) and hold float columns: add --error-bound MODE:E (it "
+            f"bounds them, and the sections with a model too)")
 
 
 def models_for(first: Sections, model: ModelBundle | None) -> dict[str, ModelBundle]:
@@ -193,6 +219,7 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
     """Compress a SectionStream (a whole ROOT tree) into one file, step by step."""
     first = stream.first
     step = options.chunk_rows
+    _check_modelless(first, options, models or {})
     if options.column_bounds:  # globs are checked against every section's columns at once
         options.column_bounds.check([n for t in first.tables.values() for n in t.names])
         options = options.with_(column_bounds=replace(options.column_bounds, strict=False))

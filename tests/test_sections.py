@@ -411,6 +411,20 @@ def test_train_per_section_and_compress_with_them(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["compress", str(flat), "-m", str(tmp_path / "m"),
                                    "--error-bound", "rel:1e-3", "-o", str(tmp_path / "f.b")])
     assert res.exit_code == 2 and "holds one model per section of a whole tree" in res.output
+    # no bound: the sections train skipped are named ('without a model an error bound is
+    # needed' had been the message, with -m given)
+    res = CliRunner().invoke(cli, ["compress", str(src), "-m", str(tmp_path / "m"), "-o",
+                                   str(tmp_path / "nb.balerc")])
+    assert res.exit_code == 2 and re.search(r"section\(s\) (\w+, )*Tau have no model", res.output)
+    # a subset of the tree: the models of the sections it has apply (it had been refused)
+    res = CliRunner().invoke(cli, ["compress", str(src), "-m", str(tmp_path / "m"),
+                                   "--columns", "Jet_*", "--error-bound", "rel:1e-3",
+                                   "--keep-model", "-o", str(tmp_path / "jet.balerc")])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"the models of section\(s\) Muon, .* are not used", res.output)
+    with ContainerReader(tmp_path / "jet.balerc") as r:
+        assert [s["name"] for s in r.sections] == ["events", "Jet"]
+        assert any(a.startswith("1/") for a in r.attachments)  # the Jet model's decoder
 
 
 def test_reader_api_opens_one_section(tmp_path: Path) -> None:
