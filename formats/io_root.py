@@ -207,6 +207,9 @@ def _pick_tree(path: Path, trees: dict[str, str], tree: str | None) -> str:
     return tree
 
 
+_PER_EVENT = ("flat", "string", "array")  # one row per event (an array: a column per element)
+
+
 def _wanted_names(
     path: Path, tree: str, fields: list[_Field], columns: list[str] | None
 ) -> list[str]:
@@ -217,7 +220,7 @@ def _wanted_names(
 
     if columns is not None:
         return select_names([f.name for f in fields], columns, path)
-    wanted = [f.name for f in fields if f.kind in ("flat", "string")]
+    wanted = [f.name for f in fields if f.kind in _PER_EVENT]
     collections, example = _collections_text(fields)
     if not any(f.kind == "flat" for f in fields):
         raise InputError(
@@ -225,7 +228,7 @@ def _wanted_names(
             f"collection of jagged branches with columns, e.g. {example}; "
             f"collections: {collections}"
         )
-    left = [f.name for f in fields if f.kind not in ("flat", "string")]
+    left = [f.name for f in fields if f.kind not in _PER_EVENT]
     if left:  # said, not silent: the table holds one row per event
         import warnings
 
@@ -243,15 +246,15 @@ def _check_selection(path: Path, chosen: list[_Field]) -> list[_Field]:
     branches (a table has one row meaning); return the jagged fields, if any."""
     from .tableio import list_names
 
-    other = [f for f in chosen if f.kind not in ("flat", "string", "jagged")]
+    other = [f for f in chosen if f.kind not in (*_PER_EVENT, "jagged")]
     if other:
         desc = ", ".join(f"{f.name} ({f.detail})" for f in other[:10])
         raise InputError(
             f"{path}: branches {desc} cannot become table columns (only flat numbers, "
-            "strings, or variable-length lists of numbers can); leave them out of the "
-            "columns selection"
+            "strings, fixed-size arrays, or variable-length lists of numbers can); leave them "
+            "out of the columns selection"
         )
-    flat = [f.name for f in chosen if f.kind in ("flat", "string")]
+    flat = [f.name for f in chosen if f.kind in _PER_EVENT]
     jagged = [f for f in chosen if f.kind == "jagged"]
     if flat and jagged:
         raise InputError(
@@ -297,6 +300,11 @@ def _flat_columns(
                 values = a.tolist() if isinstance(a, np.ndarray) else ak.to_list(a)
                 a = np.array([str(v) for v in values], dtype=object)
             cols[n] = a
+        elif by_name[n].kind == "array":  # x[0], x[1], ... (x[0][0], ...), as in sections
+            values = _native(a if isinstance(a, np.ndarray) else ak.to_numpy(a))
+            for idx in np.ndindex(*values.shape[1:]):
+                cols[n + "".join(f"[{i}]" for i in idx)] = np.ascontiguousarray(
+                    values[(slice(None), *idx)])
         else:
             cols[n] = _native(a if isinstance(a, np.ndarray) else ak.to_numpy(a))
     return cols
@@ -345,6 +353,11 @@ def read_root(
             cols, source["jagged"] = _flatten_collection(path, jagged, arrays, set(by_name), ak)
         else:
             cols = _flat_columns(wanted, arrays, by_name, ak)
+            if any(by_name[n].kind == "array" for n in wanted):  # written back as arrays
+                source["branches"] = [
+                    {"name": n, "kind": by_name[n].kind}
+                    | ({"shape": list(by_name[n].dtype.shape)} if by_name[n].kind == "array"
+                       else {}) for n in wanted]
     source["dtypes"] = {n: str(a.dtype) for n, a in cols.items()}
     return Table(cols, source)
 
@@ -442,7 +455,7 @@ def table_sections(table: Table, path: Path) -> Any:
 
     src = table.source
     from_root = src.get("format") == "root"
-    source = {k: src[k] for k in ("tree", "title", "compression", "tree_class")
+    source = {k: src[k] for k in ("tree", "title", "compression", "tree_class", "branches")
               if from_root and k in src}
     layout = src.get("jagged") if from_root else None
     if not (layout and EVENT_COLUMN in table and table.n_columns > 1):

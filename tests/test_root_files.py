@@ -21,7 +21,7 @@ from balerc.formats.errors import InputError
 from balerc.formats.root_writers import SkippedBranchWarning
 from balerc.formats.stream import open_input
 from balerc.formats.table import Table
-from balerc.formats.tableio import pattern_matches, read_table
+from balerc.formats.tableio import pattern_matches, read_table, write_table
 
 
 def run(*args: object) -> tuple[int, str]:
@@ -274,3 +274,17 @@ def test_ratio_against_the_source_only_for_the_whole_file(tmp_path: Path) -> Non
         f.mktree("t", {"x": "f8"}).extend({"x": np.arange(10.0)})
     assert open_input(lone).source["size"] == lone.stat().st_size
     assert "size" not in open_input(lone, columns=["x"]).source
+
+
+def test_a_flat_table_reads_and_writes_fixed_size_arrays(tmp_path: Path) -> None:
+    """read_table (compare, train, evaluate's DATA) had refused fixed-size arrays that
+    compress stores as x[0], x[1], ...; a table of them goes back as the array branch."""
+    src = tmp_path / "fixed.root"
+    _fixed(src)
+    t = read_table(src)
+    assert t.names == ["x[0]", "x[1]", "x[2]", "e"]
+    write_table(t, tmp_path / "back.root")
+    with uproot.open(src) as a, uproot.open(tmp_path / "back.root") as b:
+        assert b["t"]["x"].typename == "float[3]"
+        np.testing.assert_array_equal(a["t"]["x"].array(library="np"),
+                                      b["t"]["x"].array(library="np"))
