@@ -39,7 +39,8 @@ class EvaluateOptions:
     force: bool = False
     style: str = "auto"  # figures.STYLES: mplhep's ROOT style when installed, or forced
     peak_shape: str = "gauss"  # peakfit.SHAPES
-    labels: dict[str, str] = field(default_factory=dict)  # 'data' / 'file' names for messages
+    labels: dict[str, str] = field(default_factory=dict)  # 'data' / 'file' in the report
+    given: dict[str, str] = field(default_factory=dict)  # ... as given, for error messages
     # the raw bytes of every column the file (or section) holds, when --columns picked some:
     # the ratio is then the file's, not its bytes against the picked columns' raw bytes
     whole_raw: int | None = None
@@ -188,7 +189,7 @@ def _four_vectors(data: Table, floats: list[str], opts: EvaluateOptions, notes: 
         absent = [c for c in fv.columns if c not in floats]
         if absent and opts.four_vectors:
             raise InputError(f"--four-vector {fv.label}: column(s) {absent} are not float "
-                             f"columns of {opts.labels.get('file', 'FILE')}")
+                             f"columns of {opts.given.get('file', 'FILE')}")
         if absent:
             fvs.remove(fv)
             notes.append(f"four-vector {fv.label} skipped: {absent} not in the file")
@@ -541,9 +542,9 @@ def write_reports(summary: dict[str, Any], pages: list[dict[str, Any]], out_dir:
 def evaluate(data: Table, decoded: Table, header: dict[str, Any], file_bytes: int, out_dir: Path,
              opts: EvaluateOptions) -> dict[str, Any]:
     """Check that the two belong together, then compute, draw and write the whole report."""
-    check_pairing(data, decoded, opts.labels.get("data", "DATA"), opts.labels.get("file", "FILE"))
+    check_pairing(data, decoded, opts.given.get("data", "DATA"), opts.given.get("file", "FILE"))
     if not decoded.names_of_kind("float"):
-        raise InputError(f"{opts.labels.get('file', 'FILE')} has no float columns: nothing lossy "
+        raise InputError(f"{opts.given.get('file', 'FILE')} has no float columns: nothing lossy "
                          "to evaluate (every column is stored exactly)")
     summary, arrays = summarize(data, decoded, header, file_bytes, opts)
     pages = render(summary, data, decoded, arrays, out_dir)
@@ -588,6 +589,7 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
         decoded = decompress(file_path, threads=threads, model_dir=opts.model_dir,
                              sections=[section] if section is not None else None,
                              columns=columns)  # the same selection on both sides
+        opts.given = {"data": str(data_path), "file": str(file_path)}
         opts.labels = {"data": report.relative(data_path, out_dir),
                        "file": report.relative(file_path, out_dir)}
         return evaluate(data, decoded, header, size, out_dir, opts)
