@@ -389,3 +389,25 @@ def test_a_file_from_other_data_is_pointed_out(tmp_path):
     assert "note: " in out and "was compressed from b.csv" in out and "is FILE from this DATA?" in out
     code, out = invoke(b, tmp_path / "b.balerc", "-o", tmp_path / "r2", *few)
     assert code == 0 and "is FILE from this DATA?" not in out
+
+
+def test_a_file_of_other_data_is_refused_naming_both_as_given(tmp_path):
+    """The message had shown paths relative to the report folder (../x.balerc)."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from balerc.cli.main import cli
+    from balerc.formats.table import Table
+    from balerc.formats.tableio import write_table
+
+    rng = np.random.default_rng(0)
+    write_table(Table({"a": rng.normal(size=300)}), tmp_path / "data.csv")
+    write_table(Table({"a": rng.normal(size=200)}), tmp_path / "other.csv")
+    res = CliRunner().invoke(cli, ["compress", str(tmp_path / "other.csv"), "-o",
+                                   str(tmp_path / "other.balerc"), "--error-bound", "rel:1e-3"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "data.csv"),
+                                   str(tmp_path / "other.balerc"), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 2
+    assert (f"{tmp_path / 'other.balerc'} does not belong to {tmp_path / 'data.csv'}: it has "
+            f"200 rows, DATA has 300") in " ".join(res.output.split()), res.output
