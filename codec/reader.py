@@ -115,9 +115,9 @@ def decode_with(
 def _decode_chunks(reader: ContainerReader, columns: list[str] | None,
                    chunks: Iterable[int] | None, threads: int, show_progress: bool,
                    runtime: dict[str, Any]) -> Table:
+    wanted, plan, prefixes = _decode_plan(reader, columns, runtime)  # refuses no schema
     header = reader.header
     schema = header["schema"]["columns"]
-    wanted, plan, prefixes = _decode_plan(reader, columns, runtime)
     chunk_ids = list(range(reader.n_chunks)) if chunks is None else list(chunks)
 
     # output columns preallocated; each worker copies its chunk into place (the copy and

@@ -287,3 +287,18 @@ def test_header_model_refuses_a_decoder_it_cannot_trust(desc, match, tmp_path):
         with pytest.raises(ContainerError, match=match):
             _header_model({"model": {"columns": []}}, attachment, None)
     assert _header_model({"model": None}, attachment, None) is None
+
+
+def test_a_header_without_schema_or_coders_is_a_schema_error(small):
+    """Found by fuzzing (json.set header = {}): the reader looked up the schema before
+    the check that refuses a header without one (KeyError 'schema')."""
+    from balerc.formats.errors import SchemaError
+    from tests.fuzz import fileparts
+
+    data, _ = small
+    parts = fileparts.parse(data)
+    parts.header.obj = {}
+    forged = fileparts.write(parts)
+    for recover in (False, True):
+        with pytest.raises(SchemaError, match="the header has no table schema or coders"):
+            read_container(forged, recover=recover)
