@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -166,7 +167,7 @@ class Writer:
         # chunks in flight, oldest first, with the writer that writes them: the sections of
         # a multi-section file share one window, so the file's chunk order is the order of
         # submission whatever the thread count
-        self._window: deque[tuple[Writer, Future]] = deque()
+        self._window = _Window()
         self._submitted = 0
         self._pool: ThreadPoolExecutor | None = None
         self._pool_shared = False  # a multi-section file's sections share one pool
@@ -352,21 +353,48 @@ class Writer:
         with self._stop_on_error():
             if self._buffered:
                 self._submit(*self._take(self._buffered))
-            while self._window:
-                owner, fut = self._window.popleft()
-                owner._write(fut.result())
+            self._wait_window(0)
+
+    def _wait_window(self, keep: int) -> None:
+        """Wait until at most `keep` chunks are in flight, writing each as it is done."""
+        while True:
+            with self._window.lock:
+                if len(self._window) <= keep:
+                    return
+                head = self._window[0][1]
+            wait([head])  # without the lock: the done-callback writes it meanwhile
+            self._write_done()
 
     def _write_done(self, stop_at_failure: bool = False) -> None:
-        """Write the chunks at the head of the window that are already encoded: a chunk
-        reaches the disk as soon as it and those before it are done, not when the window
-        fills (a writer killed with 8 threads had left up to 15 encoded chunks unwritten).
-        A chunk whose encoding failed raises, or with `stop_at_failure` ends the writing."""
-        while self._window and self._window[0][1].done():
-            owner, fut = self._window[0]
-            if stop_at_failure and (fut.cancelled() or fut.exception() is not None):
-                return
-            self._window.popleft()
-            owner._write(fut.result())
+        """Write the chunks at the head of the window that are already encoded, in order: a
+        chunk reaches the disk as soon as it and those before it are done. Each chunk's
+        done-callback runs this too, so a loop waiting for its next batch leaves no
+        encoded chunk in memory only (a writer killed while its loop waited had lost
+        2 x threads - 1 encoded chunks). A chunk whose encoding (or a callback's write)
+        failed raises here, or with `stop_at_failure` ends the writing."""
+        window = self._window
+        with window.lock:
+            if window.error is not None and not stop_at_failure:
+                error, window.error = window.error, None
+                raise error
+            while window and window[0][1].done():
+                owner, fut = window[0]
+                if fut.cancelled() or fut.exception() is not None:
+                    if stop_at_failure:
+                        return
+                    fut.result()  # raises the encoder's error; it stays at the head, so
+                    # no later chunk is written in its place (rows would shift silently)
+                window.popleft()
+                owner._write(fut.result())
+
+    def _written_when_done(self, _fut: Future) -> None:
+        """Done-callback (a worker thread): write what is ready; an error waits for the
+        writer's next call (append, flush, close) to raise it."""
+        try:
+            self._write_done(stop_at_failure=True)
+        except BaseException as exc:  # noqa: BLE001 - raised later, by the writer's owner
+            with self._window.lock:
+                self._window.error = exc
 
     @contextmanager
     def _stop_on_error(self) -> Iterator[None]:
@@ -391,10 +419,11 @@ class Writer:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=threads)
-        self._window.append((self, self._pool.submit(self._encode, chunk, index)))
-        while len(self._window) >= 2 * threads:
-            owner, fut = self._window.popleft()
-            owner._write(fut.result())
+        with self._window.lock:
+            fut = self._pool.submit(self._encode, chunk, index)
+            self._window.append((self, fut))
+        fut.add_done_callback(self._written_when_done)
+        self._wait_window(2 * threads - 1)
 
     def _encode(self, chunk: Table, index: int) -> tuple[int, dict[str, bytes], dict[str, Any]]:
         assert self._plan is not None
@@ -510,6 +539,17 @@ class Writer:
         self._shutdown()
         if self._own and self._cw is None and self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+class _Window(deque):
+    """Chunks in flight, oldest first, with the writer that writes them; the lock orders
+    the writes of the owner's thread and of the done-callbacks (the sections of a file
+    share one window, and so one lock); `error`: a callback's failure, raised later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.RLock()
+        self.error: BaseException | None = None
 
 
 STREAM_PREFIX_FEATURE = "stream-prefix"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from balerc.codec.coders import get_coder, registered
 from balerc.codec.pipeline import coder_column_names, read_container
 from balerc.formats import toy
 from balerc.formats.container import ContainerReader
-from balerc.formats.errors import InputError
+from balerc.formats.errors import BalercError, InputError
 from balerc.formats.table import Table
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -136,6 +137,42 @@ def test_killed_writer_leaves_every_flushed_chunk(tmp_path):
     assert back.n_rows >= 3000 and back.n_rows % 500 == 0
     t = toy.dimuon(500, seed=1)
     assert np.array_equal(back["Event"][-500:], t["Event"])
+
+
+def test_a_waiting_loop_on_threads_leaves_every_full_chunk_on_disk(tmp_path):
+    """threads=2: encoded chunks had been written only by the next append, so a loop
+    waiting for data (then killed) lost up to 2 x threads - 1 of them (README example:
+    4 full chunks appended, 2 recovered). Each chunk's done-callback now writes it."""
+    path = tmp_path / "w.balerc"
+    script = textwrap.dedent(f"""
+        import time
+        from balerc.codec import open_writer
+        from balerc.formats import toy
+        t = toy.dimuon(1000, seed=1)
+        w = open_writer({str(path)!r}, bound="pwrel:1e-3", chunk_rows=1000, threads=2)
+        for _ in range(4):
+            w.append(t)
+        print("appended", flush=True)
+        time.sleep(600)  # waiting for the next batch
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "appended"
+        for _ in range(300):  # the 4 chunks reach the disk without another call
+            time.sleep(0.1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    if read_container(path, recover=True).n_rows == 4000:
+                        break
+                except BalercError:
+                    pass
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    with pytest.warns(UserWarning, match="recovered"):
+        back = read_container(path, recover=True)
+    assert back.n_rows == 4000
 
 
 def test_reader_iterates_chunks_and_reads_row_ranges(tmp_path, table):
