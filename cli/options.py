@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -10,7 +11,8 @@ from balerc.train.fourvec import SPEC_HELP
 
 columns_option = click.option(
     "--columns", "columns", multiple=True, metavar="PATTERNS",
-    help="Columns to keep: glob patterns, comma-separated or repeated (e.g. 'Jet_*,MET_pt').",
+    help="Columns to keep: names or glob patterns, comma-separated or repeated (e.g. "
+         "'Jet_*,MET_pt'; a name holding a comma: 'a\\,b').",
 )
 threads_option = click.option(
     "-T", "--threads", type=click.IntRange(1, 256), default=None,
@@ -24,9 +26,11 @@ json_option = click.option("--json", "as_json", is_flag=True,
 
 
 def split_patterns(values: tuple[str, ...], option: str = "--columns") -> list[str] | None:
-    """('a*,b', 'c') -> ['a*', 'b', 'c']; no option -> None (every column). An empty value
-    ('--columns ""', e.g. an unset shell variable) is refused rather than read as 'all'."""
-    out = [p.strip() for v in values for p in v.split(",") if p.strip()]
+    """('a*,b', 'c') -> ['a*', 'b', 'c']; 'a\\,b' is the one name 'a,b' (a backslash keeps
+    a comma); no option -> None (every column). An empty value ('--columns ""', e.g. an
+    unset shell variable) is refused rather than read as 'all'."""
+    out = [p.strip().replace("\\,", ",") for v in values
+           for p in re.split(r"(?<!\\),", v) if p.strip()]
     if values and not out:
         what = "section" if option == "--sections" else "column"
         raise click.UsageError(f"{option} {' '.join(map(repr, values))} names no {what}; "

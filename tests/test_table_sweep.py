@@ -166,3 +166,17 @@ def test_npy_byte_order_and_memory_order_come_back(tmp_path: Path) -> None:
         back = np.load(tmp_path / f"{name}.out.npy")
         assert back.dtype == arr.dtype and np.isfortran(back) == np.isfortran(arr)
         np.testing.assert_array_equal(back, arr)
+
+
+def test_a_column_name_with_a_comma_can_be_selected(tmp_path: Path) -> None:
+    from balerc.cli.options import split_patterns
+
+    assert split_patterns(("a*,b", "c")) == ["a*", "b", "c"]
+    assert split_patterns(("x\\,y,z",)) == ["x,y", "z"]
+    src = csv_file(tmp_path, '"x,y",z\n1.5,2\n')
+    out = tmp_path / "c.balerc"
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(out), "--lossless", "-q"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["decompress", str(out), "--columns", "x\\,y", "-o", "-",
+                                   "-q"])
+    assert res.exit_code == 0 and res.output.splitlines() == ['"x,y"', "1.5"], res.output
