@@ -246,6 +246,9 @@ def _read_body(
         # a nameless first column holds row labels (gene names, a pandas index): keep text
         cols[name] = _parse_column(transposed[j], name, path,
                                    force_string=(j == 0 and name == ""))
+    # float columns whose every NaN was an empty cell: written back empty, not as 'nan'
+    blank = [n for n in wanted if cols[n].dtype.kind == "f" and "" in transposed[index[n]]
+             and not any(c.strip().lower() == "nan" for c in transposed[index[n]])]
 
     source = {
         "format": "csv" if delimiter == "," else "tsv",
@@ -254,14 +257,22 @@ def _read_body(
         "newline": newline,
         "dtypes": {n: str(a.dtype) for n, a in cols.items()},
     }
+    if blank:
+        source["empty_nan"] = blank
     if bom:
         source["bom"] = True
     return Table(cols, source)
 
 
-def _cells(array: np.ndarray) -> list[str]:
-    """Column values as text: shortest round-trip repr for floats, str for ints."""
+def _cells(array: np.ndarray, empty_nan: bool = False) -> list[str]:
+    """Column values as text: shortest round-trip repr for floats, str for ints; with
+    `empty_nan` (a source column whose NaNs were empty cells) NaN as an empty cell."""
     k = array.dtype.kind
+    if k == "f" and empty_nan:
+        cells = _cells(array)
+        for i in np.flatnonzero(np.isnan(array)).tolist():
+            cells[i] = ""
+        return cells
     if k == "f" and array.dtype.itemsize < 8:  # the shortest text of the float32 (0.12),
         return array.astype(str).tolist()       # not of its float64 widening (0.1199999...)
     if k == "f":
@@ -314,7 +325,8 @@ def write_csv(table: Table, path: str | Path, *, delimiter: str = ",") -> None:
             header_text = None
 
     with _gc_paused(), open(path, "w", encoding="utf-8", newline="") as fh:
-        cells = [_cells(table.columns[n]) for n in table.names]
+        blank = set(src.get("empty_nan") or []) if same_family else set()
+        cells = [_cells(table.columns[n], n in blank) for n in table.names]
         if same_family and src.get("bom"):
             fh.write("\ufeff")
         writer = csv.writer(fh, delimiter=delimiter, lineterminator=newline)

@@ -180,3 +180,12 @@ def test_a_column_name_with_a_comma_can_be_selected(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["decompress", str(out), "--columns", "x\\,y", "-o", "-",
                                    "-q"])
     assert res.exit_code == 0 and res.output.splitlines() == ['"x,y"', "1.5"], res.output
+
+
+def test_empty_float_cells_come_back_empty(tmp_path: Path) -> None:
+    """They had come back as 'nan'; a column that wrote NaN as text keeps 'nan'."""
+    text = "a,b,c\n1.5,2.5,nan\n,3.5,1.0\n2.5,,\n"
+    t = read_table(csv_file(tmp_path, text))
+    assert t.source["empty_nan"] == ["a", "b"]
+    write_table(t, tmp_path / "back.csv")
+    assert (tmp_path / "back.csv").read_text() == "a,b,c\n1.5,2.5,nan\n,3.5,1.0\n2.5,,nan\n"
