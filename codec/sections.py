@@ -134,6 +134,15 @@ class SectionsWriter:
         for name, w in self.writers.items():
             w._append(step[name], copy=False)  # a step is never changed once read
 
+    def abandon(self) -> None:
+        """Stop after an error: the chunks in flight finish and are written in order (up
+        to a failure), no footer; the shared pool is shut down (its threads had lived on
+        after a failed compress, until garbage collection)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for w in self.writers.values():
+            w._abandon()
+
     def close(self) -> CompressResult:
         try:
             results = {name: w.close() for name, w in self.writers.items()}
@@ -229,6 +238,7 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
 
     def run(f: BinaryIO) -> CompressResult:
         steps = stream.steps(step, prefetch=True)
+        w: SectionsWriter | None = None
         try:  # the first step plans every section's coders, then is written like the rest
             probe = next(steps, first)
             w = SectionsWriter(f, options, probe, ranges=ranges, models=models)
@@ -237,6 +247,10 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
                 for part in itertools.chain([probe] if stream.n_events else [], steps):
                     w.append(part)
                     bar.update(1)
+        except BaseException:
+            if w is not None:
+                w.abandon()
+            raise
         finally:
             steps.close()
         return w.close()

@@ -382,30 +382,33 @@ class Writer:
         failed raises here, or with `stop_at_failure` ends the writing."""
         window = self._window
         with window.lock:
-            if window.error is not None and not stop_at_failure:
-                error, window.error = window.error, None
-                raise error
+            if window.error is not None:  # a write failed or was interrupted: no chunk is
+                if stop_at_failure:       # ever written after it (the next would take its
+                    return                # place in the file: rows shifted silently)
+                raise window.error
             while window and window[0][1].done():
                 owner, fut = window[0]
                 if fut.cancelled() or fut.exception() is not None:
                     if stop_at_failure:
                         return
-                    fut.result()  # raises the encoder's error; it stays at the head, so
-                    # no later chunk is written in its place (rows would shift silently)
+                    fut.result()  # raises the encoder's error; it stays at the head
+                try:
+                    owner._write(fut.result())
+                except BaseException as exc:  # Ctrl-C or a full disk in the middle of it
+                    window.error = exc
+                    raise
                 window.popleft()
-                owner._write(fut.result())
 
     def _written_when_done(self, _fut: Future) -> None:
         """Done-callback (a worker thread): write what is ready unless the writer's own
-        thread is waiting to; an error waits for the writer's next call (append, flush,
-        close) to raise it."""
+        thread is waiting to; a failed write is kept on the window (`error`) for the
+        writer's next call (append, flush, close) to raise, and stops all writing."""
         if self._window.owner_waits:
             return
         try:
             self._write_done(stop_at_failure=True)
-        except BaseException as exc:  # noqa: BLE001 - raised later, by the writer's owner
-            with self._window.lock:
-                self._window.error = exc
+        except BaseException:  # noqa: BLE001 - recorded in window.error, raised later
+            pass
 
     @contextmanager
     def _stop_on_error(self) -> Iterator[None]:
@@ -555,7 +558,8 @@ class Writer:
 class _Window(deque):
     """Chunks in flight, oldest first, with the writer that writes them; the lock orders
     the writes of the owner's thread and of the done-callbacks (the sections of a file
-    share one window, and so one lock); `error`: a callback's failure, raised later."""
+    share one window, and so one lock); `error`: a failed or interrupted write, after
+    which nothing is written (raised by the writer's next call)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -185,6 +185,7 @@ class ContainerWriter:
         self._chunks: list[dict[str, int]] = []
         self._rows = 0
         self._closed = False
+        self._broken = False  # a chunk write failed or was interrupted: write no more
         header = dict(header)
         header.setdefault("format", "balerc")
         header.setdefault("file_id", secrets.token_hex(8))  # no two files share a header
@@ -236,6 +237,9 @@ class ContainerWriter:
         of one table); returns its index in the file."""
         if self._closed:
             raise ContainerError("cannot write a chunk after close()")
+        if self._broken:
+            raise ContainerError("an earlier chunk's write failed or was interrupted: no "
+                                 "chunk is written after it (it would take its place)")
         if not 0 <= section < len(self._section_rows):
             raise ContainerError(f"the file has {len(self._section_rows)} section(s); there is "
                                  f"no section {section}")
@@ -256,6 +260,7 @@ class ContainerWriter:
             desc["meta"] = dict(meta)
         dbytes = _dump(desc)
         start = self._pos
+        self._broken = True  # until the whole chunk is written
         self._f.write(_RECORD.pack(CHUNK_MARK, len(dbytes), _xxh64_int(dbytes, self._seed)))
         self._f.write(dbytes)
         size = _RECORD.size + len(dbytes)
@@ -263,6 +268,7 @@ class ContainerWriter:
             self._f.write(data)
             size += len(data)
         self._f.flush()
+        self._broken = False
         self._pos += size
         self._chunks.append({"offset": start, "size": size, "rows": int(rows)})
         self._rows += int(rows)
@@ -273,6 +279,9 @@ class ContainerWriter:
         """Write the footer (chunk index + optional summary) and the trailer."""
         if self._closed:
             return
+        if self._broken:  # a torn chunk sits before the footer: leave the file to recovery
+            raise ContainerError("an earlier chunk's write failed or was interrupted: the "
+                                 "file gets no footer (it reads with recover=True)")
         footer: dict[str, Any] = {"rows": self._rows, "chunks": self._chunks}
         if self._sectioned:
             footer["section_rows"] = self._section_rows

@@ -569,3 +569,30 @@ def test_recover_names_the_lost_sections_and_what_survives(tmp_path: Path) -> No
     assert not (tmp_path / "x.root").exists()
     run("decompress", cut, "--recover", "--sections", "events", "-o", tmp_path / "e.root")
     assert uproot.open(tmp_path / "e.root")["Events"].num_entries == 400
+
+
+def test_a_failed_tree_compress_shuts_its_thread_pool(tmp_path: Path, monkeypatch) -> None:
+    """The shared pool of a file of sections had lived on after an error (4-6 threads per
+    failed compress with -T 4, until garbage collection)."""
+    import threading
+
+    from balerc.codec.coders.autoencoder import AECoder
+
+    real = AECoder.encode
+
+    def failing(self, chunk, index):
+        if index == 2:
+            raise RuntimeError("encoder failed on purpose")
+        return real(self, chunk, index)
+
+    monkeypatch.setattr(AECoder, "encode", failing)
+    pool_threads = lambda: sum(t.name.startswith("ThreadPoolExecutor")  # noqa: E731
+                               for t in threading.enumerate())
+    before = pool_threads()
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="on purpose"):
+            compress_sections(SectionStream.of(small_tree(3000)), tmp_path / "f.balerc",
+                              CompressOptions.make("pwrel:1e-3", threads=4, chunk_rows=200,
+                                                   force=True))
+    assert pool_threads() == before
+    assert not (tmp_path / "f.balerc").exists()
