@@ -216,7 +216,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
     import io
 
     from balerc.codec import api
-    from balerc.codec.many import several, split_spec
+    from balerc.codec.many import several
     from balerc.codec.precision import column_bounds_from
     from balerc.formats.fileio import check_output
     from balerc.formats.stream import open_input
@@ -237,12 +237,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
               dict(options, columns=split_patterns(columns), skip_unsupported=skip_unsupported,
                    tree=tree), threads, scheduler, as_json, quiet, "compressed")
         return
-    spec, spec_tree = split_spec(data[0])
-    if spec == "-":
-        raise InputError("compress reads a table from a file, not from stdin: save it first "
-                         "(e.g. ... > table.csv; balerc compress table.csv); decompress reads "
-                         "a .balerc from stdin with '-'")
-    data_path, tree = Path(spec), tree or spec_tree
+    data_path, tree = _one_input(data[0], tree)
     to_stdout = str(output) == "-"
     output = output or data_path.with_suffix(".balerc")
     if not to_stdout:
@@ -350,6 +345,18 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
     _report(info if as_json else None,
             None if quiet else f"wrote {output}: {table.n_rows:,} "
             f"{'events' if isinstance(table, api.WrittenTree) else 'rows'}", to_stdout)
+
+
+def _one_input(spec: str, tree: str | None) -> tuple[Path, str | None]:
+    """DATA of a one-file compress (FILE or FILE.root:TREE); stdin is refused by name."""
+    from balerc.codec.many import split_spec
+
+    path, spec_tree = split_spec(spec)
+    if path == "-":
+        raise InputError("compress reads a table from a file, not from stdin: save it first "
+                         "(e.g. ... > table.csv; balerc compress table.csv); decompress reads "
+                         "a .balerc from stdin with '-'")
+    return Path(path), tree or spec_tree
 
 
 def _check_container_name(source: Path, output: Path) -> None:
