@@ -281,12 +281,14 @@ def format_summary(result: CompressResult, verbose: bool = False) -> str:
     worst = result.worst_over_bound
     secs = result.extra.get("sections")
     what = f"{result.rows:,} events in {len(secs)} sections" if secs else f"{result.rows:,} rows"
+    empty = not result.raw_bytes  # a tree without entries: no ratio, no speed to speak of
     lines = [
-        f"wrote {result.path or 'stdout'}: {what}, {result.file_bytes:,} bytes, "
-        f"{result.ratio:.2f}x vs raw"
-        + (f" ({result.ratio_vs_source:.2f}x vs the input file)" if result.ratio_vs_source else "")
+        f"wrote {result.path or 'stdout'}: {what}, {result.file_bytes:,} bytes"
+        + ("" if empty else f", {result.ratio:.2f}x vs raw")
+        + (f" ({result.ratio_vs_source:.2f}x vs the input file)"
+           if result.ratio_vs_source and not empty else "")
         + (f", worst error {worst:.3f} of the bound" if worst is not None else "")
-        + f", {result.mbps:.0f} MB/s"
+        + ("" if empty else f", {result.mbps:.{0 if result.mbps >= 1 else 2}f} MB/s")
     ]
     errors: list[dict[str, Any]] = result.extra.get("errors", [])
     unbounded = any("range" in r for r in errors)  # the autoencoder's reconstruction alone

@@ -288,3 +288,13 @@ def test_a_flat_table_reads_and_writes_fixed_size_arrays(tmp_path: Path) -> None
         assert b["t"]["x"].typename == "float[3]"
         np.testing.assert_array_equal(a["t"]["x"].array(library="np"),
                                       b["t"]["x"].array(library="np"))
+
+
+def test_an_empty_tree_reports_no_ratio(tmp_path: Path) -> None:
+    """It said '0.00x vs raw (65.30x vs the input file), 0 MB/s'."""
+    src = tmp_path / "empty.root"
+    with uproot.recreate(src) as f:
+        f.mktree("t", {"a": "f8"})
+    code, text = run("compress", src, "-o", tmp_path / "e.balerc", "--lossless")
+    assert code == 0 and "wrote" in text and "0 events in 1 sections" in text, text
+    assert "x vs" not in text and "MB/s" not in text, text
