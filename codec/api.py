@@ -13,7 +13,7 @@ from balerc.formats.fileio import atomic_output, check_output
 from balerc.formats.sections import EVENTS, SectionStream
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
-from balerc.formats.tableio import pattern_matches, select_names
+from balerc.formats.tableio import matching, select_names
 
 from . import deadline
 from .coders.stats import far_from_data
@@ -138,7 +138,7 @@ def pick_section(names: list[str], sections: list[str] | None, label: str, hint:
                  alone: bool = False) -> str:
     """The one section `sections` (names or globs) picks, for an output of one table;
     with `alone`, a single section needs no pick."""
-    picked = [n for n in names if any(n in pattern_matches(names, p) for p in sections or [])]
+    picked = matching(names, sections or [])
     if len(picked) == 1:
         return picked[0]
     if alone and len(names) == 1:
@@ -158,7 +158,7 @@ def _one_section(reader: Any, sections: list[str] | None, columns: list[str] | N
     names = [s["name"] for s in reader.sections]
     if not sections and columns:  # the sections the columns are in, as a file output picks
         cols = {s["name"]: [c["name"] for c in s["schema"]["columns"]] for s in reader.sections}
-        holding = [n for n in names if any(pattern_matches(cols[n], p) for p in columns)]
+        holding = [n for n in names if matching(cols[n], columns)]
         sections = holding if len(holding) == 1 else sections
     name = pick_section(names, sections, reader.path,
                         "pick one with --sections NAME (or write a .root file)")

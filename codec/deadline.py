@@ -6,8 +6,8 @@ per row) decode for about a minute per million rows on one core, within the memo
 A service that opens files from elsewhere sets a limit (`timeout=` seconds, `balerc
 decompress --timeout`, or BALERC_DECODE_TIMEOUT); a decode past it stops with a
 TimeLimitError (a LimitError) naming the file. It is checked before every chunk and
-before every block of rows ONNX Runtime runs (runtime.ROW_BLOCK rows on the CPU: at most ~1 s of work within
-the sandbox's limits), so it stops within about a second of the limit.
+before every block of rows ONNX Runtime runs (runtime.ROW_BLOCK rows on the CPU: at most
+~1 s of work within the sandbox's limits), so it stops within about a second of the limit.
 
 The limit lives in a context variable: nested decodes (the sections of one file) share
 the outermost, earliest deadline, and parallel_ordered carries it into worker threads.

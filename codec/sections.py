@@ -33,7 +33,7 @@ from balerc.formats.errors import InputError, SchemaError
 from balerc.formats.fileio import atomic_output
 from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order, chain_up
 from balerc.formats.table import Table, concat
-from balerc.formats.tableio import pattern_matches, select_names
+from balerc.formats.tableio import matching, select_names
 
 from . import deadline
 from .model import SECTION_MODELS, ModelBundle, section_models
@@ -284,7 +284,7 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
     names = [s["name"] for s in specs]
     chosen = names
     if sections:
-        chosen = [n for n in names if any(n in pattern_matches(names, p) for p in sections)]
+        chosen = matching(names, sections)
         if not chosen:
             raise InputError(f"--sections {sections} matches no section of {reader.path}; it "
                              f"has {names}")
@@ -293,8 +293,7 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
         if s["name"] not in chosen:
             continue
         cols = [c["name"] for c in s["schema"]["columns"]]
-        out[s["name"]] = cols if columns is None else [
-            c for c in cols if any(c in pattern_matches(cols, p) for p in columns)]
+        out[s["name"]] = cols if columns is None else matching(cols, columns)
     if columns is not None:  # every pattern matches somewhere, as in a single table
         every = [c for s in specs if s["name"] in chosen for c in
                  (x["name"] for x in s["schema"]["columns"])]
@@ -454,6 +453,14 @@ def recoverable_events(reader: ContainerReader) -> tuple[int, list[str]]:
     ends = _object_ends(reader, layouts, 1, {})
     n_events = sum(c.rows for c in reader.section(EVENTS).chunks)
     rows = {name: sum(c.rows for c in reader.section(name).chunks) for name in ends}
+    return _whole_events(ends, rows, n_events)
+
+
+def _whole_events(ends: Mapping[str, np.ndarray], rows: Mapping[str, int], n_events: int
+                  ) -> tuple[int, list[str]]:
+    """Of `n_events` events, how many have all their objects within each collection's
+    `rows` (`ends`: each collection's first row per event), and the collections that end
+    there."""
     whole = {name: int(np.searchsorted(at[: n_events + 1], rows[name], side="right")) - 1
              for name, at in ends.items()}
     keep = min([n_events, *whole.values()])
@@ -467,11 +474,9 @@ def complete_events(sections: Sections, label: str = "the file") -> Sections:
     if EVENTS not in sections.tables:
         return sections
     ends = sections.event_ends()
-    whole = {name: int(np.searchsorted(at, sections[name].n_rows, side="right")) - 1
-             for name, at in ends.items()}
-    keep = min([sections.n_events, *whole.values()])
+    keep, short = _whole_events(ends, {n: sections[n].n_rows for n in ends},
+                                sections.n_events)
     if keep < sections.n_events:
-        short = [n for n, k in whole.items() if k == keep]
         why = (" (lost every chunk: a small collection fills its chunks slowly, so they "
                "come late in the file)" if sections[short[0]].n_rows == 0 else "")
         warnings.warn(RecoveryWarning(

@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import InputError
 from .optional import require
+from .sections import array_columns
 from .table import Table
 
 EVENT_COLUMN = "__event__"
@@ -301,10 +302,8 @@ def _flat_columns(
                 a = np.array([str(v) for v in values], dtype=object)
             cols[n] = a
         elif by_name[n].kind == "array":  # x[0], x[1], ... (x[0][0], ...), as in sections
-            values = _native(a if isinstance(a, np.ndarray) else ak.to_numpy(a))
-            for idx in np.ndindex(*values.shape[1:]):
-                cols[n + "".join(f"[{i}]" for i in idx)] = np.ascontiguousarray(
-                    values[(slice(None), *idx)])
+            cols.update(array_columns(n, _native(a if isinstance(a, np.ndarray)
+                                                 else ak.to_numpy(a))))
         else:
             cols[n] = _native(a if isinstance(a, np.ndarray) else ak.to_numpy(a))
     return cols

@@ -50,13 +50,14 @@ from .root_writers import (  # noqa: F401  (the writers were defined here before
     write_root_sections,
 )
 from .sections import (
-    _ARRAY_COLUMN,
+    ARRAY_COLUMN,
     EVENTS,
     LISTS,
     SYNTHETIC_COUNTER,
     VALUES,
     Sections,
     SectionStream,
+    array_columns,
 )
 from .table import Table
 
@@ -252,7 +253,7 @@ def _check_array_names(path: Path, flat: list[_Field]) -> None:
     be read back as part of another branch (one overwrote the other, silently)."""
     arrays = {f.name for f in flat if f.kind == "array"}
     for f in flat:
-        m = _ARRAY_COLUMN.match(f.name)
+        m = ARRAY_COLUMN.match(f.name)
         if m is None:
             continue
         if f.kind == "array":
@@ -299,10 +300,7 @@ def _to_sections(path: Path, arrays: Any, flat: list[_Field], collections: list[
         if f.kind == "string":
             events[f.name] = np.array([str(v) for v in ak.to_list(a)], dtype=object)
         elif f.kind == "array":
-            values = _native(ak.to_numpy(a))
-            for idx in np.ndindex(*values.shape[1:]):
-                events[f.name + "".join(f"[{i}]" for i in idx)] = np.ascontiguousarray(
-                    values[(slice(None), *idx)])
+            events.update(array_columns(f.name, _native(ak.to_numpy(a))))
         else:
             events[f.name] = _native(ak.to_numpy(a))
     tables: dict[str, Table] = {}

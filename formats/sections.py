@@ -225,13 +225,20 @@ def strings_layout(col: np.ndarray, ak: Any) -> Any:
                                        parameters={"__array__": "string"})
 
 
-_ARRAY_COLUMN = re.compile(r"^(.*?)((?:\[\d+\])+)$")
+ARRAY_COLUMN = re.compile(r"^(.*?)((?:\[\d+\])+)$")
+"""A fixed-size array branch x is stored as the columns x[0], x[1], ... (x[0][0], ...)."""
+
+
+def array_columns(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    """The element columns of array branch `name` from its (events, *shape) values."""
+    return {name + "".join(f"[{i}]" for i in idx): np.ascontiguousarray(
+        values[(slice(None), *idx)]) for idx in np.ndindex(*values.shape[1:])}
 
 
 def _array_parts(events: Table, name: str) -> list[str]:
     """The columns x[0], x[1], ... (x[0][0], ...) of a fixed-size array branch x."""
     return [c for c in events.names
-            if (m := _ARRAY_COLUMN.match(c)) is not None and m.group(1) == name]
+            if (m := ARRAY_COLUMN.match(c)) is not None and m.group(1) == name]
 
 
 @dataclass

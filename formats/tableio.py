@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .sections import ARRAY_COLUMN
 from .table import Table
 
 # extension -> format name; .txt is read as CSV or TSV depending on its header line.
@@ -47,7 +47,6 @@ def list_names(names: Sequence[str], limit: int = _MAX_LISTED) -> str:
     return f"[{shown}]"
 
 
-_ELEMENT = re.compile(r"^(.*?)((?:\[\d+\])+)$")  # x[0], x[0][1]: a fixed-size array's element
 
 
 def pattern_matches(available: Sequence[str], pattern: str) -> list[str]:
@@ -65,12 +64,19 @@ def pattern_matches(available: Sequence[str], pattern: str) -> list[str]:
         found = [n for n in available if fnmatch.fnmatchcase(n, glob)]
         if found:
             return found
-    found = [n for n in available if (m := _ELEMENT.match(n)) is not None
+    found = [n for n in available if (m := ARRAY_COLUMN.match(n)) is not None
              and fnmatch.fnmatchcase(m.group(1), pattern)]
     if found:
         return found
-    m = _ELEMENT.match(pattern)
+    m = ARRAY_COLUMN.match(pattern)
     return [m.group(1)] if m is not None and m.group(1) in available else []
+
+
+def matching(available: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """The names any of `patterns` picks (`pattern_matches`), in `available`'s order; none
+    is an empty list (select_names refuses a pattern that picks nothing)."""
+    picked = {n for p in patterns for n in pattern_matches(available, p)}
+    return [n for n in available if n in picked]
 
 
 def select_names(
