@@ -79,13 +79,19 @@ def _arrow_record(schema: Any, wanted: list[str]) -> dict[str, Any]:
                                               or pa.types.is_large_string(typ.value_type)):
             types[name] = "dictionary"
     meta: dict[str, str] = {}
+    left: list[str] = []
     for key, value in (schema.metadata or {}).items():
         try:
             meta[key.decode("utf-8")] = value.decode("utf-8")
-        except UnicodeDecodeError:
-            continue  # binary metadata has no JSON form: not carried
+        except UnicodeDecodeError:  # binary metadata has no JSON form: not carried
+            left.append(key.decode("utf-8", "replace"))
     if sum(len(k) + len(v) for k, v in meta.items()) > MAX_METADATA_BYTES:
-        meta = {}
+        left, meta = left + list(meta), {}
+    if left:  # said, not dropped silently
+        import warnings
+
+        warnings.warn(f"Parquet schema metadata {left[:8]} is not stored (binary, or over "
+                      f"{MAX_METADATA_BYTES:,} bytes in all); the values are", stacklevel=3)
     out: dict[str, Any] = {}
     if types:
         out["arrow_types"] = types

@@ -282,6 +282,48 @@ _NP_DTYPE = re.compile(r"^[<>|=]?[a-zA-Z]{1,12}[0-9]{0,3}$")
 MAX_EVENTS = 1 << 40
 
 
+def _names(c: Check, key: str) -> list[str]:
+    """A list of names (at most MAX_COLUMNS, each at most MAX_NAME_LEN characters)."""
+    def name(x: Any, what: str) -> str:
+        if len(c.typed(x, str, what)) > MAX_NAME_LEN:
+            c.fail(f"{what} is too long")
+        return x
+    return c.list(key, name, max_len=MAX_COLUMNS, default=[])
+
+
+def _records(c: Check, key: str, fields: tuple[str, ...]) -> None:
+    """A list of objects whose `fields` are names (`branches`, `other_objects`, ...)."""
+    def item(x: Any, what: str) -> None:
+        r = Check(x, f"{c.where}, {what}")
+        for f in fields:
+            if len(r.get(f, str, "")) > MAX_NAME_LEN:
+                r.fail(f"'{f}' is too long")
+        r.list("shape", lambda v, w: r.typed(v, int, w), max_len=32, default=None)
+    c.list(key, item, max_len=MAX_COLUMNS, default=[])
+
+
+def _check_writeback(c: Check) -> None:
+    """The keys that shape the file a writer gives back (FORMAT.md 3): typed here, so a
+    crafted header is a SchemaError, never a writer's TypeError."""
+    if len(c.get("title", str, "")) > MAX_JSON_BYTES // 4:
+        c.fail("'title' is too long")
+    if len(c.get("tree_class", str, "")) > MAX_NAME_LEN:
+        c.fail("'tree_class' is too long")
+    _records(c, "branches", ("name", "kind", "section"))
+    _records(c, "other_objects", ("name", "class"))
+    _records(c, "skipped", ("name", "type"))
+    _names(c, "empty_nan")
+    _names(c, "arrow_columns")
+    for key in ("arrow_types", "arrow_metadata"):
+        for k, v in c.get(key, dict, {}).items():
+            if not isinstance(v, str):
+                c.fail(f"'{key}'['{k[:40]}'] is not a string")
+    if c.has("npy_layout"):
+        lay = c.sub("npy_layout")
+        lay.get("byteorder", str, "<")
+        lay.get("fortran", bool, False)
+
+
 def check_source(source: dict[str, Any], where: str) -> None:
     """The source-format details writers use to rebuild the input (docs/FORMAT.md 3)."""
     c = Check(source, where)
@@ -308,6 +350,7 @@ def check_source(source: dict[str, Any], where: str) -> None:
                 j.fail(f"'{key}' = {name[:40]!r} is not a branch name")
         j.int("n_events", 0, MAX_EVENTS, None)
     c.int("compression", 0, 10_000, None)
+    _check_writeback(c)
     dtypes = c.get("dtypes", dict, {})
     for k, v in dtypes.items():
         if not isinstance(v, str) or len(v) > 64:

@@ -302,3 +302,24 @@ def test_a_header_without_schema_or_coders_is_a_schema_error(small):
     for recover in (False, True):
         with pytest.raises(SchemaError, match="the header has no table schema or coders"):
             read_container(forged, recover=recover)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("empty_nan", 5), ("arrow_types", {"s": 5}), ("npy_layout", {"byteorder": 5}),
+    ("branches", [5]), ("branches", 5), ("other_objects", [5]),
+    ("branches", [{"name": "x", "kind": "array", "shape": "a"}]),
+])
+def test_write_back_keys_of_a_crafted_source_are_schema_errors(small, key, value, tmp_path):
+    """The source keys that shape a written-back file (2026-12: empty_nan, arrow_*,
+    npy_layout, branches of a table) reached the writers unchecked: TypeError."""
+    from balerc.codec.api import decompress_file
+    from balerc.formats.errors import SchemaError
+    from tests.fuzz import fileparts
+
+    data, _ = small
+    parts = fileparts.parse(data)
+    parts.header.obj["schema"].setdefault("source", {})[key] = value
+    f = tmp_path / "h.balerc"
+    f.write_bytes(fileparts.write(parts))
+    with pytest.raises(SchemaError, match=rf"'source'.*'{key}'"):
+        decompress_file(f, tmp_path / "o.csv")

@@ -189,3 +189,13 @@ def test_empty_float_cells_come_back_empty(tmp_path: Path) -> None:
     assert t.source["empty_nan"] == ["a", "b"]
     write_table(t, tmp_path / "back.csv")
     assert (tmp_path / "back.csv").read_text() == "a,b,c\n1.5,2.5,nan\n,3.5,1.0\n2.5,,nan\n"
+
+
+def test_parquet_metadata_that_cannot_be_stored_is_said(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    t = pa.table({"f": [1.0, 2.0]}).replace_schema_metadata({b"blob": b"\xff\xfe", b"ok": b"1"})
+    pq.write_table(t, tmp_path / "m.parquet")
+    with pytest.warns(UserWarning, match=r"metadata \['blob'\] is not stored"):
+        back = read_table(tmp_path / "m.parquet")
+    assert back.source["arrow_metadata"] == {"ok": "1"}
