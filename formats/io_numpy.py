@@ -120,6 +120,7 @@ def read_npz(path: str | Path, *, columns: list[str] | None = None) -> Table:
         if not keys:
             raise InputError(f"{path}: the table is empty (the archive has no arrays)")
         arrays = {k: _load(lambda k=k: archive[k], path, k) for k in keys}
+        as_bytes = [k for k in keys if archive[k].dtype.kind == "S"]  # decoded by _load
 
     data = arrays.get("data")
     if data is not None and ("names" in arrays or data.ndim >= 2):
@@ -129,7 +130,7 @@ def read_npz(path: str | Path, *, columns: list[str] | None = None) -> Table:
                 f"{path}: besides 'data' and 'names' (Baler's layout) it holds {extra}; "
                 f"balerc stores one table: save those arrays in a file of their own (or "
                 f"each column under its own key, all of one length)")
-        return _read_baler(path, data, arrays.get("names"), columns)
+        return _read_baler(path, data, arrays.get("names"), columns, as_bytes)
 
     lengths = {k: a.shape for k, a in arrays.items()}
     bad = {k: s for k, s in lengths.items() if len(s) != 1}
@@ -144,16 +145,22 @@ def read_npz(path: str | Path, *, columns: list[str] | None = None) -> Table:
             "same number of rows"
         )
     cols = {k: a for k, a in arrays.items()}
-    return _finish(path, cols, columns, {"format": "npz", "npz_layout": "columns"})
+    source: dict[str, Any] = {"format": "npz", "npz_layout": "columns"}
+    if as_bytes:
+        source["bytes_arrays"] = as_bytes
+    return _finish(path, cols, columns, source)
 
 
 def _read_baler(
-    path: Path, data: np.ndarray, names_arr: np.ndarray | None, columns: list[str] | None
+    path: Path, data: np.ndarray, names_arr: np.ndarray | None, columns: list[str] | None,
+    as_bytes: list[str],
 ) -> Table:
     if data.dtype.kind in "US":
         raise InputError(f"{path}: 'data' holds strings; it must be numeric")
     matrix = _as_2d(path, data)
     source: dict[str, Any] = {"format": "npz", "npz_layout": "baler", "shape": list(data.shape)}
+    if "names" in as_bytes and names_arr is not None and names_arr.size:
+        source["bytes_arrays"] = ["names"]  # written back as bytes (|S), as they came
     if names_arr is None or names_arr.size == 0:
         names = _default_names(matrix.shape[1])
         if names_arr is not None:
@@ -238,6 +245,10 @@ def write_npz(table: Table, path: str | Path) -> None:
         arrays = {}
         for n, a in table.columns.items():
             arrays[n] = np.array(a.tolist(), dtype=str) if a.dtype.kind == "O" else a
+    if src.get("format") == "npz":
+        for k in src.get("bytes_arrays", []):  # text that came as bytes goes back as bytes
+            if k in arrays and arrays[k].dtype.kind == "U":
+                arrays[k] = np.char.encode(arrays[k], "utf-8")
     _savez(path, arrays)
 
 

@@ -314,6 +314,7 @@ def _check_writeback(c: Check) -> None:
     _records(c, "skipped", ("name", "type"))
     _names(c, "empty_nan")
     _names(c, "arrow_columns")
+    _names(c, "bytes_arrays")
     for key in ("arrow_types", "arrow_metadata"):
         for k, v in c.get(key, dict, {}).items():
             if not isinstance(v, str):

@@ -306,7 +306,7 @@ def test_a_header_without_schema_or_coders_is_a_schema_error(small):
 
 @pytest.mark.parametrize("key, value", [
     ("empty_nan", 5), ("arrow_types", {"s": 5}), ("npy_layout", {"byteorder": 5}),
-    ("branches", [5]), ("branches", 5), ("other_objects", [5]),
+    ("bytes_arrays", [5]), ("branches", [5]), ("branches", 5), ("other_objects", [5]),
     ("branches", [{"name": "x", "kind": "array", "shape": "a"}]),
 ])
 def test_write_back_keys_of_a_crafted_source_are_schema_errors(small, key, value, tmp_path):

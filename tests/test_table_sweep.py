@@ -199,3 +199,22 @@ def test_parquet_metadata_that_cannot_be_stored_is_said(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match=r"metadata \['blob'\] is not stored"):
         back = read_table(tmp_path / "m.parquet")
     assert back.source["arrow_metadata"] == {"ok": "1"}
+
+
+@pytest.mark.parametrize("arrays", [
+    {"data": np.arange(8.0).reshape(4, 2), "names": np.array([b"px", b"py"])},
+    {"label": np.array([b"mu", b"e", b"tau", b"mu"]), "pt": np.arange(4.0)},
+])
+def test_npz_bytes_arrays_come_back_as_bytes(tmp_path: Path, arrays: dict) -> None:
+    """Names or a string column saved as bytes (|S) had come back as unicode (<U)."""
+    np.savez(tmp_path / "b.npz", **arrays)
+    out = tmp_path / "b.balerc"
+    for args in (["compress", str(tmp_path / "b.npz"), "-o", str(out), "--lossless", "-q"],
+                 ["decompress", str(out), "-o", str(tmp_path / "back.npz"), "-q"]):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "back.npz") as back:
+        assert sorted(back.files) == sorted(arrays)
+        for k, a in arrays.items():
+            assert back[k].dtype == a.dtype, k
+            np.testing.assert_array_equal(back[k], a)
