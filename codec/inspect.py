@@ -109,8 +109,17 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             sections = None
             source = header["schema"].get("source", {})
             main = _describe_table(r, r, summary)
-        problems = r.verify() if verify else []
+        damaged = r.verify_chunks() if verify else {}
+        problems = [m for msgs in damaged.values() for m in msgs]
+        n_chunks = r.n_chunks
+        if damaged and r.recovery is None:  # what decompress --recover does: the prefix
+            first = next(iter(damaged))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RecoveryWarning)  # reported below
+                r.keep_prefix(first, f"chunk {first} is damaged")
         raw = summary.get("raw_bytes", main["raw_bytes"])
+        # a file cut short (its total unknown) has sizes that are no ratio of its data
+        sized = r.recovery is None or r.recovery.total_rows is not None
         desc = {
             "file": str(path),
             "format_version": ".".join(map(str, r.format_version)),
@@ -119,21 +128,22 @@ def describe_file(path: str | os.PathLike, verify: bool = True) -> dict[str, Any
             "rows": main["rows"],
             "n_columns": len(main["columns"]) if sections is None else sum(
                 len(x["columns"]) for x in sections),
-            "chunks": r.n_chunks,
+            "chunks": n_chunks,
             "chunk_rows": main["chunk_rows"],
             "file_bytes": r.file_size,
             "raw_bytes": raw,
-            "ratio_vs_raw": raw / r.file_size if r.file_size else None,
+            "ratio_vs_raw": raw / r.file_size if r.file_size and sized else None,
             "source": {k: source.get(k) for k in ("format", "path", "size", "tree", "title")
                        if k in source},
-            "ratio_vs_source": source["size"] / r.file_size if source.get("size") else None,
+            "ratio_vs_source": source["size"] / r.file_size if source.get("size") and sized
+            else None,
             "coders": main["coders"],
             "shared_streams": main["shared_streams"],
             "attachments": {n: a.size for n, a in r.attachments.items()},
             "columns": main["columns"],
             "complete": not r.recovered,
             "recovery": None if r.recovery is None else _recovery(r, sections is not None),
-            "damaged_chunks": r.damaged_chunks,
+            "damaged_chunks": sorted(set(r.damaged_chunks) | set(damaged)),
             "checksums": "not checked" if not verify else (
                 "damaged" if problems or r.recovered else "ok"),
             "problems": problems,
@@ -149,14 +159,15 @@ def _recovery(r: ContainerReader, sectioned: bool) -> dict[str, Any]:
     """What `decompress --recover` reads of an incomplete file: rows of the valid chunks;
     of a file of sections, the events whose objects all survived (what it writes)."""
     out: dict[str, Any] = {"reason": r.recovery.reason, "rows": r.recovery.rows,
-                           "chunks": r.recovery.chunks}
+                           "chunks": r.recovery.chunks, "total_rows": r.recovery.total_rows}
     if sectioned:
         from .sections import recoverable_events
 
         try:
             out["events"], out["short_sections"] = recoverable_events(r)
         except BalercError as exc:  # counters damaged too: say so rather than guess
-            out["events"], out["short_sections"] = 0, [f"(counters unreadable: {exc})"]
+            out["events"], out["short_sections"] = 0, []
+            out["counters_unreadable"] = str(exc)
     return out
 
 
@@ -216,10 +227,13 @@ def format_description(d: dict[str, Any]) -> str:
     lines = [
         f"{d['file']}: balerc format {d['format_version']}, written by balerc "
         f"{d['producer'].get('balerc', '?')} on {d.get('created') or '?'}",
-        f"  rows {d['rows']:,} in {d['chunks']} chunk(s) of up to {d['chunk_rows']:,}; "
-        f"{d['n_columns']} columns",
-        f"  size {d['file_bytes']:,} bytes; raw {d['raw_bytes']:,} bytes; "
-        f"ratio {d['ratio_vs_raw']:.2f}x vs raw"
+        f"  rows {d['rows']:,} in {d['chunks']} chunk(s) of up to {d['chunk_rows']:,}"
+        + (" (the whole chunks left: the total is unknown)"
+           if (d.get("recovery") or {"total_rows": 0})["total_rows"] is None else "")
+        + f"; {d['n_columns']} columns",
+        f"  size {d['file_bytes']:,} bytes; raw {d['raw_bytes']:,} bytes; " + (
+            f"ratio {d['ratio_vs_raw']:.2f}x vs raw" if d.get("ratio_vs_raw") is not None
+            else "no ratio: the file is cut short")
         + (f", {d['ratio_vs_source']:.2f}x vs the source file" if d.get("ratio_vs_source") else ""),
     ]
     src = d.get("source") or {}
@@ -227,12 +241,7 @@ def format_description(d: dict[str, Any]) -> str:
         lines.append("  source " + ", ".join(f"{k}={v}" for k, v in src.items()))
     lines += _coder_lines(d.get("coders", []))
     rec = d.get("recovery")
-    lines.append(f"  checksums {d['checksums']}" + ("" if rec is None else (
-        f" (incomplete: {rec['reason']}; decompress --recover reads " + (
-            f"{rec['rows']:,} rows in {rec['chunks']} valid chunk(s))" if "events" not in rec
-            else f"{rec['events']:,} complete events" + (
-                f"; section(s) {', '.join(rec['short_sections'][:8])} end there)"
-                if rec["short_sections"] else ")")))))
+    lines.append(f"  checksums {d['checksums']}" + ("" if rec is None else _recovery_text(rec)))
     lines += [f"    {p}" for p in d.get("problems", [])]
     for sec in d.get("sections", []):
         lines.append(_section_line(sec))
@@ -243,6 +252,19 @@ def format_description(d: dict[str, Any]) -> str:
     lines += _column_lines(d["columns"], bool(d.get("shared_streams"))) if d["columns"] else []
     lines += _stream_lines(d.get("shared_streams", {}), d.get("attachments", {}))
     return "\n".join(lines)
+
+
+def _recovery_text(rec: dict[str, Any]) -> str:
+    """' (incomplete: why; what decompress --recover reads)'."""
+    text = f" (incomplete: {rec['reason']}; decompress --recover reads "
+    if "events" not in rec:
+        return text + f"{rec['rows']:,} rows in {rec['chunks']} valid chunk(s))"
+    text += f"{rec['events']:,} complete events"
+    if rec.get("counters_unreadable"):
+        return text + f"; the counters are unreadable: {rec['counters_unreadable']})"
+    short = rec["short_sections"]
+    return text + (f"; section(s) {', '.join(short[:8])} are cut short, {short[0]} first)"
+                   if short else ")")
 
 
 def _coder_lines(coders: list[dict[str, Any]]) -> list[str]:

@@ -446,7 +446,8 @@ def _ends_through(parent: Any, counter: str, parent_ends: np.ndarray, where: str
 
 def recoverable_events(reader: ContainerReader) -> tuple[int, list[str]]:
     """What `recover` of a damaged file of sections keeps: the events whose objects all
-    survived, and the sections that end there (decoding only the counters)."""
+    survived, and the sections cut short, the one that ends them first (decoding only
+    the counters)."""
     layouts = {s["name"]: s.get("layout", {}) for s in reader.sections or []}
     if EVENTS not in layouts:
         return 0, []
@@ -459,12 +460,12 @@ def recoverable_events(reader: ContainerReader) -> tuple[int, list[str]]:
 def _whole_events(ends: Mapping[str, np.ndarray], rows: Mapping[str, int], n_events: int
                   ) -> tuple[int, list[str]]:
     """Of `n_events` events, how many have all their objects within each collection's
-    `rows` (`ends`: each collection's first row per event), and the collections that end
-    there."""
+    `rows` (`ends`: each collection's first row per event), and the collections cut short
+    before the last event, the one that ends the kept events first."""
     whole = {name: int(np.searchsorted(at[: n_events + 1], rows[name], side="right")) - 1
              for name, at in ends.items()}
     keep = min([n_events, *whole.values()])
-    return keep, [n for n, k in whole.items() if k == keep and keep < n_events]
+    return keep, sorted((n for n, k in whole.items() if k < n_events), key=whole.__getitem__)
 
 
 def complete_events(sections: Sections, label: str = "the file") -> Sections:
@@ -481,8 +482,9 @@ def complete_events(sections: Sections, label: str = "the file") -> Sections:
                "come late in the file)" if sections[short[0]].n_rows == 0 else "")
         warnings.warn(RecoveryWarning(
             f"{label}: kept the first {keep:,} of {sections.n_events:,} recovered events, "
-            f"those whose objects all survived; section(s) {', '.join(short[:8])} end(s) "
-            f"there{why}; --sections can pick the sections that survived"), stacklevel=2)
+            f"those whose objects all survived; section(s) {', '.join(short[:8])} are cut "
+            f"short, {short[0]} first{why}; --sections can pick the sections that survived"),
+            stacklevel=2)
     tables = {}
     for n, t in sections.tables.items():
         rows = int(ends[n][keep]) if n in ends else keep if n == EVENTS else t.n_rows

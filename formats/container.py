@@ -709,7 +709,12 @@ class ContainerReader:
 
     def verify(self) -> list[str]:
         """Check every stream's checksum; returns one message per damaged stream."""
-        problems = [str(exc) for exc in self._damaged.values()]
+        return [m for msgs in self.verify_chunks().values() for m in msgs]
+
+    def verify_chunks(self) -> dict[int, list[str]]:
+        """Check every stream's checksum: {chunk index: a message per damaged stream} for
+        the damaged chunks (descriptors found damaged on opening included), in order."""
+        problems = {i: [str(exc)] for i, exc in self._damaged.items()}
         for c in self.chunks:
             if c.index in self._damaged:
                 continue
@@ -717,8 +722,8 @@ class ContainerReader:
                 try:
                     self.read_stream(c.index, name)
                 except ChecksumError as exc:
-                    problems.append(str(exc))
-        return problems
+                    problems.setdefault(c.index, []).append(str(exc))
+        return dict(sorted(problems.items()))
 
 
 class SectionView:

@@ -87,6 +87,37 @@ def test_info_reports_an_unfinished_file(made, tmp_path):
     assert balerc("info", str(made / "t.balerc")).returncode == 0
 
 
+def test_info_on_a_damaged_or_cut_file_says_what_recover_reads(made, tmp_path):
+    """A flipped byte in chunk 2 had been 'checksums damaged' with `complete: true`, no
+    recovery and no damaged chunk in --json; a cut file had been given ratios of a whole
+    file's source to its surviving bytes."""
+    import json
+
+    from balerc.formats.container import ContainerReader
+
+    data = bytearray((made / "t.balerc").read_bytes())
+    with ContainerReader(bytes(data)) as r:
+        stream = next(iter(r.chunks[2].streams.values()))
+        rows_before = sum(c.rows for c in r.chunks[:2])
+    data[stream.offset + stream.size // 2] ^= 0xFF
+    bad = tmp_path / "flip.balerc"
+    bad.write_bytes(bytes(data))
+    r = balerc("info", str(bad), "--json")
+    d = json.loads(r.stdout)
+    assert r.returncode == 1 and d["complete"] is False and d["damaged_chunks"] == [2]
+    assert d["recovery"]["rows"] == rows_before and d["recovery"]["total_rows"] == 4000
+    assert d["ratio_vs_raw"] is not None  # every byte is there: the ratio still holds
+    got = balerc("decompress", str(bad), "-o", str(tmp_path / "o.npz"), "--recover", "-q")
+    with np.load(tmp_path / "o.npz") as back:
+        assert got.returncode == 0 and {len(back[k]) for k in back.files} == {rows_before}
+    cut = tmp_path / "cut.balerc"
+    cut.write_bytes(bytes(data[: len(data) * 7 // 10]))
+    d = json.loads(balerc("info", str(cut), "--json").stdout)
+    assert d["ratio_vs_raw"] is None and d["ratio_vs_source"] is None
+    assert d["recovery"]["total_rows"] is None
+    assert "no ratio: the file is cut short" in balerc("info", str(cut)).stdout
+
+
 def test_internal_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
     bad = tmp_path / "x.balerc"
     bad.write_bytes(b"not balerc at all")

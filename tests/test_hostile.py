@@ -148,8 +148,8 @@ def _crafted() -> list[tuple[str, str]]:
     return [(f, c) for f, c in sorted(EXPECTED.items()) if c is not None]
 
 
-@pytest.fixture
-def no_onnxruntime(monkeypatch):
+def _refuse_onnxruntime(monkeypatch) -> None:
+    """From here on, loading any graph into ONNX Runtime fails the test."""
     import onnxruntime
 
     def refuse(*a, **k):
@@ -164,10 +164,13 @@ def test_valid_decoder_embedded_decodes():
 
 
 @pytest.mark.parametrize(("name", "check"), _crafted())
-def test_crafted_embedded_decoder_is_refused_before_it_runs(name, check, no_onnxruntime):
+def test_crafted_embedded_decoder_is_refused_before_it_runs(name, check, monkeypatch):
+    """(The file is written with the valid decoder before ONNX Runtime is refused: run
+    alone, the test had failed at writing it.)"""
     from balerc.formats.errors import UnsafeModelError
 
     data = _with_decoder((HOSTILE / "decoders" / name).read_bytes())
+    _refuse_onnxruntime(monkeypatch)
     with pytest.raises(UnsafeModelError, match=rf"\[{check}\]") as exc:
         read_container(data)
     assert str(exc.value).startswith("<bytes>: embedded: decoder: ONNX graph refused")

@@ -475,6 +475,20 @@ def test_recover_a_cut_file_keeps_whole_events(tmp_path: Path) -> None:
         assert back[name].equals(tree.event_slice(0, n)[name]), name
 
 
+def test_every_section_cut_short_is_named_the_first_one_first() -> None:
+    """Recovery named only the section that ends the kept events first: with Muon at 0
+    events, a Jet section that had lost every chunk went unnamed (info and the warning),
+    while the error of an empty recovery named it."""
+    from balerc.codec.sections import _whole_events
+
+    ends = {"Jet": np.array([0, 0, 0, 2, 5]), "Muon": np.array([0, 1, 2, 3, 4]),
+            "Photon": np.array([0, 0, 0, 0, 0])}
+    keep, short = _whole_events(ends, {"Jet": 0, "Muon": 0, "Photon": 0}, 4)
+    assert keep == 0 and short == ["Muon", "Jet"]  # Jet: 2 events (no jets), Photon: all 4
+    keep, short = _whole_events(ends, {"Jet": 5, "Muon": 4, "Photon": 0}, 4)
+    assert keep == 4 and short == []
+
+
 # -- hostile multi-section files --------------------------------------------------------------
 def test_mutated_section_files_end_in_typed_errors(tmp_path: Path) -> None:
     """Byte-level and structural mutations of a 2.2 file (checksums fixed for the latter):

@@ -428,7 +428,8 @@ class AECoder:
                 rel = np.abs(Y[j], out=ws.array("rel", (n,)))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     np.divide(err, rel, out=rel)
-            self._stats.account(j, err, rel, top)
+            self._stats.account(j, err, rel, top,
+                                None if all_finite[j] else int(np.count_nonzero(finite[j])))
             if self.bound is None:
                 self._stats.account_values(j, Y[j], cast)
 

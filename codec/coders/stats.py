@@ -20,6 +20,7 @@ class ColumnStats:
     def __init__(self, n_columns: int):
         self.max = np.zeros(n_columns)
         self.sumsq = np.zeros(n_columns)
+        self.count = np.zeros(n_columns, dtype=np.int64)  # finite values: the RMS's n
         self.maxrel = np.zeros(n_columns)  # pwrel: max |y - y'| / |y|
         self.n = 0
         self.lo = np.full(n_columns, np.inf)  # original values' range (no bound: the report)
@@ -29,8 +30,10 @@ class ColumnStats:
         self._lock = threading.Lock()
 
     def account(self, j: int, err: np.ndarray, rel: np.ndarray | None = None,
-                top: float | None = None) -> None:
-        """Add a chunk's errors of column j (`top`: err's max when the caller has it). The
+                top: float | None = None, finite: int | None = None) -> None:
+        """Add a chunk's errors of column j (`top`: err's max when the caller has it;
+        `finite`: how many of the values are finite, when not all: NaN and Inf come back
+        exactly, so their zero entries in err stay out of the RMS, as in `evaluate`). The
         reductions run before the lock is taken: only the merge is serialized."""
         if not err.size:
             return
@@ -42,6 +45,7 @@ class ColumnStats:
             if worst is not None:
                 self.maxrel[j] = np.fmax(self.maxrel[j], worst)
             self.sumsq[j] += sq
+            self.count[j] += err.size if finite is None else finite
 
     def account_values(self, j: int, y: np.ndarray, decoded: np.ndarray) -> None:
         """Without a bound: the original range and the values whose sign changed, so the
@@ -69,7 +73,8 @@ class ColumnStats:
             "name": name,
             "bound": finite_or_none(bound),
             "max": finite_or_none(float(self.max[j])),
-            "rms": finite_or_none(math.sqrt(self.sumsq[j] / self.n) if self.n else 0.0),
+            "rms": finite_or_none(math.sqrt(self.sumsq[j] / self.count[j])
+                                  if self.count[j] else 0.0),
             "max_over_bound": finite_or_none(float(self.max[j]) / bound) if bound else None,
             "mode": mode,
         }
@@ -79,7 +84,7 @@ class ColumnStats:
             out["max_over_range"] = finite_or_none(float(self.max[j]) / rng) if rng > 0 else None
             out["new_sign"] = int(self.new_sign[j])
         if pointwise is not None:
-            out["bound_text"] = f"{pointwise:.3g}*|y|"
+            out["bound_text"] = f"{float(pointwise)!r}*|y|"  # as given: 2^-9 is 0.001953125
             out["max_rel"] = finite_or_none(float(self.maxrel[j]))
             out["max_over_bound"] = finite_or_none(float(self.maxrel[j]) / pointwise)
         return out
