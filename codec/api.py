@@ -305,13 +305,16 @@ def format_summary(result: CompressResult, verbose: bool = False) -> str:
             b = r.get("bound_text") or b
             frac = _num(r.get("max_over_bound"), ".3f")
             lines.append(f"  {r['name']:<{w}}  {b:>10} {mx:>10} {rms:>10} {frac:>9}  {r['mode']}")
+    if verbose and not errors and not secs:
+        lines.append("  every column is stored bit-exact (lossless)")
     if secs and verbose:
         w = max(len(n) for n in secs)
         lines.append(f"  {'section':<{w}}  {'rows':>10} {'raw bytes':>12} {'stored':>10} {'ratio':>7}")
         for n, sec in secs.items():
-            ratio = sec["raw_bytes"] / sec["bytes"] if sec["bytes"] else float("inf")
+            ratio = f"{sec['raw_bytes'] / sec['bytes']:.2f}" if sec["bytes"] and sec[
+                "raw_bytes"] else "-"  # as info prints an empty section
             lines.append(f"  {n:<{w}}  {sec['rows']:>10,} {sec['raw_bytes']:>12,} "
-                         f"{sec['bytes']:>10,} {ratio:>7.2f}")
+                         f"{sec['bytes']:>10,} {ratio:>7}")
     for note in result.extra.get("notes", []):
         lines.append(f"  note: {note}")
     for warning in far_from_data(errors):
@@ -341,12 +344,21 @@ def _num(v: float | None, fmt: str) -> str:
 
 def result_json(result: CompressResult) -> dict[str, Any]:
     """`compress --json`: what a pipeline step wants to record."""
-    return {"output": str(result.path) if result.path else "-", "rows": result.rows,
-            "chunks": result.chunks, "raw_bytes": result.raw_bytes,
-            "file_bytes": result.file_bytes, "ratio": round(result.ratio, 4),
-            "seconds": round(result.seconds, 3), "errors": result.extra.get("errors", []),
-            "notes": result.extra.get("notes", []),
-            "warnings": far_from_data(result.extra.get("errors", []))}
+    empty = not result.raw_bytes
+    out = {"output": str(result.path) if result.path else "-", "rows": result.rows,
+           "chunks": result.chunks, "raw_bytes": result.raw_bytes,
+           "file_bytes": result.file_bytes, "ratio": None if empty else round(result.ratio, 4),
+           "ratio_vs_source": None if empty or result.ratio_vs_source is None
+           else round(result.ratio_vs_source, 4),
+           "seconds": round(result.seconds, 3),
+           "mb_per_s": None if empty else round(result.mbps, 2),  # raw MB / compress seconds
+           "errors": result.extra.get("errors", []), "notes": result.extra.get("notes", []),
+           "warnings": far_from_data(result.extra.get("errors", []))}
+    secs = result.extra.get("sections")
+    if secs:
+        out["sections"] = {n: {"rows": s["rows"], "raw_bytes": s["raw_bytes"],
+                               "stored_bytes": s["bytes"]} for n, s in secs.items()}
+    return out
 
 
 _SAME_FORMAT = {"csv": (".txt",), "tsv": (".tab", ".txt"), "parquet": (".pq",)}

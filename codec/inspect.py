@@ -27,6 +27,7 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
     schema = header["schema"]["columns"]
     per_col = [0] * len(schema)
     filters: list[set[str]] = [set() for _ in schema]
+    coded = [False] * len(schema)  # codes in a stream of its own ('res/j') in some chunk
     shared: dict[str, int] = {}
     for c in table.chunks:
         for name, s in c.streams.items():
@@ -35,6 +36,7 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
                 shared[name] = shared.get(name, 0) + s.size
             else:
                 per_col[j] += s.size
+                coded[j] = coded[j] or name.startswith("res/")
                 if name.startswith("col/"):
                     head = r.read_stream(c.index, name, verify=False)[:1]
                     filters[j].add(lossless.filter_name(head))
@@ -42,14 +44,20 @@ def _describe_table(r: ContainerReader, table: Any, summary: dict[str, Any]
     columns = []
     recorded = _recorded_errors(header, summary)
     methods = _methods(header.get("coders", []))
+    text = summary.get("text_raw_bytes")
+    text = text if isinstance(text, dict) else {}  # (files before 2026-12-02: none)
     for j, col in enumerate(schema):
         width = _itemsize(col["dtype"])
-        raw_j = width * rows if width else None
+        raw_j = width * rows if width else text.get(col["name"])
+        raw_j = raw_j if isinstance(raw_j, int) else None
         entry = {"name": col["name"], "kind": col["kind"], "dtype": col["dtype"],
                  "codec": col.get("codec", "lossless"),
                  "method": methods.get(j, col.get("codec", "lossless")),
                  "filters": sorted(filters[j]),
-                 "stored_bytes": per_col[j], "raw_bytes": raw_j}
+                 "stored_bytes": per_col[j], "raw_bytes": raw_j,
+                 # its codes in the shared streams (qgroup), its own bytes besides (exceptions)
+                 "in_shared_streams": bool(shared) and not coded[j]
+                 and col.get("codec", "lossless") != "lossless"}
         if col.get("bound"):
             entry["bound"] = col["bound"]
         if col["name"] in recorded:
@@ -69,11 +77,14 @@ def table_raw_bytes(table: Any) -> int:
 
 def _methods(coders: list[dict[str, Any]]) -> dict[int, str]:
     """How each column is coded, in words: the autoencoder coder without a model is plain
-    quantization (its schema codec says 'autoencoder' either way)."""
+    quantization, of log2|y| under a pointwise bound (its schema codec says 'autoencoder'
+    either way); compress -v uses the same words."""
     out = {}
     for c in coders:
         if c.get("id") == "autoencoder":
-            how = "autoencoder" if "autoencoder" in c.get("features", []) else "quantized"
+            pw = isinstance(c.get("bound"), dict) and c["bound"].get("mode") == "pwrel"
+            how = ("autoencoder" if "autoencoder" in c.get("features", []) else
+                   "log-quantized" if pw else "quantized")
             out.update({j: how for j in c.get("columns", []) if isinstance(j, int)})
     return out
 
@@ -273,7 +284,8 @@ def _coder_lines(coders: list[dict[str, Any]]) -> list[str]:
     for c in coders:
         extra = {k: v for k, v in c.items() if k not in (
             "columns", "id", "model", "decoder_onnx", "abs_bounds", "features")}
-        how = " (no model: quantized)" if "quantized" in _methods([c]).values() else ""
+        plain = {"quantized", "log-quantized"} & set(_methods([c]).values())
+        how = f" (no model: {plain.pop()})" if plain else ""
         lines.append(f"  coder {c['id']}{how} over {len(c.get('columns', []))} column(s) "
                      f"{extra if extra else ''}".rstrip())
     return lines
@@ -325,12 +337,15 @@ def _column_lines(columns: list[dict[str, Any]], shared: bool = False) -> list[s
              f"{'ratio':>7}  {'max error':>10}  " + ("bound          " if bounds else "")
              + "filters"]
     for c in columns:
+        in_shared = c.get("in_shared_streams", shared and not c["stored_bytes"]
+                          and c["codec"] != "lossless")  # files described before the key
         ratio = (f"{c['raw_bytes'] / c['stored_bytes']:.2f}x"
-                 if c["raw_bytes"] and c["stored_bytes"] else "-")
+                 if c["raw_bytes"] and c["stored_bytes"] and not in_shared else "-")
         err = "0 (exact)" if c["codec"] == "lossless" else (
             f"{c['max_error']:.4g}" if c.get("max_error") is not None else "-")
-        stored = (f"{'shared':>10}" if shared and not c["stored_bytes"]
-                  and c["codec"] != "lossless" else f"{c['stored_bytes']:>10,}")
+        stored = (f"{c['stored_bytes']:,}+shared" if c["stored_bytes"] else "shared"
+                  ) if in_shared else f"{c['stored_bytes']:,}"
+        stored = f"{stored:>10}"
         lines.append(
             f"  {c['name']:<{w}}  {c['kind']:<6} {c['dtype']:<5} "
             f"{c.get('method', c['codec']):<12} {stored} {ratio:>7}  {err:>10}  "

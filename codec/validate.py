@@ -11,7 +11,7 @@ import math
 import sys
 from typing import Any
 
-from balerc.formats.errors import InputError, SchemaError
+from balerc.formats.errors import BalercError, InputError, SchemaError
 from balerc.formats.records import MAX_NAME_LEN, Check
 
 from .bounds import get_bound_mode
@@ -104,6 +104,25 @@ def _check_model(c: Check, names: list[str]) -> None:
     for key in ("decoder_sha256", "decoder_attachment", "decoder_attachment_sha256",
                 "encoder_sha256", "decoder_onnx"):
         c.get(key, str, None)
+
+
+def check_own_coders(header: dict[str, Any]) -> None:
+    """Run the readers' coder checks on a header about to be written: a coder record every
+    reader refuses (e.g. from a hand-edited model.json: latent_bits 17, a column both anchor
+    and predicted) is refused before the first byte, not found unreadable after a
+    compress that said it succeeded."""
+    schema = header["schema"]["columns"]
+    dtypes = {c["name"]: c["dtype"] for c in schema}
+    try:
+        for desc in header["coders"]:
+            names = [schema[c]["name"] if isinstance(c, int) else c for c in desc["columns"]]
+            if desc.get("id") == "autoencoder":
+                check_ae_desc(dict(desc, columns=names), "autoencoder coder", names, dtypes)
+            elif desc.get("id") == "lossless":
+                check_lossless_desc(desc, "lossless coder")
+    except BalercError as exc:
+        raise InputError(f"cannot write this file: readers would refuse its {exc}; if that "
+                         f"names the model, re-export it with `balerc train`") from None
 
 
 def check_ae_meta(meta: Any, where: str, F: int, mode: str | None, has_model: bool,

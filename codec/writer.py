@@ -37,6 +37,7 @@ from .model import ModelBundle
 from .options import CompressOptions
 from .plan import Plan, Ranges, dtype_str, plan_coders
 from .progress import progress
+from .validate import check_own_coders
 
 # Buffered batches are merged into one piece every this many appends: 20,000 appends of
 # 3 rows had kept 20,000 dicts of views (~2.5 kB each) until their chunk filled
@@ -172,6 +173,7 @@ class Writer:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_shared = False  # a multi-section file's sections share one pool
         self._raw = 0
+        self._text_raw: dict[str, int] = {}  # UTF-8 bytes of each string column (in _raw)
         self._col_bytes: dict[str, int] = {}
         self._t0 = time.perf_counter()
         self._bar = progress(-(-expected_rows // options.chunk_rows) if expected_rows else 0,
@@ -239,6 +241,7 @@ class Writer:
         attachments: dict[str, bytes] = {}
         for c in coders:
             attachments.update(c.attachments())
+        check_own_coders(header)
         if self._deferred:
             self.table_header, self.table_attachments = header, attachments
             return
@@ -424,7 +427,10 @@ class Writer:
     def _submit(self, cols: dict[str, np.ndarray], n: int) -> None:
         assert self._cw is not None and self._plan is not None
         chunk = Table(cols, self._source)
-        self._raw += chunk.nbytes
+        text = chunk.text_nbytes()
+        for name, size in text.items():
+            self._text_raw[name] = self._text_raw.get(name, 0) + size
+        self._raw += sum(text.values()) + sum(a.nbytes for a in cols.values() if a.dtype.kind != "O")
         index = self._submitted
         self._submitted += 1
         threads = self.options.threads
@@ -481,7 +487,8 @@ class Writer:
         try:
             self.flush()
             events = {"n_events": self._events} if "jagged" in self._source and self._events else {}
-            self._cw.close({"raw_bytes": self._raw, **events, **self._summary()})
+            text = {"text_raw_bytes": self._text_raw} if self._text_raw else {}
+            self._cw.close({"raw_bytes": self._raw, **text, **events, **self._summary()})
         finally:
             self._shutdown()
         self.result = CompressResult(
@@ -515,7 +522,7 @@ class Writer:
         notes = list(self._plan.notes)
         ae = self._plan.ae
         if ae is not None:
-            result.extra["errors"] = [r for c in self._lossy() for r in c.error_report()]
+            result.extra["errors"] = self._error_rows()
             if self._plan.model is not None:
                 notes.append(f"ONNX Runtime provider: {ae._decoder_session(1).provider}")
                 used = sum(ae._stats.modes.get(m, 0) for m in PREDICTING)
@@ -523,6 +530,14 @@ class Writer:
                     notes.append("the model did not pay on this table: stored with plain "
                                  "quantization")
         result.extra["notes"] = notes
+
+    def _error_rows(self) -> list[dict[str, Any]]:
+        """Every column's measured errors in the table's order: the lossy coders' reports,
+        and the columns stored losslessly (int, bool, text, or float by choice) as exact."""
+        lossy = {r["name"]: r for c in self._lossy() for r in c.error_report()}
+        exact = {"bound": None, "max": 0.0, "rms": 0.0, "max_over_bound": None,
+                 "mode": "lossless"}
+        return [lossy.get(n) or dict(exact, name=n) for n in self._schema]
 
     def _shutdown(self) -> None:
         if self._shut:

@@ -141,13 +141,13 @@ class Table:
     @property
     def nbytes(self) -> int:
         """Raw size: numeric bytes plus UTF-8 bytes of strings (the ratio's denominator)."""
-        total = 0
-        for arr in self.columns.values():
-            if arr.dtype.kind == "O":
-                total += sum(len(s.encode("utf-8")) for s in arr)
-            else:
-                total += arr.nbytes
-        return total
+        return sum(self.text_nbytes().values()) + sum(
+            a.nbytes for a in self.columns.values() if a.dtype.kind != "O")
+
+    def text_nbytes(self) -> dict[str, int]:
+        """UTF-8 bytes of each string column: its share of `nbytes`."""
+        return {n: sum(len(s.encode("utf-8")) for s in a)
+                for n, a in self.columns.items() if a.dtype.kind == "O"}
 
     # -- other libraries (formats/interop.py) ---------------------------------------------
     def to_pandas(self) -> Any:

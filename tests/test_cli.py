@@ -57,6 +57,39 @@ def test_info_text_and_json(tmp_path, dimuon_csv):
     assert {c["name"] for c in d["columns"]} >= {"E1", "M", "Q1"}
 
 
+def test_compress_report_lists_every_column_and_says_what_info_says(tmp_path):
+    """compress -v and --json had left out the lossless columns (and reordered the rest),
+    --json had no ratio against the source, no MB/s and no sections, and a pwrel column was
+    'pwrel' there but 'quantized' in info; info gave a NaN column's exception bytes as its
+    stored bytes (its codes are in the shared stream) and no raw bytes for text."""
+    rng = np.random.default_rng(0)
+    b = rng.normal(size=3000)
+    b[::50] = np.nan
+    src = tmp_path / "t.csv"
+    lines = ["label,a,b,k"] + [f"x{i % 7},{a:.6f},{v:.6f},{i}" for i, (a, v) in
+                               enumerate(zip(rng.normal(size=3000), b, strict=True))]
+    src.write_text("\n".join(lines).replace("nan", "") + "\n")
+    blc = tmp_path / "t.balerc"
+    code, text = run("compress", str(src), "-o", str(blc), "--error-bound", "pwrel:1e-3",
+                     "--json", "-T", "1")
+    assert code == 0, text
+    d = json.loads(text)
+    assert [r["name"] for r in d["errors"]] == ["label", "a", "b", "k"]  # the table's order
+    modes = {r["name"]: r["mode"] for r in d["errors"]}
+    assert modes == {"label": "lossless", "a": "log-quantized", "b": "log-quantized",
+                     "k": "lossless"}
+    assert d["ratio_vs_source"] == pytest.approx(src.stat().st_size / d["file_bytes"], rel=1e-3)
+    assert d["mb_per_s"] > 0
+    code, text = run("info", str(blc), "--json")
+    info = {c["name"]: c for c in json.loads(text)["columns"]}
+    assert info["a"]["method"] == info["b"]["method"] == "log-quantized"
+    assert info["b"]["in_shared_streams"] and info["b"]["stored_bytes"] > 0  # exceptions
+    assert info["label"]["raw_bytes"] == sum(len(f"x{i % 7}") for i in range(3000))
+    assert json.loads(text)["raw_bytes"] == sum(c["raw_bytes"] for c in info.values())
+    code, text = run("info", str(blc))
+    assert "+shared" in text and "log-quantized" in text
+
+
 def test_info_reports_damage(tmp_path, dimuon_csv):
     blc = tmp_path / "mu.balerc"
     run("compress", str(dimuon_csv), "-o", str(blc), "--lossless", "-q", "--chunk-rows", "500")

@@ -369,6 +369,12 @@ def test_headline_names_the_worst_unbounded_column_too():
     text = headline(summary)["worst_text"]
     assert text == ("a: max error 0.997 of its bound; unbounded column b: max error 0.0454 "
                     "of its range")
+    from balerc.cli.analysis.evaluate import headline_lines
+
+    summary.update(unbounded=["b", "c"], mass=None)  # 'yes' had spoken for b and c too
+    summary["headline"] = dict(headline(summary), mass=None)
+    assert headline_lines(summary)[0].endswith(
+        "every value within its bound: yes (2 column(s) without a bound: b, c)")
 
 
 def test_a_file_from_other_data_is_pointed_out(tmp_path):

@@ -80,7 +80,7 @@ def test_small_table_drops_a_model_that_does_not_pay(dimuon, model_dir):
                               embed_model=False)  # no advice to pass the flag it was given
     assert [n for n in res.extra["notes"] if "its model header cost" in n
             and "stored without the model" in n and "--no-embed-model" not in n]
-    assert {r["mode"] for r in res.extra["errors"]} == {"quantized"}
+    assert {r["mode"] for r in res.extra["errors"]} == {"quantized", "lossless"}  # ints too
     plain = io.BytesIO()
     compress_with_model(small, plain, model_dir=None, bound="rel:1e-3")
     # the same bytes but the header's random file_id, whose compressed size varies by a few bytes
@@ -184,6 +184,38 @@ def test_tampered_model_is_refused(tmp_path, dimuon, model_dir):
     enc.write_bytes(bytes(data))
     with pytest.raises(InputError, match="sha256 does not match"):
         compress_with_model(dimuon, io.BytesIO(), model_dir=bad, bound="rel:1e-3")
+
+
+@pytest.mark.parametrize("edit", [{"latent_bits": 17}, {"latent_bits": "6"},
+                                  {"anchors": "predicted[:1]"}])
+def test_an_edited_model_json_is_refused_before_writing(tmp_path, dimuon, model_dir, edit):
+    """A model.json with latent_bits 17, or a column both anchor and predicted, had given a
+    compress that exited 0 and a file every reader refused (with `--recover` too)."""
+    from balerc.codec.validate import check_own_coders
+
+    bad = tmp_path / "bad"
+    shutil.copytree(model_dir, bad)
+    m = json.loads((bad / "model.json").read_text())
+    m.update({k: m["predicted"][:1] if v == "predicted[:1]" else v for k, v in edit.items()})
+    (bad / "model.json").write_text(json.dumps(m))
+    out = tmp_path / "x.balerc"
+    with pytest.raises(InputError, match=r"model\.json: .*(latent_bits|both anchors)"):
+        compress_with_model(dimuon, out, model_dir=bad, bound="rel:1e-3", keep_model=True)
+    assert not out.exists()
+    # the writer's own check, for a coder record that gets past the manifest some other way
+    with ContainerReader(_model_file(dimuon, model_dir, tmp_path)) as r:
+        header = json.loads(json.dumps(r.header))
+    ae = next(c for c in header["coders"] if c["id"] == "autoencoder")
+    ae["model"]["latent_bits"] = 17
+    with pytest.raises(InputError, match=r"^cannot write this file: readers would refuse its "
+                       r"autoencoder coder, 'model': 'latent_bits' = 17 is outside \[1, 16\]"):
+        check_own_coders(header)
+
+
+def _model_file(dimuon: Table, model_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "good.balerc"
+    compress_with_model(dimuon, out, model_dir=model_dir, bound="rel:1e-3", keep_model=True)
+    return out
 
 
 def test_missing_and_wrong_kind_columns(dimuon, model_dir):

@@ -246,7 +246,8 @@ def test_pwrel_training_picks_cartesian_with_exact_float64_outputs(pwrel_model, 
     assert man["training"]["estimated_ratio"] > 1.5 * man["training"]["plain_ratio"]
     res = compress_with_model(t, tmp_path / "m.balerc", model_dir=d, bound="pwrel:5e-4", keep_model=True)
     plain = compress_with_model(t, tmp_path / "q.balerc", model_dir=None, bound="pwrel:5e-4")
-    assert {e["mode"] for e in res.extra["errors"]} == {"pwrel"}
+    assert {e["mode"] for e in res.extra["errors"]} == {"predicted", "anchor", "lossless"}
+    assert {e["mode"] for e in plain.extra["errors"]} == {"log-quantized", "lossless"}
     with ContainerReader(tmp_path / "m.balerc") as r:
         assert {"decoder-float64", "grouped-residuals", "scaled-pwrel"} <= set(
             r.header["required_features"])

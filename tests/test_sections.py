@@ -536,6 +536,7 @@ def test_evaluate_one_section_of_a_whole_tree(tmp_path: Path) -> None:
               "--max-column-plots", "2")
     assert "every value within its bound: yes" in out
     assert (tmp_path / "rep" / "report.html").exists()
+    assert "| section Jet's bytes |" in (tmp_path / "rep" / "summary.md").read_text()
 
 
 def test_tree_written_back_with_the_source_compression_or_the_asked_one(tmp_path: Path) -> None:

@@ -327,7 +327,8 @@ def _md(results: dict[str, Any]) -> str:
         out += [f"Mass {m['quantity']}: fitted peak before "
                 + (f"{fb['mean']:.6g} +- {fb['mean_err']:.2g}" if fb else "n/a")
                 + (f" in {m['window'][0]:.4g}..{m['window'][1]:.4g}" if m["window"] else ""), ""]
-    header = ["method", "params", "ratio", "max err", "RMS err", "held", "compress MB/s",
+    header = ["method", "params", "ratio", "max err / range", "RMS err / range", "held",
+              "compress MB/s",
               "decompress MB/s", "per-event (M'-M)/M mean", "RMS", "peak shift [GeV]", "note"]
     for b in results["bounds"]:
         rows = []
@@ -391,7 +392,7 @@ def _shift_text(r: dict[str, Any]) -> str:
 
 def text_table(results: dict[str, Any]) -> str:
     """The short table the command prints."""
-    lines = [f"{'method':<14} {'bound':<13} {'ratio':>8} {'max err':>9} {'held':>8} "
+    lines = [f"{'method':<14} {'bound':<13} {'ratio':>8} {'max/range':>9} {'held':>8} "
              f"{'comp MB/s':>9} {'dec MB/s':>9} {'dm/m':>9}"]
     for r in results["rows"]:
         if r["skipped"]:

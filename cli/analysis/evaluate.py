@@ -45,6 +45,7 @@ class EvaluateOptions:
     # the ratio is then the file's, not its bytes against the picked columns' raw bytes
     whole_raw: int | None = None
     data_size: int | None = None  # DATA's file size, to say when FILE records another source
+    section: str | None = None  # the section of FILE evaluated (its bytes are the section's)
 
 
 # ------------------------------------------------------------------------ inputs
@@ -255,7 +256,7 @@ def _file_info(data: Table, decoded: Table, header: dict[str, Any], file_bytes: 
                bound_text: str | None, opts: EvaluateOptions) -> dict[str, Any]:
     """The compressed file's size, ratio against the raw columns it holds, bound and coders."""
     raw = opts.whole_raw or data.select(decoded.names).nbytes
-    return {"path": opts.labels.get("file"), "bytes": file_bytes,
+    return {"path": opts.labels.get("file"), "bytes": file_bytes, "section": opts.section,
             "raw_bytes": raw, "ratio": raw / file_bytes if file_bytes else None,
             "ratio_of": "the whole file (--columns picked some of its columns)"
             if opts.whole_raw else "the file",
@@ -299,6 +300,7 @@ def summarize(data: Table, decoded: Table, header: dict[str, Any], file_bytes: i
         "float_columns": floats,
         "columns": cols,
         "all_held": all(held) if held else None,
+        "unbounded": [n for n, c in cols.items() if c["held"] is None],  # no bound to hold
         "boxplot": {"unit": unit, "boxes": boxes},
         "correlation": corr,
         "four_vectors": [{"label": f.label, "kind": f.kind, "columns": list(f.columns)} for f in fvs],
@@ -434,6 +436,10 @@ def headline_lines(summary: dict[str, Any]) -> list[str]:
     """The report's first lines (also what `balerc evaluate` prints)."""
     h, num = summary["headline"], report.num
     held = {True: "yes", False: "NO", None: "no bound in the file"}[h["held"]]
+    free = summary.get("unbounded") or []
+    if h["held"] is not None and free:
+        held += f" ({len(free)} column(s) without a bound: {', '.join(free[:5])}" + (
+            ", ...)" if len(free) > 5 else ")")
     whole = " (whole file)" if h.get("ratio_of", "the file") != "the file" else ""
     lines = [f"ratio {num(h['ratio'], '.3f')}{whole} at bound {h['bound'] or 'none'}; every value "
              f"within its bound: {held}", f"worst column {h['worst_text']}"]
@@ -465,7 +471,8 @@ def _tables(summary: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
     overview = [
         ["DATA", str(d["path"])], ["FILE", str(f["path"])], ["rows", num(d["rows"], ",")],
         ["bound", f["bound"] or "none (see per-column)"],
-        ["file bytes", num(f["bytes"], ",")], ["raw bytes (same columns)" if f.get("ratio_of", "the file") == "the file"
+        [f"section {f['section']}'s bytes" if f.get("section") else "file bytes",
+         num(f["bytes"], ",")], ["raw bytes (same columns)" if f.get("ratio_of", "the file") == "the file"
                       else "raw bytes (all the file's columns)", num(f["raw_bytes"], ",")],
         ["ratio", num(f["ratio"], ".3f")], ["every value within its bound", num(summary["all_held"])],
         ["max correlation change", num(summary["correlation"]["max_abs_diff"], ".3g")],
@@ -583,6 +590,7 @@ def evaluate_files(data_path: Path, file_path: Path, out_dir: Path, opts: Evalua
     with report.output_dir(out_dir, "summary.json", opts.force):
         header, size, whole_raw = read_header(file_path, section)
         opts.whole_raw = whole_raw if columns else None
+        opts.section = section
         opts.data_size = data_path.stat().st_size if data_path.is_file() else None
         data = (read_section(data_path, section, tree, columns) if section is not None
                 else read_table(data_path, tree=tree, columns=columns))

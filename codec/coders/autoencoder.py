@@ -922,10 +922,10 @@ class AECoder:
         out = []
         for j, name in enumerate(self.columns):
             b = self._col_bound(j) if self.bound is not None and pw is None else None
-            mode = "pwrel" if pw else (
-                "autoencoder" if j in self.pred_idx and self.bound is None else
-                ("predicted" if j in self.pred_idx else ("anchor" if j in self.anchor_idx else "quantized"))
-            )
+            plain = "log-quantized" if pw else "quantized"  # as `info` names them
+            mode = ("autoencoder" if j in self.pred_idx and self.bound is None else
+                    "predicted" if j in self.pred_idx else
+                    "anchor" if j in self.anchor_idx and self.model is not None else plain)
             out.append(self._stats.row(j, name, b, pw, mode))
         return out
 

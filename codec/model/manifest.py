@@ -116,6 +116,14 @@ class ModelManifest:
         if stray or not self.predicted:
             raise InputError(f"{where}: anchors and predicted columns must be among 'columns' "
                              f"(stray: {stray[:5]}) and at least one column predicted")
+        both = [c for c in self.anchors if c in set(self.predicted)]
+        if both:
+            raise InputError(f"{where}: column(s) {both[:5]} are both anchors and predicted")
+        for key, lo, hi in (("latent_bits", 1, 16), ("latent_dim", 0, 4096)):
+            v = getattr(self, key)
+            if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
+                raise InputError(f"{where}: '{key}' = {v!r} must be an integer in "
+                                 f"[{lo}, {hi}]; re-export the model with `balerc train`")
         named = {n.get("name") for n in self.normalization if isinstance(n, dict)}
         missing = [c for c in self.columns if c not in named]
         if missing:
