@@ -62,6 +62,24 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> dict:
             "summary": json.loads((rep / "summary.json").read_text())}
 
 
+def test_another_models_directory_is_refused(toy_run: dict, tmp_path: Path) -> None:
+    """evaluate --model with a model the file was not compressed with had reported that
+    model's training curve as this file's (decompress -m checks the decoder's sha256)."""
+    import hashlib
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(toy_run["model"], other)
+    man = json.loads((other / "model.json").read_text())
+    dec = other / man["decoder"]["file"]
+    dec.write_bytes(dec.read_bytes() + b"\x00")  # another decoder, consistently recorded
+    man["decoder"]["sha256"] = hashlib.sha256(dec.read_bytes()).hexdigest()
+    (other / "model.json").write_text(json.dumps(man))
+    data = toy_run["file"].parent / "dimuon.root"
+    code, out = invoke(data, toy_run["file"], "-o", tmp_path / "rep", "--model", other)
+    assert code == 2 and "is not the one" in out and "compressed with" in out, out
+
+
 # ---------------------------------------------------------------- figures and files
 
 

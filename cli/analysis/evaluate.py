@@ -146,14 +146,18 @@ def column_bounds(header: dict[str, Any], decoded: Table) -> tuple[dict[str, met
 
 
 def read_loss_curve(model_dir: Path) -> dict[str, list[float]] | None:
-    """epoch / train_loss / val_loss columns of MODEL_DIR/loss_curve.csv, or None if absent."""
+    """epoch / train_loss / val_loss columns of MODEL_DIR/loss_curve.csv, or None if absent
+    or not a table of numbers (the report then says so)."""
     path = model_dir / "loss_curve.csv"
     if not path.exists():
         return None
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    cols = [c for c in ("epoch", "train_loss", "val_loss") if rows and c in rows[0]]
-    return {c: [float(r[c]) for r in rows] for c in cols}
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        cols = [c for c in ("epoch", "train_loss", "val_loss") if rows and c in rows[0]]
+        return {c: [float(r[c]) for r in rows] for c in cols}
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 # ------------------------------------------------------------------------ numbers
@@ -232,6 +236,22 @@ def _plot_limit_notes(floats: list[str], opts: EvaluateOptions, notes: list[str]
                      f"(--max-column-plots); every column is in the tables")
 
 
+def _check_model_of(header: dict[str, Any], opts: EvaluateOptions) -> None:
+    """--model must be the model the file was compressed with (its decoder's sha256, as
+    decompress -m checks): another model's training curve had been reported as this
+    file's."""
+    from balerc.codec.model import ModelBundle, sha256
+
+    assert opts.model_dir is not None
+    want = {c.get("decoder_sha256") for c in header.get("coders", []) if c.get("model")}
+    have = sha256(ModelBundle.load(opts.model_dir).decoder)
+    if have not in want:
+        raise InputError(f"--model {opts.given.get('model', opts.model_dir)}: its decoder "
+                         f"(sha256 {have[:16]}...) is not the one "
+                         f"{opts.given.get('file', file_label(opts))} was compressed with; give "
+                         f"that model's directory, or leave out --model")
+
+
 def _loss_summary(header: dict[str, Any], opts: EvaluateOptions, notes: list[str]
                   ) -> dict[str, Any] | None:
     """The training loss curve and its final/best values, only when a model directory is given
@@ -242,9 +262,11 @@ def _loss_summary(header: dict[str, Any], opts: EvaluateOptions, notes: list[str
         notes.append(f"{file_label(opts)} does not use a model (compress stored it without "
                      f"one): no training section")
         return None
+    _check_model_of(header, opts)
     loss = read_loss_curve(opts.model_dir)
     if loss is None:
-        notes.append(f"{opts.model_dir}/loss_curve.csv not found: no loss curve")
+        notes.append(f"{opts.model_dir}/loss_curve.csv not found or unreadable: no loss "
+                     f"curve")
     elif loss.get("val_loss") or loss.get("train_loss"):
         key = "val_loss" if loss.get("val_loss") else "train_loss"
         loss.update(epochs=len(loss["epoch"]), final_train=(loss.get("train_loss") or [None])[-1],
