@@ -409,3 +409,23 @@ def test_model_names_match_the_registry_and_an_unknown_one_is_refused_first():
     assert tuple(MODELS) == MODEL_NAMES
     with pytest.raises(InputError, match="unknown --model 'foo'; use one of dense, baler"):
         TrainConfig(model="foo").validate()
+
+
+@pytest.mark.parametrize("bound, tiny, anchors", [("abs:1e-3", 1e-30, ["t", "a"]),
+                                                  ("pwrel:1e-4", 1e-312, ["a"])])
+def test_columns_far_below_the_bound_or_subnormal_train(bound, tiny, anchors):
+    """A 1e-30 anchor under abs:1e-3 (its bound 1e28 in normalized units: anchor noise and
+    loss floor overflowed float32) and a subnormal column under pwrel (its loss weight
+    divided by an underflowed bound) made training diverge whatever --lr or --norm, with
+    numpy warnings; a 1e30 column's codes had overflowed the int64 cast of the estimate."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(10, 2, 2000)
+    t = Table({"a": a, "b": a * 2 + rng.normal(0, 0.1, 2000), "t": tiny * (1 + rng.random(2000)),
+               "h": 1e30 * (1 + rng.random(2000))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's RuntimeWarnings included
+        model = fit(t, TrainConfig(bound=bound, anchors=anchors, latent=0, **QUICK))
+    assert model.history and all(np.isfinite(h["val_loss"]) for h in model.history)
+    assert sorted(model.anchors) == sorted(anchors)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from balerc.formats.errors import InputError
-from balerc.formats.table import Table, concat
+from balerc.formats.table import Table, concat, kind_of
 from balerc.formats.tableio import read_table
 
 from .config import TrainConfig
@@ -48,13 +49,30 @@ def train_files(specs: list[str], model_dir: str | os.PathLike, cfg: TrainConfig
     parts: list[Table] = []
     for path, spec_tree in inputs:
         t = read_table(path, tree=spec_tree or tree, columns=cfg.columns)
-        if parts and t.names != parts[0].names:
-            raise InputError(f"{path} has columns {t.names[:8]}..., the first file "
-                             f"{inputs[0][0]} has {parts[0].names[:8]}...: train on files of one "
-                             f"schema (or select columns with --columns)")
+        if parts:
+            t = _same_schema(t, parts[0], path, inputs[0][0])
         if t.n_rows > per_file:
             keep = np.sort(rng.choice(t.n_rows, per_file, replace=False))
             t = Table({n: a[keep] for n, a in t.columns.items()}, t.source)
         parts.append(t)
     model = fit(concat(parts), cfg)
     return model, export(model, model_dir, force=force)
+
+
+def _same_schema(t: Table, first: Table, path: Any, first_path: Any) -> Table:
+    """`t` with the first file's column order; refused when its columns or their kinds
+    differ (an int column in one file and float in another had been trained as float, and
+    the model then refused the int file it was trained on). A reordering is accepted, as
+    compress accepts it."""
+    if sorted(t.names) != sorted(first.names):
+        only = sorted(set(t.names) ^ set(first.names))
+        raise InputError(f"{path} and the first file {first_path} have different columns "
+                         f"({only[:8]} in one only): train on files of one schema (or select "
+                         f"columns with --columns)")
+    clash = {n: (str(first[n].dtype), str(t[n].dtype)) for n in first.names
+             if kind_of(first[n]) != kind_of(t[n])}
+    if clash:
+        raise InputError(f"{path}: column kinds differ from the first file {first_path} "
+                         f"(first, this): {dict(list(clash.items())[:5])}; train on files "
+                         f"whose columns hold the same kind of values")
+    return t.select(first.names)

@@ -83,6 +83,18 @@ def plain_codes(y: np.ndarray, e: float) -> np.ndarray:
     return np.rint(np.asarray(y, dtype=np.float64) / (2.0 * e)).astype(np.int64)
 
 
+MAX_CODE = 2.0**53  # codes beyond it are not exact: the codec stores such values verbatim
+
+
+def quantized_bytes(y: np.ndarray, e: float) -> int:
+    """Bytes of y's code stream at bound e, or 8 a value where the codes run past MAX_CODE
+    (1e30 at abs:1e-3: the codec stores them as exceptions; the int64 cast had warned)."""
+    q = np.asarray(y, dtype=np.float64) / (2.0 * e)
+    if q.size and not np.nanmax(np.abs(q), initial=0.0) < MAX_CODE:
+        return 8 * q.size
+    return stream_bytes(np.rint(q).astype(np.int64))
+
+
 @dataclass
 class Estimate:
     """Estimated codec output for one candidate, scaled from a sample to `total_rows`."""
@@ -151,7 +163,7 @@ def estimate_bytes(
             if pwrel is not None:
                 cache[j] = pwrel_plain_bytes(y[:, j], pwrel)
             else:
-                cache[j] = stream_bytes(plain_codes(y[:, j], float(e[j])))
+                cache[j] = quantized_bytes(y[:, j], float(e[j]))
         return cache[j]
 
     est = Estimate(rows=n, total_rows=total_rows, n_columns=f, raw_bytes=total_rows * f * 8)
@@ -169,7 +181,7 @@ def estimate_bytes(
         elif pwrel is not None:
             r = pwrel_residual_bytes(y[:, j], y_hat[:, i], pwrel, j in set(exact))
         else:
-            r = stream_bytes(plain_codes(y[:, j] - y_hat[:, i], float(e[j])))
+            r = quantized_bytes(y[:, j] - y_hat[:, i], float(e[j]))
         est.fallback[names[j]] = p <= r
         est.residual_bytes[names[j]] = min(p, r) * scale
     est.model_bytes = int(model_bytes)

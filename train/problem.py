@@ -130,7 +130,12 @@ class Problem:
         Clipped so a constant column (tiny e) cannot swamp the others.
         """
         idx = list(predicted)
-        w = (self.scale[idx] / self.e[idx]) ** 2
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            w = (self.scale[idx] / self.e[idx]) ** 2
+            if not (np.isfinite(w).all() and w.all()):  # a subnormal column: e underflows
+                logw = np.nan_to_num(2.0 * (np.log(self.scale[idx]) - np.log(self.e[idx])),
+                                     nan=0.0, posinf=1e3, neginf=-1e3)
+                w = np.exp(np.clip(logw - np.median(logw), -50.0, 50.0))
         w = w / np.median(w)
         return np.clip(w, 1e-2, 1e2)
 

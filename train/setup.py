@@ -114,8 +114,15 @@ def loop_data(problem: Problem, anchors: Sequence[int], predicted: Sequence[int]
     def tensor(v: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(v, dtype=torch.float32, device=device)
 
-    return LoopData(batch(y_fit), batch(y_eval), tensor(problem.e_n[anchors]),
-                    tensor(problem.weights(predicted)), tensor(problem.e_n[predicted] ** 2))
+    e_n = np.minimum(problem.e_n, MAX_BOUND_NORMALIZED)
+    return LoopData(batch(y_fit), batch(y_eval), tensor(e_n[anchors]),
+                    tensor(problem.weights(predicted)), tensor(e_n[predicted] ** 2))
+
+
+# A bound wider than this in normalized units (a 1e-30 column under abs:1e-3: 1e28) leaves
+# the column nothing to carry: its anchor noise and loss floor are capped here, where they
+# had overflowed float32 and made training diverge whatever the --lr or --norm.
+MAX_BOUND_NORMALIZED = 4.0
 
 
 def run_loop(net: torch.nn.Module, data: LoopData, cfg: TrainConfig, *, step: float, qat: bool,
