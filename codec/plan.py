@@ -74,6 +74,9 @@ def plan_coders(schema: Mapping[str, np.dtype], options: CompressOptions,
     abs_bounds = _absolute_limits(cols, b, model, ranges)
     step = 2.0 / 2**options.latent_bits if options.latent_bits else None
     plan = Plan([])
+    if options.latent_bits and (model is None or not model.manifest.latent_dim):
+        plan.notes.append("--latent-bits has no effect: " + (
+            "no model" if model is None else "this model's decoder takes no latents"))
 
     ent = Entropy(pcodec=pc, pcodec32=pc, exhaustive=exhaustive,
                   zstd_level=level, coded_exceptions=options.entropy != "zstd",
@@ -141,13 +144,15 @@ def _lossy_columns(schema: Mapping[str, np.dtype], model: ModelBundle | None) ->
     floats = [n for n, d in schema.items() if np.dtype(d).kind == "f"]
     if model is None:
         return floats
+    which = f"the model {model.path}" if model.path else "the model"
     missing = [c for c in model.columns if c not in schema]
     if missing:
-        raise InputError(f"the model's column(s) {missing} are not in the data; the data has "
-                         f"{list(schema)}")
+        raise InputError(f"{which} needs column(s) {missing[:8]} that the data lacks; the data "
+                         f"has {list(schema)[:12]}")
     wrong = {c: str(np.dtype(schema[c])) for c in model.columns if c not in floats}
     if wrong:
-        raise InputError(f"the model needs float columns, but these are not: {wrong}")
+        raise InputError(f"{which} needs float columns, but in the data these are not: "
+                         f"{dict(list(wrong.items())[:8])}")
     return model.columns
 
 

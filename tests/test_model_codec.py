@@ -221,12 +221,18 @@ def _model_file(dimuon: Table, model_dir: Path, tmp_path: Path) -> Path:
 def test_missing_and_wrong_kind_columns(dimuon, model_dir):
     cols = dict(dimuon.columns)
     del cols["E1"], cols["pt2"]
-    with pytest.raises(InputError, match=r"\['E1', 'pt2'\] are not in the data"):
+    with pytest.raises(InputError, match=rf"^the model {re.escape(str(model_dir))} needs "
+                       r"column\(s\) \['E1', 'pt2'\] that the data lacks"):
         compress_with_model(Table(cols), io.BytesIO(), model_dir=model_dir, bound="rel:1e-3")
     cols = dict(dimuon.columns)
     cols["M"] = np.arange(dimuon.n_rows)
     with pytest.raises(InputError, match="needs float columns"):
         compress_with_model(Table(cols), io.BytesIO(), model_dir=model_dir, bound="rel:1e-3")
+    with pytest.raises(InputError, match="is a file, not a model directory"):
+        ModelBundle.load(model_dir / "model.json")
+    res = compress_with_model(dimuon, io.BytesIO(), model_dir=None, bound="rel:1e-3",
+                              latent_bits=8)  # had been ignored without a word
+    assert "--latent-bits has no effect: no model" in res.extra["notes"]
 
 
 def test_codec_api_arrays_and_tables(dimuon, model_dir):

@@ -122,7 +122,9 @@ class ModelBundle:
         d = Path(model_dir)
         mpath = d / "model.json"
         if not d.is_dir():
-            raise InputError(f"model directory {d} does not exist (make one with `balerc train`)")
+            raise InputError(f"{d} is a file, not a model directory (the directory `balerc "
+                             f"train -o` wrote)" if d.exists() else
+                             f"model directory {d} does not exist (make one with `balerc train`)")
         if not mpath.is_file():
             subs = section_models(d)  # `balerc train` on a whole ROOT tree
             if subs is not None:
