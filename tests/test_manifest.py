@@ -38,11 +38,14 @@ def test_round_trip_and_what_the_codec_asks():
     ({"normalization": [{"name": "a", "offset": 0.0, "scale": 1.0}]}, "no normalization for"),
     ({"normalization": [{"name": "a", "offset": 0.0, "scale": 0.0},
                         {"name": "b", "offset": 0.0, "scale": 1.0}]}, "non-zero scale"),
-    ({"unknown_field": 1, "latent_dim": "x"}, None),
+    ({"latent_dim": "x"}, "'latent_dim' = 'x' must be an integer"),
+    ({"latent_bits": 17}, "'latent_bits' = 17 must be an integer in \\[1, 16\\]"),
+    ({"anchors": ["a"], "predicted": ["a", "b"]}, "\\['a'\\] are both anchors and predicted"),
+    ({"unknown_field": 1}, None),
 ])
 def test_malformed_manifests_are_refused_by_name(change, words):
     d = {**_base(), **change}
-    if words is None:  # unknown keys are ignored; a wrong type still builds (checked at use)
+    if words is None:  # unknown keys are ignored
         ModelManifest.from_dict(d, "m.json")
         return
     with pytest.raises(InputError, match=words):
