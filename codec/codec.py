@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from balerc.formats.errors import InputError
+from balerc.formats.records import MAX_CHUNK_ROWS
 from balerc.formats.table import Table, refuse_masked
 
+from . import params
 from .bounds import Bound
 from .model import ModelBundle
 from .pipeline import DEFAULT_CHUNK_ROWS, CompressResult, default_threads
@@ -37,26 +39,36 @@ class Codec:
         keep_model: bool = False,
     ):
         self.model_dir = model_dir
-        self.embed_model = embed_model
-        self.keep_model = keep_model
+        self.embed_model = params.flag(embed_model, "embed_model")
+        self.keep_model = params.flag(keep_model, "keep_model")
+        self.device = params.device(device)
+        self.threads = (default_threads() if threads is None or (
+            not isinstance(threads, bool) and threads == 0) else params.integer(threads,
+                                                                                 "threads", 1))
+        self.chunk_rows = params.integer(chunk_rows, "chunk_rows", 1, MAX_CHUNK_ROWS)
+        self.zstd_level = (None if zstd_level is None else
+                           params.integer(zstd_level, "zstd_level", -(1 << 17), 22))
         self.model = ModelBundle.load(model_dir) if model_dir is not None else None
-        self.device = device
-        self.threads = threads or default_threads()
-        self.chunk_rows = chunk_rows
-        self.zstd_level = zstd_level
         self.last_result: CompressResult | None = None
 
     def _table(self, data: Any, names: list[str] | None = None) -> Table:
         """Columns by name from a Table, DataFrame, dict of arrays or structured array; a
         plain 2-D array takes `names`, else the model's columns by position, else c0, c1..."""
+        names = params.names(names, "names")
+        plain = isinstance(data, np.ndarray) and not data.dtype.names
+        if names is not None and not plain:  # had been ignored: the columns have names
+            raise InputError(f"names= applies to a plain 2-D array; a {type(data).__name__} "
+                             f"has its own column names")
         if isinstance(data, Table):
             return data
-        if isinstance(data, np.ndarray) and not data.dtype.names:
+        if plain:
             refuse_masked(data, "the array")
             arr = np.asarray(data)
             names = names or (self.model.columns if self.model is not None else None)
             if names is not None and arr.ndim == 2 and len(names) != arr.shape[1]:
                 raise InputError(f"{len(names)} names for an array of {arr.shape[1]} columns")
+            if names is not None:
+                params.unique_names(names, "names=")
             return Table.from_numpy(arr, names)
         from balerc.formats.interop import from_any
 
@@ -84,6 +96,8 @@ class Codec:
         bound against these declared ranges instead of the data's own."""
         from .pipeline import compress_with_model
 
+        if not lossless:
+            ranges = params.ranges(ranges, Bound.parse(bound) if bound is not None else None)
         target: Any = io.BytesIO() if out is None else out
         if lossless:
             from .api import compress_file
@@ -110,6 +124,9 @@ class Codec:
         """
         from .api import decompress
 
+        if not isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)):
+            raise InputError(f"decompress takes a path or the bytes of a .balerc file, not a "
+                             f"{type(src).__name__}")
         table = decompress(src, columns=columns, threads=self.threads, device="cpu",
                            model_dir=self.model_dir, recover=recover)
         return table.to_numpy() if as_array else table

@@ -4,12 +4,13 @@ argument chains (CLI -> api -> writer -> coders)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from balerc.formats.errors import InputError
 from balerc.formats.records import MAX_CHUNK_ROWS
 
+from . import params
 from .bounds import Bound
 
 DEFAULT_CHUNK_ROWS = 65536
@@ -47,11 +48,23 @@ class CompressOptions:
     column_bounds: Any = None  # codec/precision.py ColumnBounds: per-column overrides
 
     def __post_init__(self) -> None:
-        if not 1 <= self.chunk_rows <= MAX_CHUNK_ROWS:
-            raise InputError(f"--chunk-rows (chunk_rows) must be between 1 and {MAX_CHUNK_ROWS:,}, got "
-                             f"{self.chunk_rows:,}")
-        if self.threads < 1:
-            raise InputError(f"--threads (threads) must be positive, got {self.threads}")
+        """Types and ranges checked, numpy integers taken as ints (a numpy chunk_rows had
+        reached the header's JSON as a TypeError)."""
+        set_ = object.__setattr__  # frozen: normalized once, here
+        set_(self, "chunk_rows", params.integer(self.chunk_rows, "--chunk-rows (chunk_rows)",
+                                                1, MAX_CHUNK_ROWS))
+        set_(self, "threads", params.integer(self.threads, "--threads (threads)", 1))
+        if self.zstd_level is not None:
+            set_(self, "zstd_level", params.integer(self.zstd_level, "--zstd-level (zstd_level)",
+                                                    -(1 << 17), 22))
+        if self.latent_bits is not None:
+            set_(self, "latent_bits", params.integer(self.latent_bits,
+                                                     "--latent-bits (latent_bits)", 1, 16))
+        for key in ("lossless", "embed_model", "keep_model", "progress", "force"):
+            set_(self, key, params.flag(getattr(self, key), key))
+        set_(self, "device", params.device(self.device, "--device (device)"))
+        if self.column_bounds is not None:
+            set_(self, "column_bounds", _column_bounds(self.column_bounds))
         if self.effort not in EFFORTS:
             raise InputError(f"--effort must be one of {', '.join(EFFORTS)}, got {self.effort!r}")
         if self.entropy not in ("auto", "zstd", "pcodec"):
@@ -63,9 +76,15 @@ class CompressOptions:
     @classmethod
     def make(cls, bound: str | Bound | None = None, threads: int | None = None,
              **kw: Any) -> CompressOptions:
-        """From user-level values: a bound string, threads None meaning 'all cores'."""
-        return cls(bound=Bound.parse(bound) if bound is not None else None,
-                   threads=threads or default_threads(), **kw)
+        """From user-level values: a bound string, threads None or 0 meaning 'all cores'."""
+        unknown = sorted(set(kw) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"unknown option(s) {unknown}; the options are "
+                             f"{', '.join(f.name for f in fields(cls))}")
+        if threads is None or (not isinstance(threads, bool) and threads == 0):
+            threads = default_threads()
+        return cls(bound=Bound.parse(bound) if bound is not None else None, threads=threads,
+                   **kw)
 
     def use_pcodec(self) -> bool:
         """Whether integer code streams may be pcodec (feature pcodec-codes)."""
@@ -89,3 +108,24 @@ class CompressOptions:
         if self.zstd_level is not None:
             return self.zstd_level
         return 19 if raw_bytes <= SMALL_TABLE_BYTES else 3
+
+
+def _column_bounds(value: Any) -> Any:
+    """ColumnBounds, or from Python: {glob: bound} or ['GLOB=BOUND', ...] as --error-bound
+    takes them (a string had failed deep inside as an AttributeError)."""
+    from .precision import ColumnBounds, split_bound_specs
+
+    if isinstance(value, ColumnBounds):
+        return value
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, dict):
+        value = [f"{g}={b}" for g, b in value.items()]
+    if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+        raise InputError(f"column_bounds must be {{glob: bound}} or ['GLOB=BOUND', ...], got "
+                         f"{type(value).__name__}")
+    default, rules = split_bound_specs(value)
+    if default is not None:
+        raise InputError(f"column_bounds '{default}' names no columns: write 'GLOB=BOUND' "
+                         f"(the bound for the other columns is bound=)")
+    return rules

@@ -33,7 +33,7 @@ from balerc.formats.records import MAX_EVENTS
 from balerc.formats.table import Table
 from balerc.formats.tableio import select_names
 
-from . import deadline
+from . import deadline, params
 from .coders import ColumnCoder, get_coder
 from .options import default_threads
 from .parallel import parallel_ordered
@@ -108,8 +108,29 @@ def decode_with(
     """Decode chunks of an open reader; on a damaged chunk, fail, or with the reader's
     `recover`, keep the chunks before it (the reader then says how many rows survive).
     `timeout`: as read_container's."""
+    _check_runtime(runtime)
+    all_names = [c["name"] for c in reader.header.get("schema", {}).get("columns", [])]
+    if columns is not None:  # names or globs, as Reader.read and decompress take them
+        columns = select_names(all_names, params.names(
+            [columns] if isinstance(columns, str) else columns, "columns"), reader.path,
+            pattern_order=True)
+    if chunks is not None:
+        chunks = [params.integer(i, f"chunks[] (the file has {reader.n_chunks})", 0,
+                                 reader.n_chunks - 1) for i in chunks]
     with deadline.limit(timeout, reader.path):
         return _decode_chunks(reader, columns, chunks, threads, show_progress, runtime)
+
+
+RUNTIME = ("device", "model_dir")  # what the decoders take besides the arguments above
+
+
+def _check_runtime(runtime: dict[str, Any]) -> None:
+    """Unknown keywords had been passed on and ignored (`colums=` read every column)."""
+    unknown = sorted(set(runtime) - set(RUNTIME))
+    if unknown:
+        raise InputError(f"unknown keyword argument(s) {unknown}; reading takes columns, "
+                         f"chunks, threads, recover, timeout, show_progress, "
+                         f"{', '.join(RUNTIME)}")
 
 
 def _decode_chunks(reader: ContainerReader, columns: list[str] | None,
@@ -229,10 +250,13 @@ class Reader:
 
     def __init__(self, source: str | os.PathLike | bytes, *, recover: bool = False,
                  threads: int | None = None, section: str | None = None, **runtime: Any):
+        _check_runtime({k: v for k, v in runtime.items() if k != "timeout"})
+        self.threads = default_threads() if threads is None or (
+            not isinstance(threads, bool) and threads == 0) else params.integer(
+                threads, "threads", 1)
         self._file = ContainerReader(source, recover=recover)
         self._closed = False
         self.path = self._file.path
-        self.threads = threads or default_threads()
         self._runtime = runtime
         self.sections = [s["name"] for s in self._file.sections or []]
         try:
@@ -275,8 +299,7 @@ class Reader:
         pattern matching nothing is refused."""
         if columns is None:
             return None
-        if isinstance(columns, str):
-            columns = [columns]
+        columns = params.names([columns] if isinstance(columns, str) else columns, "columns")
         if not columns:
             raise InputError(f"{self.path}: columns=[] selects nothing; pass None for every "
                              f"column")
@@ -342,8 +365,12 @@ class Reader:
         return table.slice(start - offset, stop - offset)
 
     def _decode(self, chunks: list[int], columns: list[str] | None) -> Table:
-        return decode_with(self._reader, columns=columns, chunks=chunks, threads=self.threads,
-                           **self._runtime)
+        try:
+            return decode_with(self._reader, columns=columns, chunks=chunks,
+                               threads=self.threads, **self._runtime)
+        except ValueError:  # closed from another thread: the file's buffer was released
+            self._open_check()
+            raise
 
 
 def open_reader(source: str | os.PathLike | bytes, **kw: Any) -> Reader:

@@ -31,6 +31,7 @@ from balerc.formats.fileio import check_output, open_locked
 from balerc.formats.interop import EVENT_COLUMN
 from balerc.formats.table import Table, as_column, kind_of, refuse_masked
 
+from . import params
 from .coders.stats import finite_or_none
 from .coders.wiremodes import PREDICTING
 from .model import ModelBundle
@@ -117,6 +118,7 @@ def batch_of(batch: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     if isinstance(batch, Mapping):
         for k, v in batch.items():
             refuse_masked(v, f"column '{k}'")
+        params.unique_names([str(k) for k in batch], "the batch")
         return {str(k): np.asarray(v) for k, v in batch.items()}, {}
     raise InputError(f"cannot append a {type(batch).__name__}: give a Table, a dict of "
                      f"arrays, a numpy structured array or a pandas DataFrame")
@@ -267,6 +269,12 @@ class Writer:
                     self._source[key] = origin[key]
             try:
                 self._start({n: a.dtype for n, a in cols.items()}, Table(cols))
+            except InputError:
+                if self._cw is None:  # a refused first batch: nothing written, go on as new
+                    self._plan, self._schema = None, {}
+                    raise
+                self._abandon()
+                raise
             except BaseException:
                 self._abandon()  # no header, so no file left behind (with or without `with`)
                 raise
@@ -641,5 +649,7 @@ def open_writer(path: str | os.PathLike | BinaryIO, *, model: str | os.PathLike 
     """
     bundle = model if isinstance(model, ModelBundle) or model is None else ModelBundle.load(model)
     opts = CompressOptions.make(bound, keep_model=options.pop("keep_model", True), **options)
-    return Writer(path, opts, schema=schema, model=bundle, ranges=ranges,
-                  allow_extra=allow_extra)
+    if schema is not None and not isinstance(schema, Mapping):
+        raise InputError(f"schema must be a dict {{name: dtype}}, got {type(schema).__name__}")
+    return Writer(path, opts, schema=schema, model=bundle,
+                  ranges=params.ranges(ranges, opts.bound), allow_extra=allow_extra)

@@ -21,6 +21,7 @@ import numpy as np
 from balerc.formats.errors import InputError
 from balerc.formats.optional import require
 
+from . import params
 from .bounds import Bound
 from .pipeline import DEFAULT_CHUNK_ROWS
 
@@ -120,9 +121,13 @@ class BalercCodec(_abc.Codec):
                  model_sha256: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
                  names: list[str] | None = None, embed_model: bool = False,
                  ranges: Any = None, **unknown: Any):
+        if unknown.get("id", CODEC_ID) == CODEC_ID:  # from_config(get_config()) carries it
+            unknown.pop("id", None)
         _refuse_unknown(unknown)
         if isinstance(names, str):  # a string is not a list of names ('abc' -> a, b, c)
             raise InputError(f"names must be a list of column names, got the string {names!r}")
+        if names is not None:  # duplicates had written chunks that never read back
+            params.unique_names([str(n) for n in names], "the codec config's names")
         parsed = Bound.parse(bound)
         self.bound = f"{parsed.mode}:{parsed.value!r}"  # repr: no digits lost, unlike :g
         if not isinstance(chunk_rows, numbers.Integral) or isinstance(chunk_rows, bool) \
@@ -132,7 +137,7 @@ class BalercCodec(_abc.Codec):
         self.model_sha256 = model_sha256
         self.chunk_rows = int(chunk_rows)
         self.names = None if names is None else [str(n) for n in names]
-        self.embed_model = bool(embed_model)
+        self.embed_model = params.flag(embed_model, "embed_model")
         self.ranges = _check_ranges(ranges, parsed)
         self._codec: Any = None
         if self.model is not None and self.model_sha256 is None:

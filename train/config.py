@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from balerc.formats.errors import InputError
 
 from .normalization import NORMS
@@ -94,6 +96,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Reject impossible option values early, naming the option and the fix."""
+        self._check_types()
         if self.latent is not None and self.ratio is not None:
             raise InputError("give either --latent or --ratio, not both")
         if self.latent is not None and self.latent < 0:
@@ -139,6 +142,27 @@ class TrainConfig:
                              f"{self.anchor_trials} and {self.search_seconds}")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be >= 1, got {self.threads}")
+
+    def _check_types(self) -> None:
+        """Wrong types from Python (latent='2' had failed as a TypeError deep in training,
+        columns='c*' had been read as the patterns 'c' and '*', a bad bound passed)."""
+        from balerc.codec import params
+        from balerc.codec.bounds import Bound
+
+        for name in ("epochs", "batch_size", "patience", "latent_bits", "seed", "max_anchors",
+                     "search_rows", "search_steps", "search_top", "anchor_trials"):
+            params.integer(getattr(self, name), name, -(1 << 62))
+        for name in ("latent", "threads"):
+            if getattr(self, name) is not None:
+                params.integer(getattr(self, name), name, -(1 << 62))
+        for name in ("columns", "anchors", "four_vectors"):
+            params.names(getattr(self, name), name)
+        for name in ("lr", "min_delta", "val_fraction", "search_seconds") + (
+                ("ratio",) if self.ratio is not None else ()):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+                raise InputError(f"{name} must be a number, got {v!r}")
+        Bound.parse(self.bound)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

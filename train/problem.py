@@ -7,7 +7,6 @@ same per-column bound.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from balerc.codec.bounds import Bound
 from balerc.formats.errors import InputError
 from balerc.formats.table import Table
+from balerc.formats.tableio import matching, pattern_matches
 
 from .estimate import column_bounds, parse_bound
 from .normalization import ColumnNorm, fit_normalization, offsets_scales
@@ -34,11 +34,18 @@ def select_columns(table: Table, patterns: Sequence[str] | None) -> list[str]:
                 f"balerc models cover float columns, others are stored losslessly"
             )
         return floats
+    if isinstance(patterns, str):  # one pattern, not its characters ('c*': 'c' and '*')
+        patterns = [patterns]
     pats = [p.strip() for p in patterns if p and p.strip()]
-    chosen = [n for n in floats if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+    unmatched = [p for p in pats if not pattern_matches(table.names, p)]
+    if unmatched:  # a typo had been skipped without a word (README: an error, not skipped)
+        others = [n for n in table.names if n not in floats]
+        raise InputError(f"--columns pattern(s) {unmatched} match no column; available float "
+                         f"columns: {', '.join(floats[:20])}" + (
+                             f" (and not float: {', '.join(others[:8])})" if others else ""))
+    chosen = matching(floats, pats)
     if not chosen:
-        non_float = [n for n in table.names if n not in floats
-                     and any(fnmatch.fnmatchcase(n, p) for p in pats)]
+        non_float = [n for n in matching(table.names, pats) if n not in floats]
         why = (f"; {non_float} match but are not float columns (models cover float "
                f"columns; the others are stored losslessly)" if non_float else "")
         listing = (f"available float columns: {', '.join(floats)}" if floats else

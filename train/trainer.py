@@ -142,10 +142,24 @@ def _resolve_latent(f: int, latent: int | None, ratio: float | None) -> int | No
     return latent
 
 
-def fit(table: Table, config: TrainConfig | None = None) -> TrainedModel:
-    """Train a model for the float columns of `table` according to `config`."""
+def _as_table(data: Any) -> Table:
+    """Any batch the codec takes, as a Table (a dict had failed as an AttributeError)."""
+    if isinstance(data, Table):
+        return data
+    if isinstance(data, np.ndarray) and not data.dtype.names:
+        raise InputError("fit takes named columns (a Table, DataFrame, dict of arrays or "
+                         "structured array), not a plain array: name its columns")
+    from balerc.codec.writer import batch_of
+
+    return Table(batch_of(data)[0])
+
+
+def fit(table: Any, config: TrainConfig | None = None) -> TrainedModel:
+    """Train a model for the float columns of `table` (a Table, pandas DataFrame, Arrow
+    table, dict of arrays or numpy structured array) according to `config`."""
     cfg = config or TrainConfig()
     cfg.validate()
+    table = _as_table(table)
     t_start = time.perf_counter()
     names = select_columns(table, cfg.columns)
     f = len(names)
