@@ -38,7 +38,7 @@ from .options import (
               help="Rows used by the sweep (the first ones), to keep it quick.")
 @click.option("--repeats", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Time each method this many times and keep the best.")
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+@click.option("-T", "--threads", type=click.IntRange(1, 256), default=1, show_default=True,
               help="balerc threads (peers are single-threaded; 1 compares like with like).")
 @four_vector_option
 @mass_window_option

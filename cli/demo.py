@@ -92,18 +92,30 @@ def demo_command(rows: int, bound: str, epochs: int, output_dir: Path, threads: 
 
 
 DEMO_FILES = ("dimuon.root", "dimuon.balerc")
+MARKER = ".balerc-demo"  # a folder the demo wrote: its files are the demo's to replace
 
 
 def _replace_previous(output_dir: Path) -> None:
-    """A previous demo's files in OUTPUT_DIR are replaced; nothing else there is touched
-    (the whole folder was deleted: `-o .` or `-o ~/work` would have lost everything in it)."""
+    """A previous demo's files in OUTPUT_DIR (known by the marker it leaves) are replaced;
+    nothing else there is touched (the whole folder was deleted: `-o .` or `-o ~/work`
+    would have lost everything in it), and files of the same names the demo did not
+    write are refused (a user's dimuon.root had been replaced)."""
+    from balerc.formats.fileio import check_writable_dir
+
     if output_dir.exists() and not output_dir.is_dir():
         raise InputError(f"--output-dir {output_dir} is a file; give a folder")
+    ours = (output_dir / MARKER).exists()
     model = output_dir / "model"
-    if model.exists() and not (model / "model.json").exists():
-        raise InputError(f"{model} exists and is not a balerc model: the demo would write "
+    if model.exists() and not ((model / "model.json").exists() and ours):
+        raise InputError(f"{model} exists and is not the demo's model: the demo would write "
                          f"its model there; choose another --output-dir")
+    theirs = [n for n in DEMO_FILES if (output_dir / n).exists() and not ours]
+    if theirs:
+        raise InputError(f"{output_dir} holds {', '.join(theirs)}, not written by the demo; "
+                         f"choose another --output-dir")
+    check_writable_dir(output_dir, "--output-dir")
     output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / MARKER).touch()
     for name in DEMO_FILES:
         (output_dir / name).unlink(missing_ok=True)
 

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import click
 
 from balerc.formats.errors import BalercError, InputError
+from balerc.formats.records import MAX_CHUNK_ROWS
 
 from .compare_cmd import compare_command
 from .evaluate_cmd import evaluate_command
@@ -43,15 +45,9 @@ class BalercGroup(click.Group):
                 warnings.showwarning = _show_warning
                 return super().invoke(ctx)
         except BalercError as exc:
-            if debug:
-                raise
-            click.echo(f"balerc: error: {exc}", err=True)
-            sys.exit(2)
+            _fail(2, f"balerc: error: {exc}", debug)
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            if debug:
-                raise
-            click.echo(f"balerc: error: {exc.strerror}: {exc.filename}", err=True)
-            sys.exit(2)
+            _fail(2, f"balerc: error: {exc.strerror}: {exc.filename}", debug)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # --help, usage errors: click prints them and sets the exit status
         except KeyboardInterrupt as exc:  # many files: what was written is said
@@ -61,15 +57,39 @@ class BalercGroup(click.Group):
         except BrokenPipeError:  # the reader of our stdout went away (`| head`): quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(128 + signal.SIGPIPE)
+        except OSError as exc:  # the system refused (read-only, disk full): not a bug
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(2, f"balerc: error: {exc.strerror or exc}{where}", debug)
         except Exception as exc:  # a bug: say so in one line
-            if debug:
-                raise
-            click.echo(f"balerc: internal error: {type(exc).__name__}: {exc} (this is a bug in "
-                       f"balerc; please report it with the output of --debug)", err=True)
-            sys.exit(3)
+            _fail(3, f"balerc: internal error: {type(exc).__name__}: {exc} (this is a bug in "
+                     f"balerc; please report it with the output of `balerc --debug ...`)", debug)
+
+
+def _fail(code: int, message: str, debug: bool) -> None:
+    """Exit with `code`, after one line, or with --debug the traceback (the same code:
+    --debug had turned exit 2 into Python's 1, which `info` uses for damage)."""
+    if debug:
+        traceback.print_exc()
+    else:
+        click.echo(message, err=True)
+    sys.exit(code)
 
 
 SMALL_CHUNK_ROWS = 1024  # below this `compress` warns: per-chunk records outweigh the data
+
+
+def _check_flags(output: Path | None, model_dir: Path | None, keep_model: bool,
+                 no_embed_model: bool) -> None:
+    """Binary bytes are not written to a terminal; model flags without a model are said
+    (they had been ignored without a word)."""
+    if str(output) == "-" and sys.stdout.isatty():
+        raise InputError("-o - writes the .balerc bytes to stdout, which is a terminal: "
+                         "redirect it (> file.balerc) or pipe it (| balerc decompress - ...)")
+    unused = [f for f, on in (("--keep-model", keep_model), ("--no-embed-model",
+                                                             no_embed_model)) if on]
+    if unused and model_dir is None:
+        click.echo(f"balerc: note: {' and '.join(unused)} apply with -m MODEL_DIR; there is "
+                   f"no model here", err=True)
 
 
 def _warn_small_chunks(chunk_rows: int) -> None:
@@ -155,7 +175,8 @@ def cli(debug: bool) -> None:
               help="Latent quantization bits (default: what the model was trained for).")
 @tree_option
 @columns_option
-@click.option("--chunk-rows", type=click.IntRange(1), default=65536, show_default=True,
+@click.option("--chunk-rows", type=click.IntRange(1, MAX_CHUNK_ROWS), default=65536,
+              show_default=True,
               help="Rows per independent chunk: memory per thread; larger chunks scale "
                    "better on 2+ threads, smaller ones keep small tables parallel.")
 @threads_option
@@ -223,6 +244,7 @@ def compress_cmd(data: tuple[str, ...], output: Path | None, model_dir: Path | N
 
     bound, column_bounds = column_bounds_from(bounds, bounds_file, precision, tree)
     _warn_small_chunks(chunk_rows)
+    _check_flags(output, model_dir, keep_model, no_embed_model)
     options = dict(model_dir=model_dir, lossless=lossless, bound=bound,
                    column_bounds=column_bounds, latent_bits=latent_bits,
                    chunk_rows=chunk_rows, device=device, zstd_level=zstd_level,
@@ -341,7 +363,11 @@ def decompress_cmd(srcs: tuple[str, ...], output: Path | None, model_dir: Path |
         else:
             table = api.decompress_file(reader, output, force=force,
                                         show_progress=not quiet, **kw)
-    info = {"output": str(output), "rows": table.n_rows, "columns": table.n_columns}
+        rec = reader.recovery  # --recover of a damaged file: said in the JSON too
+    info = {"output": str(output), "rows": table.n_rows, "columns": table.n_columns,
+            "complete": rec is None}
+    if rec is not None:
+        info["recovery"] = {"reason": rec.reason, "total_rows": rec.total_rows}
     _report(info if as_json else None,
             None if quiet else f"wrote {output}: {table.n_rows:,} "
             f"{'events' if isinstance(table, api.WrittenTree) else 'rows'}", to_stdout)

@@ -56,10 +56,17 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def is_pattern(path: str) -> bool:
+    """A glob, unless a file of that very name exists ('br[a].csv' had been read as a
+    pattern matching nothing, and refused)."""
+    return glob.has_magic(path) and not os.path.exists(path)
+
+
 def several(specs: Iterable[str], output_dir: object = None) -> bool:
     """Whether a command's inputs mean many-file mode: several, a glob, or --output-dir."""
     specs = list(specs)
-    return len(specs) > 1 or output_dir is not None or any(glob.has_magic(s) for s in specs)
+    return len(specs) > 1 or output_dir is not None or any(
+        is_pattern(split_spec(s)[0]) for s in specs)
 
 
 def expand_inputs(patterns: Iterable[str]) -> list[tuple[Path, str | None]]:
@@ -69,7 +76,7 @@ def expand_inputs(patterns: Iterable[str]) -> list[tuple[Path, str | None]]:
     out: list[tuple[Path, str | None]] = []
     for pattern in patterns:
         path, tree = split_spec(str(pattern))
-        matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        matches = sorted(glob.glob(path)) if is_pattern(path) else [path]
         if not matches:
             raise InputError(f"no file matches {pattern}")
         for m in matches:

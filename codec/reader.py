@@ -126,6 +126,8 @@ RUNTIME = ("device", "model_dir")  # what the decoders take besides the argument
 
 def _check_runtime(runtime: dict[str, Any]) -> None:
     """Unknown keywords had been passed on and ignored (`colums=` read every column)."""
+    if "device" in runtime:
+        params.device(runtime["device"])
     unknown = sorted(set(runtime) - set(RUNTIME))
     if unknown:
         raise InputError(f"unknown keyword argument(s) {unknown}; reading takes columns, "

@@ -17,8 +17,17 @@ from .errors import BalercError, InputError
 
 
 def check_output(path: str | os.PathLike, force: bool = False) -> Path:
-    """Validate an output path before any work is done (exists without force, bad dir)."""
+    """Validate an output path before any work is done (exists without force, bad dir).
+    A symlink is followed (the file it points to is written, the link stays); a device,
+    FIFO or socket is refused: outputs are written beside and renamed into place, which
+    had replaced /dev/null with a file under --force."""
     out = Path(path)
+    if out.is_symlink():
+        out = Path(os.path.realpath(out))
+    if out.exists() and not out.is_file() and not out.is_dir():
+        raise InputError(f"{out} is not a regular file (a device, FIFO or socket): balerc "
+                         f"writes a file and renames it into place; give a file name, or -o - "
+                         f"for stdout")
     if out.exists() and not force:
         raise InputError(f"{out} already exists; pass --force (force=True) to overwrite it")
     if out.is_dir():
@@ -29,6 +38,22 @@ def check_output(path: str | os.PathLike, force: bool = False) -> Path:
     if not os.access(parent, os.W_OK):
         raise InputError(f"cannot write {out}: the directory {parent} is not writable")
     return out
+
+
+def check_writable_dir(path: str | os.PathLike, option: str) -> None:
+    """Prove that the directory `path` (or, when it does not exist yet, its nearest existing
+    parent) takes files, by writing one: os.access says yes to root on a read-only mount,
+    and a training run had failed only after its work, with an internal error."""
+    at = Path(path)
+    while not at.exists() and at != at.parent:
+        at = at.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".balerc-probe-", dir=at)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write {option} {path}: {exc.strerror or exc} in {at}; "
+                         f"choose another place") from None
 
 
 TMP_TAG = ".balerc-tmp-"  # .NAME.balerc-tmp-PID-RANDOM: recognisable as ours after a kill

@@ -119,10 +119,12 @@ def _format_of(path: Path, fmt: str | None, supported: tuple[str, ...]) -> str:
     ext = path.suffix.lower()
     if ext not in _EXTENSIONS:
         shown = ext or "(no extension)"
-        raise InputError(
-            f"{path}: unsupported file extension {shown}; supported: {', '.join(supported)} "
-            "(or pass the format explicitly)"
-        )
+        what = ("a directory, not a table file" if path.is_dir() else
+                "a .balerc file: decompress it" if ext == ".balerc" else
+                f"unsupported file extension {shown}")
+        raise InputError(f"{path}: {what}; tables are read from {', '.join(supported)} "
+                         f"(rename the file to its format's extension; from Python, "
+                         f"read_table(..., fmt=))")
     return _EXTENSIONS[ext]
 
 

@@ -243,21 +243,82 @@ def test_tiny_chunks_are_warned_about(tmp_path, dimuon_csv):
 
 def test_demo_replaces_only_its_own_files(tmp_path):
     """`balerc demo -o DIR` deleted DIR whole before writing (`-o .` would have emptied the
-    working folder): now only a previous demo's files are replaced."""
-    from balerc.cli.demo import DEMO_FILES, _replace_previous
+    working folder); then it replaced any dimuon.root there: now only files of a folder the
+    demo wrote (its marker) are replaced."""
+    from balerc.cli.demo import DEMO_FILES, MARKER, _replace_previous
     from balerc.formats.errors import InputError
 
     keep = tmp_path / "notes.txt"
     keep.write_text("mine")
     for name in DEMO_FILES:
-        (tmp_path / name).write_text("old demo output")
+        (tmp_path / name).write_text("someone's own file")
+    with pytest.raises(InputError, match="holds dimuon.root, dimuon.balerc, not written by"):
+        _replace_previous(tmp_path)
+    assert (tmp_path / "dimuon.root").read_text() == "someone's own file"
+    (tmp_path / MARKER).touch()  # a previous demo's folder
     _replace_previous(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER, "notes.txt"]
     assert keep.read_text() == "mine"
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "thesis.tex").write_text("x")
-    with pytest.raises(InputError, match="is not a balerc model"):
+    with pytest.raises(InputError, match="is not the demo's model"):
         _replace_previous(tmp_path)
     assert (tmp_path / "model" / "thesis.tex").exists()
     _replace_previous(tmp_path / "new" / "out")
-    assert (tmp_path / "new" / "out").is_dir()
+    assert (tmp_path / "new" / "out" / MARKER).is_file()
+
+
+def test_outputs_that_are_not_files_and_literal_names(tmp_path, dimuon_csv):
+    """-f had renamed a file over a FIFO (and over /dev/null), and over a symlink instead
+    of writing its target; a file named 'br[a].csv' had been taken for a pattern."""
+    import os
+
+    fifo = tmp_path / "f.balerc"
+    os.mkfifo(fifo)
+    code, text = run("compress", str(dimuon_csv), "-o", str(fifo), "--lossless", "-f", "-q")
+    assert code == 2 and "is not a regular file" in text and fifo.is_fifo()
+    real, link = tmp_path / "real.balerc", tmp_path / "link.balerc"
+    real.write_text("x")
+    link.symlink_to(real.name)
+    assert run("compress", str(dimuon_csv), "-o", str(link), "--lossless", "-f", "-q")[0] == 0
+    assert link.is_symlink() and real.read_bytes()[:4] != b"x"
+    odd = tmp_path / "br[a].csv"
+    odd.write_bytes(dimuon_csv.read_bytes())
+    code, text = run("compress", str(odd), "--lossless", "-q")
+    assert code == 0, text
+    assert (tmp_path / "br[a].balerc").is_file()
+
+
+def test_debug_keeps_the_exit_status_and_reports_go_to_new_folders(tmp_path, dimuon_csv):
+    """--debug had turned exit 2 into Python's 1 (info's 'damaged'); evaluate and compare
+    had overwritten a user's summary.md or results.md in an existing folder."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "balerc.cli", "--debug", "compress",
+                        str(tmp_path / "none.csv"), "--lossless"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" in r.stderr
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "results.md").write_text("important")
+    code, text = run("compare", str(dimuon_csv), "--bound", "rel:1e-3", "-o", str(folder),
+                     "--methods", "zstd", "--sweep", "none")
+    assert code == 2 and "is not empty" in text
+    assert (folder / "results.md").read_text() == "important"
+
+
+def test_a_read_only_place_is_refused_before_training(tmp_path, monkeypatch):
+    """Training to a read-only mount had failed after its work with an internal error
+    (exit 3); the place is now proven writable first (os.access says yes to root)."""
+    import tempfile
+
+    from balerc.formats.errors import InputError
+    from balerc.formats.fileio import check_writable_dir
+
+    def refuse(*a, **k):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(InputError, match=r"cannot write the model to .*Read-only file system"):
+        check_writable_dir(tmp_path / "m", "the model to")

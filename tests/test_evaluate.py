@@ -435,3 +435,20 @@ def test_a_file_of_other_data_is_refused_naming_both_as_given(tmp_path):
     assert res.exit_code == 2
     assert (f"{tmp_path / 'other.balerc'} does not belong to {tmp_path / 'data.csv'}: it has "
             f"200 rows, DATA has 300") in " ".join(res.output.split()), res.output
+
+
+def test_a_file_of_several_bounds_says_each() -> None:
+    """Only the first coder's bound had been reported ('at bound abs:0.01' for a file with
+    E1 at abs:0.5)."""
+    from balerc.cli.analysis.evaluate import column_bounds
+    from balerc.formats.table import Table
+
+    t = Table({"a": np.zeros(3), "b": np.zeros(3), "c": np.zeros(3)})
+    header = {"schema": {"columns": [{"name": n} for n in "abc"]}, "coders": [
+        {"id": "autoencoder", "columns": [0, 1], "bound": {"mode": "abs", "value": 0.01},
+         "abs_bounds": [0.01, 0.01]},
+        {"id": "autoencoder", "columns": [2], "bound": {"mode": "abs", "value": 0.5},
+         "abs_bounds": [0.5]}]}
+    bounds, text = column_bounds(header, t)
+    assert text == "abs:0.01 (2 columns), abs:0.5 (1 column)"
+    assert bounds["c"].value == 0.5

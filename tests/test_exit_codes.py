@@ -107,9 +107,12 @@ def test_info_on_a_damaged_or_cut_file_says_what_recover_reads(made, tmp_path):
     assert r.returncode == 1 and d["complete"] is False and d["damaged_chunks"] == [2]
     assert d["recovery"]["rows"] == rows_before and d["recovery"]["total_rows"] == 4000
     assert d["ratio_vs_raw"] is not None  # every byte is there: the ratio still holds
-    got = balerc("decompress", str(bad), "-o", str(tmp_path / "o.npz"), "--recover", "-q")
+    got = balerc("decompress", str(bad), "-o", str(tmp_path / "o.npz"), "--recover", "-q",
+                 "--json")
     with np.load(tmp_path / "o.npz") as back:
         assert got.returncode == 0 and {len(back[k]) for k in back.files} == {rows_before}
+    said = json.loads(got.stdout)  # had looked like a whole decode
+    assert said["complete"] is False and said["recovery"]["total_rows"] == 4000
     cut = tmp_path / "cut.balerc"
     cut.write_bytes(bytes(data[: len(data) * 7 // 10]))
     d = json.loads(balerc("info", str(cut), "--json").stdout)

@@ -24,6 +24,7 @@ import torch
 
 from balerc.codec.model.manifest import MODEL_FORMAT, MODEL_FORMAT_VERSION, OPSET, ModelManifest
 from balerc.formats.errors import BalercError, InputError
+from balerc.formats.fileio import check_writable_dir
 from balerc.formats.optional import available, require
 
 from .trainer import TrainedModel
@@ -223,6 +224,7 @@ def check_target(model_dir: str | os.PathLike, force: bool = False) -> Path:
     clash = [n for n in FILES if (out / n).exists()]
     if clash and not force:
         raise InputError(f"{out} already holds a model ({', '.join(clash)}); use --force to overwrite")
+    check_writable_dir(out, "the model to")
     return out
 
 

@@ -30,8 +30,9 @@ POLAR = ("pt", "eta", "phi")  # momentum roles of the polar basis
 # The complete four-column sets an invariant mass needs, per kind.
 FULL = {"cartesian": ("E", *CARTESIAN), "polar": (*POLAR, "m")}
 KINDS = {"cart": "cartesian", "cartesian": "cartesian", "polar": "polar"}
-SPEC_HELP = ("An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ (or PX,PY,PZ) or "
-             "[LABEL=]polar:PT,ETA,PHI,MASS (or PT,ETA,PHI).")
+SPEC_HELP = ("An object's columns, repeatable: [LABEL=][cart:]E,PX,PY,PZ or "
+             "[LABEL=]polar:PT,ETA,PHI,MASS; train also takes the three-column forms "
+             "PX,PY,PZ and PT,ETA,PHI (a mass in evaluate and compare needs all four).")
 # The role vocabulary (shared by the grammar, the detector, the formulas and the manifests)
 # with each role's name tokens, matched case-insensitively (the longest match wins).
 _TOKENS = {

@@ -122,7 +122,7 @@ def check_pairing(data: Table, decoded: Table, data_name: str, file_name: str) -
 def column_bounds(header: dict[str, Any], decoded: Table) -> tuple[dict[str, metrics.ColumnBound], str | None]:
     """Each float column's promise as recorded in the file, and the file's bound text."""
     out = {n: metrics.ColumnBound(None, None) for n in decoded.names_of_kind("float")}
-    text = None
+    texts: dict[str, int] = {}  # each bound and its columns (per-column bounds: several)
     for coder in header.get("coders", []):
         cols = coder_column_names(header, coder)
         if coder.get("id") == "lossless":
@@ -132,6 +132,7 @@ def column_bounds(header: dict[str, Any], decoded: Table) -> tuple[dict[str, met
         absb = coder.get("abs_bounds") or [None] * len(cols)
         if b:
             text = f"{b['mode']}:{b['value']:g}"
+            texts[text] = texts.get(text, 0) + sum(c in out for c in cols)
             for c, e in zip(cols, absb, strict=True):
                 if c in out:
                     out[c] = metrics.ColumnBound(
@@ -142,7 +143,10 @@ def column_bounds(header: dict[str, Any], decoded: Table) -> tuple[dict[str, met
             for c, e in zip(cols, absb, strict=True):
                 if c in out and c in anchors and e is not None:
                     out[c] = metrics.ColumnBound("abs", float(e))
-    return out, text
+    if len(texts) > 1:  # the first coder's bound alone had been reported as the file's
+        return out, ", ".join(f"{t} ({n} column{'s' if n != 1 else ''})"
+                              for t, n in texts.items())
+    return out, next(iter(texts), None)
 
 
 def read_loss_curve(model_dir: Path) -> dict[str, list[float]] | None:

@@ -31,6 +31,10 @@ def prepare_dir(path: Path, marker: str, force: bool) -> Path:
         raise InputError(f"cannot write the report to {path}: it is a file, not a directory")
     if (path / marker).exists() and not force:
         raise InputError(f"{path} already holds a report ({marker}); pass --force to overwrite it")
+    if path.is_dir() and not force and any(path.iterdir()):  # a user's summary.md had gone
+        raise InputError(f"{path} is not empty: the report would overwrite files there "
+                         f"(summary.md, report.html, figures); give a new or empty directory, "
+                         f"or --force")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".balerc-probe-", dir=path)
