@@ -407,7 +407,8 @@ def _many(run: Any, inputs: tuple[str, ...], output_dir: Path, options: dict[str
 
     def done(r: Any) -> None:
         if not quiet and not as_json:
-            what = f"{r.rows:,} rows, {r.ratio}x" if r.ok else f"FAILED: {r.error}"
+            ratio = f", {r.ratio}x" if r.ratio is not None else ""
+            what = f"{r.rows:,} rows{ratio}" if r.ok else f"FAILED: {r.error}"
             click.echo(f"  {r.input} -> {r.output}: {what}", err=True)
 
     results = run(inputs, output_dir, scheduler=scheduler, workers=threads, progress=done,
@@ -420,7 +421,8 @@ def _many(run: Any, inputs: tuple[str, ...], output_dir: Path, options: dict[str
         stored = sum(r.file_bytes for r in results)
         click.echo(f"{len(results) - len(failed)} of {len(results)} files {verb}: "
                    f"{raw:,} raw bytes, {stored:,} bytes stored"
-                   + (f" ({raw / stored:.2f}x)" if stored else ""))
+                   + (f" ({raw / stored:.2f}x)" if stored and all(
+                       r.ratio is not None for r in results if r.ok) else ""))
     if failed:
         click.echo(f"balerc: error: {len(failed)} file(s) failed: "
                    f"{', '.join(r.input for r in failed)}", err=True)

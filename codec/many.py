@@ -192,8 +192,9 @@ def decompress_one(path: str, tree: str | None, output: str, options: dict[str, 
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
         return _failed(path, output, exc, t0)
     stored = os.path.getsize(path)
+    whole = not (options.get("columns") or options.get("sections"))  # a part is no ratio
     return FileResult(path, output, True, table.n_rows, table.nbytes, stored,
-                      round(table.nbytes / max(stored, 1), 4), None,
+                      round(table.nbytes / max(stored, 1), 4) if whole else None, None,
                       round(time.perf_counter() - t0, 3))
 
 

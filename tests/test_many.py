@@ -13,7 +13,7 @@ from balerc.codec import many
 from balerc.codec.pipeline import read_container
 from balerc.formats import toy
 from balerc.formats.errors import InputError
-from balerc.formats.tableio import write_table
+from balerc.formats.tableio import read_table, write_table
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,13 @@ def test_decompress_many_back_to_their_formats(inputs, tmp_path):
     assert sorted(p.name for p in back.iterdir()) == ["run0.npz", "run1.npz", "run2.npz"]
     with pytest.raises(InputError, match="already exists"):
         many.decompress_files([str(packed / "run0.balerc")], back)
-    many.decompress_files([str(packed / "run0.balerc")], tmp_path / "new" / "dir")  # created
-    assert [p.name for p in (tmp_path / "new" / "dir").iterdir()] == ["run0.npz"]
+    res, = many.decompress_files([str(packed / "run0.balerc")], tmp_path / "new" / "dir")
+    assert [p.name for p in (tmp_path / "new" / "dir").iterdir()] == ["run0.npz"]  # created
+    assert res.ratio is not None
+    first = read_table(back / "run0.npz").names[0]
+    part, = many.decompress_files([str(packed / "run0.balerc")], tmp_path / "part",
+                                  columns=[first])
+    assert part.ok and part.ratio is None  # a column's bytes over the file's: no ratio
     with pytest.raises(InputError, match="is not a directory"):
         many.decompress_files([str(packed / "run0.balerc")], packed / "run0.balerc")
     with pytest.raises(InputError, match="cannot be created: Not a directory"):
