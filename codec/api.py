@@ -10,7 +10,7 @@ from typing import Any
 from balerc.formats.container import ContainerReader, opened
 from balerc.formats.errors import IncompleteFileError, InputError
 from balerc.formats.fileio import atomic_output, check_output
-from balerc.formats.sections import EVENTS, SectionStream
+from balerc.formats.sections import SectionStream
 from balerc.formats.stream import TableStream
 from balerc.formats.table import Table
 from balerc.formats.tableio import matching, select_names
@@ -37,6 +37,9 @@ def compress_file(
     `options` are CompressOptions fields (chunk_rows, device, zstd_level, embed_model,
     keep_model, latent_bits, force, progress).
     """
+    if not isinstance(table, (Table, TableStream, SectionStream)):
+        raise InputError(f"compress_file takes a Table, TableStream or SectionStream (e.g. "
+                         f"formats.stream.open_input(path)), not a {type(table).__name__}")
     if lossless and (model_dir is not None or bound is not None
                      or options.get("column_bounds")):
         raise InputError("--lossless (lossless=True) cannot be combined with -m/--model "
@@ -224,7 +227,8 @@ def _decompress_sections(reader: ContainerReader, out: Path, ext: str,
                                       f"{_lost_sections_hint(reader)}; nothing written")
         with atomic_output(out, force) as tmp:
             write_root_sections(data, tmp, root_compression(compression), root_format, label)
-        return data[EVENTS] if EVENTS in data.tables else next(iter(data.tables.values()))
+        return WrittenTree(data.n_events, data.n_columns,
+                           data.nbytes)  # as the streamed path (the events alone had been)
     table = data[pick_section(data.names, sections, label,
                               f"write a .root file, or pick one section with --sections "
                               f"NAME for {ext}", alone=True)]

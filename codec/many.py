@@ -22,6 +22,7 @@ from typing import Any
 
 from balerc.formats.errors import BalercError, InputError
 
+from . import params
 from .options import CompressOptions
 
 
@@ -239,7 +240,12 @@ def _run(task: Callable[..., FileResult], jobs: list[tuple], client: Any,
     cores."""
     from .options import default_threads
 
-    workers = workers or min(len(jobs), default_threads())
+    if progress is not None and not callable(progress):  # progress=True had failed mid-run
+        raise InputError(f"progress must be a function called with each file's result, not "
+                         f"{progress!r}")
+    workers = min(len(jobs), default_threads()) if workers is None or (
+        not isinstance(workers, bool) and workers == 0) else params.integer(workers,
+                                                                            "workers", 1)
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if client is not None:
         return _on_dask(task, client, jobs, progress)

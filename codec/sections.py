@@ -35,7 +35,7 @@ from balerc.formats.sections import EVENTS, Sections, SectionStream, chain_order
 from balerc.formats.table import Table, concat
 from balerc.formats.tableio import matching, select_names
 
-from . import deadline
+from . import deadline, params
 from .model import SECTION_MODELS, ModelBundle, section_models
 from .options import CompressOptions, default_threads
 from .plan import Ranges
@@ -225,8 +225,19 @@ def models_for(first: Sections, model: ModelBundle | None) -> dict[str, ModelBun
 def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
                       options: CompressOptions, models: Mapping[str, ModelBundle] | None = None
                       ) -> CompressResult:
-    """Compress a SectionStream (a whole ROOT tree) into one file, step by step."""
+    """Compress a SectionStream (a whole ROOT tree) into one file, step by step; every
+    step's collections must hold exactly what their counters say (a cut or padded
+    collection had been written, unreadable or with rows dropped)."""
+    if isinstance(stream, Sections):
+        stream = SectionStream.of(stream)
+    if not isinstance(stream, SectionStream) or not isinstance(options, CompressOptions):
+        raise InputError(f"compress_sections takes a SectionStream (or Sections) and "
+                         f"CompressOptions, not {type(stream).__name__} and "
+                         f"{type(options).__name__}")
     first = stream.first
+    if EVENTS not in first.tables:
+        raise InputError(f"the sections {list(first.tables)[:8]} have no '{EVENTS}' section: "
+                         f"its counters say which objects belong to which event")
     step = options.chunk_rows
     _check_modelless(first, options, models or {})
     if options.column_bounds:  # globs are checked against every section's columns at once
@@ -245,6 +256,7 @@ def compress_sections(stream: SectionStream, out: str | os.PathLike | BinaryIO,
             with progress(-(-stream.n_events // step), "compress", "step",
                           enabled=options.progress) as bar:
                 for part in itertools.chain([probe] if stream.n_events else [], steps):
+                    part.check("compress: ")
                     w.append(part)
                     bar.update(1)
         except BaseException:
@@ -283,6 +295,8 @@ def select(reader: ContainerReader, sections: list[str] | None, columns: list[st
     specs = reader.sections or []
     names = [s["name"] for s in specs]
     chosen = names
+    sections = [sections] if isinstance(sections, str) else sections  # one pattern,
+    columns = [columns] if isinstance(columns, str) else columns  # not its letters
     if sections:
         chosen = matching(names, sections)
         if not chosen:
@@ -383,6 +397,7 @@ def iter_sections(source: str | os.PathLike | bytes | ContainerReader, *,
     """A multi-section file as steps of `step_events` events with their objects: memory
     for a step and a chunk per section, not the file (the counters are read first)."""
     threads = threads or default_threads()
+    step_events = params.integer(step_events, "step_events", 1)  # 0 had been a ValueError
     with opened(source) as reader:
         if reader.sections is None:
             raise InputError(f"{reader.path} holds one table, not sections")

@@ -94,10 +94,28 @@ def root_writer(path: str | Path, first: Sections, compression: Any = None,
 def write_root_sections(sections: Sections, path: str | Path, compression: Any = None,
                         root_format: str = "auto", label: str = "") -> None:
     """Write Sections as one tree (`root_writer`). `compression`: an uproot codec (e.g.
-    ``uproot.ZSTD(5)``; default the source's, else uproot's ZLIB 1)."""
-    with root_writer(path, sections, compression, root_format, label) as out:
-        for start in range(0, sections.n_events, BASKET_EVENTS):
-            out.extend(sections.event_slice(start, start + BASKET_EVENTS))
+    ``uproot.ZSTD(5)``; default the source's, else uproot's ZLIB 1). The sections are
+    checked first (a collection cut short had been written as a short tree) and the
+    file is written beside `path` and renamed into place (a failure had left a broken
+    file)."""
+    from .fileio import atomic_output
+
+    if not isinstance(sections, Sections):
+        raise InputError(f"write_root_sections takes Sections (read_sections, "
+                         f"open_root_sections), not a {type(sections).__name__}; a Table "
+                         f"goes to write_table")
+    if compression is not None and not hasattr(compression, "level") \
+            and compression is not UNCOMPRESSED:
+        raise InputError(f"compression must be an uproot codec such as uproot.ZSTD(5), or "
+                         f"None, not {compression!r}")
+    if EVENTS not in sections.tables:
+        raise InputError(f"{path}: the sections {list(sections.tables)[:8]} have no "
+                         f"'{EVENTS}' section to count their objects")
+    sections.check(f"{path}: ")
+    with atomic_output(path, force=True) as tmp:
+        with root_writer(tmp, sections, compression, root_format, label) as out:
+            for start in range(0, sections.n_events, BASKET_EVENTS):
+                out.extend(sections.event_slice(start, start + BASKET_EVENTS))
 
 
 def _open_file(path: str | Path, first: Sections, compression: Any) -> Any:

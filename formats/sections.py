@@ -97,6 +97,8 @@ class Sections:
         return list(self.tables)
 
     def __getitem__(self, name: str) -> Table:
+        if name not in self.tables:  # a KeyError had named nothing else
+            raise InputError(f"no section {name!r}; the sections are {list(self.tables)[:12]}")
         return self.tables[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -197,6 +197,47 @@ def test_sections_round_trip_in_memory(tmp_path: Path) -> None:
         assert order != sorted(order)  # written as the steps come, not section by section
 
 
+def test_sections_api_edges(tmp_path: Path) -> None:
+    """A collection cut short had been compressed into an unreadable file (and padded
+    rows dropped, and a tree without 'events' written empty); write_root_sections had
+    left a broken file on failure; a string selector had been read letter by letter;
+    bad step sizes, progress and workers arguments had been bare Python errors."""
+    from balerc.codec import many
+    from balerc.codec.sections import iter_sections
+    from balerc.formats.root_writers import write_root_sections
+
+    tree = small_tree(400)
+    opts = CompressOptions(lossless=True)
+    jet = next(n for n in tree.names if n != "events" and tree[n].n_rows > 10)
+    cut = Sections({n: (t.slice(0, 10) if n == jet else t) for n, t in tree.tables.items()},
+                   tree.layouts, tree.source)
+    for bad, match in ((cut, f"section '{jet}' holds 10 rows but its counter"),
+                       (Sections({jet: tree[jet]}, {jet: tree.layouts[jet]}, tree.source),
+                        "have no 'events' section")):
+        with pytest.raises(InputError, match=match):
+            compress_sections(SectionStream.of(bad), tmp_path / "c.balerc", opts)
+        assert not (tmp_path / "c.balerc").exists()
+        with pytest.raises(InputError, match=match):
+            write_root_sections(bad, tmp_path / "c.root")
+        assert not (tmp_path / "c.root").exists()
+    with pytest.raises(InputError, match="must be an uproot codec"):
+        write_root_sections(tree, tmp_path / "c.root", "zstd:5")
+    with pytest.raises(InputError, match="takes Sections"):
+        write_root_sections(tree[jet], tmp_path / "c.root")
+    with pytest.raises(InputError, match="no section 'nope'"):
+        tree["nope"]
+    compress_sections(tree, tmp_path / "t.balerc", opts)  # Sections taken as they are
+    one = read_sections(tmp_path / "t.balerc", columns=f"{jet}_pt")  # one pattern
+    assert one[jet].names == [f"{jet}_pt"] and one[jet].n_rows == tree[jet].n_rows
+    with pytest.raises(InputError, match="step_events must be at least 1"):
+        next(iter_sections(tmp_path / "t.balerc", step_events=0))
+    for kw, match in ((dict(progress=True), "progress must be a function"),
+                      (dict(workers=-1), "workers must be at least 1")):
+        with pytest.raises(InputError, match=match):
+            many.compress_files([str(tmp_path / "t.balerc")], tmp_path / "o", lossless=True,
+                                **kw)
+
+
 def test_a_column_pattern_matching_no_section_is_refused(tmp_path: Path) -> None:
     """A typo among patterns that match was dropped silently from a file of sections (only
     a selection matching nothing at all was refused); one section to a table keeps the
