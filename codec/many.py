@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -127,11 +128,24 @@ def compress_one(path: str, tree: str | None, output: str, options: dict[str, An
         stream = open_input(path, tree=tree, columns=options.pop("columns", None),
                             allow_skip=options.pop("skip_unsupported", False))
         res = api.compress_file(stream, output, **options)
+    except KeyboardInterrupt:
+        _stop_worker()
+        raise
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
         return _failed(path, output, exc, t0)
     return FileResult(path, output, True, res.rows, res.raw_bytes, res.file_bytes,
                       round(res.ratio, 4), res.worst_over_bound,
                       round(time.perf_counter() - t0, 3))
+
+
+def _stop_worker() -> None:
+    """Ctrl-C reaches the pool's workers too: a worker stops there (its output's temporary
+    file is gone already) instead of handing the interrupt back as a result and taking the
+    next queued file, which had gone on writing files after 'interrupted after 1 of 8'."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:  # a worker process, not the caller's
+        os._exit(128 + signal.SIGINT)
 
 
 def _failed(path: str, output: str, exc: Exception, t0: float) -> FileResult:
@@ -190,6 +204,9 @@ def decompress_one(path: str, tree: str | None, output: str, options: dict[str, 
     t0 = time.perf_counter()
     try:
         table = api.decompress_file(path, output, **options)
+    except KeyboardInterrupt:
+        _stop_worker()
+        raise
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
         return _failed(path, output, exc, t0)
     stored = os.path.getsize(path)

@@ -227,3 +227,35 @@ def test_a_bad_bound_is_refused_before_any_file(inputs, tmp_path):
     with pytest.raises(InputError, match="unknown bound mode 'bogus'"):
         many.compress_files([str(inputs / "run*.npz")], tmp_path, bound="bogus:1")
     assert not list(tmp_path.iterdir())
+
+
+def _interrupt(*a, **k):
+    raise KeyboardInterrupt
+
+
+def _interrupted_compress(path: str) -> None:
+    """In a child process: compress_one with a Ctrl-C in the middle of the file."""
+    from balerc.codec import api
+
+    api.compress_file = _interrupt  # this child's own copy of the module
+    many.compress_one(path, None, path + ".balerc", {"lossless": True})
+
+
+def test_ctrl_c_stops_a_pool_worker_instead_of_its_next_file(tmp_path, monkeypatch):
+    """Workers had handed Ctrl-C back as a result and taken the next queued file (a run
+    'interrupted after 1 of 8' went on to write 6 more); a worker now exits, and the
+    caller's own process still gets the KeyboardInterrupt."""
+    import multiprocessing
+
+    src = tmp_path / "t.npz"
+    write_table(toy.dimuon(50, seed=0), src)
+    child = multiprocessing.get_context("spawn").Process(target=_interrupted_compress,
+                                                        args=(str(src),))
+    child.start()
+    child.join(120)  # spawn: no fork of a process with threads (Dask tests start some)
+    assert child.exitcode == 130
+    from balerc.codec import api
+
+    monkeypatch.setattr(api, "compress_file", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        many.compress_one(str(src), None, str(src) + ".balerc", {"lossless": True})
