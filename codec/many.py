@@ -104,6 +104,8 @@ def check_outputs(inputs: list[Path], outputs: list[Path], out_dir: Path,
         raise InputError(f"--output-dir {out_dir} is not a directory")
     seen: dict[Path, Path] = {}
     for p, o in zip(inputs, outputs, strict=True):
+        if o in seen and Path(seen[o]).resolve() == Path(p).resolve():
+            raise InputError(f"{p} is given twice (as {seen[o]} too); give each input once")
         if o in seen:
             raise InputError(f"{seen[o]} and {p} would both be written to {o}; write them "
                              f"into different --output-dir folders")
@@ -228,12 +230,22 @@ def decompress_files(paths: Iterable[str], out_dir: str | os.PathLike, *, client
     if not inputs:
         return []
     out = Path(out_dir)
-    outputs = check_outputs([p for p, _ in inputs],
-                            [out / default_output(str(p), p).name for p, _ in inputs], out,
+    named, unreadable = [], []
+    for p, tree in inputs:  # the output's name comes from each file's header
+        try:
+            named.append(((p, tree), out / default_output(str(p), p).name))
+        except BalercError as exc:  # fails alone: one bad input had stopped every file
+            unreadable.append(FileResult(str(p), "", False, error=str(exc)))
+    outputs = check_outputs([p for (p, _), _ in named], [o for _, o in named], out,
                             options.get("force", False))
     options = {**options, "threads": 1, "show_progress": False}
-    return _run_in_order(decompress_one, inputs, outputs, options, client, scheduler, workers,
-                         progress)
+    done = _run_in_order(decompress_one, [i for i, _ in named], outputs, options, client,
+                         scheduler, workers, progress) if named else []
+    for r in unreadable:
+        if callable(progress):
+            progress(r)
+    order = {str(p): k for k, (p, _) in enumerate(inputs)}
+    return sorted(done + unreadable, key=lambda r: order.get(r.input, 0))
 
 
 def _run_in_order(task: Callable[..., FileResult], inputs: list[tuple[Path, str | None]],

@@ -31,7 +31,7 @@ from balerc.formats.errors import (
 )
 from balerc.formats.records import MAX_EVENTS
 from balerc.formats.table import Table
-from balerc.formats.tableio import select_names
+from balerc.formats.tableio import matching, select_names
 
 from . import deadline, params
 from .coders import ColumnCoder, get_coder
@@ -266,8 +266,12 @@ class Reader:
                 raise InputError(f"{self.path} holds {len(self.sections)} sections "
                                  f"({', '.join(self.sections[:12])}); open one with "
                                  f"section=NAME, or read them all with read_sections")
-            if section is not None:
-                self._reader: Any = self._file.section(section)
+            if section is not None:  # a name or a glob that picks one section
+                picked = matching(self.sections, [section]) if self.sections else []
+                if len(picked) > 1:
+                    raise InputError(f"{self.path}: section={section!r} picks {picked[:8]}; "
+                                     f"a Reader reads one section")
+                self._reader: Any = self._file.section(picked[0] if picked else section)
             else:
                 self._reader = self._file
         except BaseException:

@@ -259,3 +259,21 @@ def test_ctrl_c_stops_a_pool_worker_instead_of_its_next_file(tmp_path, monkeypat
     monkeypatch.setattr(api, "compress_file", _interrupt)
     with pytest.raises(KeyboardInterrupt):
         many.compress_one(str(src), None, str(src) + ".balerc", {"lossless": True})
+
+
+def test_one_unreadable_input_fails_alone_and_a_file_given_twice_is_named(inputs, tmp_path):
+    """decompress_files had stopped every file for one input that is not a .balerc (it
+    reads each header to name the outputs); a file given twice was told to use different
+    output folders."""
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    assert all(r.ok for r in many.compress_files([str(inputs / "run0.npz")], packed,
+                                                 bound="abs:0.01"))
+    (packed / "junk.balerc").write_bytes(b"not a container")
+    res = many.decompress_files([str(packed / "junk.balerc"), str(packed / "run0.balerc")],
+                                tmp_path / "back")
+    assert [r.ok for r in res] == [False, True] and "junk.balerc" in res[0].error
+    assert (tmp_path / "back" / "run0.npz").is_file()
+    with pytest.raises(InputError, match=r"run0.npz is given twice"):
+        many.compress_files([str(inputs / "run0.npz"), str(inputs / "run0.npz")],
+                            tmp_path / "o", lossless=True)

@@ -227,6 +227,10 @@ def test_sections_api_edges(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no section 'nope'"):
         tree["nope"]
     compress_sections(tree, tmp_path / "t.balerc", opts)  # Sections taken as they are
+    from balerc.codec import open_reader
+
+    with open_reader(tmp_path / "t.balerc", section=jet[:2] + "*") as r:  # a glob: one
+        assert r.n_rows == tree[jet].n_rows
     one = read_sections(tmp_path / "t.balerc", columns=f"{jet}_pt")  # one pattern
     assert one[jet].names == [f"{jet}_pt"] and one[jet].n_rows == tree[jet].n_rows
     with pytest.raises(InputError, match="step_events must be at least 1"):
