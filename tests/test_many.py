@@ -33,8 +33,14 @@ def test_specs_globs_and_names(inputs, tmp_path):
     outs = many.plan_outputs(got, tmp_path, ".balerc")
     assert [o.name for o in outs] == ["run0.balerc", "run1.balerc", "run2.balerc",
                                       "tree.events.balerc"]
-    with pytest.raises(InputError, match="would both be written to"):
+    with pytest.raises(InputError, match="is given twice"):
         many.plan_outputs([(inputs / "run0.npz", None), (inputs / "run0.npz", None)], tmp_path,
+                          ".balerc")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "run0.npz").write_bytes((inputs / "run0.npz").read_bytes())
+    with pytest.raises(InputError, match="would both be written to"):
+        many.plan_outputs([(inputs / "run0.npz", None), (other / "run0.npz", None)], tmp_path,
                           ".balerc")
     with pytest.raises(InputError, match="no file matches"):
         many.expand_inputs([str(inputs / "nothing*.root")])
