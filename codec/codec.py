@@ -42,12 +42,10 @@ class Codec:
         self.embed_model = params.flag(embed_model, "embed_model")
         self.keep_model = params.flag(keep_model, "keep_model")
         self.device = params.device(device)
-        self.threads = (default_threads() if threads is None or (
-            not isinstance(threads, bool) and threads == 0) else params.integer(threads,
-                                                                                 "threads", 1))
+        self.threads = params.count_or_default(threads, "threads", default_threads)
         self.chunk_rows = params.integer(chunk_rows, "chunk_rows", 1, MAX_CHUNK_ROWS)
         self.zstd_level = (None if zstd_level is None else
-                           params.integer(zstd_level, "zstd_level", -(1 << 17), 22))
+                           params.integer(zstd_level, "zstd_level", *params.ZSTD_LEVELS))
         self.model = ModelBundle.load(model_dir) if model_dir is not None else None
         self.last_result: CompressResult | None = None
 

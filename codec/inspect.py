@@ -257,10 +257,10 @@ def format_description(d: dict[str, Any]) -> str:
     for sec in d.get("sections", []):
         lines.append(_section_line(sec))
         lines += ["  " + x for x in _coder_lines(sec.get("coders", []))]
-        lines += ["  " + x for x in _column_lines(sec["columns"], bool(sec.get("shared_streams")))]
+        lines += ["  " + x for x in _column_lines(sec["columns"])]
         lines += ["  " + x for x in _stream_lines(sec.get("shared_streams", {}), {})]
     lines += _tree_lines(d)
-    lines += _column_lines(d["columns"], bool(d.get("shared_streams"))) if d["columns"] else []
+    lines += _column_lines(d["columns"]) if d["columns"] else []
     lines += _stream_lines(d.get("shared_streams", {}), d.get("attachments", {}))
     return "\n".join(lines)
 
@@ -328,17 +328,16 @@ def _stream_lines(shared: dict[str, int], attachments: dict[str, int]) -> list[s
     return lines
 
 
-def _column_lines(columns: list[dict[str, Any]], shared: bool = False) -> list[str]:
-    """The column table; a lossy column with no bytes of its own has its codes in the
-    table's shared streams (`shared`), listed after it."""
+def _column_lines(columns: list[dict[str, Any]]) -> list[str]:
+    """The column table; a lossy column whose codes are in the table's shared streams
+    (`in_shared_streams`, listed after it) shows 'shared' (or its own bytes '+shared')."""
     w = max([len(c["name"]) for c in columns] + [6])
     bounds = any(c.get("bound") for c in columns)
     lines = [f"  {'column':<{w}}  {'kind':<6} {'dtype':<5} {'codec':<12} {'bytes':>10} "
              f"{'ratio':>7}  {'max error':>10}  " + ("bound          " if bounds else "")
              + "filters"]
     for c in columns:
-        in_shared = c.get("in_shared_streams", shared and not c["stored_bytes"]
-                          and c["codec"] != "lossless")  # files described before the key
+        in_shared = c["in_shared_streams"]
         ratio = (f"{c['raw_bytes'] / c['stored_bytes']:.2f}x"
                  if c["raw_bytes"] and c["stored_bytes"] and not in_shared else "-")
         err = "0 (exact)" if c["codec"] == "lossless" else (

@@ -272,9 +272,8 @@ def _run(task: Callable[..., FileResult], jobs: list[tuple], client: Any,
     if progress is not None and not callable(progress):  # progress=True had failed mid-run
         raise InputError(f"progress must be a function called with each file's result, not "
                          f"{progress!r}")
-    workers = min(len(jobs), default_threads()) if workers is None or (
-        not isinstance(workers, bool) and workers == 0) else params.integer(workers,
-                                                                            "workers", 1)
+    workers = params.count_or_default(workers, "workers",
+                                      lambda: min(len(jobs), default_threads()))
     scheduler = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if client is not None:
         return _on_dask(task, client, jobs, progress)

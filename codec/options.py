@@ -56,7 +56,7 @@ class CompressOptions:
         set_(self, "threads", params.integer(self.threads, "--threads (threads)", 1))
         if self.zstd_level is not None:
             set_(self, "zstd_level", params.integer(self.zstd_level, "--zstd-level (zstd_level)",
-                                                    -(1 << 17), 22))
+                                                    *params.ZSTD_LEVELS))
         if self.latent_bits is not None:
             set_(self, "latent_bits", params.integer(self.latent_bits,
                                                      "--latent-bits (latent_bits)", 1, 16))
@@ -81,10 +81,9 @@ class CompressOptions:
         if unknown:
             raise InputError(f"unknown option(s) {unknown}; the options are "
                              f"{', '.join(f.name for f in fields(cls))}")
-        if threads is None or (not isinstance(threads, bool) and threads == 0):
-            threads = default_threads()
-        return cls(bound=Bound.parse(bound) if bound is not None else None, threads=threads,
-                   **kw)
+        return cls(bound=Bound.parse(bound) if bound is not None else None,
+                   threads=params.count_or_default(threads, "--threads (threads)",
+                                                   default_threads), **kw)
 
     def use_pcodec(self) -> bool:
         """Whether integer code streams may be pcodec (feature pcodec-codes)."""

@@ -5,7 +5,7 @@ pass them, are accepted as the integers they are)."""
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,15 @@ import numpy as np
 from balerc.formats.errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda")
+ZSTD_LEVELS = (-(1 << 17), 22)  # zstd's negative (fast) levels to its strongest
+
+
+def count_or_default(value: Any, name: str, default: Callable[[], int]) -> int:
+    """A worker or thread count: None or 0 means `default()` (the cores this process may
+    use), anything else an integer >= 1."""
+    if value is None or (not isinstance(value, (bool, np.bool_)) and value == 0):
+        return default()
+    return integer(value, name, 1)
 
 
 def integer(value: Any, name: str, lo: int, hi: int | None = None) -> int:
@@ -37,6 +46,11 @@ def device(value: Any, name: str = "device") -> str:
     if value not in DEVICES:
         raise InputError(f"{name} must be one of {', '.join(DEVICES)}, got {value!r}")
     return str(value)
+
+
+def patterns(value: Any, name: str) -> list[str] | None:
+    """Column or section selectors: a lone string is one pattern (not its characters)."""
+    return names([value] if isinstance(value, str) else value, name)
 
 
 def names(value: Any, name: str) -> list[str] | None:

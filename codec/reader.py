@@ -90,7 +90,9 @@ def read_container(
     (seconds; default BALERC_DECODE_TIMEOUT, else none) stops a decode that runs longer
     with a LimitError: set it for files from elsewhere (codec/deadline.py).
     """
+    _check_runtime(runtime)
     with ContainerReader(source, recover=recover) as reader:
+        columns, chunks = _selection(reader, columns, chunks)
         return decode_with(reader, columns=columns, chunks=chunks, threads=threads,
                            show_progress=show_progress, timeout=timeout, **runtime)
 
@@ -108,17 +110,22 @@ def decode_with(
     """Decode chunks of an open reader; on a damaged chunk, fail, or with the reader's
     `recover`, keep the chunks before it (the reader then says how many rows survive).
     `timeout`: as read_container's."""
-    _check_runtime(runtime)
-    all_names = [c["name"] for c in reader.header.get("schema", {}).get("columns", [])]
-    if columns is not None:  # names or globs, as Reader.read and decompress take them
-        columns = select_names(all_names, params.names(
-            [columns] if isinstance(columns, str) else columns, "columns"), reader.path,
-            pattern_order=True)
+    with deadline.limit(timeout, reader.path):
+        return _decode_chunks(reader, columns, chunks, threads, show_progress, runtime)
+
+
+def _selection(reader: ContainerReader, columns: Any, chunks: Any
+               ) -> tuple[list[str] | None, list[int] | None]:
+    """read_container's columns (names or globs, as Reader.read and decompress take them)
+    and chunk indices, checked; the internal callers of decode_with pass resolved ones."""
+    if columns is not None:
+        names = [c["name"] for c in reader.header.get("schema", {}).get("columns", [])]
+        columns = select_names(names, params.patterns(columns, "columns"), reader.path,
+                               pattern_order=True)
     if chunks is not None:
         chunks = [params.integer(i, f"chunks[] (the file has {reader.n_chunks})", 0,
                                  reader.n_chunks - 1) for i in chunks]
-    with deadline.limit(timeout, reader.path):
-        return _decode_chunks(reader, columns, chunks, threads, show_progress, runtime)
+    return columns, chunks
 
 
 RUNTIME = ("device", "model_dir")  # what the decoders take besides the arguments above
@@ -253,9 +260,7 @@ class Reader:
     def __init__(self, source: str | os.PathLike | bytes, *, recover: bool = False,
                  threads: int | None = None, section: str | None = None, **runtime: Any):
         _check_runtime({k: v for k, v in runtime.items() if k != "timeout"})
-        self.threads = default_threads() if threads is None or (
-            not isinstance(threads, bool) and threads == 0) else params.integer(
-                threads, "threads", 1)
+        self.threads = params.count_or_default(threads, "threads", default_threads)
         self._file = ContainerReader(source, recover=recover)
         self._closed = False
         self.path = self._file.path
@@ -305,7 +310,7 @@ class Reader:
         pattern matching nothing is refused."""
         if columns is None:
             return None
-        columns = params.names([columns] if isinstance(columns, str) else columns, "columns")
+        columns = params.patterns(columns, "columns")
         if not columns:
             raise InputError(f"{self.path}: columns=[] selects nothing; pass None for every "
                              f"column")

@@ -111,11 +111,12 @@ def check_own_coders(header: dict[str, Any]) -> None:
     reader refuses (e.g. from a hand-edited model.json: latent_bits 17, a column both anchor
     and predicted) is refused before the first byte, not found unreadable after a
     compress that said it succeeded."""
-    schema = header["schema"]["columns"]
-    dtypes = {c["name"]: c["dtype"] for c in schema}
+    from .reader import coder_column_names  # (reader imports the coders, which import this)
+
+    dtypes = {c["name"]: c["dtype"] for c in header["schema"]["columns"]}
     try:
         for desc in header["coders"]:
-            names = [schema[c]["name"] if isinstance(c, int) else c for c in desc["columns"]]
+            names = coder_column_names(header, desc)
             if desc.get("id") == "autoencoder":
                 check_ae_desc(dict(desc, columns=names), "autoencoder coder", names, dtypes)
             elif desc.get("id") == "lossless":

@@ -438,7 +438,7 @@ class Writer:
         text = chunk.text_nbytes()
         for name, size in text.items():
             self._text_raw[name] = self._text_raw.get(name, 0) + size
-        self._raw += sum(text.values()) + sum(a.nbytes for a in cols.values() if a.dtype.kind != "O")
+        self._raw += chunk.fixed_nbytes() + sum(text.values())  # chunk.nbytes, text once
         index = self._submitted
         self._submitted += 1
         threads = self.options.threads

@@ -130,12 +130,9 @@ class BalercCodec(_abc.Codec):
             params.unique_names([str(n) for n in names], "the codec config's names")
         parsed = Bound.parse(bound)
         self.bound = f"{parsed.mode}:{parsed.value!r}"  # repr: no digits lost, unlike :g
-        if not isinstance(chunk_rows, numbers.Integral) or isinstance(chunk_rows, bool) \
-                or chunk_rows < 1:
-            raise InputError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.model = None if model is None else str(model)
         self.model_sha256 = model_sha256
-        self.chunk_rows = int(chunk_rows)
+        self.chunk_rows = params.integer(chunk_rows, "chunk_rows", 1)
         self.names = None if names is None else [str(n) for n in names]
         self.embed_model = params.flag(embed_model, "embed_model")
         self.ranges = _check_ranges(ranges, parsed)

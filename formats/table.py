@@ -141,8 +141,11 @@ class Table:
     @property
     def nbytes(self) -> int:
         """Raw size: numeric bytes plus UTF-8 bytes of strings (the ratio's denominator)."""
-        return sum(self.text_nbytes().values()) + sum(
-            a.nbytes for a in self.columns.values() if a.dtype.kind != "O")
+        return self.fixed_nbytes() + sum(self.text_nbytes().values())
+
+    def fixed_nbytes(self) -> int:
+        """Bytes of the fixed-width (non-string) columns: the rest of `nbytes`."""
+        return sum(a.nbytes for a in self.columns.values() if a.dtype.kind != "O")
 
     def text_nbytes(self) -> dict[str, int]:
         """UTF-8 bytes of each string column: its share of `nbytes`."""

@@ -47,8 +47,6 @@ def list_names(names: Sequence[str], limit: int = _MAX_LISTED) -> str:
     return f"[{shown}]"
 
 
-
-
 def pattern_matches(available: Sequence[str], pattern: str) -> list[str]:
     """The names a column selector picks, in `available`'s order, by the first rule that
     picks any: the name equal to it (names with glob characters, such as `x[0]`, are

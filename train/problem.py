@@ -34,8 +34,6 @@ def select_columns(table: Table, patterns: Sequence[str] | None) -> list[str]:
                 f"balerc models cover float columns, others are stored losslessly"
             )
         return floats
-    if isinstance(patterns, str):  # one pattern, not its characters ('c*': 'c' and '*')
-        patterns = [patterns]
     pats = [p.strip() for p in patterns if p and p.strip()]
     unmatched = [p for p in pats if not pattern_matches(table.names, p)]
     if unmatched:  # a typo had been skipped without a word (README: an error, not skipped)

@@ -12,13 +12,13 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from balerc.formats.errors import InputError
+from balerc.formats.fileio import check_writable_dir
 
 
 def prepare_dir(path: Path, marker: str, force: bool) -> Path:
@@ -37,13 +37,11 @@ def prepare_dir(path: Path, marker: str, force: bool) -> Path:
                          f"or --force")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".balerc-probe-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
     except OSError as exc:
         raise InputError(
             f"cannot write the report to {path}: {exc.strerror or exc} (choose another -o)"
         ) from None
+    check_writable_dir(path, "the report to")
     return path
 
 
