@@ -19,6 +19,14 @@ from .model import ModelBundle
 from .pipeline import DEFAULT_CHUNK_ROWS, CompressResult, default_threads
 
 
+class _DefaultBound(str):
+    """The default bound, told apart from one the caller gave (`lossless=True` with a
+    bound had ignored the bound)."""
+
+
+DEFAULT_BOUND = _DefaultBound("rel:1e-3")
+
+
 class Codec:
     """Compress tables or 2-D arrays to .balerc bytes/files and back.
 
@@ -78,7 +86,7 @@ class Codec:
     def compress(
         self,
         data: Any,
-        bound: str | Bound | None = "rel:1e-3",
+        bound: str | Bound | None = DEFAULT_BOUND,
         out: str | os.PathLike | None = None,
         force: bool = False,
         names: list[str] | None = None,
@@ -94,6 +102,10 @@ class Codec:
         bound against these declared ranges instead of the data's own."""
         from .pipeline import compress_with_model
 
+        lossless = params.flag(lossless, "lossless")
+        if lossless and (bound is not DEFAULT_BOUND or ranges is not None):
+            raise InputError("lossless=True stores every value bit-exact: give no bound and "
+                             "no ranges with it (or drop lossless=True to use the bound)")
         if not lossless:
             ranges = params.ranges(ranges, Bound.parse(bound) if bound is not None else None)
         target: Any = io.BytesIO() if out is None else out

@@ -204,6 +204,8 @@ def decompress_one(path: str, tree: str | None, output: str, options: dict[str, 
     from . import api
 
     t0 = time.perf_counter()
+    if tree:  # FILE.balerc:SECTION picks that section, as --sections does
+        options = {**options, "sections": [tree]}
     try:
         table = api.decompress_file(path, output, **options)
     except KeyboardInterrupt:
@@ -226,14 +228,21 @@ def decompress_files(paths: Iterable[str], out_dir: str | os.PathLike, *, client
     from .api import decompress_file, default_output
 
     _check_options(decompress_file, options, set())
+    _check_root_options(options)
     inputs = expand_inputs(paths)
     if not inputs:
         return []
+    if options.get("sections") and any(tree for _, tree in inputs):
+        raise InputError("give the section either as FILE.balerc:SECTION or with --sections "
+                         "(sections=), not both")
     out = Path(out_dir)
     named, unreadable = [], []
     for p, tree in inputs:  # the output's name comes from each file's header
         try:
-            named.append(((p, tree), out / default_output(str(p), p).name))
+            name = default_output(str(p), p)
+            if tree:  # one file's sections to files of their own, as compress names them
+                name = name.with_name(f"{p.stem}.{tree.replace('/', '_')}{name.suffix}")
+            named.append(((p, tree), out / name.name))
         except BalercError as exc:  # fails alone: one bad input had stopped every file
             unreadable.append(FileResult(str(p), "", False, error=str(exc)))
     outputs = check_outputs([p for (p, _), _ in named], [o for _, o in named], out,
@@ -246,6 +255,18 @@ def decompress_files(paths: Iterable[str], out_dir: str | os.PathLike, *, client
             progress(r)
     order = {str(p): k for k, (p, _) in enumerate(inputs)}
     return sorted(done + unreadable, key=lambda r: order.get(r.input, 0))
+
+
+def _check_root_options(options: dict[str, Any]) -> None:
+    """A malformed --root-compression / --root-format, once before any work (it had
+    failed once per file)."""
+    from balerc.formats.root_writers import ROOT_FORMATS, root_compression
+
+    if options.get("root_compression") is not None:
+        root_compression(options["root_compression"])
+    fmt = options.get("root_format", "auto")
+    if fmt not in ROOT_FORMATS:
+        raise InputError(f"--root-format '{fmt}': use one of {', '.join(ROOT_FORMATS)}")
 
 
 def _run_in_order(task: Callable[..., FileResult], inputs: list[tuple[Path, str | None]],

@@ -70,6 +70,12 @@ def test_arguments_that_would_be_ignored_are_refused() -> None:
         open_reader(blob(), thread=4)
     with pytest.raises(InputError, match="takes a path or the bytes"):
         Codec().decompress(np.frombuffer(blob(), np.uint8))
+    for kw in ({"bound": "abs:0.5"}, {"bound": "rel:1e-3"}, {"bound": None},
+               {"ranges": {"a": (0, 1)}}):  # lossless=True had ignored the bound
+        with pytest.raises(InputError, match="lossless=True stores every value bit-exact"):
+            Codec().compress({"a": X[:, 0]}, lossless=True, **kw)
+    back = Codec().decompress(Codec().compress({"a": X[:, 0]}, lossless=True))
+    assert np.array_equal(back["a"], X[:, 0])
 
 
 def test_read_container_selects_like_the_reader() -> None:

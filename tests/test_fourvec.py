@@ -15,6 +15,7 @@ from balerc.formats.table import Table
 from balerc.train import fourvec, relations
 
 CART = {"E": "E1", "px": "px1", "py": "py1", "pz": "pz1"}
+ALL1 = {**CART, "pt": "pt1", "eta": "eta1", "phi": "phi1"}
 # every syntax either side accepted before they were merged, with the group it means
 SPECS = [
     ("mu=E1,px1,py1,pz1", "mu", CART),
@@ -49,7 +50,10 @@ def test_train_evaluate_compare_read_the_same_groups(dimuon: Table, spec: str, l
     names = dimuon.names_of_kind("float")
     y = dimuon.to_numpy(names, dtype=np.float64)
     trained = relations.detect(names, y, declared=[spec], linear=False).groups[0]
-    assert (trained.label, trained.cols, trained.declared) == (label, cols, True)
+    assert (trained.label, trained.declared) == (label, True)
+    assert list(trained.cols.items())[:len(cols)] == list(cols.items())
+    if "m" not in cols:  # the object's other columns, found by name, complete the group
+        assert trained.cols == {**cols, **ALL1}
     if len(cols) == 4:
         (shown,), _ = analysis.resolve(dimuon, [spec])
         assert (shown.label, shown.cols) == (label, cols)
@@ -93,6 +97,19 @@ def test_labels_must_differ(dimuon: Table) -> None:
 ])
 def test_names(name: str, parsed: tuple[str, str, str] | None) -> None:
     assert fourvec.parse_name(name) == parsed
+
+
+@pytest.mark.parametrize("spec", ["px1,py1,pz1", "polar:pt1,eta1,phi1", "mu=E1,px1,py1,pz1"])
+def test_a_declared_group_keeps_its_objects_relations(dimuon: Table, spec: str) -> None:
+    """A declared three-column group had swallowed the name group it belongs to, so the
+    object's E, pt, eta, phi and the pair mass M were derived from nothing."""
+    names = dimuon.names_of_kind("float")
+    y = dimuon.to_numpy(names, dtype=np.float64)
+    rel = relations.detect(names, y, declared=[spec], linear=False)
+    assert set(rel.groups[0].cols.values()) == set(ALL1.values())
+    assert [p.name for p in rel.pairs] == ["M"]
+    assert relations.detect(names, y, declared=["px1,py1,E1"], linear=False).groups[0].cols == {
+        "px": "px1", "py": "py1", "pz": "E1"}  # roles that disagree: left as declared
 
 
 def test_train_and_analysis_detect_the_same_groups_from_names(dimuon: Table) -> None:

@@ -137,6 +137,20 @@ def test_decompress_many_whole_trees_reports_each(tmp_path):
     assert all(x["rows"] == 150 and x["raw_bytes"] > 0 for x in rows), rows
     assert sorted(p.name for p in back.iterdir()) == ["nano0.root", "nano1.root"]
 
+    # FILE.balerc:SECTION picks that section, as --sections does (the ':Jet' had been
+    # dropped and the whole tree written); with --sections too it is refused
+    one = tmp_path / "one"
+    got = many.decompress_files([f"{packed / 'nano0.balerc'}:Jet"], one, workers=1)
+    assert [(r.ok, Path(r.output).name) for r in got] == [(True, "nano0.Jet.root")], got
+    import uproot
+
+    with uproot.open(one / "nano0.Jet.root") as f:
+        names = f[f.keys(cycle=False)[0]].keys()
+    assert any(n.startswith("Jet_") for n in names), names
+    assert not any(n.startswith("Muon_") for n in names), names
+    with pytest.raises(InputError, match="not both"):
+        many.decompress_files([f"{packed / 'nano0.balerc'}:Jet"], one, sections=["Muon"])
+
 def test_train_on_rows_sampled_across_files(inputs, tmp_path):
     pytest.importorskip("torch")
     from balerc.train import TrainConfig, train_files
@@ -233,6 +247,17 @@ def test_a_bad_bound_is_refused_before_any_file(inputs, tmp_path):
     with pytest.raises(InputError, match="unknown bound mode 'bogus'"):
         many.compress_files([str(inputs / "run*.npz")], tmp_path, bound="bogus:1")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_root_option_is_refused_once_before_any_file(inputs, tmp_path):
+    packed = tmp_path / "packed"
+    assert all(r.ok for r in many.compress_files([str(inputs / "run*.npz")], packed,
+                                                  lossless=True))
+    for bad, match in (({"root_compression": "lzma:99"}, "lzma:99"),
+                       ({"root_format": "hdf5"}, "use one of")):
+        with pytest.raises(InputError, match=match):
+            many.decompress_files([str(packed / "*.balerc")], tmp_path / "back", **bad)
+        assert not (tmp_path / "back").exists()
 
 
 def _interrupt(*a, **k):

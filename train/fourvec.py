@@ -124,6 +124,16 @@ def declared(texts: Sequence[str], names: Sequence[str]) -> list[FourVector]:
     return out
 
 
+def _complete(groups: list[FourVector], found: FourVector, taken: set[str]) -> None:
+    """Add `found`'s other roles to the one declared group it agrees with, role by role."""
+    for g in groups:
+        if g.declared and all(found.cols.get(r) == c for r, c in g.cols.items()):
+            extra = {r: c for r, c in found.cols.items() if r not in g.cols and c not in taken}
+            g.cols.update(extra)
+            taken.update(extra.values())
+            return
+
+
 # ---------------------------------------------------------------------------- names
 def parse_name(name: str) -> tuple[str, str, str] | None:
     """(role, prefix, suffix) for names like px1, Muon_Px, Jet_pt, E2, jet_mass; else None.
@@ -163,12 +173,15 @@ def from_names(names: Sequence[str]) -> list[FourVector]:
 
 
 def groups(texts: Sequence[str] | None, names: Sequence[str]) -> list[FourVector]:
-    """Declared groups, then the name-detected ones that share no column with them."""
+    """Declared groups, then the name-detected ones that share no column with them. A
+    name group holding a declared group's columns in the same roles completes it: a
+    declared PX,PY,PZ had kept the object's E, PT, ETA, PHI from every relation."""
     out = declared(texts or [], names)
     taken = {c for g in out for c in g.cols.values()}
     labels = {g.label for g in out}
     for g in from_names(names):
         if taken.intersection(g.cols.values()):
+            _complete(out, g, taken)
             continue
         while g.label in labels:
             g.label += "_"
