@@ -8,7 +8,8 @@ work. This measures what it gives, in one interleaved run, per round:
 - two processes, each running the same 1-thread call on half the table at once: the same
   work with no GIL shared at all, so the machine's own ceiling for this work;
 - C work that holds no interpreter (pcodec and zstd-3 on 65,536 int32 codes, 64 streams per
-  worker) on 1 and 2 processes.
+  worker) on 1 and 2 processes, and pcodec decodes on 1 and 2 threads of one process;
+- a numpy copy of 200 MB per thread on 1 and 2 threads: what DRAM gives a second core.
 Scaling = (work per second on two) / (work per second on one). Medians [min-max] of rounds.
 """
 
@@ -73,6 +74,44 @@ def c_work(kind: str) -> float:
     return time.perf_counter() - t
 
 
+def _streams() -> list[bytes]:
+    import pcodec
+
+    rng = np.random.default_rng(1)
+    cfg = pcodec.ChunkConfig(compression_level=8)
+    return [pcodec.standalone.simple_compress(
+        (rng.standard_normal(65536) * 3000).astype(np.int32), cfg) for _ in range(64)]
+
+
+def in_threads(kind: str, threads: int) -> float:
+    """Seconds for `threads` threads of this process, each doing the same C work at once:
+    64 pcodec decodes of 65,536 int32 codes (the GIL released), or a numpy copy of 200 MB
+    (DRAM bandwidth: the copy streams past every cache)."""
+    import threading
+
+    from pcodec import standalone
+
+    if kind == "pcodec":
+        streams, outs = _streams(), [np.empty(65536, np.int32) for _ in range(threads)]
+
+        def work(i: int) -> None:
+            for s in streams:
+                standalone.simple_decompress_into(s, outs[i])
+    else:
+        src = [np.ones(25_000_000) for _ in range(threads)]
+        dst = [np.ones(25_000_000) for _ in range(threads)]
+
+        def work(i: int) -> None:
+            np.copyto(dst[i], src[i])
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    t = time.perf_counter()
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    return time.perf_counter() - t
+
+
 def _pair(pool: ProcessPoolExecutor, fn: Callable, *args_per_worker: tuple) -> float:
     """The longer of the seconds each worker's call measured itself (started together,
     their setup alike, so the timed parts overlap)."""
@@ -109,6 +148,11 @@ def main() -> None:
                 one = pool.submit(c_work, kind).result()  # a worker alone, as the pair
                 two = _pair(pool, c_work, (kind,), (kind,))
                 scale.setdefault(f"C only: {kind} on 2 processes", []).append(2 * one / two)
+            for kind in ("pcodec", "copy"):
+                one = in_threads(kind, 1)
+                scale.setdefault(f"C only, one process: {kind} on 2 threads" if kind == "pcodec"
+                                 else "memory: numpy copy of 200 MB on 2 threads",
+                                 []).append(2 * one / in_threads(kind, 2))
     print(f"\n### Two cores against one, {rows:,} generated dimuons (float32), "
           f"{args.rounds} interleaved rounds\n")
     print("| work | scaling |\n|---|---|")

@@ -40,6 +40,20 @@ def compress_file(
     if not isinstance(table, (Table, TableStream, SectionStream)):
         raise InputError(f"compress_file takes a Table, TableStream or SectionStream (e.g. "
                          f"formats.stream.open_input(path)), not a {type(table).__name__}")
+    opts = compress_options(model_dir, lossless, bound, threads, options)
+    if isinstance(table, SectionStream):
+        from .sections import compress_sections, load_models
+
+        models = load_models(model_dir, table.first) if model_dir is not None else {}
+        return compress_sections(table, output, opts, models)
+    model = ModelBundle.load(model_dir) if model_dir is not None else None
+    return compress_table(table, output, opts, model)
+
+
+def compress_options(model_dir: Any, lossless: bool, bound: str | None, threads: int | None,
+                     options: dict[str, Any]) -> CompressOptions:
+    """compress_file's arguments checked together (also once, before any file, by the
+    many-file driver: a bad option had failed once per file)."""
     if lossless and (model_dir is not None or bound is not None
                      or options.get("column_bounds")):
         raise InputError("--lossless (lossless=True) cannot be combined with -m/--model "
@@ -50,14 +64,7 @@ def compress_file(
             "say how to compress: --lossless (lossless=True), or --error-bound MODE:E "
             "(bound='rel:1e-3'), or -m MODEL_DIR from `balerc train` (model_dir=)"
         )
-    opts = CompressOptions.make(bound, threads=threads, lossless=lossless, **options)
-    if isinstance(table, SectionStream):
-        from .sections import compress_sections, load_models
-
-        models = load_models(model_dir, table.first) if model_dir is not None else {}
-        return compress_sections(table, output, opts, models)
-    model = ModelBundle.load(model_dir) if model_dir is not None else None
-    return compress_table(table, output, opts, model)
+    return CompressOptions.make(bound, threads=threads, lossless=lossless, **options)
 
 
 def decompress_file(

@@ -180,15 +180,15 @@ def compress_files(paths: Iterable[str], out_dir: str | os.PathLike, *,
     `options` are `api.compress_file` keywords (model_dir, bound, lossless, embed_model,
     chunk_rows, zstd_level, ...) plus `columns`; `progress` is called once per finished file.
     """
-    from .api import compress_file
+    from .api import compress_file, compress_options
 
     _check_options(compress_file, options, {"columns", "skip_unsupported", "tree"}
                    | {f.name for f in fields(CompressOptions)})
     tree = options.pop("tree", None)  # every input's tree unless its FILE:TREE names one
-    if isinstance(options.get("bound"), str):  # a bad bound once, not once per file
-        from .bounds import Bound
-
-        Bound.parse(options["bound"])
+    own = {"columns", "skip_unsupported", "model_dir", "lossless", "bound", "threads"}
+    compress_options(options.get("model_dir"), options.get("lossless", False),  # once, not
+                     options.get("bound"), 1,  # once per file
+                     {k: v for k, v in options.items() if k not in own})
     inputs = [(p, t or tree) for p, t in expand_inputs(paths)]
     if not inputs:
         return []

@@ -243,9 +243,16 @@ def test_an_unreachable_scheduler_is_an_input_error(inputs, tmp_path):
                             scheduler="locl")
 
 
-def test_a_bad_bound_is_refused_before_any_file(inputs, tmp_path):
-    with pytest.raises(InputError, match="unknown bound mode 'bogus'"):
-        many.compress_files([str(inputs / "run*.npz")], tmp_path, bound="bogus:1")
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"bound": "bogus:1"}, "unknown bound mode 'bogus'"),
+    ({"bound": "rel:1e-3", "chunk_rows": 0}, "chunk_rows"),  # these had failed once per file
+    ({"bound": "rel:1e-3", "zstd_level": 99}, "zstd_level"),
+    ({"bound": "rel:1e-3", "lossless": True}, "cannot be combined"),
+    ({}, "say how to compress"),
+])
+def test_a_bad_option_is_refused_before_any_file(inputs, tmp_path, kw, match):
+    with pytest.raises(InputError, match=match):
+        many.compress_files([str(inputs / "run*.npz")], tmp_path, **kw)
     assert not list(tmp_path.iterdir())
 
 
